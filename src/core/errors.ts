@@ -1,0 +1,158 @@
+/**
+ * Typed errors. Every failure Trellis produces is a `TrellisError` with a stable `code`
+ * (as undici and Fastify do), naming the service, route or endpoint involved and keeping
+ * its cause. One table (`ERROR_CODES`) maps each code to an HTTP status, a gRPC status
+ * name and a metric outcome; edges (HTTP, gRPC) translate errors only through it.
+ *
+ * Invariants: codes are never reused or renamed; `instanceof` works across duplicate
+ * installs of the package through a `Symbol.for` brand; docs/errors.md is checked
+ * against `ERROR_CODES` by a test.
+ */
+
+const kTrellisError = Symbol.for('trellis.error');
+
+/** What an error code means at the edges and in metrics. */
+export interface ErrorCodeInfo {
+  readonly httpStatus: number;
+  readonly grpcCode: string;
+  readonly outcome: string;
+  readonly description: string;
+}
+
+export const ERROR_CODES = {
+  TRELLIS_NO_ENDPOINTS: { httpStatus: 503, grpcCode: 'UNAVAILABLE', outcome: 'no_endpoints', description: 'The destination (or the selected subset) has no endpoint to send to: none discovered, or all ejected.' },
+  TRELLIS_UNKNOWN_SERVICE: { httpStatus: 503, grpcCode: 'UNAVAILABLE', outcome: 'unknown_service', description: 'The destination service has no Service document in the configuration.' },
+  TRELLIS_CIRCUIT_OPEN: { httpStatus: 503, grpcCode: 'UNAVAILABLE', outcome: 'circuit_open', description: "The destination's circuit breaker is open (or half-open with its probe in flight): failing fast." },
+  TRELLIS_RATE_LIMITED: { httpStatus: 429, grpcCode: 'RESOURCE_EXHAUSTED', outcome: 'rate_limited', description: 'A rate limit refused the request.' },
+  TRELLIS_TIMEOUT: { httpStatus: 504, grpcCode: 'DEADLINE_EXCEEDED', outcome: 'timeout', description: 'The overall timeout, a per-try timeout or a propagated deadline expired.' },
+  TRELLIS_RETRIES_EXHAUSTED: { httpStatus: 503, grpcCode: 'UNAVAILABLE', outcome: 'failure', description: 'Every allowed attempt failed; `cause` is the last failure.' },
+  TRELLIS_CONNECT_FAILED: { httpStatus: 503, grpcCode: 'UNAVAILABLE', outcome: 'connect_failure', description: 'No connection could be made to the endpoint; nothing was sent.' },
+  TRELLIS_RESET: { httpStatus: 502, grpcCode: 'UNAVAILABLE', outcome: 'reset', description: 'The connection was reset or closed before the response completed.' },
+  TRELLIS_UPSTREAM_ERROR: { httpStatus: 502, grpcCode: 'INTERNAL', outcome: 'failure', description: 'The upstream answered with something that is not a valid response, or the transport failed otherwise.' },
+  TRELLIS_ABORTED: { httpStatus: 499, grpcCode: 'CANCELLED', outcome: 'cancelled', description: "The caller aborted the request (its AbortSignal fired)." },
+  TRELLIS_CLOSED: { httpStatus: 503, grpcCode: 'UNAVAILABLE', outcome: 'closed', description: 'The mesh client was closed.' },
+  TRELLIS_FORBIDDEN: { httpStatus: 403, grpcCode: 'PERMISSION_DENIED', outcome: 'forbidden', description: 'Authorization denied the caller.' },
+  TRELLIS_CONFIG_INVALID: { httpStatus: 500, grpcCode: 'INTERNAL', outcome: 'config_invalid', description: 'A configuration was refused; the message names the file, document and field path. The last good configuration stays in force.' },
+} as const satisfies Record<string, ErrorCodeInfo>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** Where an error happened: any of these that are known. */
+export interface ErrorSubject {
+  service?: string | undefined;
+  route?: string | undefined;
+  endpoint?: string | undefined;
+}
+
+export interface TrellisErrorOptions extends ErrorSubject {
+  cause?: unknown;
+  /** Whether a retry (on another endpoint) could succeed. */
+  retryable?: boolean;
+}
+
+function describeSubject(s: ErrorSubject): string {
+  const parts: string[] = [];
+  if (s.service !== undefined) parts.push(`service ${s.service}`);
+  if (s.route !== undefined) parts.push(`route ${s.route}`);
+  if (s.endpoint !== undefined) parts.push(`endpoint ${s.endpoint}`);
+  return parts.length > 0 ? ` [${parts.join(', ')}]` : '';
+}
+
+/** Base class of every Trellis error. */
+export class TrellisError extends Error {
+  readonly code: ErrorCode;
+  readonly retryable: boolean;
+  readonly service: string | undefined;
+  readonly route: string | undefined;
+  readonly endpoint: string | undefined;
+
+  constructor(code: ErrorCode, message: string, options: TrellisErrorOptions = {}) {
+    super(`${code}: ${message}${describeSubject(options)}`, options.cause !== undefined ? { cause: options.cause } : undefined);
+    this.name = 'TrellisError';
+    this.code = code;
+    this.retryable = options.retryable ?? false;
+    this.service = options.service;
+    this.route = options.route;
+    this.endpoint = options.endpoint;
+    Object.defineProperty(this, kTrellisError, { value: true });
+  }
+
+  /** HTTP status, gRPC code and metric outcome for this error's code. */
+  get info(): ErrorCodeInfo {
+    return ERROR_CODES[this.code];
+  }
+
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[kTrellisError] === true;
+  }
+}
+
+/** True when `err` is a TrellisError, optionally with the given code. */
+export function isTrellisError(err: unknown, code?: ErrorCode): err is TrellisError {
+  return err instanceof TrellisError && (code === undefined || err.code === code);
+}
+
+// One subclass per code, so callers can `instanceof` the one they care about.
+// `hasInstance` checks the brand and the code, so it holds across duplicate installs.
+function codeClass<C extends ErrorCode>(code: C, name: string, defaultRetryable: boolean) {
+  const cls = class extends TrellisError {
+    declare readonly code: C;
+    constructor(message: string, options: TrellisErrorOptions = {}) {
+      super(code, message, { retryable: defaultRetryable, ...options });
+      this.name = name;
+    }
+    static override [Symbol.hasInstance](value: unknown): boolean {
+      return isTrellisError(value, code);
+    }
+  };
+  Object.defineProperty(cls, 'name', { value: name });
+  return cls;
+}
+
+export const NoEndpointsError = codeClass('TRELLIS_NO_ENDPOINTS', 'NoEndpointsError', false);
+export const UnknownServiceError = codeClass('TRELLIS_UNKNOWN_SERVICE', 'UnknownServiceError', false);
+export const CircuitOpenError = codeClass('TRELLIS_CIRCUIT_OPEN', 'CircuitOpenError', false);
+export const RateLimitedError = codeClass('TRELLIS_RATE_LIMITED', 'RateLimitedError', false);
+export const TimeoutError = codeClass('TRELLIS_TIMEOUT', 'TimeoutError', false);
+export const RetriesExhaustedError = codeClass('TRELLIS_RETRIES_EXHAUSTED', 'RetriesExhaustedError', false);
+export const ConnectFailedError = codeClass('TRELLIS_CONNECT_FAILED', 'ConnectFailedError', true);
+export const ResetError = codeClass('TRELLIS_RESET', 'ResetError', true);
+export const UpstreamError = codeClass('TRELLIS_UPSTREAM_ERROR', 'UpstreamError', false);
+export const AbortedError = codeClass('TRELLIS_ABORTED', 'AbortedError', false);
+export const ClosedError = codeClass('TRELLIS_CLOSED', 'ClosedError', false);
+export const ForbiddenError = codeClass('TRELLIS_FORBIDDEN', 'ForbiddenError', false);
+
+/** One problem found in a configuration: where, and what. */
+export interface ConfigIssue {
+  /** File path, or `<inline>` for text and objects passed directly. */
+  file: string;
+  /** Zero-based index of the YAML document in the file. */
+  document: number;
+  /** Field path inside the document, e.g. `spec.retries.backoff.base`. */
+  path: string;
+  message: string;
+  /** 1-based line in the file, when known. */
+  line?: number | undefined;
+}
+
+function formatIssue(i: ConfigIssue): string {
+  const where = `${i.file}${i.line !== undefined ? `:${i.line}` : ''} (document ${i.document})`;
+  return `${where} ${i.path === '' ? '<root>' : i.path}: ${i.message}`;
+}
+
+/** A configuration was refused; `issues` lists every problem, each with file, document and path. */
+export class ConfigInvalidError extends TrellisError {
+  declare readonly code: 'TRELLIS_CONFIG_INVALID';
+  readonly issues: readonly ConfigIssue[];
+  constructor(issues: readonly ConfigIssue[], options: TrellisErrorOptions = {}) {
+    const first = issues[0];
+    const head = first !== undefined ? formatIssue(first) : 'invalid configuration';
+    const more = issues.length > 1 ? ` (and ${issues.length - 1} more: ${issues.slice(1, 6).map(formatIssue).join('; ')})` : '';
+    super('TRELLIS_CONFIG_INVALID', `${head}${more}`, options);
+    this.name = 'ConfigInvalidError';
+    this.issues = issues;
+  }
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return isTrellisError(value, 'TRELLIS_CONFIG_INVALID');
+  }
+}
