@@ -1,0 +1,18 @@
+/**
+ * Resilience layers of the outbound stack, protocol-neutral: overall timeout and deadline,
+ * retries (budget, backoff, per-try timeout) and the circuit breaker. Each takes its own small
+ * params object; `src/client/outbound-stack.ts` maps the normalized config onto them and places
+ * them (timeout → retry → rate limit → breaker → route).
+ */
+export { exponentialBackoff, type BackoffParams } from './backoff.js';
+export { RetryBudget, type RetryBudgetParams, type RetryBudgetStats } from './retry-budget.js';
+export { retryFilter, type RetryParams, type RetryDeps } from './retry-filter.js';
+export { timeoutFilter, deadlineOnlyFilter, type TimeoutParams, type TimeoutDeps } from './timeout-filter.js';
+export {
+  CircuitBreaker,
+  BreakerTicker,
+  type BreakerState,
+  type CircuitBreakerParams,
+  type CircuitBreakerDeps,
+  type CircuitBreakerStats,
+} from './circuit-breaker.js';
