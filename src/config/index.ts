@@ -1,0 +1,10 @@
+/**
+ * The configuration module's public surface: loading and validating config (YAML files, text or
+ * parsed documents) into the normalized `MeshConfig` the rest of Trellis consumes, plus the
+ * regex compiler that route and authorization matchers must use for config regexes.
+ */
+
+export { loadConfig, parseConfigText, parseConfigDocuments, INLINE, type ConfigSource, type LoadConfigOptions } from './load.js';
+export { compileMatcherRegex, regexProblem } from './safe-regex.js';
+export { LIMITS as CONFIG_LIMITS } from './limits.js';
+export type * from './types.js';

@@ -1,0 +1,96 @@
+/**
+ * Hard limits on configuration input, and the walk that enforces the generic ones on any parsed
+ * document before schema validation. Config can come from a file someone else wrote or from the
+ * control-plane API, so it is treated as hostile (RELIABILITY.md, "DoS through config"): every
+ * size that drives work (text, documents, nesting, strings, lists, regexes) has a cap, and
+ * validation stops early once a document breaks one.
+ *
+ * Invariant: the walk is iterative and bounded by `maxNestingDepth`, so cyclic or absurdly deep
+ * objects passed in directly cannot blow the stack.
+ */
+
+export const LIMITS = {
+  /** Largest YAML text accepted, per file. */
+  maxTextBytes: 4 * 1024 * 1024,
+  /** Most documents across all sources of one load. */
+  maxDocuments: 1000,
+  /** Most routes in one Service. */
+  maxRoutesPerService: 1000,
+  /** Longest string (keys included), in UTF-16 code units. */
+  maxStringLength: 8 * 1024,
+  /** `yaml`'s alias-expansion guard (its default; js-yaml docs/safety.md explains the attack). */
+  maxAliasCount: 100,
+  /** Longest regular expression source. */
+  maxRegexLength: 1024,
+  /** Deepest nesting of mappings and lists (a real document needs about 8). */
+  maxNestingDepth: 32,
+  /** Longest list anywhere. */
+  maxListLength: 10_000,
+  /** Most keys in one mapping. */
+  maxMapEntries: 1000,
+  /** Most problems reported by one load; the rest are counted, not listed. */
+  maxIssues: 200,
+} as const;
+
+export type PathSegment = string | number;
+
+/** Reports a problem at a path inside the current document. */
+export type IssueSink = (path: readonly PathSegment[], message: string) => void;
+
+/**
+ * Checks the limits that apply to any value: nesting depth, string length (keys too), list
+ * length, mapping size, and that only JSON-like data is present (objects passed in directly may
+ * hold anything). Returns false when the value broke a limit, so the caller skips validating it.
+ */
+export function checkValueLimits(value: unknown, report: IssueSink): boolean {
+  let failures = 0;
+  const fail = (path: readonly PathSegment[], message: string): void => {
+    failures++;
+    report(path, message);
+  };
+  const stack: { value: unknown; path: PathSegment[] }[] = [{ value, path: [] }];
+  // A hostile document could break a limit in every node; twenty examples are enough to act on.
+  while (stack.length > 0 && failures < 20) {
+    const item = stack.pop();
+    if (item === undefined) break;
+    const { value: v, path } = item;
+    if (typeof v === 'string') {
+      if (v.length > LIMITS.maxStringLength) {
+        fail(path, `string of ${v.length} characters is over the ${LIMITS.maxStringLength}-character limit`);
+      }
+    } else if (typeof v === 'number' || typeof v === 'boolean' || v === null || v === undefined) {
+      // scalars the schema judges
+    } else if (typeof v !== 'object') {
+      fail(path, `unsupported value of type ${typeof v} (config holds strings, numbers, booleans, lists and mappings)`);
+    } else if (path.length >= LIMITS.maxNestingDepth) {
+      fail(path, `nesting deeper than ${LIMITS.maxNestingDepth} levels`);
+    } else if (Array.isArray(v)) {
+      if (v.length > LIMITS.maxListLength) {
+        fail(path, `list of ${v.length} items is over the ${LIMITS.maxListLength}-item limit`);
+      } else {
+        for (let i = v.length - 1; i >= 0; i--) stack.push({ value: v[i], path: [...path, i] });
+      }
+    } else {
+      const proto: unknown = Object.getPrototypeOf(v);
+      if (proto !== Object.prototype && proto !== null) {
+        fail(path, 'unsupported object (config holds strings, numbers, booleans, lists and mappings)');
+        continue;
+      }
+      const keys = Object.keys(v);
+      if (keys.length > LIMITS.maxMapEntries) {
+        fail(path, `mapping of ${keys.length} keys is over the ${LIMITS.maxMapEntries}-key limit`);
+        continue;
+      }
+      const record = v as Record<string, unknown>;
+      for (let i = keys.length - 1; i >= 0; i--) {
+        const key = keys[i] as string;
+        if (key.length > LIMITS.maxStringLength) {
+          fail(path, `key of ${key.length} characters is over the ${LIMITS.maxStringLength}-character limit`);
+          continue;
+        }
+        stack.push({ value: record[key], path: [...path, key] });
+      }
+    }
+  }
+  return failures === 0;
+}
