@@ -1,0 +1,99 @@
+/**
+ * The set of destinations a mesh client can call, for one config version at a time. Applying a
+ * config builds every destination's stack first and then swaps the whole table in one
+ * assignment: a request looks its stack up once, at its start, so requests in flight finish
+ * on the stack they began with while new ones take the new version. Services that leave the
+ * config are closed after a grace period, so their in-flight requests complete.
+ */
+import type { Clock, Random } from '../core/clock.js';
+import type { MeshConfig } from '../config/types.js';
+import { BreakerTicker } from '../resilience/circuit-breaker.js';
+import { ServiceState } from './service-state.js';
+import type { ServiceStateDeps } from './service-state.js';
+import { outboundHttpStack } from './outbound-stack.js';
+import type { BuiltStack } from './outbound-stack.js';
+
+export interface Destination {
+  readonly state: ServiceState;
+  readonly http: BuiltStack;
+  readonly maxReplayBytes: number;
+}
+
+export type DestinationEvents = Omit<ServiceStateDeps, 'clock' | 'random' | 'ticker'>;
+
+export class Destinations {
+  #table: ReadonlyMap<string, Destination> = new Map();
+  readonly #states = new Map<string, ServiceState>();
+  readonly #clock: Clock;
+  readonly #random: Random;
+  readonly #tickers = new Map<number, BreakerTicker>();
+  readonly #events: DestinationEvents;
+  readonly #retiring = new Set<ReturnType<typeof setTimeout>>();
+
+  constructor(clock: Clock, random: Random, events: DestinationEvents) {
+    this.#clock = clock;
+    this.#random = random;
+    this.#events = events;
+  }
+
+  /** The destination for a service in the current version, or undefined. */
+  get(service: string): Destination | undefined {
+    return this.#table.get(service);
+  }
+
+  names(): string[] {
+    return [...this.#table.keys()];
+  }
+
+  /** Builds every stack for `config`, then swaps them in at once. */
+  apply(config: MeshConfig): void {
+    const next = new Map<string, Destination>();
+    for (const [name, spec] of config.services) {
+      let state = this.#states.get(name);
+      if (state === undefined) {
+        state = new ServiceState(spec, { clock: this.#clock, random: this.#random, ticker: (w) => this.#ticker(w), ...this.#events });
+        this.#states.set(name, state);
+      }
+      state.configure(spec, config.mesh);
+      next.set(name, { state, http: outboundHttpStack(spec, state, { clock: this.#clock, random: this.#random }), maxReplayBytes: spec.retries.maxReplayBytes });
+    }
+    this.#table = next;
+    for (const [name, state] of this.#states) {
+      if (!next.has(name)) {
+        this.#states.delete(name);
+        // In-flight requests keep their stack; the state closes (pools drain) after a grace.
+        const t = setTimeout(() => {
+          this.#retiring.delete(t);
+          void state.close();
+        }, 5_000);
+        t.unref();
+        this.#retiring.add(t);
+      }
+    }
+  }
+
+  /** One bucket-rotation timer per breaker window size, shared by every breaker using it. */
+  #ticker(windowMs: number): BreakerTicker {
+    let t = this.#tickers.get(windowMs);
+    if (t === undefined) {
+      t = new BreakerTicker(windowMs);
+      this.#tickers.set(windowMs, t);
+    }
+    return t;
+  }
+
+  states(): ServiceState[] {
+    return [...this.#states.values()];
+  }
+
+  async close(): Promise<void> {
+    this.#table = new Map();
+    for (const t of this.#retiring) clearTimeout(t);
+    this.#retiring.clear();
+    for (const t of this.#tickers.values()) t.close();
+    this.#tickers.clear();
+    const states = [...this.#states.values()];
+    this.#states.clear();
+    await Promise.all(states.map((s) => s.close()));
+  }
+}

@@ -1,0 +1,53 @@
+/**
+ * `mesh.http(service)`: an undici-shaped client for one destination. `request(opts)` takes
+ * undici's request() options and returns its result shape (statusCode, headers, trailers,
+ * body as a stream), sent through the destination's outbound stack. The stack is looked up at
+ * the start of each request, so a config change applies to the next request and never to one
+ * in flight.
+ */
+import type { Dispatcher } from 'undici';
+import { CallContext } from '../core/context.js';
+import { currentAmbient } from '../core/ambient.js';
+import { ClosedError, UnknownServiceError } from '../core/errors.js';
+import type { Destinations } from './destinations.js';
+import { isIdempotentMethod, toHttpRequest } from './http-request.js';
+import type { MeshRequestOptions } from './http-request.js';
+import type { HttpResponseClassifier } from './http-classify.js';
+
+export interface HttpClientOptions {
+  /** Decides what counts as failure for retries, breaker and metrics (e.g. a GraphQL error in a 200). */
+  classify?: HttpResponseClassifier;
+}
+
+export interface MeshHttpClient {
+  readonly service: string;
+  request(opts: MeshRequestOptions): Promise<Dispatcher.ResponseData>;
+}
+
+export class HttpClient implements MeshHttpClient {
+  readonly service: string;
+  readonly #destinations: Destinations;
+  readonly #classify: HttpResponseClassifier | undefined;
+  readonly #isClosed: () => boolean;
+
+  constructor(service: string, destinations: Destinations, options: HttpClientOptions, isClosed: () => boolean) {
+    this.service = service;
+    this.#destinations = destinations;
+    this.#classify = options.classify;
+    this.#isClosed = isClosed;
+  }
+
+  request(opts: MeshRequestOptions): Promise<Dispatcher.ResponseData> {
+    if (this.#isClosed()) return Promise.reject(new ClosedError('the mesh client is closed', { service: this.service }));
+    const dest = this.#destinations.get(this.service);
+    if (dest === undefined) {
+      return Promise.reject(new UnknownServiceError(`no Service document named "${this.service}" (known: ${this.#destinations.names().join(', ') || 'none'})`, { service: this.service }));
+    }
+    const req = toHttpRequest(opts, dest.maxReplayBytes, this.#classify);
+    const ctx = new CallContext(this.service, opts.idempotent ?? isIdempotentMethod(req.method));
+    ctx.signal = opts.signal instanceof AbortSignal ? opts.signal : undefined;
+    ctx.routeKey = opts.routeKey;
+    ctx.deadline = currentAmbient()?.deadline;
+    return dest.http.service(req, ctx);
+  }
+}

@@ -1,0 +1,48 @@
+/**
+ * The HTTP transport: the terminal Service of the outbound HTTP stack. Sends one attempt to
+ * the endpoint the balancer chose, through that endpoint's undici Pool, with the attempt's
+ * AbortSignal and the remaining deadline in `x-trellis-timeout-ms`. Transport failures become
+ * typed errors naming service and endpoint; our own aborts surface as the error that caused
+ * them (a TimeoutError, an AbortedError).
+ */
+import type { Dispatcher } from 'undici';
+import type { Clock } from '../core/clock.js';
+import { DEADLINE_HEADER } from '../core/ambient.js';
+import type { Service } from '../core/service.js';
+import { TimeoutError, UpstreamError } from '../core/errors.js';
+import type { HttpRequest } from './http-request.js';
+import { tagResponse } from './http-classify.js';
+import type { PoolSet } from './pool-set.js';
+import { mapTransportError } from './undici-errors.js';
+
+export type HttpResponse = Dispatcher.ResponseData;
+
+export function httpTransport(pools: PoolSet, clock: Clock): Service<HttpRequest, HttpResponse> {
+  return async (req, ctx) => {
+    const endpoint = ctx.endpoint;
+    if (endpoint === undefined) throw new UpstreamError('no endpoint chosen (balancer missing from the stack)', { service: ctx.service });
+    let headers = req.headers;
+    if (ctx.deadline !== undefined) {
+      const remaining = Math.floor(ctx.deadline - clock.now());
+      if (remaining <= 0) throw new TimeoutError('deadline expired before the attempt was sent', { service: ctx.service, route: ctx.route, endpoint: endpoint.id });
+      headers = { ...headers, [DEADLINE_HEADER]: String(remaining) };
+    }
+    if (headers.host === undefined) headers = { ...headers, host: ctx.service };
+    const pool = pools.get(endpoint);
+    try {
+      const res = await pool.request({
+        ...req.rest,
+        method: req.method as Dispatcher.HttpMethod,
+        path: req.path,
+        headers,
+        body: req.body,
+        signal: ctx.signal,
+      });
+      if (req.classify !== undefined) tagResponse(res, req.classify(res));
+      return res;
+    } catch (err) {
+      if (ctx.signal?.aborted === true) throw ctx.signal.reason;
+      throw mapTransportError(err, { service: ctx.service, route: ctx.route, endpoint: endpoint.id });
+    }
+  };
+}

@@ -1,0 +1,40 @@
+/**
+ * The public entry of the `trellis` package. Everything a user imports comes from here.
+ */
+export { meshClient } from './mesh-client.js';
+export type { MeshClientOptions, Logger } from './mesh-client.js';
+export { Mesh } from './mesh.js';
+export type { MeshEvents } from './mesh.js';
+export type { MeshHttpClient, HttpClientOptions } from './client/http-client.js';
+export type { MeshRequestOptions } from './client/http-request.js';
+export type { HttpResponseClassifier, ResponseClass } from './client/http-classify.js';
+export { MeshDispatcher } from './client/mesh-dispatcher.js';
+export type { MeshServer, ServeOptions, RequestHandler } from './server/serve.js';
+export type { MeshInspection, ServiceInspection, EndpointInspection } from './inspect.js';
+export type { BreakerState } from './client/service-state.js';
+export { loadConfig } from './config/load.js';
+export type { ConfigSource } from './config/load.js';
+export type * from './config/types.js';
+export type { Endpoint, EndpointSource } from './discovery/endpoint.js';
+export {
+  TrellisError,
+  isTrellisError,
+  ERROR_CODES,
+  NoEndpointsError,
+  UnknownServiceError,
+  CircuitOpenError,
+  RateLimitedError,
+  TimeoutError,
+  RetriesExhaustedError,
+  ConnectFailedError,
+  ResetError,
+  UpstreamError,
+  AbortedError,
+  ClosedError,
+  ForbiddenError,
+  ConfigInvalidError,
+} from './core/errors.js';
+export type { ErrorCode, ErrorCodeInfo, ConfigIssue } from './core/errors.js';
+export { parseDuration, formatDuration } from './core/duration.js';
+export { DEADLINE_HEADER } from './core/ambient.js';
+export type { Clock, Random } from './core/clock.js';

@@ -1,0 +1,114 @@
+/**
+ * `meshClient(options)`: wires a mesh client from its parts — configuration (loaded, validated,
+ * watched), destinations (outbound stacks), clock and randomness — and holds no logic of its
+ * own. A configuration that fails to load is a TRELLIS_CONFIG_INVALID at startup; later
+ * reloads that fail keep the configuration in force.
+ */
+import { unwatchFile, watchFile } from 'node:fs';
+import path from 'node:path';
+import { systemClock, systemRandom } from './core/clock.js';
+import type { Clock, Random } from './core/clock.js';
+import { ConfigInvalidError, TrellisError } from './core/errors.js';
+import { loadConfig } from './config/load.js';
+import type { ConfigSource } from './config/load.js';
+import type { MeshConfig } from './config/types.js';
+import { Destinations } from './client/destinations.js';
+import { Mesh } from './mesh.js';
+
+export interface Logger {
+  warn(message: string): void;
+}
+
+export interface MeshClientOptions {
+  /** This workload's service name (its identity, once mTLS lands). */
+  service?: string;
+  /** Static configuration: a file path (or several), YAML text, or parsed documents. */
+  config?: ConfigSource;
+  /** Reload the config file when it changes (default: true when `config` is a path). */
+  watchConfig?: boolean;
+  /** This instance's labels (subsets select on them once it registers). */
+  labels?: Record<string, string>;
+  /** Control-plane replicas (not in this version). */
+  controlPlane?: string[];
+  /** Bootstrap token for the control plane (not in this version). */
+  token?: string;
+  /** Identity from files (not in this version). */
+  tls?: { ca: string; cert: string; key: string };
+  /** Where warnings go (default: stderr with a `[trellis]` prefix). */
+  logger?: Logger;
+  /** Injected time and randomness (tests, simulations). */
+  clock?: Clock;
+  random?: Random;
+}
+
+const defaultLogger: Logger = { warn: (m) => process.stderr.write(`[trellis] warning: ${m}\n`) };
+
+function configPaths(source: ConfigSource | undefined): string[] {
+  if (typeof source === 'string' && !source.includes('\n') && !source.trimStart().startsWith('apiVersion')) return [source];
+  if (Array.isArray(source) && source.every((s) => typeof s === 'string')) return source as string[];
+  return [];
+}
+
+function unsupported(field: string, what: string): ConfigInvalidError {
+  return new ConfigInvalidError([{ file: '<meshClient options>', document: 0, path: field, message: `${what} is not available in this version of Trellis` }]);
+}
+
+/** Creates a mesh client. */
+export async function meshClient(options: MeshClientOptions = {}): Promise<Mesh> {
+  if (options.controlPlane !== undefined) throw unsupported('controlPlane', 'the control plane');
+  if (options.tls !== undefined) throw unsupported('tls', 'mTLS identity from files');
+  const clock = options.clock ?? systemClock;
+  const random = options.random ?? systemRandom;
+  const logger = options.logger ?? defaultLogger;
+  const source = options.config;
+  const load = (s: unknown): Promise<MeshConfig> => loadConfig((s ?? []) as ConfigSource);
+  const initial = await load(source);
+  if (initial.mesh.mtls === 'strict' || initial.mesh.mtls === 'permissive') {
+    throw new ConfigInvalidError([{ file: initial.sources.join(', ') || '<inline>', document: 0, path: 'spec.mtls', message: `"${initial.mesh.mtls}" needs a workload identity (tls files or a control plane), which this version cannot provide yet; set mtls: off` }]);
+  }
+
+  let mesh: Mesh | undefined;
+  const destinations = new Destinations(clock, random, {
+    onEndpoints: (service, endpoints) => mesh?.emit('endpoints', { service, endpoints }),
+    onEjection: (service, endpoint, ejected) => mesh?.emit('ejection', { service, endpoint, ejected }),
+    onBreaker: (service, state) => mesh?.emit('breaker', { service, state }),
+    onWarn: (message) => {
+      logger.warn(message);
+      mesh?.emit('warning', message);
+    },
+  });
+
+  const paths = configPaths(source);
+  const watch = options.watchConfig ?? paths.length > 0;
+  const watched: string[] = [];
+  const stopWatching = (): void => {
+    for (const p of watched) unwatchFile(p);
+    watched.length = 0;
+  };
+
+  mesh = new Mesh({
+    service: options.service,
+    clock,
+    destinations,
+    reloadSource: source === undefined ? undefined : () => load(source),
+    loadSource: load,
+    stopWatching,
+  });
+  mesh.applyConfig(initial);
+
+  if (watch) {
+    const m = mesh;
+    for (const p of paths) {
+      const abs = path.resolve(p);
+      watched.push(abs);
+      watchFile(abs, { persistent: false, interval: 500 }, (cur, prev) => {
+        if (cur.mtimeMs === prev.mtimeMs && cur.size === prev.size) return;
+        m.reload().catch((err: unknown) => {
+          const msg = err instanceof TrellisError ? err.message : String(err);
+          logger.warn(`config reload refused, keeping version ${m.configVersion}: ${msg}`);
+        });
+      });
+    }
+  }
+  return mesh;
+}

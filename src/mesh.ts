@@ -1,0 +1,131 @@
+/**
+ * The mesh client a service holds: the public surface (`http()`, `dispatcher`, `serve()`,
+ * `reload()`, `inspect()`, `close()` and events). It delegates every behaviour to the parts
+ * `meshClient()` wired: destinations (outbound stacks), the config source, the server side.
+ */
+import { EventEmitter } from 'node:events';
+import type { Clock } from './core/clock.js';
+import type { TrellisError } from './core/errors.js';
+import type { MeshConfig } from './config/types.js';
+import type { Endpoint } from './discovery/endpoint.js';
+import type { Destinations } from './client/destinations.js';
+import { HttpClient } from './client/http-client.js';
+import type { HttpClientOptions, MeshHttpClient } from './client/http-client.js';
+import { MeshDispatcher } from './client/mesh-dispatcher.js';
+import type { BreakerState } from './client/service-state.js';
+import { serve } from './server/serve.js';
+import type { MeshServer, RequestHandler, ServeOptions } from './server/serve.js';
+import type { MeshInspection } from './inspect.js';
+import { inspectDestinations } from './inspect.js';
+
+export interface MeshEvents {
+  config: [{ version: number; services: string[] }];
+  'config-error': [TrellisError];
+  endpoints: [{ service: string; endpoints: readonly Endpoint[] }];
+  breaker: [{ service: string; state: BreakerState }];
+  ejection: [{ service: string; endpoint: string; ejected: boolean }];
+  warning: [string];
+}
+
+export interface MeshParts {
+  service: string | undefined;
+  clock: Clock;
+  destinations: Destinations;
+  /** Loads and validates the configured source again (throws TRELLIS_CONFIG_INVALID). */
+  reloadSource: (() => Promise<MeshConfig>) | undefined;
+  loadSource: (source: unknown) => Promise<MeshConfig>;
+  stopWatching: () => void;
+}
+
+export class Mesh extends EventEmitter<MeshEvents> {
+  /** This workload's service name. */
+  readonly service: string | undefined;
+  readonly #parts: MeshParts;
+  readonly #clients = new Map<string, HttpClient>();
+  readonly #servers = new Set<MeshServer>();
+  #dispatcher: MeshDispatcher | undefined;
+  #config: MeshConfig | undefined;
+  #version = 0;
+  #closed = false;
+
+  constructor(parts: MeshParts) {
+    super();
+    this.service = parts.service;
+    this.#parts = parts;
+  }
+
+  /** The configuration in force. */
+  get config(): MeshConfig | undefined {
+    return this.#config;
+  }
+
+  /** Version counter of the configuration in force (1 for the first). */
+  get configVersion(): number {
+    return this.#version;
+  }
+
+  /** Swaps in a validated configuration; requests in flight finish on the old stacks. */
+  applyConfig(config: MeshConfig): void {
+    this.#parts.destinations.apply(config);
+    this.#config = config;
+    this.#version++;
+    this.emit('config', { version: this.#version, services: [...config.services.keys()] });
+  }
+
+  /**
+   * Loads a configuration (a path, YAML text or parsed documents; by default the source given
+   * to meshClient) and applies it. A bad one is refused with TRELLIS_CONFIG_INVALID and the
+   * configuration in force stays.
+   */
+  async reload(source?: unknown): Promise<void> {
+    let next: MeshConfig;
+    try {
+      if (source !== undefined) next = await this.#parts.loadSource(source);
+      else if (this.#parts.reloadSource !== undefined) next = await this.#parts.reloadSource();
+      else return;
+    } catch (err) {
+      this.emit('config-error', err as TrellisError);
+      throw err;
+    }
+    if (!this.#closed) this.applyConfig(next);
+  }
+
+  /** An undici-shaped client for one destination service. */
+  http(service: string, options: HttpClientOptions = {}): MeshHttpClient {
+    if (options.classify !== undefined) return new HttpClient(service, this.#parts.destinations, options, () => this.#closed);
+    let c = this.#clients.get(service);
+    if (c === undefined) {
+      c = new HttpClient(service, this.#parts.destinations, options, () => this.#closed);
+      this.#clients.set(service, c);
+    }
+    return c;
+  }
+
+  /** An undici Dispatcher routing `http://<service>/` through the mesh; other origins pass through. */
+  get dispatcher(): MeshDispatcher {
+    this.#dispatcher ??= new MeshDispatcher(this.#parts.destinations);
+    return this.#dispatcher;
+  }
+
+  /** Serves a node:http handler or Express app with the mesh's inbound side. */
+  async serve(handler: RequestHandler, options: ServeOptions = {}): Promise<MeshServer> {
+    const s = await serve(handler, options, { clock: this.#parts.clock, service: this.service });
+    this.#servers.add(s);
+    return s;
+  }
+
+  /** A snapshot of every destination: stack, endpoints, load, ejections, breaker, budget. */
+  inspect(): MeshInspection {
+    return inspectDestinations(this.#parts.destinations, this.#parts.clock);
+  }
+
+  /** Stops serving (draining), closes pools, timers and watchers; the process can then exit. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#parts.stopWatching();
+    await Promise.all([...this.#servers].map((s) => s.close()));
+    await this.#parts.destinations.close();
+    await this.#dispatcher?.close();
+  }
+}

@@ -1,0 +1,34 @@
+/**
+ * Spawns test servers as child processes (real crashes with SIGKILL), and cleans them up.
+ */
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const script = fileURLToPath(new URL('./server-process.ts', import.meta.url));
+
+export interface ProcessServer {
+  readonly name: string;
+  readonly port: number;
+  readonly address: string;
+  readonly child: ChildProcess;
+  kill(signal?: NodeJS.Signals): void;
+}
+
+export function startProcessServer(name: string): Promise<ProcessServer> {
+  const child = spawn(process.execPath, ['--import', 'tsx', script, name], { stdio: ['ignore', 'pipe', 'inherit'] });
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    const onData = (d: Buffer): void => {
+      buf += d.toString();
+      const m = /PORT (\d+)/.exec(buf);
+      if (m?.[1] !== undefined) {
+        child.stdout?.off('data', onData);
+        const port = Number(m[1]);
+        resolve({ name, port, address: `127.0.0.1:${port}`, child, kill: (sig = 'SIGKILL') => child.kill(sig) });
+      }
+    };
+    child.stdout?.on('data', onData);
+    child.once('exit', (code) => reject(new Error(`server process ${name} exited early (${code})`)));
+  });
+}
