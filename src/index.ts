@@ -22,6 +22,7 @@ export {
   ERROR_CODES,
   NoEndpointsError,
   UnknownServiceError,
+  NoRouteError,
   CircuitOpenError,
   RateLimitedError,
   TimeoutError,

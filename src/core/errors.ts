@@ -22,6 +22,7 @@ export interface ErrorCodeInfo {
 export const ERROR_CODES = {
   TRELLIS_NO_ENDPOINTS: { httpStatus: 503, grpcCode: 'UNAVAILABLE', outcome: 'no_endpoints', description: 'The destination (or the selected subset) has no endpoint to send to: none discovered, or all ejected.' },
   TRELLIS_UNKNOWN_SERVICE: { httpStatus: 503, grpcCode: 'UNAVAILABLE', outcome: 'unknown_service', description: 'The destination service has no Service document in the configuration.' },
+  TRELLIS_NO_ROUTE: { httpStatus: 404, grpcCode: 'UNIMPLEMENTED', outcome: 'no_route', description: 'The destination has routes and none matched the request (as Envoy answers 404 NR).' },
   TRELLIS_CIRCUIT_OPEN: { httpStatus: 503, grpcCode: 'UNAVAILABLE', outcome: 'circuit_open', description: "The destination's circuit breaker is open (or half-open with its probe in flight): failing fast." },
   TRELLIS_RATE_LIMITED: { httpStatus: 429, grpcCode: 'RESOURCE_EXHAUSTED', outcome: 'rate_limited', description: 'A rate limit refused the request.' },
   TRELLIS_TIMEOUT: { httpStatus: 504, grpcCode: 'DEADLINE_EXCEEDED', outcome: 'timeout', description: 'The overall timeout, a per-try timeout or a propagated deadline expired.' },
@@ -111,6 +112,7 @@ function codeClass<C extends ErrorCode>(code: C, name: string, defaultRetryable:
 
 export const NoEndpointsError = codeClass('TRELLIS_NO_ENDPOINTS', 'NoEndpointsError', false);
 export const UnknownServiceError = codeClass('TRELLIS_UNKNOWN_SERVICE', 'UnknownServiceError', false);
+export const NoRouteError = codeClass('TRELLIS_NO_ROUTE', 'NoRouteError', false);
 export const CircuitOpenError = codeClass('TRELLIS_CIRCUIT_OPEN', 'CircuitOpenError', false);
 export const RateLimitedError = codeClass('TRELLIS_RATE_LIMITED', 'RateLimitedError', false);
 export const TimeoutError = codeClass('TRELLIS_TIMEOUT', 'TimeoutError', false);

@@ -1,0 +1,69 @@
+/**
+ * One contender of bench/run.ts alone, for CPU profiling: the same upstream child, config and
+ * concurrency, so a profile shows one request path only. `--target mesh` (default) drives
+ * mesh.http('products').request(); `--target raw` drives 3 undici Pools round-robin, the
+ * baseline, to diff the two profiles.
+ *
+ *   npm run build
+ *   node --cpu-prof --cpu-prof-dir=.trellis-tmp/prof --import tsx bench/hotpath.ts --seconds 10
+ *   node --cpu-prof --cpu-prof-dir=.trellis-tmp/prof-raw --import tsx bench/hotpath.ts --target raw
+ *
+ * Open the larger .cpuprofile (the main thread; the smaller one is tsx's loader thread) in
+ * Chrome DevTools (Performance) or VS Code.
+ */
+import { parseArgs } from 'node:util';
+import { Pool } from 'undici';
+import { meshClient } from 'trellis';
+import type { Call } from './measure.js';
+import { LatencyBuffer, runRound } from './measure.js';
+import { startUpstream } from './spawn-upstream.js';
+
+const { values: args } = parseArgs({
+  options: {
+    seconds: { type: 'string', default: '10' },
+    concurrency: { type: 'string', default: '32' },
+    target: { type: 'string', default: 'mesh' },
+  },
+});
+if (args.target !== 'mesh' && args.target !== 'raw') throw new Error(`--target must be mesh or raw, got "${args.target}"`);
+const seconds = Number(args.seconds);
+const concurrency = Number(args.concurrency);
+
+const upstream = await startUpstream(3, seconds + 30);
+const mesh = await meshClient({
+  service: 'bench',
+  config: `apiVersion: trellis/v1
+kind: Service
+metadata: { name: products }
+spec:
+  endpoints:
+${upstream.ports.map((p) => `    - { address: 127.0.0.1:${p} }`).join('\n')}
+  loadBalancer: ewma
+  timeout: 2s
+  retries: { attempts: 3, perTryTimeout: 500ms, on: [connect-failure, reset, gateway-error], backoff: { base: 25ms, max: 250ms }, budget: { ratio: 0.2, minPerSecond: 10 } }
+  circuitBreaker: { errorThresholdPercent: 50, volumeThreshold: 20, resetTimeout: 5s }
+  outlierDetection: { consecutiveFailures: 5, ejectionTime: 10s, maxEjectedPercent: 50 }
+`,
+});
+const pools = upstream.ports.map((p) => new Pool(`http://127.0.0.1:${p}`));
+try {
+  const products = mesh.http('products');
+  let next = 0;
+  const call: Call = args.target === 'raw'
+    ? async () => {
+      const res = await (pools[next++ % pools.length] as Pool).request({ method: 'GET', path: '/' });
+      await res.body.dump();
+      return res.statusCode < 300;
+    }
+    : async () => {
+      const res = await products.request({ method: 'GET', path: '/' });
+      await res.body.dump();
+      return res.statusCode < 300;
+    };
+  const result = await runRound(call, concurrency, seconds * 1000, new LatencyBuffer());
+  console.log(`${args.target}: ${result.rps.toFixed(0)} req/s, p50 ${result.p50Ms.toFixed(2)} ms, p99 ${result.p99Ms.toFixed(2)} ms, ${result.cpuUsPerReq.toFixed(1)} µs CPU/req, ${result.errors} errors`);
+} finally {
+  await mesh.close();
+  await Promise.all(pools.map((p) => p.close()));
+  upstream.stop();
+}

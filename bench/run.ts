@@ -1,0 +1,374 @@
+/**
+ * `npm run bench`: what the mesh costs a caller, as ratios against raw undici.
+ *
+ * Three upstream node:http servers run in a child process (bench/upstream.ts), so their CPU is
+ * not charged to the client. In this process, each contender drives the same fixed concurrency
+ * of GET requests at them, in interleaved rounds (the order rotates every round, so no
+ * contender always runs first or after the same neighbour), after one warm-up round each:
+ *
+ *   raw-pools     3 undici Pools, round-robin by hand (the baseline: the mesh's transport is
+ *                 also one Pool per endpoint, so the difference is exactly the mesh's layers)
+ *   raw-balanced  undici BalancedPool over the 3 origins (for reference)
+ *   mesh          mesh.http('products').request(): ewma, timeout, retries with per-try
+ *                 timeout and budget, circuit breaker, outlier detection
+ *   mesh-fetch    undici.request('http://products/', { dispatcher: mesh.dispatcher })
+ *
+ * Reported per contender: medians over rounds of req/s, p50/p99 latency and client CPU µs per
+ * request. Writes docs/benchmarks.md unless --no-write. Bounded: ~75 s by default, ~17 s with
+ * --quick; a watchdog ends everything (child included) if it ever runs long.
+ *
+ * Usage: node --import tsx bench/run.ts [--quick] [--rounds N] [--seconds S] [--warmup S]
+ *        [--concurrency N] [--no-write]
+ */
+import os from 'node:os';
+import { writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import v8 from 'node:v8';
+import vm from 'node:vm';
+import { BalancedPool, Pool, request as undiciRequest } from 'undici';
+import { meshClient } from 'trellis';
+import type { Mesh } from 'trellis';
+import { LatencyBuffer, median, runRound } from './measure.js';
+import type { Call, RoundResult } from './measure.js';
+import { startUpstream } from './spawn-upstream.js';
+import type { Upstream } from './spawn-upstream.js';
+
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    rounds: { type: 'string' },
+    seconds: { type: 'string' },
+    warmup: { type: 'string' },
+    concurrency: { type: 'string' },
+    'no-write': { type: 'boolean', default: false },
+  },
+});
+
+function numberArg(value: string | undefined, fallback: number, name: string): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name} must be a positive number, got "${value}"`);
+  return n;
+}
+
+const quick = args.quick ?? false;
+const ROUNDS = Math.round(numberArg(args.rounds, quick ? 2 : 6, 'rounds'));
+const ROUND_MS = numberArg(args.seconds, quick ? 1.5 : 2.5, 'seconds') * 1000;
+const WARMUP_MS = numberArg(args.warmup, quick ? 1 : 1.5, 'warmup') * 1000;
+const CONCURRENCY = Math.round(numberArg(args.concurrency, 32, 'concurrency'));
+const WRITE = !(args['no-write'] ?? false);
+const TARGET_THROUGHPUT = 0.85;
+const TARGET_ADDED_CPU_US = 20;
+
+interface Contender {
+  key: string;
+  label: string;
+  call: Call;
+  rounds: RoundResult[];
+}
+
+// Forcing a GC between rounds keeps one contender's garbage from being collected on the next
+// one's time. `--expose-gc` cannot be passed through `npm run bench`, so switch it on here.
+v8.setFlagsFromString('--expose-gc');
+const gc = vm.runInNewContext('gc') as () => void;
+
+const expectedMs = (4 * (ROUNDS * ROUND_MS + WARMUP_MS)) + 10_000;
+let upstream: Upstream | undefined;
+const watchdog = setTimeout(() => {
+  process.stderr.write(`bench: still running after ${Math.round((expectedMs + 30_000) / 1000)} s; giving up\n`);
+  upstream?.stop();
+  process.exit(1);
+}, expectedMs + 30_000);
+process.once('SIGINT', () => {
+  upstream?.stop();
+  process.exit(130);
+});
+process.once('SIGTERM', () => {
+  upstream?.stop();
+  process.exit(143);
+});
+
+function meshYaml(ports: number[]): string {
+  return `apiVersion: trellis/v1
+kind: Service
+metadata: { name: products }
+spec:
+  endpoints:
+${ports.map((p) => `    - { address: 127.0.0.1:${p} }`).join('\n')}
+  loadBalancer: ewma
+  timeout: 2s
+  retries: { attempts: 3, perTryTimeout: 500ms, on: [connect-failure, reset, gateway-error], backoff: { base: 25ms, max: 250ms }, budget: { ratio: 0.2, minPerSecond: 10 } }
+  circuitBreaker: { errorThresholdPercent: 50, volumeThreshold: 20, resetTimeout: 5s }
+  outlierDetection: { consecutiveFailures: 5, ejectionTime: 10s, maxEjectedPercent: 50 }
+`;
+}
+
+const fmt = (n: number, digits = 0): string => (Number.isFinite(n) ? n.toFixed(digits) : '-');
+const pct = (n: number): string => `${fmt(n * 100, 1)}%`;
+
+interface Summary {
+  key: string;
+  label: string;
+  rps: number;
+  p50Ms: number;
+  p99Ms: number;
+  cpuUsPerReq: number;
+  cpuShare: number;
+  requests: number;
+  errors: number;
+}
+
+function summarize(c: Contender): Summary {
+  const m = (f: (r: RoundResult) => number): number => median(c.rounds.map(f));
+  return {
+    key: c.key,
+    label: c.label,
+    rps: m((r) => r.rps),
+    p50Ms: m((r) => r.p50Ms),
+    p99Ms: m((r) => r.p99Ms),
+    cpuUsPerReq: m((r) => r.cpuUsPerReq),
+    cpuShare: m((r) => r.cpuShare),
+    requests: c.rounds.reduce((a, r) => a + r.requests, 0),
+    errors: c.rounds.reduce((a, r) => a + r.errors, 0),
+  };
+}
+
+const HEAD = ['contender', 'req/s', 'p50 ms', 'p99 ms', 'CPU µs/req', 'client CPU', 'errors'];
+
+function rows(summaries: Summary[]): string[][] {
+  return summaries.map((s) => [s.key, fmt(s.rps), fmt(s.p50Ms, 2), fmt(s.p99Ms, 2), fmt(s.cpuUsPerReq, 1), pct(s.cpuShare), String(s.errors)]);
+}
+
+function textTable(head: string[], body: string[][]): string {
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((r) => (r[i] ?? '').length)));
+  const line = (r: string[]): string => r.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ');
+  return [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n');
+}
+
+function markdownTable(head: string[], body: string[][]): string {
+  const align = head.map((_, i) => (i === 0 ? ':--' : '--:'));
+  return [head, align, ...body].map((r) => `| ${r.join(' | ')} |`).join('\n');
+}
+
+async function main(): Promise<void> {
+  upstream = await startUpstream(3, Math.ceil((expectedMs + 60_000) / 1000));
+  const origins = upstream.ports.map((p) => `http://127.0.0.1:${p}`);
+
+  // Raw baselines get undici's defaults, as an application would write them.
+  const pools = origins.map((o) => new Pool(o));
+  const balanced = new BalancedPool(origins);
+  let mesh: Mesh | undefined;
+  try {
+    mesh = await meshClient({ service: 'bench', config: meshYaml(upstream.ports), logger: { warn: (m) => process.stderr.write(`[trellis] ${m}\n`) } });
+    const products = mesh.http('products');
+    const dispatcher = mesh.dispatcher;
+
+    let next = 0;
+    const contenders: Contender[] = [
+      {
+        key: 'raw-pools',
+        label: 'raw undici: 3 `Pool`s, round-robin by hand (baseline)',
+        call: async () => {
+          const pool = pools[next++ % pools.length] as Pool;
+          const res = await pool.request({ method: 'GET', path: '/' });
+          await res.body.dump();
+          return res.statusCode < 300;
+        },
+        rounds: [],
+      },
+      {
+        key: 'raw-balanced',
+        label: 'raw undici: `BalancedPool` over the 3 origins',
+        call: async () => {
+          const res = await balanced.request({ method: 'GET', path: '/' });
+          await res.body.dump();
+          return res.statusCode < 300;
+        },
+        rounds: [],
+      },
+      {
+        key: 'mesh',
+        label: "`mesh.http('products').request()`: ewma, timeout, retries + per-try timeout + budget, breaker, outlier detection",
+        call: async () => {
+          const res = await products.request({ method: 'GET', path: '/' });
+          await res.body.dump();
+          return res.statusCode < 300;
+        },
+        rounds: [],
+      },
+      {
+        key: 'mesh-fetch',
+        label: "`undici.request('http://products/', { dispatcher: mesh.dispatcher })`: the same stack",
+        call: async () => {
+          const res = await undiciRequest('http://products/', { dispatcher });
+          await res.body.dump();
+          return res.statusCode < 300;
+        },
+        rounds: [],
+      },
+    ];
+
+    const lat = new LatencyBuffer();
+    console.log(`bench: node ${process.version}, ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'unknown CPU'}`);
+    console.log(`bench: ${contenders.length} contenders, concurrency ${CONCURRENCY}, warm-up ${WARMUP_MS / 1000} s each, ${ROUNDS} rounds × ${ROUND_MS / 1000} s each${quick ? ' (quick)' : ''}`);
+    for (const c of contenders) {
+      gc();
+      const w = await runRound(c.call, CONCURRENCY, WARMUP_MS, lat);
+      console.log(`  warm-up  ${c.key.padEnd(12)} ${fmt(w.rps).padStart(7)} req/s  ${w.errors} errors`);
+    }
+    for (let r = 0; r < ROUNDS; r++) {
+      const order = contenders.map((_, i) => contenders[(i + r) % contenders.length] as Contender);
+      for (const c of order) {
+        gc();
+        await new Promise((res) => setTimeout(res, 50));
+        const result = await runRound(c.call, CONCURRENCY, ROUND_MS, lat);
+        c.rounds.push(result);
+        console.log(`  round ${r + 1}  ${c.key.padEnd(12)} ${fmt(result.rps).padStart(7)} req/s  p50 ${fmt(result.p50Ms, 2)} ms  p99 ${fmt(result.p99Ms, 2)} ms  ${fmt(result.cpuUsPerReq, 1)} µs/req  ${result.errors} errors`);
+      }
+    }
+
+    const summaries = contenders.map(summarize);
+    const by = (k: string): Summary => summaries.find((s) => s.key === k) as Summary;
+    const raw = by('raw-pools');
+    const balancedS = by('raw-balanced');
+    const meshS = by('mesh');
+    const fetchS = by('mesh-fetch');
+    const throughput = meshS.rps / raw.rps;
+    const addedCpu = meshS.cpuUsPerReq - raw.cpuUsPerReq;
+    const throughputMet = throughput >= TARGET_THROUGHPUT;
+    const cpuMet = addedCpu < TARGET_ADDED_CPU_US;
+    const svc = mesh.inspect().services.find((s) => s.name === 'products');
+
+    const table = textTable(HEAD, rows(summaries));
+    const ratios = [
+      `mesh / raw-pools throughput      ${pct(throughput)}   (target >= ${TARGET_THROUGHPUT * 100}%: ${throughputMet ? 'met' : 'NOT met'})`,
+      `mesh − raw-pools CPU per request ${fmt(addedCpu, 1)} µs   (target < ${TARGET_ADDED_CPU_US} µs: ${cpuMet ? 'met' : 'NOT met'})`,
+      `mesh / raw-balanced throughput   ${pct(meshS.rps / balancedS.rps)}, CPU ${fmt(meshS.cpuUsPerReq - balancedS.cpuUsPerReq, 1)} µs`,
+      `mesh-fetch / raw-pools           ${pct(fetchS.rps / raw.rps)}, CPU ${fmt(fetchS.cpuUsPerReq - raw.cpuUsPerReq, 1)} µs`,
+    ];
+    console.log(`\nmedians over ${ROUNDS} rounds:\n${table}\n\n${ratios.join('\n')}`);
+    if (svc !== undefined) {
+      console.log(`mesh counters: ${svc.counters.requests} requests, ${svc.counters.retries} retries, breaker ${svc.breaker}`);
+    }
+
+    if (WRITE) {
+      const file = fileURLToPath(new URL('../docs/benchmarks.md', import.meta.url));
+      writeFileSync(file, markdown({ summaries, contenders, throughput, addedCpu, throughputMet, cpuMet, stack: svc?.stack, counters: svc?.counters }));
+      console.log(`wrote ${file}`);
+    }
+  } finally {
+    await mesh?.close();
+    await Promise.all([...pools.map((p) => p.close()), balanced.close()]);
+    upstream.stop();
+  }
+}
+
+interface Report {
+  summaries: Summary[];
+  contenders: Contender[];
+  throughput: number;
+  addedCpu: number;
+  throughputMet: boolean;
+  cpuMet: boolean;
+  stack: string | undefined;
+  counters: { requests: number; retries: number; budgetExhausted: number } | undefined;
+}
+
+function markdown(r: Report): string {
+  const cpus = os.cpus();
+  const date = new Date().toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
+  const perRound = r.contenders.map((c) => [c.key, ...c.rounds.map((x) => fmt(x.rps))]);
+  const roundCount = r.contenders[0]?.rounds.length ?? 0;
+  const roundHead = ['contender', ...Array.from({ length: roundCount }, (_, i) => `round ${i + 1}`)];
+  return `# Benchmarks
+
+What the mesh costs a caller, measured against raw undici. Generated by \`npm run bench\`
+(bench/run.ts); rerun it rather than editing this file.
+
+- Date: ${date}${quick ? ' — **quick run** (`--quick`): indicative only' : ''}
+- Node.js: ${process.version} (${process.platform} ${os.release()}, ${process.arch})
+- Machine: ${cpus.length} × ${cpus[0]?.model.trim() ?? 'unknown CPU'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB RAM
+
+## Method
+
+- Upstream: 3 node:http servers on 127.0.0.1 answering \`200 {"ok":true}\` (keep-alive), in a
+  **child process** (bench/upstream.ts), so their CPU is not counted against the client.
+- Load: closed loop, ${CONCURRENCY} requests in flight, \`GET /\`, every response body consumed
+  (\`body.dump()\`). All contenders run in the same client process.
+- Schedule: one ${WARMUP_MS / 1000} s warm-up round per contender, then ${roundCount} rounds of ${ROUND_MS / 1000} s per
+  contender, **interleaved** (A B C D, B C D A, ...: the order rotates each round), with a forced
+  GC before every round.
+- Latency: each request timed with \`performance.now()\` into a preallocated \`Float64Array\`;
+  p50/p99 are nearest-rank percentiles per round.
+- CPU: \`process.cpuUsage()\` (user + system) delta over the round divided by the requests
+  completed. "client CPU" is that CPU time over wall time (100% = one core busy): below 100%
+  the client is not the bottleneck, and throughput is bounded by the upstream process.
+- Reported: the **median over rounds** of each metric.
+- Contenders:
+${r.summaries.map((s) => `  - \`${s.key}\` — ${s.label}`).join('\n')}
+- Baseline: \`raw-pools\`. The mesh's transport is also one undici \`Pool\` per endpoint, so the
+  difference between \`raw-pools\` and \`mesh\` is exactly the cost of the mesh's layers.
+  \`BalancedPool\` is shown for reference: it adds its own weighting logic and is not what the
+  mesh builds on. \`mesh-fetch\` also pays for \`undici.request()\`'s URL parsing and its
+  handler-to-stream bridge.
+- The mesh config (one Service, three static endpoints):
+  \`loadBalancer: ewma\`, \`timeout: 2s\`, \`retries: { attempts: 3, perTryTimeout: 500ms,
+  on: [connect-failure, reset, gateway-error], backoff: { base: 25ms, max: 250ms },
+  budget: { ratio: 0.2, minPerSecond: 10 } }\`, \`circuitBreaker: { errorThresholdPercent: 50,
+  volumeThreshold: 20, resetTimeout: 5s }\`, \`outlierDetection: { consecutiveFailures: 5,
+  ejectionTime: 10s, maxEjectedPercent: 50 }\`.${r.stack !== undefined ? `\n- The stack, as \`mesh.inspect()\` describes it:\n\n\`\`\`\n${r.stack}\n\`\`\`` : ''}
+
+## Results (medians over rounds)
+
+${markdownTable(HEAD, rows(r.summaries))}
+${r.counters !== undefined ? `\nThe mesh counted ${r.counters.requests} requests (both mesh contenders, warm-up included), ${r.counters.retries} retries, ${r.counters.budgetExhausted} refused by the budget.\n` : ''}
+## Targets
+
+| target | measured | met |
+| :-- | --: | :-: |
+| mesh throughput >= ${TARGET_THROUGHPUT * 100}% of raw undici | ${pct(r.throughput)} | ${r.throughputMet ? 'yes' : '**no**'} |
+| added client CPU per request < ${TARGET_ADDED_CPU_US} µs | ${fmt(r.addedCpu, 1)} µs | ${r.cpuMet ? 'yes' : '**no**'} |
+
+## Throughput per round (req/s)
+
+${markdownTable(roundHead, perRound)}
+
+## Reproduce and profile
+
+\`\`\`sh
+npm run bench                 # ~75 s; writes this file
+npm run bench -- --quick      # ~17 s, indicative only
+npm run bench -- --rounds 10 --seconds 3 --concurrency 64 --no-write
+\`\`\`
+
+Where the mesh's CPU goes: \`bench/hotpath.ts\` drives one contender alone (the mesh by
+default, \`--target raw\` for the baseline), so a V8 CPU profile of each shows one request path
+and the two can be diffed. Open the larger \`.cpuprofile\` of each run (the main thread; the
+smaller one is tsx's loader thread) in Chrome DevTools → Performance, or VS Code:
+
+\`\`\`sh
+npm run build
+node --cpu-prof --cpu-prof-dir=.trellis-tmp/prof --import tsx bench/hotpath.ts --seconds 10
+node --cpu-prof --cpu-prof-dir=.trellis-tmp/prof-raw --import tsx bench/hotpath.ts --seconds 10 --target raw
+\`\`\`
+
+Numbers from a shared or 2-core machine are noisy (client and upstream compete for cores):
+compare ratios within one run, not absolute numbers across machines.
+`;
+}
+
+try {
+  await main();
+} catch (err) {
+  process.stderr.write(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exitCode = 1;
+} finally {
+  upstream?.stop();
+  clearTimeout(watchdog);
+  // Everything is closed; if a handle still holds the loop open, say so and leave anyway.
+  setTimeout(() => {
+    process.stderr.write('bench: an open handle kept the process alive after cleanup; exiting\n');
+    process.exit(process.exitCode ?? 0);
+  }, 3000).unref();
+}
