@@ -9,6 +9,7 @@
  * everything). Endpoints leaving the set have their pools drained, never cut.
  */
 import type { Clock, Random } from '../core/clock.js';
+import type { CallSignal } from '../core/call-signal.js';
 import type { Endpoint, EndpointSource } from '../discovery/endpoint.js';
 import type { Balancer, BalancerKind } from '../lb/balancer.js';
 import { LbEndpoint } from '../lb/lb-endpoint.js';
@@ -172,7 +173,7 @@ export class EndpointSet {
   }
 
   /** Resolves once the source delivered a set, or when `signal` aborts (then rejects). */
-  ready(signal: AbortSignal | undefined): Promise<void> {
+  ready(signal: CallSignal | undefined): Promise<void> {
     if (this.#known) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
       const onAbort = (): void => reject(signal?.reason);

@@ -7,6 +7,7 @@
  */
 import type { Dispatcher } from 'undici';
 import { CallContext } from '../core/context.js';
+import { CallSignal } from '../core/call-signal.js';
 import { currentAmbient } from '../core/ambient.js';
 import { ClosedError, UnknownServiceError } from '../core/errors.js';
 import type { Destinations } from './destinations.js';
@@ -45,7 +46,7 @@ export class HttpClient implements MeshHttpClient {
     }
     const req = toHttpRequest(opts, dest.maxReplayBytes, this.#classify);
     const ctx = new CallContext(this.service, opts.idempotent ?? isIdempotentMethod(req.method));
-    ctx.signal = opts.signal instanceof AbortSignal ? opts.signal : undefined;
+    if (opts.signal instanceof AbortSignal) ctx.signal = CallSignal.fromAbortSignal(opts.signal);
     ctx.routeKey = opts.routeKey;
     ctx.deadline = currentAmbient()?.deadline;
     return dest.http.service(req, ctx);

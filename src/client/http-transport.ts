@@ -21,13 +21,18 @@ export function httpTransport(pools: PoolSet, clock: Clock): Service<HttpRequest
   return async (req, ctx) => {
     const endpoint = ctx.endpoint;
     if (endpoint === undefined) throw new UpstreamError('no endpoint chosen (balancer missing from the stack)', { service: ctx.service });
-    let headers = req.headers;
+    // One copy of the caller's headers per attempt, with the mesh's own added to it.
+    const headers: Record<string, string | string[]> = {};
+    for (const k in req.headers) {
+      const v = req.headers[k];
+      if (v !== undefined) headers[k] = v;
+    }
     if (ctx.deadline !== undefined) {
       const remaining = Math.floor(ctx.deadline - clock.now());
       if (remaining <= 0) throw new TimeoutError('deadline expired before the attempt was sent', { service: ctx.service, route: ctx.route, endpoint: endpoint.id });
-      headers = { ...headers, [DEADLINE_HEADER]: String(remaining) };
+      headers[DEADLINE_HEADER] = String(remaining);
     }
-    if (headers.host === undefined) headers = { ...headers, host: ctx.service };
+    if (headers.host === undefined) headers.host = ctx.service;
     const pool = pools.get(endpoint);
     try {
       const res = await pool.request({

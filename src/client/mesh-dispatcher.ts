@@ -8,6 +8,7 @@
  */
 import { Agent, Dispatcher } from 'undici';
 import { CallContext } from '../core/context.js';
+import { CallController } from '../core/call-signal.js';
 import { AbortedError } from '../core/errors.js';
 import { currentAmbient } from '../core/ambient.js';
 import type { Destinations } from './destinations.js';
@@ -63,7 +64,7 @@ export class MeshDispatcher extends Dispatcher {
       classify: undefined,
       rest: opts.query !== undefined ? { query: opts.query } : {},
     };
-    const ac = new AbortController();
+    const ac = new CallController();
     const ctx = new CallContext(service, isIdempotentMethod(method) || opts.idempotent === true);
     ctx.signal = ac.signal;
     ctx.deadline = currentAmbient()?.deadline;

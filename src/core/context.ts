@@ -6,6 +6,7 @@
  */
 import type { Endpoint } from '../discovery/endpoint.js';
 import type { LbEndpoint } from '../lb/lb-endpoint.js';
+import type { CallSignal } from './call-signal.js';
 
 export class CallContext {
   /** Destination service name. */
@@ -17,7 +18,7 @@ export class CallContext {
   /** Absolute deadline on the monotonic clock (ms), or undefined for none. */
   deadline: number | undefined;
   /** Cancels the call (caller abort, overall timeout) or this attempt (per-try timeout). */
-  signal: AbortSignal | undefined;
+  signal: CallSignal | undefined;
   /** The endpoint the balancer chose for this attempt. */
   endpoint: Endpoint | undefined;
   /** The balancer's load record of that endpoint (outstanding requests, latency). */

@@ -22,7 +22,7 @@
  * caller (retried ones, or ones that arrive after their per-try timeout) are `discard`ed.
  *
  * Cost: the success path with no per-try timeout is a deposit, a fork and an await. Per-try
- * signals are combined by hand (one AbortController, one listener removed on settle), since
+ * signals are combined by hand (one CallController, one listener removed on settle), since
  * `AbortSignal.any` costs 12-20 µs per call on Node 20 and retains memory under a long-lived
  * parent. A per-try timer that cannot fire before the call's deadline is not armed.
  *
@@ -34,6 +34,8 @@
 import type { Classification, Classifier, Discard } from '../core/classify.js';
 import type { Clock } from '../core/clock.js';
 import type { CallContext } from '../core/context.js';
+import { CallController } from '../core/call-signal.js';
+import type { CallSignal } from '../core/call-signal.js';
 import { isTrellisError, RetriesExhaustedError, TimeoutError } from '../core/errors.js';
 import type { Filter, Service } from '../core/service.js';
 import type { RetryBudget } from './retry-budget.js';
@@ -182,7 +184,7 @@ function attemptWithTimeout<Req, Res>(
 ): Promise<Res> {
   const parent = actx.signal;
   if (parent?.aborted === true) return Promise.reject(parent.reason);
-  const controller = new AbortController();
+  const controller = new CallController();
   actx.signal = controller.signal;
   return new Promise<Res>((resolve, reject) => {
     let settled = false;
@@ -238,7 +240,7 @@ function attemptWithTimeout<Req, Res>(
 }
 
 /** Sleeps `ms`; rejects with the signal's reason as soon as the signal aborts. */
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+function sleep(ms: number, signal: CallSignal | undefined): Promise<void> {
   if (signal?.aborted === true) return Promise.reject(signal.reason);
   return new Promise<void>((resolve, reject) => {
     const onAbort = (): void => {

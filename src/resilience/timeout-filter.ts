@@ -17,12 +17,13 @@
  * lead's body-completion callback calls `done()` (or the deadline fires). It stays referenced while
  * the request is pending, so a script awaiting a hung call gets its TimeoutError instead of exiting.
  *
- * Cost: one AbortController, one timer and at most one listener on the caller's signal — combined
+ * Cost: one CallController (src/core/call-signal.ts), one timer and at most one listener on the caller's signal — combined
  * by hand, because `AbortSignal.any` costs 12-20 µs per call on Node 20.
  */
 import type { Discard } from '../core/classify.js';
 import type { Clock } from '../core/clock.js';
 import type { CallContext } from '../core/context.js';
+import { CallController } from '../core/call-signal.js';
 import { AbortedError, TimeoutError, type TrellisError } from '../core/errors.js';
 import type { Filter } from '../core/service.js';
 
@@ -74,7 +75,7 @@ export function timeoutFilter<Req, Res>(params: TimeoutParams, deps: TimeoutDeps
       );
     if (deadline !== undefined && deadline <= now) return Promise.reject(timedOut());
 
-    const controller = new AbortController();
+    const controller = new CallController();
     ctx.deadline = deadline;
     ctx.signal = controller.signal;
 

@@ -1,3 +1,4 @@
+import { CallController } from '../../src/core/call-signal.js';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ManualClock, systemClock, type Clock } from '../../src/core/clock.js';
@@ -208,7 +209,7 @@ test('budget exhaustion stops retries: attempts <= requests·(1 + ratio) + min·
 
 test('per-try timeout aborts the attempt signal and retries, even if next ignores the signal', async () => {
   const { filter, events } = setup({ clock: systemClock, params: { perTryTimeoutMs: 30 } });
-  const callSignal = new AbortController().signal;
+  const callSignal = new CallController().signal;
   const ctx = ctxFor();
   ctx.signal = callSignal;
   const up = scripted([() => never<FakeRes>(), answer(200)]);
@@ -245,7 +246,7 @@ test('a result arriving after its per-try timeout is discarded', async () => {
 
 test('the attempt signal follows the call signal', async () => {
   const { filter } = setup({ clock: systemClock, params: { perTryTimeoutMs: 1000 } });
-  const caller = new AbortController();
+  const caller = new CallController();
   const ctx = ctxFor();
   ctx.signal = caller.signal;
   const up = scripted([() => never<FakeRes>()]);
@@ -261,7 +262,7 @@ test('the attempt signal follows the call signal', async () => {
 
 test('the backoff sleep is cancelled by the call signal, with its reason', async () => {
   const { filter } = setup({ clock: systemClock, backoff: () => 10_000 });
-  const caller = new AbortController();
+  const caller = new CallController();
   const ctx = ctxFor();
   ctx.signal = caller.signal;
   const up = scripted([answer(503), answer(200)]);

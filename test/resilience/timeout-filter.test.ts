@@ -1,3 +1,4 @@
+import { CallController } from '../../src/core/call-signal.js';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ManualClock, systemClock } from '../../src/core/clock.js';
@@ -75,7 +76,7 @@ test('a deadline already past fails at once without calling next', async () => {
 
 test('a caller abort rejects with AbortedError (cause = the reason) and cancels below', async () => {
   const filter = timeoutFilter<string, FakeRes>({ timeoutMs: 1000 }, { clock: systemClock });
-  const caller = new AbortController();
+  const caller = new CallController();
   const ctx = ctxFor();
   ctx.signal = caller.signal;
   const up = recording(() => never());
@@ -94,7 +95,7 @@ test('a caller abort rejects with AbortedError (cause = the reason) and cancels 
 test('an already-aborted caller signal fails at once', async () => {
   const filter = timeoutFilter<string, FakeRes>({ timeoutMs: 1000 }, { clock: systemClock });
   const ctx = ctxFor();
-  ctx.signal = AbortSignal.abort(new Error('gone'));
+  { const c = new CallController(); c.abort(new Error("gone")); ctx.signal = c.signal; }
   let called = false;
   await assert.rejects(filter('GET /', ctx, async () => ((called = true), res(200))), AbortedError);
   assert.equal(called, false);
