@@ -37,5 +37,7 @@ export {
 } from './core/errors.js';
 export type { ErrorCode, ErrorCodeInfo, ConfigIssue } from './core/errors.js';
 export { parseDuration, formatDuration } from './core/duration.js';
+export { retryAfterMsOf } from './resilience/rate-limit-filter.js';
+export type { RateLimiter } from './resilience/rate-limiter.js';
 export { DEADLINE_HEADER } from './core/ambient.js';
 export type { Clock, Random } from './core/clock.js';

@@ -5,6 +5,7 @@
  */
 import type { Clock } from './core/clock.js';
 import type { Destinations } from './client/destinations.js';
+import type { ServiceCounters } from './client/service-state.js';
 
 export interface EndpointInspection {
   id: string;
@@ -20,7 +21,7 @@ export interface ServiceInspection {
   loadBalancer: string;
   discovery: string;
   breaker: string;
-  counters: { requests: number; retries: number; budgetExhausted: number };
+  counters: ServiceCounters;
   budget: { requests: number; retries: number; available: number } | undefined;
   endpoints: EndpointInspection[];
 }
@@ -38,7 +39,7 @@ export function inspectDestinations(destinations: Destinations, clock: Clock): M
     const st = d.state;
     services.push({
       name,
-      stack: d.http.stack.describe(),
+      stack: d.http.describe(),
       loadBalancer: st.endpoints.balancerKind,
       discovery: st.endpoints.sourceDescription,
       breaker: st.breakerState ?? 'none',

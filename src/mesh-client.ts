@@ -14,6 +14,7 @@ import type { ConfigSource } from './config/load.js';
 import type { MeshConfig } from './config/types.js';
 import { Destinations } from './client/destinations.js';
 import { Mesh } from './mesh.js';
+import { InboundPolicies } from './server/inbound-policy.js';
 
 export interface Logger {
   warn(message: string): void;
@@ -86,9 +87,13 @@ export async function meshClient(options: MeshClientOptions = {}): Promise<Mesh>
     watched.length = 0;
   };
 
+  const inbound = new InboundPolicies(options.service, { clock, random, onWarn: (m) => logger.warn(m) });
   mesh = new Mesh({
     service: options.service,
     clock,
+    random,
+    inbound,
+    inboundObservability: undefined,
     destinations,
     reloadSource: source === undefined ? undefined : () => load(source),
     loadSource: load,

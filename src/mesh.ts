@@ -4,7 +4,9 @@
  * `meshClient()` wired: destinations (outbound stacks), the config source, the server side.
  */
 import { EventEmitter } from 'node:events';
-import type { Clock } from './core/clock.js';
+import type { Clock, Random } from './core/clock.js';
+import type { InboundPolicies } from './server/inbound-policy.js';
+import type { InboundObservability } from './server/inbound-stack.js';
 import type { TrellisError } from './core/errors.js';
 import type { MeshConfig } from './config/types.js';
 import type { Endpoint } from './discovery/endpoint.js';
@@ -30,6 +32,9 @@ export interface MeshEvents {
 export interface MeshParts {
   service: string | undefined;
   clock: Clock;
+  random: Random;
+  inbound: InboundPolicies;
+  inboundObservability: InboundObservability | undefined;
   destinations: Destinations;
   /** Loads and validates the configured source again (throws TRELLIS_CONFIG_INVALID). */
   reloadSource: (() => Promise<MeshConfig>) | undefined;
@@ -67,6 +72,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
   /** Swaps in a validated configuration; requests in flight finish on the old stacks. */
   applyConfig(config: MeshConfig): void {
     this.#parts.destinations.apply(config);
+    this.#parts.inbound.apply(config);
     this.#config = config;
     this.#version++;
     this.emit('config', { version: this.#version, services: [...config.services.keys()] });
@@ -109,7 +115,14 @@ export class Mesh extends EventEmitter<MeshEvents> {
 
   /** Serves a node:http handler or Express app with the mesh's inbound side. */
   async serve(handler: RequestHandler, options: ServeOptions = {}): Promise<MeshServer> {
-    const s = await serve(handler, options, { clock: this.#parts.clock, service: this.service });
+    const p = this.#parts;
+    const s = await serve(handler, options, {
+      clock: p.clock,
+      random: p.random,
+      service: this.service,
+      policy: () => p.inbound.current(),
+      observability: p.inboundObservability,
+    });
     this.#servers.add(s);
     return s;
   }
@@ -126,6 +139,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     this.#parts.stopWatching();
     await Promise.all([...this.#servers].map((s) => s.close()));
     await this.#parts.destinations.close();
+    this.#parts.inbound.close();
     await this.#dispatcher?.close();
   }
 }

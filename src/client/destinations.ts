@@ -12,6 +12,7 @@ import { ServiceState } from './service-state.js';
 import type { ServiceStateDeps } from './service-state.js';
 import { outboundHttpStack } from './outbound-stack.js';
 import type { BuiltStack } from './outbound-stack.js';
+import type { OutboundObservability } from './outbound-observability.js';
 
 export interface Destination {
   readonly state: ServiceState;
@@ -30,7 +31,10 @@ export class Destinations {
   readonly #events: DestinationEvents;
   readonly #retiring = new Set<ReturnType<typeof setTimeout>>();
 
-  constructor(clock: Clock, random: Random, events: DestinationEvents) {
+  readonly #observability: OutboundObservability | undefined;
+
+  constructor(clock: Clock, random: Random, events: DestinationEvents, observability?: OutboundObservability) {
+    this.#observability = observability;
     this.#clock = clock;
     this.#random = random;
     this.#events = events;
@@ -55,7 +59,7 @@ export class Destinations {
         this.#states.set(name, state);
       }
       state.configure(spec, config.mesh);
-      next.set(name, { state, http: outboundHttpStack(spec, state, { clock: this.#clock, random: this.#random }), maxReplayBytes: spec.retries.maxReplayBytes });
+      next.set(name, { state, http: outboundHttpStack(spec, state, { clock: this.#clock, random: this.#random, observability: this.#observability }), maxReplayBytes: spec.retries.maxReplayBytes });
     }
     this.#table = next;
     for (const [name, state] of this.#states) {

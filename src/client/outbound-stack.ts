@@ -1,22 +1,34 @@
 /**
- * The order of the outbound HTTP stack, written in one place (after Finagle's StackClient):
- * each module says why it sits where it does. Built once per destination and config version,
- * never per request; a feature that is not configured is absent, not an `if` on the hot path.
+ * The order of the outbound HTTP stack, written in one place (after Finagle's StackClient and
+ * linkerd2-proxy's logical → concrete → endpoint levels): each module says why it sits where
+ * it does. Built once per destination and config version, never per request; a feature that
+ * is not configured is absent, not an `if` on the hot path.
  *
- *   timeout → retry → circuit breaker → balancer → endpoint → transport
+ *   route match + rewrite (logical level: picks the route whose policy applies)
+ *   per route: fault → mirror → timeout → retry → rate limit → breaker → split
+ *   backend:   balancer → endpoint → transport
  *
- * (Tracing, metrics, rate limiting and routing slot in at the places DESIGN.md gives as their
- * issues land: tracing → metrics → timeout → retry → rate limit → breaker → route → balancer.)
+ * Metrics and tracing join at the top of each route and at the endpoint level (their issue).
  */
 import type { Clock, Random } from '../core/clock.js';
 import { Stack } from '../core/stack.js';
+import type { StackModule } from '../core/stack.js';
 import type { Service } from '../core/service.js';
 import { applyFilter } from '../core/service.js';
 import { formatDuration } from '../core/duration.js';
-import type { ServiceSpec } from '../config/types.js';
+import { NoRouteError } from '../core/errors.js';
+import type { RouteSpec, ServiceSpec } from '../config/types.js';
 import { timeoutFilter } from '../resilience/timeout-filter.js';
 import { retryFilter } from '../resilience/retry-filter.js';
 import { exponentialBackoff } from '../resilience/backoff.js';
+import { rateLimitFilter } from '../resilience/rate-limit-filter.js';
+import { compileRoutes } from '../traffic/route-table.js';
+import { rewriteRequest } from '../traffic/rewrite.js';
+import { backendPicker } from '../traffic/weighted-split.js';
+import { splitFilter, routeKeyOf } from '../traffic/split-filter.js';
+import { faultFilter } from '../traffic/fault-filter.js';
+import { mirrorFilter } from '../traffic/mirror-filter.js';
+import { syntheticHttpResponse } from '../traffic/synthetic-response.js';
 import { balancerFilter } from './balancer-filter.js';
 import { endpointFilter } from './endpoint-filter.js';
 import { httpTransport } from './http-transport.js';
@@ -24,42 +36,172 @@ import type { HttpResponse } from './http-transport.js';
 import type { HttpRequest } from './http-request.js';
 import { discardResponse, httpClassifier, USER_RETRYABLE, whenBodyDone } from './http-classify.js';
 import type { ServiceState } from './service-state.js';
+import type { OutboundObservability } from './outbound-observability.js';
 
 export interface OutboundDeps {
   clock: Clock;
   random: Random;
+  /** Metrics and tracing modules, when the mesh has them. */
+  observability: OutboundObservability | undefined;
 }
 
 export interface BuiltStack {
-  readonly stack: Stack<HttpRequest, HttpResponse>;
+  /** One stack per route (the backend level included), for describe(). */
+  readonly routes: readonly { name: string; stack: Stack<HttpRequest, HttpResponse> }[];
   readonly service: Service<HttpRequest, HttpResponse>;
+  describe(): string;
+}
+
+type Module = StackModule<HttpRequest, HttpResponse>;
+
+/** The route used when a service declares none: every endpoint, the service's own policy. */
+function defaultRoute(): RouteSpec {
+  return { name: 'default', match: undefined, rewrite: undefined, backends: [{ subset: {}, weight: 1 }], mirror: undefined, fault: undefined, timeoutMs: undefined, retries: undefined, rateLimit: undefined, hashOn: undefined };
 }
 
 export function outboundHttpStack(spec: ServiceSpec, state: ServiceState, deps: OutboundDeps): BuiltStack {
-  const { clock, random } = deps;
-  const retryOn = [...spec.retries.on, USER_RETRYABLE];
-  const classify = httpClassifier(retryOn);
-  let stack = new Stack<HttpRequest, HttpResponse>();
+  const { clock, random, observability } = deps;
+  const classify = httpClassifier([...spec.retries.on, USER_RETRYABLE]);
 
-  stack = stack.push({
+  // Backend level: shared by every route and by mirrored copies.
+  const backendModules: Module[] = [
+    {
+      role: 'balancer',
+      why: "per attempt, so retries avoid endpoints already tried; waits for discovery's first answer",
+      params: `${spec.loadBalancer} over ${state.endpoints.sourceDescription}`,
+      make: (next) => applyFilter(balancerFilter<HttpRequest, HttpResponse>(state.endpoints), next),
+    },
+    ...(observability?.attemptModules(spec, classify) ?? []),
+    {
+      role: 'endpoint',
+      why: 'directly above the transport so load, latency and outlier stats measure the endpoint alone',
+      params: spec.outlierDetection !== undefined ? `eject after ${spec.outlierDetection.consecutiveFailures} failures for ${formatDuration(spec.outlierDetection.ejectionTimeMs)}` : 'outlier detection off',
+      make: (next) => applyFilter(endpointFilter<HttpRequest, HttpResponse>({ set: state.endpoints, clock, classify, whenDone: whenBodyDone }), next),
+    },
+  ];
+  const backendStack = new Stack<HttpRequest, HttpResponse>(backendModules);
+  const backend = backendStack.build(httpTransport(state.endpoints.pools, clock));
+
+  const declared = spec.routes.length > 0;
+  const routeSpecs = declared ? spec.routes : [defaultRoute()];
+  const limiterScopes = new Set<string>();
+  const routes = routeSpecs.map((route) => {
+    const modules = routeModules(spec, route, state, deps, classify, backend, limiterScopes);
+    const stack = new Stack<HttpRequest, HttpResponse>([...modules, ...backendModules]);
+    return { name: route.name, stack, service: new Stack<HttpRequest, HttpResponse>(modules).build(backend) };
+  });
+  state.retainLimiters(limiterScopes);
+
+  const table = declared ? compileRoutes(spec.routes) : undefined;
+  const only = routes[0];
+  let service: Service<HttpRequest, HttpResponse>;
+  if (table === undefined && only !== undefined) {
+    // No routes declared: the request goes as sent, with the service's policy.
+    const run = only.service;
+    service = (req, ctx) => {
+      state.counters.requests++;
+      ctx.route = 'default';
+      return run(req, ctx);
+    };
+  } else {
+    const byIndex = routes.map((r) => r.service);
+    const hashHeaders = routeSpecs.map((r) => r.hashOn?.header);
+    service = (req, ctx) => {
+      state.counters.requests++;
+      const m = table?.match(req);
+      if (m === undefined) {
+        return Promise.reject(new NoRouteError(`no route of ${spec.name} matches ${req.method} ${req.path}`, { service: spec.name }));
+      }
+      ctx.route = m.name;
+      const hashHeader = hashHeaders[m.route.index];
+      if (ctx.routeKey === undefined && hashHeader !== undefined) {
+        const v = req.headers[hashHeader];
+        ctx.routeKey = Array.isArray(v) ? v[0] : v;
+      }
+      const run = byIndex[m.route.index];
+      if (run === undefined) return Promise.reject(new NoRouteError(`route ${m.name} has no stack`, { service: spec.name }));
+      const sent = m.path === req.path ? req : { ...req, path: m.path };
+      return run(rewriteRequest(sent, m.route, m.matchedPrefix), ctx);
+    };
+  }
+
+  return {
+    routes: routes.map((r) => ({ name: r.name, stack: r.stack })),
+    service,
+    describe: () => routes.map((r) => `route ${r.name}:\n${r.stack.describe()}`).join('\n'),
+  };
+}
+
+function routeModules(
+  spec: ServiceSpec,
+  route: RouteSpec,
+  state: ServiceState,
+  deps: OutboundDeps,
+  classify: ReturnType<typeof httpClassifier>,
+  backend: Service<HttpRequest, HttpResponse>,
+  limiterScopes: Set<string>,
+): Module[] {
+  const { clock, random, observability } = deps;
+  const modules: Module[] = [];
+  modules.push(...(observability?.requestModules(spec, classify) ?? []));
+
+  const fault = route.fault;
+  if (fault !== undefined && (fault.abort !== undefined || fault.delay !== undefined)) {
+    modules.push({
+      role: 'fault',
+      why: "outermost policy (after metrics): an injected abort is answered as is, never retried or counted by the breaker or outlier detection; a delay precedes the request",
+      params: [fault.delay ? `delay ${formatDuration(fault.delay.durationMs)} for ${fault.delay.percent}%` : '', fault.abort ? `abort ${fault.abort.status} for ${fault.abort.percent}%` : ''].filter(Boolean).join(', '),
+      make: (next) => applyFilter(faultFilter<HttpRequest, HttpResponse>(fault, {
+        random,
+        abortResult: (status) => syntheticHttpResponse(status),
+        onFault: () => { state.counters.faults++; },
+      }), next),
+    });
+  }
+
+  const mirror = route.mirror;
+  if (mirror !== undefined && mirror.percent > 0) {
+    modules.push({
+      role: 'mirror',
+      why: 'above retry so each logical request is copied once; the copy goes straight to the backend level and never delays the primary',
+      params: `${mirror.percent}% to {${Object.entries(mirror.subset).map(([k, v]) => `${k}=${v}`).join(',')}}`,
+      make: (next) => applyFilter(mirrorFilter(
+        { percent: mirror.percent, subset: mirror.subset, maxBodyBytes: mirror.maxBodyBytes },
+        {
+          random,
+          clock,
+          send: (req, ctx) => {
+            state.counters.mirrored++;
+            return backend(req, ctx);
+          },
+          onDrop: () => { state.counters.mirrorDropped++; },
+        },
+      ), next),
+    });
+  }
+
+  const timeoutMs = route.timeoutMs ?? spec.timeoutMs;
+  modules.push({
     role: 'timeout',
-    why: 'outermost: the overall timeout (and a propagated deadline) bounds every attempt and backoff together, until the body completes',
-    params: spec.timeoutMs > 0 ? formatDuration(spec.timeoutMs) : 'deadline only',
-    make: (next) => applyFilter(timeoutFilter<HttpRequest, HttpResponse>({ timeoutMs: spec.timeoutMs }, { clock, whenDone: whenBodyDone }), next),
+    why: 'above retry: the overall timeout (and a propagated deadline) bounds every attempt and backoff together, until the body completes',
+    params: timeoutMs > 0 ? formatDuration(timeoutMs) : 'deadline only',
+    make: (next) => applyFilter(timeoutFilter<HttpRequest, HttpResponse>({ timeoutMs }, { clock, whenDone: whenBodyDone, discard: discardResponse }), next),
   });
 
-  const r = spec.retries;
-  stack = stack.push({
+  const r = route.retries ?? spec.retries;
+  const retryOn = [...r.on, USER_RETRYABLE];
+  modules.push({
     role: 'retry',
-    why: 'above the breaker and balancer: each attempt is judged by the breaker and re-balanced, so a retry goes to another endpoint',
-    params: `attempts ${r.attempts}, on ${r.on.join('|')}, budget ${r.budget.ratio * 100}% + ${r.budget.minPerSecond}/s${r.perTryTimeoutMs !== undefined ? `, per try ${formatDuration(r.perTryTimeoutMs)}` : ''}`,
+    why: 'above rate limit, breaker and balancer: each attempt is admitted, judged by the breaker and re-balanced, so a retry goes to another endpoint',
+    params: `attempts ${r.attempts}, on ${r.on.join('|')}, budget ${Math.round(r.budget.ratio * 100)}% + ${r.budget.minPerSecond}/s${r.perTryTimeoutMs !== undefined ? `, per try ${formatDuration(r.perTryTimeoutMs)}` : ''}`,
     make: (next) => {
+      // One budget per destination, shared by every route and protocol.
       const budget = state.budget(spec);
       return applyFilter(retryFilter<HttpRequest, HttpResponse>(
         { attempts: r.attempts, on: retryOn, perTryTimeoutMs: r.perTryTimeoutMs },
         {
           budget,
-          classify,
+          classify: r === spec.retries ? classify : httpClassifier(retryOn),
           discard: discardResponse,
           backoff: exponentialBackoff(r.backoff, random),
           clock,
@@ -71,35 +213,41 @@ export function outboundHttpStack(spec: ServiceSpec, state: ServiceState, deps: 
     },
   });
 
+  for (const [scope, rl] of [['service', spec.rateLimit], [`route ${route.name}`, route.rateLimit]] as const) {
+    if (rl === undefined) continue;
+    limiterScopes.add(scope);
+    const limiter = state.limiter(scope, rl);
+    modules.push({
+      role: scope === 'service' ? 'rate-limit' : 'route-rate-limit',
+      why: 'below retry so every attempt takes a token (retries cannot bypass the limit); above the breaker so refused calls never count as upstream failures',
+      params: limiter.description,
+      make: (next) => applyFilter(rateLimitFilter<HttpRequest, HttpResponse>(limiter, {
+        scope: scope === 'service' ? spec.name : `${spec.name}/${scope}`,
+        onLimited: () => { state.counters.rateLimited++; },
+      }), next),
+    });
+  }
+
   const breaker = state.breaker(spec);
   if (breaker !== undefined && spec.circuitBreaker !== undefined) {
     const cb = spec.circuitBreaker;
-    stack = stack.push({
+    modules.push({
       role: 'circuit-breaker',
-      why: 'below retry so every attempt counts toward the error rate; above the balancer so it guards the whole destination',
+      why: 'below retry so every attempt counts toward the error rate; one breaker per destination, shared by its routes, above the split so it guards every backend',
       params: `${cb.errorThresholdPercent}% of >= ${cb.volumeThreshold} in ${formatDuration(cb.windowMs)}, reset ${formatDuration(cb.resetTimeoutMs)}`,
       make: (next) => applyFilter(breaker.filter, next),
     });
   }
 
-  stack = stack.push({
-    role: 'balancer',
-    why: 'per attempt, so retries avoid endpoints already tried; waits for discovery\'s first answer',
-    params: `${spec.loadBalancer} over ${state.endpoints.sourceDescription}`,
-    make: (next) => applyFilter(balancerFilter<HttpRequest, HttpResponse>(state.endpoints), next),
-  });
-
-  stack = stack.push({
-    role: 'endpoint',
-    why: 'directly above the transport so load, latency and outlier stats measure the endpoint alone',
-    params: spec.outlierDetection !== undefined ? `eject after ${spec.outlierDetection.consecutiveFailures} failures for ${formatDuration(spec.outlierDetection.ejectionTimeMs)}` : 'outlier detection off',
-    make: (next) => applyFilter(endpointFilter<HttpRequest, HttpResponse>({ set: state.endpoints, clock, classify, whenDone: whenBodyDone }), next),
-  });
-
-  const countRequests: Service<HttpRequest, HttpResponse> = stack.build(httpTransport(state.endpoints.pools, clock));
-  const service: Service<HttpRequest, HttpResponse> = (req, ctx) => {
-    state.counters.requests++;
-    return countRequests(req, ctx);
-  };
-  return { stack, service };
+  const backends = route.backends;
+  const single = backends.length === 1 && backends[0] !== undefined && Object.keys(backends[0].subset).length === 0;
+  if (!single) {
+    modules.push({
+      role: 'split',
+      why: 'below retry so each attempt picks its backend again (a sticky key keeps the pick stable); above the balancer, which balances within the chosen subset',
+      params: backends.map((b) => `{${Object.entries(b.subset).map(([k, v]) => `${k}=${v}`).join(',')}}×${b.weight}`).join(' '),
+      make: (next) => applyFilter(splitFilter<HttpRequest, HttpResponse>(backendPicker(backends, random), routeKeyOf), next),
+    });
+  }
+  return modules;
 }

@@ -16,8 +16,23 @@ import { PoolSet } from './pool-set.js';
 import type { HttpRequest } from './http-request.js';
 import type { HttpResponse } from './http-transport.js';
 import { httpClassifier, USER_RETRYABLE } from './http-classify.js';
+import type { RateLimitSpec } from '../config/types.js';
+import { localRateLimiter } from '../resilience/rate-limiter.js';
+import type { RateLimiter } from '../resilience/rate-limiter.js';
+import { globalRateLimiter } from '../resilience/global-rate-limiter.js';
 
 export type BreakerState = 'closed' | 'open' | 'half-open';
+
+/** Per-destination counters, for inspection (demo, CLI, dashboard). */
+export interface ServiceCounters {
+  requests: number;
+  retries: number;
+  budgetExhausted: number;
+  rateLimited: number;
+  faults: number;
+  mirrored: number;
+  mirrorDropped: number;
+}
 
 export interface ServiceStateDeps {
   clock: Clock;
@@ -38,8 +53,11 @@ export class ServiceState {
   #breakerKey = '';
   #breaker: CircuitBreaker<HttpRequest, HttpResponse> | undefined;
   readonly #deps: ServiceStateDeps;
+  /** Rate limiters by scope (`service`, `route <name>`), kept while their parameters hold. */
+  readonly #limiters = new Map<string, { key: string; limiter: RateLimiter }>();
+  #redisUrl: string | undefined;
   /** Counters for inspection (the demo, CLI and dashboard read them). */
-  readonly counters = { requests: 0, retries: 0, budgetExhausted: 0 };
+  readonly counters: ServiceCounters = { requests: 0, retries: 0, budgetExhausted: 0, rateLimited: 0, faults: 0, mirrored: 0, mirrorDropped: 0 };
 
   constructor(spec: ServiceSpec, deps: ServiceStateDeps) {
     this.name = spec.name;
@@ -58,6 +76,7 @@ export class ServiceState {
 
   /** Applies a config version's endpoint-related settings. */
   configure(spec: ServiceSpec, mesh: MeshSpec): void {
+    this.#redisUrl = mesh.redis?.url;
     const sourceKey = JSON.stringify({ e: spec.endpoints, d: spec.dns, m: mesh.dns });
     this.endpoints.configure({
       source: makeEndpointSource(spec, mesh, { clock: this.#deps.clock, onWarn: this.#deps.onWarn }),
@@ -91,6 +110,39 @@ export class ServiceState {
     return this.#breaker;
   }
 
+  /**
+   * The limiter for a scope (`service` or `route <name>`), reused while its parameters are
+   * unchanged so a config edit elsewhere does not refill or reset it. Global limits share one
+   * bucket through Redis (key `<service>` or `<service>/<route>`), local ones are per instance.
+   */
+  limiter(scope: string, spec: RateLimitSpec): RateLimiter {
+    const key = JSON.stringify({ spec, redis: spec.scope === 'global' ? this.#redisUrl : undefined });
+    const cur = this.#limiters.get(scope);
+    if (cur !== undefined && cur.key === key) return cur.limiter;
+    cur?.limiter.close();
+    let limiter: RateLimiter;
+    if (spec.scope === 'global' && this.#redisUrl !== undefined) {
+      limiter = globalRateLimiter(
+        { key: scope === 'service' ? `out/${this.name}` : `out/${this.name}/${scope}`, requestsPerSecond: spec.requestsPerSecond, burst: spec.burst, redisUrl: this.#redisUrl },
+        { clock: this.#deps.clock, random: this.#deps.random, onWarn: this.#deps.onWarn },
+      );
+    } else {
+      limiter = localRateLimiter({ requestsPerSecond: spec.requestsPerSecond, burst: spec.burst }, this.#deps.clock);
+    }
+    this.#limiters.set(scope, { key, limiter });
+    return limiter;
+  }
+
+  /** Closes limiters whose scope is no longer configured. */
+  retainLimiters(scopes: ReadonlySet<string>): void {
+    for (const [scope, l] of this.#limiters) {
+      if (!scopes.has(scope)) {
+        l.limiter.close();
+        this.#limiters.delete(scope);
+      }
+    }
+  }
+
   get breakerState(): BreakerState | undefined {
     return this.#breaker?.state;
   }
@@ -101,6 +153,8 @@ export class ServiceState {
 
   async close(): Promise<void> {
     this.#breaker?.close();
+    for (const l of this.#limiters.values()) l.limiter.close();
+    this.#limiters.clear();
     await this.endpoints.close();
   }
 }

@@ -16,3 +16,8 @@ export {
   type CircuitBreakerDeps,
   type CircuitBreakerStats,
 } from './circuit-breaker.js';
+export { TokenBucket, type TokenBucketParams } from './token-bucket.js';
+export { localRateLimiter, formatRate, type RateLimiter, type LocalRateLimitParams } from './rate-limiter.js';
+export { rateLimitFilter, rateLimitedError, retryAfterMsOf, type RateLimitFilterDeps, type RateLimitedErrorWithRetry } from './rate-limit-filter.js';
+export { globalRateLimiter, batchFor, LEASE_MS, type GlobalRateLimiter, type GlobalRateLimitParams, type GlobalRateLimitDeps, type GlobalRateLimitStats, type GlobalRateLimitMode } from './global-rate-limiter.js';
+export { createRedisClient, redactRedisUrl, type RedisClientParams } from './redis-client.js';

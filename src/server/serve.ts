@@ -1,17 +1,14 @@
 /**
- * `mesh.serve(handler, { port, host })`: serves a node:http handler or an Express app with the
- * inbound side of the mesh. Today that is the ambient context (the caller's deadline flows into
- * the handler's outbound calls); identity, authorization, rate limits and metrics join the
- * inbound stack as their issues land. `close()` stops accepting, lets requests in flight finish
- * up to a grace period, then cuts what remains.
+ * `mesh.serve(handler, { port, host })`: serves a node:http handler or an Express app behind the
+ * inbound stack (src/server/inbound-stack.ts). `close()` stops accepting, lets requests in
+ * flight finish up to a grace period, then cuts what remains.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Clock } from '../core/clock.js';
-import { runWithAmbient } from '../core/ambient.js';
-import { inboundAmbient } from './inbound-context.js';
+import { inboundHandler } from './inbound-stack.js';
+import type { InboundDeps, NodeHandler } from './inbound-stack.js';
 
-export type RequestHandler = (req: http.IncomingMessage, res: http.ServerResponse) => void;
+export type RequestHandler = NodeHandler;
 
 export interface ServeOptions {
   port?: number;
@@ -28,10 +25,8 @@ export interface MeshServer {
   close(): Promise<void>;
 }
 
-export async function serve(handler: RequestHandler, options: ServeOptions, deps: { clock: Clock; service: string | undefined }): Promise<MeshServer> {
-  const server = http.createServer((req, res) => {
-    runWithAmbient(inboundAmbient(req.headers, deps.clock, deps.service), () => handler(req, res));
-  });
+export async function serve(handler: RequestHandler, options: ServeOptions, deps: InboundDeps): Promise<MeshServer> {
+  const server = http.createServer(inboundHandler(handler, deps));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => {

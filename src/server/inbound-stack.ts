@@ -1,0 +1,103 @@
+/**
+ * The inbound stack, in one place (DESIGN.md's order): identity → authorization → rate limit →
+ * fault → trace extract → metrics → handler. It wraps a node:http handler (or Express app), so
+ * the steps are node:http-shaped: each gets the request and response and either answers or
+ * passes on. Identity and authorization join with mTLS; today the stack holds the inbound rate
+ * limit (429 with Retry-After), inbound fault injection, and the ambient context (deadline and
+ * trace) that the handler's outbound calls inherit.
+ *
+ * The policy is read per request from `policy()`, so a config change applies to the next
+ * request; what is built per policy (limiter, samplers) is built once per config version.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Clock, Random } from '../core/clock.js';
+import { runWithAmbient } from '../core/ambient.js';
+import type { TraceContext } from '../core/ambient.js';
+import type { FaultSpec } from '../config/types.js';
+import type { RateLimiter } from '../resilience/rate-limiter.js';
+import { inboundAmbient } from './inbound-context.js';
+
+export type NodeHandler = (req: IncomingMessage, res: ServerResponse) => void;
+
+/** What one config version asks of the inbound side. */
+export interface InboundPolicy {
+  readonly limiter: RateLimiter | undefined;
+  readonly fault: FaultSpec | undefined;
+}
+
+/** Hooks observability fills: called once per request, they return a completion callback. */
+export interface InboundObservability {
+  /** Starts the server span (when tracing); returns the trace context the handler runs in. */
+  startTrace?(req: IncomingMessage, res: ServerResponse, service: string | undefined): TraceContext | undefined;
+  /** Records the request when it finishes (metrics, access log). `outcome` overrides the default. */
+  observe?(req: IncomingMessage, res: ServerResponse, service: string | undefined): void;
+}
+
+export interface InboundDeps {
+  clock: Clock;
+  random: Random;
+  service: string | undefined;
+  policy: () => InboundPolicy;
+  observability?: InboundObservability | undefined;
+  onRateLimited?: () => void;
+  onFault?: (kind: 'delay' | 'abort') => void;
+}
+
+function hit(percent: number, random: Random): boolean {
+  return percent >= 100 || (percent > 0 && random() * 100 < percent);
+}
+
+/** Answers a refused request the way Envoy's local rate limit does, with a JSON body naming the service. */
+function tooManyRequests(res: ServerResponse, service: string | undefined, retryAfterMs: number): void {
+  res.statusCode = 429;
+  res.setHeader('retry-after', String(Math.max(1, Math.ceil(retryAfterMs / 1000))));
+  res.setHeader('content-type', 'application/json');
+  res.setHeader('x-trellis-rate-limited', '1');
+  res.end(JSON.stringify({ error: 'TRELLIS_RATE_LIMITED', service: service ?? 'unknown', retryAfterMs: Math.ceil(retryAfterMs) }));
+}
+
+export function inboundHandler(handler: NodeHandler, deps: InboundDeps): NodeHandler {
+  const { clock, random, service, observability } = deps;
+  const run = (req: IncomingMessage, res: ServerResponse): void => {
+    const trace = observability?.startTrace?.(req, res, service);
+    const ambient = inboundAmbient(req.headers, clock, service);
+    runWithAmbient(trace === undefined ? ambient : { ...ambient, trace }, () => handler(req, res));
+  };
+  return (req, res) => {
+    observability?.observe?.(req, res, service);
+    const policy = deps.policy();
+    // Rate limit: must come before any work is done for the request.
+    const limiter = policy.limiter;
+    if (limiter !== undefined && !limiter.tryAcquire()) {
+      deps.onRateLimited?.();
+      req.resume();
+      tooManyRequests(res, service, limiter.retryAfterMs());
+      return;
+    }
+    const fault = policy.fault;
+    if (fault !== undefined) {
+      const delay = fault.delay !== undefined && hit(fault.delay.percent, random) ? fault.delay.durationMs : 0;
+      const abort = fault.abort !== undefined && hit(fault.abort.percent, random) ? fault.abort.status : 0;
+      const go = (): void => {
+        if (abort > 0) {
+          deps.onFault?.('abort');
+          req.resume();
+          res.statusCode = abort;
+          res.setHeader('x-trellis-fault', 'abort');
+          res.end('fault filter abort');
+          return;
+        }
+        run(req, res);
+      };
+      if (delay > 0) {
+        deps.onFault?.('delay');
+        const t = setTimeout(go, delay);
+        res.once('close', () => clearTimeout(t));
+        return;
+      }
+      go();
+      return;
+    }
+    run(req, res);
+  };
+}
