@@ -15,6 +15,17 @@ import type { MeshConfig } from './config/types.js';
 import { Destinations } from './client/destinations.js';
 import { Mesh } from './mesh.js';
 import { InboundPolicies } from './server/inbound-policy.js';
+import { MeshMetrics } from './observability/metrics.js';
+import type { AnyRegistry } from './observability/metrics.js';
+import { MeshObservability } from './observability/mesh-observability.js';
+import type { TracingHooks } from './observability/mesh-observability.js';
+import { createMeshTracer } from './observability/tracer.js';
+import { inboundTracing } from './observability/tracing-inbound.js';
+import { httpTracingModule } from './observability/tracing-http.js';
+import { accessLogger, httpAccessLogModule, inboundAccessLog } from './observability/access-log.js';
+import type { AccessLog } from './observability/access-log.js';
+import type { TracerProvider } from '@opentelemetry/api';
+import type { Writable } from 'node:stream';
 
 export interface Logger {
   warn(message: string): void;
@@ -35,6 +46,12 @@ export interface MeshClientOptions {
   token?: string;
   /** Identity from files (not in this version). */
   tls?: { ca: string; cert: string; key: string };
+  /** Send spans to this provider instead of the global one (or one the Mesh document's `tracing.otlp` builds). */
+  tracerProvider?: TracerProvider;
+  /** A JSON access log line per request, inbound and outbound: true (stdout), a stream, or a function. */
+  accessLog?: boolean | Writable | AccessLog;
+  /** Metrics: pass the application's prom-client registry to have Trellis's metrics there. */
+  metrics?: { registry?: AnyRegistry };
   /** Where warnings go (default: stderr with a `[trellis]` prefix). */
   logger?: Logger;
   /** Injected time and randomness (tests, simulations). */
@@ -69,15 +86,60 @@ export async function meshClient(options: MeshClientOptions = {}): Promise<Mesh>
   }
 
   let mesh: Mesh | undefined;
-  const destinations = new Destinations(clock, random, {
-    onEndpoints: (service, endpoints) => mesh?.emit('endpoints', { service, endpoints }),
-    onEjection: (service, endpoint, ejected) => mesh?.emit('ejection', { service, endpoint, ejected }),
-    onBreaker: (service, state) => mesh?.emit('breaker', { service, state }),
+  const metrics = new MeshMetrics({ registry: options.metrics?.registry });
+  const t = initial.mesh.tracing;
+  const tracer = await createMeshTracer({
+    service: options.service,
+    propagation: t?.propagation,
+    sampling: t?.sampling,
+    otlp: t?.otlp === undefined ? undefined : { endpoint: t.otlp.endpoint, ...(t.otlp.headers !== undefined ? { headers: t.otlp.headers } : {}) },
+    tracerProvider: options.tracerProvider,
+    random,
+    onWarn: (m) => logger.warn(m),
+  });
+  const inTracing = inboundTracing(tracer);
+  const log: AccessLog | undefined =
+    options.accessLog === undefined || options.accessLog === false
+      ? undefined
+      : typeof options.accessLog === 'function'
+        ? options.accessLog
+        : accessLogger(options.accessLog === true ? process.stdout : options.accessLog);
+  const inboundLog = log === undefined ? undefined : inboundAccessLog(log, { clock, traceIdOf: inTracing.traceIdOf });
+  const hooks: TracingHooks = {
+    attemptModule: () => httpTracingModule(tracer),
+    startServerTrace: (req, res, service) => inTracing.startTrace(req, res, service),
+    ...(log === undefined ? {} : {
+      accessLogModule: (classify) => httpAccessLogModule(log, { clock, caller: options.service, traceId: () => tracer.currentTraceId() }, classify),
+      inboundAccessLog: (req, res, service) => inboundLog?.(req, res, service),
+    }),
+  };
+  const observability = new MeshObservability(metrics, clock, hooks);
+  const endpointGauge = (service: string): void => {
+    const set = destinations.states().find((s) => s.name === service)?.endpoints;
+    if (set === undefined) return;
+    const all = set.endpoints();
+    const ejected = all.filter((e) => set.isEjected(e.id)).length;
+    metrics.setEndpoints(service, all.length - ejected, ejected);
+  };
+  const destinations: Destinations = new Destinations(clock, random, {
+    onEndpoints: (service, endpoints) => {
+      endpointGauge(service);
+      mesh?.emit('endpoints', { service, endpoints });
+    },
+    onEjection: (service, endpoint, ejected) => {
+      if (ejected) metrics.ejection(service);
+      endpointGauge(service);
+      mesh?.emit('ejection', { service, endpoint, ejected });
+    },
+    onBreaker: (service, state) => {
+      metrics.setBreakerState(service, state);
+      mesh?.emit('breaker', { service, state });
+    },
     onWarn: (message) => {
       logger.warn(message);
       mesh?.emit('warning', message);
     },
-  });
+  }, observability);
 
   const paths = configPaths(source);
   const watch = options.watchConfig ?? paths.length > 0;
@@ -93,7 +155,9 @@ export async function meshClient(options: MeshClientOptions = {}): Promise<Mesh>
     clock,
     random,
     inbound,
-    inboundObservability: undefined,
+    inboundObservability: observability,
+    metrics,
+    tracer,
     destinations,
     reloadSource: source === undefined ? undefined : () => load(source),
     loadSource: load,

@@ -7,6 +7,10 @@ import { EventEmitter } from 'node:events';
 import type { Clock, Random } from './core/clock.js';
 import type { InboundPolicies } from './server/inbound-policy.js';
 import type { InboundObservability } from './server/inbound-stack.js';
+import type { MeshMetrics } from './observability/metrics.js';
+import type { MeshTracer } from './observability/tracer.js';
+import { metricsHandler } from './observability/metrics-handler.js';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TrellisError } from './core/errors.js';
 import type { MeshConfig } from './config/types.js';
 import type { Endpoint } from './discovery/endpoint.js';
@@ -35,6 +39,8 @@ export interface MeshParts {
   random: Random;
   inbound: InboundPolicies;
   inboundObservability: InboundObservability | undefined;
+  metrics: MeshMetrics;
+  tracer: MeshTracer;
   destinations: Destinations;
   /** Loads and validates the configured source again (throws TRELLIS_CONFIG_INVALID). */
   reloadSource: (() => Promise<MeshConfig>) | undefined;
@@ -71,6 +77,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
 
   /** Swaps in a validated configuration; requests in flight finish on the old stacks. */
   applyConfig(config: MeshConfig): void {
+    this.#parts.tracer.update(config.mesh.tracing);
     this.#parts.destinations.apply(config);
     this.#parts.inbound.apply(config);
     this.#config = config;
@@ -127,6 +134,16 @@ export class Mesh extends EventEmitter<MeshEvents> {
     return s;
   }
 
+  /** The prom-client registry holding Trellis's metrics (the application's, when it gave one). */
+  get metricsRegistry(): MeshMetrics['registry'] {
+    return this.#parts.metrics.registry;
+  }
+
+  /** A node:http handler serving the metrics in Prometheus text format (mount it at /metrics). */
+  metricsHandler(): (req: IncomingMessage, res: ServerResponse) => void {
+    return metricsHandler(this.#parts.metrics.registry);
+  }
+
   /** A snapshot of every destination: stack, endpoints, load, ejections, breaker, budget. */
   inspect(): MeshInspection {
     return inspectDestinations(this.#parts.destinations, this.#parts.clock);
@@ -140,6 +157,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     await Promise.all([...this.#servers].map((s) => s.close()));
     await this.#parts.destinations.close();
     this.#parts.inbound.close();
+    await this.#parts.tracer.close();
     await this.#dispatcher?.close();
   }
 }

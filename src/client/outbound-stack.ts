@@ -125,10 +125,15 @@ export function outboundHttpStack(spec: ServiceSpec, state: ServiceState, deps: 
     };
   }
 
+  // Logical-request observability wraps route dispatch, so requests no route matched count too.
+  const top = observability?.requestModules(spec, classify) ?? [];
+  if (top.length > 0) service = new Stack<HttpRequest, HttpResponse>(top).build(service);
+  const topDescription = top.length > 0 ? `destination:\n${new Stack<HttpRequest, HttpResponse>(top).describe()}\n` : '';
+
   return {
     routes: routes.map((r) => ({ name: r.name, stack: r.stack })),
     service,
-    describe: () => routes.map((r) => `route ${r.name}:\n${r.stack.describe()}`).join('\n'),
+    describe: () => topDescription + routes.map((r) => `route ${r.name}:\n${r.stack.describe()}`).join('\n'),
   };
 }
 
@@ -143,7 +148,6 @@ function routeModules(
 ): Module[] {
   const { clock, random, observability } = deps;
   const modules: Module[] = [];
-  modules.push(...(observability?.requestModules(spec, classify) ?? []));
 
   const fault = route.fault;
   if (fault !== undefined && (fault.abort !== undefined || fault.delay !== undefined)) {
@@ -206,12 +210,20 @@ function routeModules(
           backoff: exponentialBackoff(r.backoff, random),
           clock,
           replayable: (req) => req.replayable,
-          onRetry: () => { state.counters.retries++; },
-          onBudgetExhausted: () => { state.counters.budgetExhausted++; },
+          onRetry: (ctx, reason) => {
+            state.counters.retries++;
+            observability?.retry(spec.name, ctx.route ?? route.name, reason);
+          },
+          onBudgetExhausted: () => {
+            state.counters.budgetExhausted++;
+            observability?.budgetExhausted(spec.name);
+          },
         },
       ), next);
     },
   });
+
+  modules.push(...(observability?.tryModules(spec, classify) ?? []));
 
   for (const [scope, rl] of [['service', spec.rateLimit], [`route ${route.name}`, route.rateLimit]] as const) {
     if (rl === undefined) continue;
@@ -223,7 +235,10 @@ function routeModules(
       params: limiter.description,
       make: (next) => applyFilter(rateLimitFilter<HttpRequest, HttpResponse>(limiter, {
         scope: scope === 'service' ? spec.name : `${spec.name}/${scope}`,
-        onLimited: () => { state.counters.rateLimited++; },
+        onLimited: () => {
+          state.counters.rateLimited++;
+          observability?.rateLimited(spec.name, route.name);
+        },
       }), next),
     });
   }

@@ -25,9 +25,9 @@ export const MESH_DEFAULTS = {
   name: 'default',
   trustDomain: 'cluster.local',
   certificateTTLMs: 24 * 3_600_000,
-  /** OpenTelemetry's defaults once tracing is on: sample everything, W3C trace context. */
+  /** Sample every new trace; write both W3C trace context and B3 (every format is always read). */
   tracingSampling: 1,
-  tracingPropagation: ['tracecontext'] as const,
+  tracingPropagation: ['tracecontext', 'b3'] as const,
   dnsRefreshIntervalMs: 30_000,
   dnsMinTtlMs: 1000,
 } as const;
@@ -110,6 +110,7 @@ export function normalizeMesh(doc: { name: string; spec: RawMeshSpec } | undefin
         : {
             sampling: spec.tracing.sampling ?? MESH_DEFAULTS.tracingSampling,
             propagation: [...new Set(spec.tracing.propagation ?? MESH_DEFAULTS.tracingPropagation)],
+            otlp: spec.tracing.otlp && { endpoint: spec.tracing.otlp.endpoint, headers: spec.tracing.otlp.headers && { ...spec.tracing.otlp.headers } },
           },
     dns: {
       servers: spec.dns?.servers === undefined ? undefined : [...spec.dns.servers],

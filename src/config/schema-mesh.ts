@@ -42,6 +42,23 @@ export const meshSpecSchema = z.strictObject({
     .strictObject({
       sampling: z.number().min(0).max(1).optional(),
       propagation: z.array(z.enum(['tracecontext', 'b3'])).min(1).max(2).optional(),
+      otlp: z
+        .strictObject({
+          endpoint: checkedString(
+            (s) => {
+              try {
+                const u = new URL(s);
+                return (u.protocol === 'http:' || u.protocol === 'https:') && u.hostname !== '';
+              } catch {
+                return false;
+              }
+            },
+            (s) => `invalid OTLP endpoint ${describeValue(s)} (http(s)://host:port/v1/traces)`,
+            2048,
+          ),
+          headers: z.record(z.string(), z.string()).optional(),
+        })
+        .optional(),
     })
     .optional(),
   dns: z

@@ -15,7 +15,7 @@ export interface MeshSpec {
   /** Undefined when the document did not say (the default then depends on identity). */
   mtls: MtlsMode | undefined;
   certificateTTLMs: number;
-  tracing: { sampling: number; propagation: ('tracecontext' | 'b3')[] } | undefined;
+  tracing: { sampling: number; propagation: ('tracecontext' | 'b3')[]; otlp: { endpoint: string; headers: Record<string, string> | undefined } | undefined } | undefined;
   /** DNS resolution settings for `dns:` endpoints (servers for tests or split-horizon setups). */
   dns: { servers: string[] | undefined; refreshIntervalMs: number; minTtlMs: number } ;
   /** Redis for global rate limits: `redis://host:port`. */

@@ -1,6 +1,6 @@
 /**
  * The ambient request context: what an inbound request handled by Trellis hands to the outbound
- * calls the application makes while serving it — today the deadline, later the trace. It flows
+ * calls the application makes while serving it — the deadline and the trace context. It flows
  * through the application's async code with AsyncLocalStorage, so no header forwarding is
  * needed in application code.
  *
@@ -9,11 +9,31 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 
+/**
+ * A W3C / B3 trace context as it travels between hops, independent of any tracing SDK.
+ * Ids are lower-case hex and never all zeros (`src/observability/propagation.ts` validates).
+ */
+export interface TraceContext {
+  /** 32 hex digits (a 64-bit B3 id is left-padded with zeros). */
+  readonly traceId: string;
+  /** 16 hex digits: the span the next hop's span is a child of. */
+  readonly spanId: string;
+  /** The caller's sampling decision (W3C flag 01, B3 `1` or debug). */
+  readonly sampled: boolean;
+  /** W3C `tracestate`, passed through as received (validated), when there was one. */
+  readonly traceState?: string | undefined;
+}
+
 export interface AmbientContext {
   /** Absolute deadline on the monotonic clock (ms), or undefined. */
   readonly deadline: number | undefined;
   /** The service handling the inbound request. */
   readonly service: string | undefined;
+  /**
+   * The inbound request's span (its server span when spans are recorded, else the caller's
+   * context passed through): outbound attempts made while serving it are its children.
+   */
+  readonly trace?: TraceContext | undefined;
 }
 
 const storage = new AsyncLocalStorage<AmbientContext>();

@@ -25,12 +25,26 @@ export interface InboundPolicy {
   readonly fault: FaultSpec | undefined;
 }
 
-/** Hooks observability fills: called once per request, they return a completion callback. */
+/** Labels the inbound steps decide for a request's metrics (outcome `rate_limited`, `fault`, ...). */
+export interface InboundLabels {
+  caller?: string | undefined;
+  route?: string | undefined;
+  outcome?: string | undefined;
+}
+
+/** The server span of one request, as the tracing side hands it to the inbound stack. */
+export interface InboundSpan {
+  readonly ambientTrace: TraceContext;
+  run<T>(fn: () => T): T;
+}
+
+/** Hooks observability fills, once per request. */
 export interface InboundObservability {
-  /** Starts the server span (when tracing); returns the trace context the handler runs in. */
-  startTrace?(req: IncomingMessage, res: ServerResponse, service: string | undefined): TraceContext | undefined;
-  /** Records the request when it finishes (metrics, access log). `outcome` overrides the default. */
-  observe?(req: IncomingMessage, res: ServerResponse, service: string | undefined): void;
+  /** Starts the server span; returns the trace context the handler runs in and how to run it in the span. */
+  startTrace?(req: IncomingMessage, res: ServerResponse, service: string | undefined): InboundSpan | undefined;
+  /** Starts recording the request (metrics, access log) when it finishes; returns labels the steps may set. */
+  observe?(req: IncomingMessage, res: ServerResponse, service: string | undefined): InboundLabels;
+  inboundRateLimited?(service: string | undefined): void;
 }
 
 export interface InboundDeps {
@@ -59,17 +73,20 @@ function tooManyRequests(res: ServerResponse, service: string | undefined, retry
 export function inboundHandler(handler: NodeHandler, deps: InboundDeps): NodeHandler {
   const { clock, random, service, observability } = deps;
   const run = (req: IncomingMessage, res: ServerResponse): void => {
-    const trace = observability?.startTrace?.(req, res, service);
+    const span = observability?.startTrace?.(req, res, service);
     const ambient = inboundAmbient(req.headers, clock, service);
-    runWithAmbient(trace === undefined ? ambient : { ...ambient, trace }, () => handler(req, res));
+    if (span === undefined) runWithAmbient(ambient, () => handler(req, res));
+    else runWithAmbient({ ...ambient, trace: span.ambientTrace }, () => span.run(() => handler(req, res)));
   };
   return (req, res) => {
-    observability?.observe?.(req, res, service);
+    const labels = observability?.observe?.(req, res, service);
     const policy = deps.policy();
     // Rate limit: must come before any work is done for the request.
     const limiter = policy.limiter;
     if (limiter !== undefined && !limiter.tryAcquire()) {
       deps.onRateLimited?.();
+      observability?.inboundRateLimited?.(service);
+      if (labels !== undefined) labels.outcome = 'rate_limited';
       req.resume();
       tooManyRequests(res, service, limiter.retryAfterMs());
       return;
@@ -81,6 +98,7 @@ export function inboundHandler(handler: NodeHandler, deps: InboundDeps): NodeHan
       const go = (): void => {
         if (abort > 0) {
           deps.onFault?.('abort');
+          if (labels !== undefined) labels.outcome = 'fault';
           req.resume();
           res.statusCode = abort;
           res.setHeader('x-trellis-fault', 'abort');

@@ -59,7 +59,7 @@ test('the DESIGN.md Mesh document normalizes', () => {
     trustDomain: 'example.org',
     mtls: 'strict',
     certificateTTLMs: 86_400_000,
-    tracing: { sampling: 0.1, propagation: ['tracecontext', 'b3'] },
+    tracing: { sampling: 0.1, propagation: ['tracecontext', 'b3'], otlp: undefined },
     dns: { servers: undefined, refreshIntervalMs: 30_000, minTtlMs: 1000 },
     redis: undefined,
   });

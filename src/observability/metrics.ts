@@ -1,0 +1,312 @@
+/**
+ * MeshMetrics: the Prometheus metrics of one mesh client (prom-client), with the names and
+ * labels DESIGN.md fixes under "Observability names". It lives in the application's registry
+ * when one is given (so one /metrics shows both), else in a registry of its own.
+ *
+ * Request metrics follow the OpenTelemetry HTTP semantic conventions: durations in seconds with
+ * the buckets OTel advises for `http.{client,server}.request.duration`, `method` normalized to the
+ * known methods or `_OTHER`. Durations carry `outcome` too (OTel's `error.type`), so the latency
+ * of successes is never diluted by fast failures such as an open circuit.
+ *
+ * Invariants:
+ * - Label values come from small fixed sets or from configuration (see metrics-labels.ts):
+ *   never a raw path, never an endpoint address.
+ * - Several MeshMetrics may share one registry (two mesh clients in one process): a metric
+ *   already registered under a name is reused when its type and label names match, and
+ *   refused with a clear error otherwise.
+ * - The hot path (`recordClientRequest`, `recordClientAttempt`, `recordServerRequest`) finds the
+ *   cached labelled children of its label tuple (nested Maps, no string built) and does one `inc`
+ *   and one `observe`. Recording never throws into a request. Measured on Node 20: ~1.3 µs per
+ *   record, of which ~1.1 µs is prom-client's own `inc` + `observe` (it re-hashes the labels even
+ *   on a cached child).
+ */
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { OpenMetricsContentType, PrometheusContentType } from 'prom-client';
+import type { BreakerState } from '../client/service-state.js';
+import { normalizeMethod, normalizeOutcome, normalizeStatus } from './metrics-labels.js';
+
+/** OTel's advised buckets for `http.client.request.duration` / `http.server.request.duration` (s). */
+export const OTEL_HTTP_DURATION_BUCKETS: readonly number[] = Object.freeze([0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10]);
+
+export const METRIC_NAMES = Object.freeze({
+  clientRequests: 'trellis_client_requests_total',
+  clientRequestDuration: 'trellis_client_request_duration_seconds',
+  clientAttempts: 'trellis_client_attempts_total',
+  clientAttemptDuration: 'trellis_client_attempt_duration_seconds',
+  clientRetries: 'trellis_client_retries_total',
+  clientRetryBudgetExhausted: 'trellis_client_retry_budget_exhausted_total',
+  clientCircuitBreakerState: 'trellis_client_circuit_breaker_state',
+  clientEndpoints: 'trellis_client_endpoints',
+  clientEjections: 'trellis_client_ejections_total',
+  clientRateLimited: 'trellis_client_rate_limited_total',
+  certificateExpiry: 'trellis_certificate_expiry_timestamp_seconds',
+  serverRequests: 'trellis_server_requests_total',
+  serverRequestDuration: 'trellis_server_request_duration_seconds',
+});
+
+const CLIENT_LABELS = ['service', 'route', 'method', 'status_code', 'outcome'] as const;
+const SERVER_LABELS = ['service', 'caller', 'route', 'method', 'status_code', 'outcome'] as const;
+const BREAKER_STATES: readonly BreakerState[] = ['closed', 'open', 'half-open'];
+
+/** Which way a rate limit refused a request: calling out, or being called. */
+export type RateLimitDirection = 'outbound' | 'inbound';
+
+/** A prom-client registry of either exposition format. */
+export type AnyRegistry = Registry<PrometheusContentType> | Registry<OpenMetricsContentType>;
+
+export interface MeshMetricsOptions {
+  /** The application's registry; default: a new Registry owned by this MeshMetrics. */
+  registry?: AnyRegistry;
+  /** Not supported: the names are part of the contract (dashboards and alerts rely on them). */
+  prefix?: never;
+}
+
+/** Bound on cached children per metric; past it the cache restarts (the series stay). */
+const MAX_CACHED = 10_000;
+
+interface RequestChildren {
+  readonly count: Counter.Internal;
+  readonly duration: Histogram.Internal<string>;
+}
+
+type Level<V> = Map<string, V>;
+
+/**
+ * A request counter and its duration histogram, with the labelled children cached per label
+ * tuple in nested Maps (one level per label). Nested lookups on label strings that come from
+ * config or fixed sets hash nothing new; a joined key would build and hash a fresh string per
+ * request (measured: ~40 ns against ~160 ns on Node 20).
+ */
+class RequestSeries {
+  readonly #counter: Counter<string>;
+  readonly #histogram: Histogram<string>;
+  /** Client metrics have no `caller` label; their tuples use '' in that slot. */
+  readonly #withCaller: boolean;
+  #root: Level<Level<Level<Level<Level<Level<RequestChildren>>>>>> = new Map();
+  #size = 0;
+
+  constructor(counter: Counter<string>, histogram: Histogram<string>, withCaller: boolean) {
+    this.#counter = counter;
+    this.#histogram = histogram;
+    this.#withCaller = withCaller;
+  }
+
+  record(service: string, caller: string, route: string, method: string, statusCode: string, outcome: string, durationSec: number): void {
+    try {
+      const m = normalizeMethod(method);
+      const s = normalizeStatus(statusCode);
+      const o = normalizeOutcome(outcome);
+      const c = this.#children(service, caller, route, m, s, o);
+      c.count.inc();
+      c.duration.observe(durationSec >= 0 && durationSec < Infinity ? durationSec : 0);
+    } catch {
+      // Metrics must never fail a request.
+    }
+  }
+
+  #children(service: string, caller: string, route: string, m: string, s: string, o: string): RequestChildren {
+    let l1 = this.#root.get(service);
+    if (l1 === undefined) this.#root.set(service, (l1 = new Map()));
+    let l2 = l1.get(caller);
+    if (l2 === undefined) l1.set(caller, (l2 = new Map()));
+    let l3 = l2.get(route);
+    if (l3 === undefined) l2.set(route, (l3 = new Map()));
+    let l4 = l3.get(m);
+    if (l4 === undefined) l3.set(m, (l4 = new Map()));
+    let l5 = l4.get(s);
+    if (l5 === undefined) l4.set(s, (l5 = new Map()));
+    let c = l5.get(o);
+    if (c === undefined) {
+      const values = this.#withCaller ? [service, caller, route, m, s, o] : [service, route, m, s, o];
+      c = { count: this.#counter.labels(...values), duration: this.#histogram.labels(...values) };
+      if (++this.#size > MAX_CACHED) {
+        this.#root = new Map();
+        this.#size = 0;
+      }
+      l5.set(o, c);
+    }
+    return c;
+  }
+}
+
+/** Separates label values in the keys of the small caches (retries, rate limits). */
+const SEP = '\u0001';
+
+function cache<V>(map: Map<string, V>, key: string, value: V): void {
+  if (map.size >= MAX_CACHED) map.clear();
+  map.set(key, value);
+}
+
+type AnyMetric = { readonly type?: unknown; readonly labelNames?: readonly string[] };
+
+/** The metric already registered as `name`, checked to be what we would have made; or undefined. */
+function existing(registry: AnyRegistry, name: string, type: string, labelNames: readonly string[]): unknown {
+  const found = registry.getSingleMetric(name) as AnyMetric | undefined;
+  if (found === undefined) return undefined;
+  const have = [...(found.labelNames ?? [])].sort().join(',');
+  const want = [...labelNames].sort().join(',');
+  if (found.type !== type || have !== want) {
+    throw new Error(`the registry already has a metric named ${name} (type ${String(found.type)}, labels [${have}]); Trellis needs type ${type} with labels [${want}]`);
+  }
+  return found;
+}
+
+function counter(registry: AnyRegistry, name: string, help: string, labelNames: readonly string[]): Counter<string> {
+  return (existing(registry, name, 'counter', labelNames) as Counter<string> | undefined) ?? new Counter({ name, help, labelNames, registers: [registry] });
+}
+
+function gauge(registry: AnyRegistry, name: string, help: string, labelNames: readonly string[]): Gauge<string> {
+  return (existing(registry, name, 'gauge', labelNames) as Gauge<string> | undefined) ?? new Gauge({ name, help, labelNames, registers: [registry] });
+}
+
+function histogram(registry: AnyRegistry, name: string, help: string, labelNames: readonly string[]): Histogram<string> {
+  return (
+    (existing(registry, name, 'histogram', labelNames) as Histogram<string> | undefined) ??
+    new Histogram({ name, help, labelNames, buckets: [...OTEL_HTTP_DURATION_BUCKETS], registers: [registry] })
+  );
+}
+
+/**
+ * The metrics of one mesh client.
+ *
+ * @example
+ * const registry = new Registry();                 // the application's
+ * const metrics = new MeshMetrics({ registry });
+ * metrics.recordClientRequest('products', 'catalog', 'GET', '200', 'success', 0.012);
+ * http.createServer(metricsHandler(registry)).listen(9464);
+ */
+export class MeshMetrics {
+  /** The registry holding the metrics: the application's, or one owned by this instance. */
+  readonly registry: AnyRegistry;
+  /** True when the registry was created here (nobody else exposes it). */
+  readonly ownsRegistry: boolean;
+
+  readonly #clientRequests: RequestSeries;
+  readonly #clientAttempts: RequestSeries;
+  readonly #serverRequests: RequestSeries;
+  readonly #retries: Counter<string>;
+  readonly #retryChildren = new Map<string, Counter.Internal>();
+  readonly #budgetExhausted: Counter<string>;
+  readonly #breakerState: Gauge<string>;
+  readonly #endpoints: Gauge<string>;
+  readonly #ejections: Counter<string>;
+  readonly #rateLimited: Counter<string>;
+  readonly #rateLimitedChildren = new Map<string, Counter.Internal>();
+  readonly #certificateExpiry: Gauge<string>;
+
+  constructor(options: MeshMetricsOptions = {}) {
+    if ((options as { prefix?: unknown }).prefix !== undefined) {
+      throw new TypeError('MeshMetrics does not take a prefix: metric names are fixed (dashboards and alerts rely on them)');
+    }
+    this.ownsRegistry = options.registry === undefined;
+    const r: AnyRegistry = options.registry ?? new Registry();
+    this.registry = r;
+    const n = METRIC_NAMES;
+
+    this.#clientRequests = new RequestSeries(
+      counter(r, n.clientRequests, 'Logical client requests (what the caller saw, after retries), by destination service, route, method, status code and outcome.', CLIENT_LABELS),
+      histogram(r, n.clientRequestDuration, 'Duration of logical client requests in seconds, until the response body completed or the request failed.', CLIENT_LABELS),
+      false,
+    );
+    this.#clientAttempts = new RequestSeries(
+      counter(r, n.clientAttempts, 'Client attempts (each try of a logical request), by destination service, route, method, status code and outcome.', CLIENT_LABELS),
+      histogram(r, n.clientAttemptDuration, 'Duration of client attempts in seconds, until the response headers arrived or the attempt failed.', CLIENT_LABELS),
+      false,
+    );
+    this.#serverRequests = new RequestSeries(
+      counter(r, n.serverRequests, 'Requests served, by this service, verified caller, route, method, status code and outcome.', SERVER_LABELS),
+      histogram(r, n.serverRequestDuration, 'Duration of served requests in seconds, until the response finished.', SERVER_LABELS),
+      true,
+    );
+    this.#retries = counter(r, n.clientRetries, 'Retries sent, by destination service, route and the retry condition that triggered them.', ['service', 'route', 'reason']);
+    this.#budgetExhausted = counter(r, n.clientRetryBudgetExhausted, 'Retries refused because the destination retry budget was exhausted.', ['service']);
+    this.#breakerState = gauge(r, n.clientCircuitBreakerState, 'Circuit breaker state per destination: 1 for the current state, 0 for the others.', ['service', 'state']);
+    this.#endpoints = gauge(r, n.clientEndpoints, 'Endpoints known per destination, by state (healthy or ejected by outlier detection).', ['service', 'state']);
+    this.#ejections = counter(r, n.clientEjections, 'Endpoints ejected by outlier detection, per destination.', ['service']);
+    this.#rateLimited = counter(r, n.clientRateLimited, 'Requests refused by a rate limit, by service, route and direction (outbound or inbound).', ['service', 'route', 'direction']);
+    this.#certificateExpiry = gauge(r, n.certificateExpiry, 'Expiry (notAfter) of the workload certificate, in seconds since the epoch.', ['service']);
+  }
+
+  /** One logical client request (hot path). `statusCode` is '' when there was no response. */
+  recordClientRequest(service: string, route: string, method: string, statusCode: string, outcome: string, durationSec: number): void {
+    this.#clientRequests.record(service, '', route, method, statusCode, outcome, durationSec);
+  }
+
+  /** One client attempt (hot path). */
+  recordClientAttempt(service: string, route: string, method: string, statusCode: string, outcome: string, durationSec: number): void {
+    this.#clientAttempts.record(service, '', route, method, statusCode, outcome, durationSec);
+  }
+
+  /** One served request (hot path). `service` is this service, `caller` the verified caller or `unknown`. */
+  recordServerRequest(service: string, caller: string, route: string, method: string, statusCode: string, outcome: string, durationSec: number): void {
+    this.#serverRequests.record(service, caller, route, method, statusCode, outcome, durationSec);
+  }
+
+  /** A retry was sent; `reason` is the retry condition that matched (`gateway-error`, `reset`, ...). */
+  retry(service: string, route: string, reason: string): void {
+    const key = service + SEP + route + SEP + reason;
+    let c = this.#retryChildren.get(key);
+    if (c === undefined) {
+      c = this.#retries.labels(service, route, reason);
+      cache(this.#retryChildren, key, c);
+    }
+    c.inc();
+  }
+
+  /** The retry budget refused a retry that was otherwise allowed. */
+  retryBudgetExhausted(service: string): void {
+    this.#budgetExhausted.inc({ service });
+  }
+
+  /** The destination's breaker is now in `state` (1), and in none of the others (0). */
+  setBreakerState(service: string, state: BreakerState): void {
+    for (const s of BREAKER_STATES) this.#breakerState.set({ service, state: s }, s === state ? 1 : 0);
+  }
+
+  /** The destination has no breaker (any more): its state series go away. */
+  clearBreakerState(service: string): void {
+    for (const s of BREAKER_STATES) this.#breakerState.remove({ service, state: s });
+  }
+
+  /** How many of the destination's endpoints are healthy and how many are ejected. */
+  setEndpoints(service: string, healthy: number, ejected: number): void {
+    this.#endpoints.set({ service, state: 'healthy' }, healthy);
+    this.#endpoints.set({ service, state: 'ejected' }, ejected);
+  }
+
+  /** Outlier detection ejected one of the destination's endpoints. */
+  ejection(service: string): void {
+    this.#ejections.inc({ service });
+  }
+
+  /** A rate limit refused a request (`service`: the destination outbound, this service inbound). */
+  rateLimited(service: string, route: string, direction: RateLimitDirection): void {
+    const key = service + SEP + route + SEP + direction;
+    let c = this.#rateLimitedChildren.get(key);
+    if (c === undefined) {
+      c = this.#rateLimited.labels(service, route, direction);
+      cache(this.#rateLimitedChildren, key, c);
+    }
+    c.inc();
+  }
+
+  /** The workload certificate of `service` expires at `notAfterMs` (epoch ms). */
+  setCertificateExpiry(service: string, notAfterMs: number): void {
+    this.#certificateExpiry.set({ service }, notAfterMs / 1000);
+  }
+
+  /**
+   * Drops the gauges of a destination that left the configuration (counters and histograms stay:
+   * a counter that vanishes would read as a reset).
+   */
+  removeService(service: string): void {
+    this.clearBreakerState(service);
+    this.#endpoints.remove({ service, state: 'healthy' });
+    this.#endpoints.remove({ service, state: 'ejected' });
+  }
+
+  /** The exposition text of the whole registry (what /metrics serves). */
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+}
