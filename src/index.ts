@@ -33,6 +33,10 @@ export {
   AbortedError,
   ClosedError,
   ForbiddenError,
+  PeerIdentityError,
+  NoIdentityError,
+  TokenInvalidError,
+  CsrInvalidError,
   ConfigInvalidError,
 } from './core/errors.js';
 export type { ErrorCode, ErrorCodeInfo, ConfigIssue } from './core/errors.js';

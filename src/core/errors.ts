@@ -33,6 +33,10 @@ export const ERROR_CODES = {
   TRELLIS_ABORTED: { httpStatus: 499, grpcCode: 'CANCELLED', outcome: 'cancelled', description: "The caller aborted the request (its AbortSignal fired)." },
   TRELLIS_CLOSED: { httpStatus: 503, grpcCode: 'UNAVAILABLE', outcome: 'closed', description: 'The mesh client was closed.' },
   TRELLIS_FORBIDDEN: { httpStatus: 403, grpcCode: 'PERMISSION_DENIED', outcome: 'forbidden', description: 'Authorization denied the caller.' },
+  TRELLIS_PEER_IDENTITY: { httpStatus: 502, grpcCode: 'UNAVAILABLE', outcome: 'peer_identity', description: "The peer's certificate is not the expected SPIFFE identity (wrong service, foreign trust domain, not a leaf, several URI SANs) or is missing: the connection is refused." },
+  TRELLIS_NO_IDENTITY: { httpStatus: 503, grpcCode: 'UNAVAILABLE', outcome: 'no_identity', description: 'mTLS is required but this instance has no valid workload certificate (not issued yet, or expired): it fails closed, never plaintext.' },
+  TRELLIS_TOKEN_INVALID: { httpStatus: 401, grpcCode: 'UNAUTHENTICATED', outcome: 'unauthenticated', description: 'A bootstrap token was refused: bad signature, expired, wrong audience, revoked, or for another service.' },
+  TRELLIS_CSR_INVALID: { httpStatus: 400, grpcCode: 'INVALID_ARGUMENT', outcome: 'invalid_csr', description: 'A certificate signing request was refused: too large, malformed, bad self-signature, or a weak key.' },
   TRELLIS_CONFIG_INVALID: { httpStatus: 500, grpcCode: 'INTERNAL', outcome: 'config_invalid', description: 'A configuration was refused; the message names the file, document and field path. The last good configuration stays in force.' },
 } as const satisfies Record<string, ErrorCodeInfo>;
 
@@ -123,6 +127,10 @@ export const UpstreamError = codeClass('TRELLIS_UPSTREAM_ERROR', 'UpstreamError'
 export const AbortedError = codeClass('TRELLIS_ABORTED', 'AbortedError', false);
 export const ClosedError = codeClass('TRELLIS_CLOSED', 'ClosedError', false);
 export const ForbiddenError = codeClass('TRELLIS_FORBIDDEN', 'ForbiddenError', false);
+export const PeerIdentityError = codeClass('TRELLIS_PEER_IDENTITY', 'PeerIdentityError', false);
+export const NoIdentityError = codeClass('TRELLIS_NO_IDENTITY', 'NoIdentityError', false);
+export const TokenInvalidError = codeClass('TRELLIS_TOKEN_INVALID', 'TokenInvalidError', false);
+export const CsrInvalidError = codeClass('TRELLIS_CSR_INVALID', 'CsrInvalidError', false);
 
 /** One problem found in a configuration: where, and what. */
 export interface ConfigIssue {
