@@ -9,6 +9,10 @@ import type { InboundPolicies } from './server/inbound-policy.js';
 import type { InboundObservability } from './server/inbound-stack.js';
 import type { MeshMetrics } from './observability/metrics.js';
 import type { MeshTracer } from './observability/tracer.js';
+import type { IdentityProvider } from './tls/identity.js';
+import type { MtlsMode } from './config/types.js';
+import { MeshGrpc, watchMeshEvents } from './grpc/channel.js';
+import { checkServerIdentityFor } from './tls/spiffe.js';
 import { metricsHandler } from './observability/metrics-handler.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TrellisError } from './core/errors.js';
@@ -41,6 +45,9 @@ export interface MeshParts {
   inboundObservability: InboundObservability | undefined;
   metrics: MeshMetrics;
   tracer: MeshTracer;
+  identity: IdentityProvider | undefined;
+  mtlsMode: () => MtlsMode;
+  closeIdentity: () => void;
   destinations: Destinations;
   /** Loads and validates the configured source again (throws TRELLIS_CONFIG_INVALID). */
   reloadSource: (() => Promise<MeshConfig>) | undefined;
@@ -59,10 +66,26 @@ export class Mesh extends EventEmitter<MeshEvents> {
   #version = 0;
   #closed = false;
 
+  /** gRPC: target, credentials and interceptors for @grpc/grpc-js clients and servers. */
+  readonly grpc: MeshGrpc;
+
   constructor(parts: MeshParts) {
     super();
     this.service = parts.service;
     this.#parts = parts;
+    this.grpc = new MeshGrpc({
+      service: parts.service,
+      clock: parts.clock,
+      random: parts.random,
+      destinations: parts.destinations,
+      config: () => this.#config,
+      watch: watchMeshEvents(this),
+      metrics: parts.metrics,
+      tracer: parts.tracer,
+      inboundPolicy: () => parts.inbound.current(),
+      identity: parts.identity,
+      checkServerIdentityFor,
+    });
   }
 
   /** The configuration in force. */
@@ -155,9 +178,11 @@ export class Mesh extends EventEmitter<MeshEvents> {
     this.#closed = true;
     this.#parts.stopWatching();
     await Promise.all([...this.#servers].map((s) => s.close()));
+    this.grpc.close();
     await this.#parts.destinations.close();
     this.#parts.inbound.close();
     await this.#parts.tracer.close();
+    this.#parts.closeIdentity();
     await this.#dispatcher?.close();
   }
 }

@@ -28,7 +28,8 @@ export function normalizeMethod(method: string): string {
 }
 
 const STATUS_STRINGS: readonly string[] = Array.from({ length: 600 }, (_, i) => (i >= 100 ? String(i) : ''));
-const STATUS_SET: ReadonlySet<string> = new Set(STATUS_STRINGS.filter((s) => s !== ''));
+// HTTP status codes (100-599) and gRPC status codes (0-16: gRPC calls put their code in status_code).
+const STATUS_SET: ReadonlySet<string> = new Set([...STATUS_STRINGS.filter((s) => s !== ''), ...Array.from({ length: 17 }, (_, i) => String(i))]);
 
 /** A status code (100-599) as its label value; `''` for anything else, or no response. */
 export function statusLabel(status: number | undefined): string {
@@ -36,7 +37,7 @@ export function statusLabel(status: number | undefined): string {
   return STATUS_STRINGS[status] ?? '';
 }
 
-/** Keeps a status label value that is a valid three-digit code, else `''`. */
+/** Keeps a status label value that is an HTTP status (100-599) or a gRPC code (0-16), else `''`. */
 export function normalizeStatus(status: string): string {
   return STATUS_SET.has(status) ? status : '';
 }

@@ -1,0 +1,107 @@
+/**
+ * gRPC unary throughput and client CPU per call: a plain grpc-js channel (round_robin over the
+ * three servers) against the same calls through the mesh (trellis: target, `trellis` LB policy
+ * and the client interceptor, with metrics and tracing on), in alternating rounds of the same
+ * run so machine noise hits both alike. The servers (three grpc-js Greeter servers) run in a
+ * child process, so the CPU measured is the client's alone.
+ *
+ * Run: node --import tsx bench/grpc.ts [--rounds 3] [--seconds 3] [--concurrency 32]
+ * Prints one line per round and the medians, with the mesh/plain ratios.
+ */
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { systemClock, systemRandom } from '../src/core/clock.js';
+import { loadConfig } from '../src/config/load.js';
+import { Destinations } from '../src/client/destinations.js';
+import { MeshMetrics } from '../src/observability/metrics.js';
+import { MeshTracer } from '../src/observability/tracer.js';
+import { MeshGrpc } from '../src/grpc/channel.js';
+import { LatencyBuffer, median, runRound } from './measure.js';
+import type { Call, RoundResult } from './measure.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const proto = protoLoader.loadSync(path.join(here, '../examples/grpc/greeter.proto'));
+const { greeter } = grpc.loadPackageDefinition(proto) as unknown as { greeter: { Greeter: grpc.ServiceClientConstructor } };
+
+async function serve(): Promise<void> {
+  const ports: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const server = new grpc.Server();
+    server.addService(greeter.Greeter.service, {
+      sayHello: (call: grpc.ServerUnaryCall<{ name: string }, { message: string }>, cb: grpc.sendUnaryData<{ message: string }>) => cb(null, { message: call.request.name }),
+    });
+    ports.push(await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p)))));
+  }
+  process.stdout.write(`${JSON.stringify(ports)}\n`);
+  process.stdin.resume();
+  process.stdin.on('end', () => process.exit(0));
+}
+
+type Unary = (req: object, cb: (err: grpc.ServiceError | null) => void) => void;
+
+function caller(client: grpc.Client): Call {
+  const say = (client as unknown as { sayHello: Unary }).sayHello.bind(client);
+  return () => new Promise<boolean>((resolve) => say({ name: 'bench' }, (err) => resolve(err === null)));
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { server: { type: 'boolean' }, rounds: { type: 'string' }, seconds: { type: 'string' }, concurrency: { type: 'string' } } });
+  if (values.server === true) return serve();
+  const rounds = Number(values.rounds ?? 3);
+  const seconds = Number(values.seconds ?? 3);
+  const concurrency = Number(values.concurrency ?? 32);
+
+  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--server'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const ports = await new Promise<number[]>((resolve) => child.stdout.once('data', (d: Buffer) => resolve(JSON.parse(d.toString()) as number[])));
+  const addresses = ports.map((p) => `127.0.0.1:${p}`);
+
+  const config = await loadConfig(`apiVersion: trellis/v1
+kind: Service
+metadata: { name: greeter }
+spec:
+  protocol: grpc
+  loadBalancer: round-robin
+  endpoints: [ ${addresses.map((a) => `{ address: ${a} }`).join(', ')} ]
+  retries: { attempts: 2 }
+`);
+  const metrics = new MeshMetrics();
+  const destinations = new Destinations(systemClock, systemRandom, { onEndpoints: () => undefined, onEjection: () => undefined, onBreaker: () => undefined, onWarn: () => undefined });
+  destinations.apply(config);
+  const mesh = new MeshGrpc({ service: 'bench', clock: systemClock, random: systemRandom, destinations, config: () => config, watch: () => () => undefined, metrics, tracer: new MeshTracer({ service: 'bench' }) });
+
+  const plainClient = new greeter.Greeter(`ipv4:${addresses.join(',')}`, grpc.credentials.createInsecure(), { 'grpc.service_config': JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] }) });
+  const meshClient = new greeter.Greeter(mesh.target('greeter'), mesh.credentials(), mesh.clientOptions('greeter'));
+  const probeClient = new greeter.Greeter(mesh.target('greeter'), mesh.credentials(), mesh.clientOptions());
+  const variants: [string, Call][] = [['plain grpc-js', caller(plainClient)], ['mesh (clientOptions(service))', caller(meshClient)], ['mesh (clientOptions())', caller(probeClient)]];
+
+  const lat = new LatencyBuffer();
+  for (const [, call] of variants) await runRound(call, concurrency, 500, lat); // warm up connections and JIT
+  const results = new Map<string, RoundResult[]>(variants.map(([name]) => [name, []]));
+  for (let r = 0; r < rounds; r++) {
+    for (const [name, call] of r % 2 === 0 ? variants : [...variants].reverse()) {
+      const res = await runRound(call, concurrency, seconds * 1000, lat);
+      results.get(name)?.push(res);
+      console.log(`round ${r + 1} ${name.padEnd(31)} ${res.rps.toFixed(0).padStart(7)} calls/s  p50 ${res.p50Ms.toFixed(2)} ms  p99 ${res.p99Ms.toFixed(2)} ms  ${res.cpuUsPerReq.toFixed(1)} µs CPU/call  errors ${res.errors}`);
+    }
+  }
+  const med = (name: string, f: (x: RoundResult) => number): number => median((results.get(name) ?? []).map(f));
+  const plain = variants[0]?.[0] as string;
+  console.log(`\nmedians over ${rounds} rounds of ${seconds} s, concurrency ${concurrency}:`);
+  for (const [name] of variants) {
+    const rps = med(name, (x) => x.rps);
+    const cpu = med(name, (x) => x.cpuUsPerReq);
+    console.log(`${name.padEnd(31)} ${rps.toFixed(0).padStart(7)} calls/s (${(rps / med(plain, (x) => x.rps)).toFixed(2)}x plain)  ${cpu.toFixed(1)} µs CPU/call (${(cpu / med(plain, (x) => x.cpuUsPerReq)).toFixed(2)}x plain, +${(cpu - med(plain, (x) => x.cpuUsPerReq)).toFixed(1)} µs)  p50 ${med(name, (x) => x.p50Ms).toFixed(2)} ms`);
+  }
+  plainClient.close();
+  meshClient.close();
+  probeClient.close();
+  mesh.close();
+  await destinations.close();
+  child.stdin.end();
+}
+
+await main();

@@ -1,0 +1,260 @@
+/**
+ * The mesh's grpc-js client interceptor: runs each call through its destination's gRPC stack
+ * (`grpc-stack.ts`), so a gRPC call gets what an HTTP call gets — deadline propagation, routing
+ * and fault injection on `/pkg.Service/Method`, retries on gRPC codes within the destination's
+ * shared retry budget, outbound rate limit, the shared circuit breaker, balancing with outlier
+ * ejection, metrics and a span per attempt with `traceparent`/B3 metadata.
+ *
+ * How a call maps to a `Service<GrpcCall, GrpcResult>`: the interceptor returns a grpc-js
+ * `InterceptingCall` over a `MeshCall`, which plays the call below it. A unary call (and a
+ * server-streaming one, whose client sends one message) is buffered until `halfClose`, then run
+ * through the stack; each attempt opens its own call below through `nextCall`, and only the
+ * final attempt's headers, message and status reach the application. A call with a request
+ * stream starts at once and its messages flow through a `StreamRelay` (never retried).
+ *
+ * Deadline: the call's own (`deadline` option, or a parent server call's), the ambient inbound
+ * deadline (a Trellis-served request the call is made while handling) and the route timeout —
+ * the soonest wins, and each attempt is sent with it as `grpc-timeout`.
+ *
+ * Which destination: `clientOptions('products')` binds it. Without a service the interceptor
+ * reads the channel's target from a call it opens below (`getPeer()` of a call not yet started
+ * is the channel target, in grpc-js 1.14) and cancels that probe; a channel whose target is
+ * not a `trellis:` target passes through untouched.
+ */
+import { InterceptingCall, Metadata, status as Status } from '@grpc/grpc-js';
+import type { CallOptions, Deadline, Interceptor, InterceptorOptions, NextCall, StatusObject } from '@grpc/grpc-js';
+import { currentAmbient } from '../core/ambient.js';
+import { CallController } from '../core/call-signal.js';
+import type { Clock } from '../core/clock.js';
+import { CallContext } from '../core/context.js';
+import { AbortedError, UnknownServiceError } from '../core/errors.js';
+import type { GrpcStacks } from './grpc-stack.js';
+import { StreamRelay } from './grpc-call.js';
+import type { GrpcCall, GrpcResult, InterceptingCallInterface } from './grpc-call.js';
+import { parseTrellisTarget } from './resolver.js';
+import { ROUTE_KEY, statusForError } from './status.js';
+
+type Listener = Parameters<InterceptingCallInterface['start']>[1];
+type FullListener = Required<NonNullable<Listener>>;
+type MessageContext = Parameters<InterceptingCallInterface['sendMessageWithContext']>[0];
+
+/** What the interceptor needs of the mesh: the stacks of a destination, for the config in force. */
+export interface GrpcClientSide {
+  readonly clock: Clock;
+  /** The destination's stacks, or undefined when the service is not configured. */
+  stacks(service: string): GrpcStacks | undefined;
+}
+
+/** Finds the client side serving a mesh id (the interceptor of one mesh used on another mesh's channel). */
+export type ClientSideLookup = (meshId: string) => GrpcClientSide | undefined;
+
+const PROPAGATE_DEADLINE = 1;
+const PROPAGATE_CANCELLATION = 8;
+
+/** A grpc-js Deadline (wall clock) as a monotonic deadline; undefined for none. */
+function monotonic(deadline: Deadline | undefined, clock: Clock): number | undefined {
+  if (deadline === undefined) return undefined;
+  const wall = deadline instanceof Date ? deadline.getTime() : deadline;
+  if (!Number.isFinite(wall)) return undefined;
+  return clock.now() + (wall - clock.wall());
+}
+
+function sooner(a: number | undefined, b: number | undefined): number | undefined {
+  if (a === undefined) return b;
+  if (b === undefined) return a;
+  return a < b ? a : b;
+}
+
+/** The soonest of the call's own deadline, its parent's (when propagated) and the ambient one. */
+function callDeadline(options: CallOptions, clock: Clock): number | undefined {
+  let d = monotonic(options.deadline, clock);
+  const parent = options.parent;
+  if (parent !== undefined && ((options.propagate_flags ?? 0xffff) & PROPAGATE_DEADLINE) !== 0) d = sooner(d, monotonic(parent.getDeadline(), clock));
+  return sooner(d, currentAmbient()?.deadline);
+}
+
+function fullListener(l: Listener): FullListener {
+  return {
+    onReceiveMetadata: l?.onReceiveMetadata?.bind(l) ?? (() => undefined),
+    onReceiveMessage: l?.onReceiveMessage?.bind(l) ?? (() => undefined),
+    onReceiveStatus: l?.onReceiveStatus?.bind(l) ?? (() => undefined),
+  };
+}
+
+/** Plays the call below the application's: runs the mesh stack, one real call per attempt. */
+class MeshCall implements InterceptingCallInterface {
+  readonly #side: GrpcClientSide;
+  readonly #service: string;
+  readonly #options: InterceptorOptions;
+  readonly #nextCall: NextCall;
+  readonly #requestStream: boolean;
+  readonly #responseStream: boolean;
+  readonly #controller = new CallController();
+  #listener: FullListener | undefined;
+  #metadata: Metadata | undefined;
+  #message: unknown;
+  #relay: StreamRelay | undefined;
+  #current: InterceptingCallInterface | undefined;
+  #cancelled: { code: number; details: string } | undefined;
+  #running = false;
+  #finished = false;
+
+  constructor(side: GrpcClientSide, service: string, options: InterceptorOptions, nextCall: NextCall) {
+    this.#side = side;
+    this.#service = service;
+    this.#options = options;
+    this.#nextCall = nextCall;
+    this.#requestStream = options.method_definition.requestStream;
+    this.#responseStream = options.method_definition.responseStream;
+  }
+
+  start(metadata: Metadata, listener?: Listener): void {
+    const full = fullListener(listener);
+    this.#listener = full;
+    this.#metadata = metadata;
+    if (this.#requestStream || this.#responseStream) this.#relay = new StreamRelay(full);
+    const parent = this.#options.parent;
+    if (parent !== undefined && ((this.#options.propagate_flags ?? 0xffff) & PROPAGATE_CANCELLATION) !== 0) {
+      // Before grpc-js's own listener on the attempt's call: the stack sees a cancel, not a reset.
+      (parent as { on(event: 'cancelled', listener: () => void): unknown }).on('cancelled', () => this.cancelWithStatus(Status.CANCELLED, 'Cancelled by parent call'));
+    }
+    if (this.#requestStream) this.#run();
+  }
+
+  sendMessageWithContext(context: MessageContext, message: unknown): void {
+    if (this.#requestStream) {
+      this.#relay?.send(context, message);
+      return;
+    }
+    this.#message = message;
+    context.callback?.();
+  }
+
+  sendMessage(message: unknown): void {
+    this.sendMessageWithContext({}, message);
+  }
+
+  halfClose(): void {
+    if (this.#requestStream) this.#relay?.halfClose();
+    else this.#run();
+  }
+
+  startRead(): void {
+    // A unary response is read by the call below by itself.
+    if (this.#responseStream) this.#relay?.startRead();
+  }
+
+  cancelWithStatus(code: Status, details: string): void {
+    if (this.#finished || this.#cancelled !== undefined) return;
+    this.#cancelled = { code, details };
+    if (!this.#running) {
+      this.#deliver({ code, details, metadata: new Metadata() });
+      return;
+    }
+    this.#controller.abort(new AbortedError(`the caller cancelled the call: ${details}`, { service: this.#service }));
+  }
+
+  getPeer(): string {
+    return this.#current?.getPeer() ?? this.#service;
+  }
+
+  getAuthContext(): ReturnType<InterceptingCallInterface['getAuthContext']> {
+    return this.#current?.getAuthContext() ?? null;
+  }
+
+  #open = (deadline: Deadline | undefined): InterceptingCallInterface => {
+    const call = this.#nextCall(deadline === undefined ? this.#options : { ...this.#options, deadline });
+    this.#current = call;
+    return call;
+  };
+
+  #run(): void {
+    if (this.#running || this.#finished) return;
+    this.#running = true;
+    const stacks = this.#side.stacks(this.#service);
+    if (stacks === undefined) {
+      this.#fail(new UnknownServiceError(`${this.#service} has no Service document in the configuration`, { service: this.#service }));
+      return;
+    }
+    let metadata = this.#metadata ?? new Metadata();
+    const ctx = new CallContext(this.#service, true);
+    const key = metadata.get(ROUTE_KEY)[0];
+    if (key !== undefined) {
+      metadata = metadata.clone();
+      metadata.remove(ROUTE_KEY);
+      if (typeof key === 'string') ctx.routeKey = key;
+    }
+    ctx.deadline = callDeadline(this.#options, this.#side.clock);
+    ctx.signal = this.#controller.signal;
+    const req: GrpcCall = {
+      path: this.#options.method_definition.path,
+      metadata,
+      message: this.#message,
+      requestStream: this.#requestStream,
+      responseStream: this.#responseStream,
+      open: this.#open,
+      relay: this.#relay,
+    };
+    const stack = this.#requestStream || this.#responseStream ? stacks.stream : stacks.unary;
+    let pending: Promise<GrpcResult>;
+    try {
+      pending = stack(req, ctx);
+    } catch (err) {
+      pending = Promise.reject(err);
+    }
+    pending.then(
+      (res) => this.#finish(res),
+      (err: unknown) => this.#fail(err),
+    );
+  }
+
+  #finish(res: GrpcResult): void {
+    if (this.#finished) return;
+    const listener = this.#listener;
+    if (!this.#responseStream && listener !== undefined) {
+      if (res.metadata !== undefined) listener.onReceiveMetadata(res.metadata);
+      if (res.hasMessage) listener.onReceiveMessage(res.message);
+    }
+    this.#deliver(res.status);
+  }
+
+  #fail(err: unknown): void {
+    const c = this.#cancelled;
+    this.#deliver(c !== undefined ? { code: c.code, details: c.details, metadata: new Metadata() } : statusForError(err));
+  }
+
+  #deliver(status: StatusObject): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    this.#relay?.detach();
+    this.#listener?.onReceiveStatus(status);
+  }
+}
+
+/** Cancels a call that was opened only to read the channel's target. */
+function probeTarget(options: InterceptorOptions, nextCall: NextCall): string {
+  const probe = nextCall(options);
+  const target = probe.getPeer();
+  probe.cancelWithStatus(Status.CANCELLED, 'trellis: target probe');
+  return target;
+}
+
+/**
+ * The client interceptor of a mesh. With `service`, every call goes to that destination;
+ * without, the destination comes from the channel's `trellis:` target (looked up with
+ * `lookup` when it names another mesh), and other channels pass through.
+ *
+ * @example
+ * const client = new Greeter(mesh.grpc.target('greeter'), mesh.grpc.credentials(),
+ *   { interceptors: [meshClientInterceptor(side, 'greeter')] });
+ */
+export function meshClientInterceptor(side: GrpcClientSide, service: string | undefined, ownId: string, lookup: ClientSideLookup): Interceptor {
+  if (service !== undefined) return (options, nextCall) => new InterceptingCall(new MeshCall(side, service, options, nextCall));
+  return (options, nextCall) => {
+    const target = parseTrellisTarget(probeTarget(options, nextCall));
+    if (target === undefined) return new InterceptingCall(nextCall(options));
+    const owner = target.mesh === ownId || target.mesh === '' ? side : lookup(target.mesh);
+    if (owner === undefined) return new InterceptingCall(nextCall(options));
+    return new InterceptingCall(new MeshCall(owner, target.service, options, nextCall));
+  };
+}

@@ -1,0 +1,46 @@
+/**
+ * Channel and server credentials for the mesh's gRPC traffic. Without a workload identity (or
+ * with `mtls: off`) they are insecure, as the HTTP side is today. With one, both sides use mTLS
+ * through grpc-js's CertificateProvider credentials, so channels and servers built once follow
+ * certificate rotation without being rebuilt (connections already open keep the certificate
+ * they were made with until they close). A client checks that the server presents the SPIFFE
+ * identity of the service its channel targets: the channel's authority, which the `trellis:`
+ * resolver sets to the service name. A server requires and verifies client certificates; the
+ * caller's identity is then read by the server interceptor.
+ */
+import { credentials as grpcCredentials, experimental, ServerCredentials } from '@grpc/grpc-js';
+import type { ChannelCredentials } from '@grpc/grpc-js';
+import { NoIdentityError } from '../core/errors.js';
+import { certificateProvider } from './identity.js';
+import type { IdentitySource, ServerIdentityCheckFor } from './identity.js';
+
+export interface CredentialsParams {
+  identity: IdentitySource | undefined;
+  /** src/tls/spiffe.ts's check (required with an identity). */
+  checkServerIdentityFor: ServerIdentityCheckFor | undefined;
+  /** True when the mesh's `mtls` is `off` (or this service is outside the mesh). */
+  plaintext: boolean;
+}
+
+/** Channel credentials: insecure, or mTLS with the workload certificate and a SPIFFE server check. */
+export function channelCredentials(p: CredentialsParams): ChannelCredentials {
+  const { identity, checkServerIdentityFor } = p;
+  if (identity === undefined || p.plaintext) return grpcCredentials.createInsecure();
+  if (checkServerIdentityFor === undefined) throw new TypeError('mTLS channel credentials need checkServerIdentityFor (src/tls/spiffe.ts)');
+  const provider = certificateProvider(identity);
+  return experimental.createCertificateProviderChannelCredentials(provider, provider, {
+    // `hostname` is the channel's authority: the destination service (see resolver.ts).
+    checkServerIdentity: (hostname, cert) => {
+      const m = identity.current();
+      if (m === undefined) return new NoIdentityError('this instance has no workload certificate', { service: hostname });
+      return checkServerIdentityFor(m.trustDomain, hostname)(hostname, cert);
+    },
+  });
+}
+
+/** Server credentials: insecure, or mTLS requiring a client certificate from the trust bundle. */
+export function serverCredentials(p: Omit<CredentialsParams, 'checkServerIdentityFor'>): ServerCredentials {
+  if (p.identity === undefined || p.plaintext) return ServerCredentials.createInsecure();
+  const provider = certificateProvider(p.identity);
+  return experimental.createCertificateProviderServerCredentials(provider, provider, true);
+}

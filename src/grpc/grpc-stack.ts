@@ -1,0 +1,268 @@
+/**
+ * The order of a destination's outbound gRPC stack, written in one place as
+ * `src/client/outbound-stack.ts` writes the HTTP one, from the same protocol-neutral filters
+ * and the destination's shared state (endpoint set, retry budget, breaker, rate limiters), so
+ * a service called over HTTP and gRPC has one budget, one breaker and one set of load figures.
+ *
+ *   metrics (logical call) → route match
+ *   per route: fault → timeout → retry → attempt metrics → rate limit → breaker → split
+ *   backend:   balancer → tracing → endpoint → transport (grpc-js call with a pick hint)
+ *
+ * Two stacks per destination and config version: `unary` (unary calls: retried, bounded by the
+ * route's timeout) and `stream` (streaming calls: never retried, since messages already flowed;
+ * bounded only by the call's own and the propagated deadline, as a long-lived stream must not
+ * be cut by a request timeout). Route `rewrite` and `mirror` do not apply to gRPC.
+ */
+import type { Clock, Random } from '../core/clock.js';
+import type { Classifier } from '../core/classify.js';
+import { formatDuration } from '../core/duration.js';
+import { NoRouteError } from '../core/errors.js';
+import { applyFilter } from '../core/service.js';
+import type { Service } from '../core/service.js';
+import { Stack } from '../core/stack.js';
+import type { StackModule } from '../core/stack.js';
+import type { RouteSpec, ServiceSpec } from '../config/types.js';
+import { balancerFilter } from '../client/balancer-filter.js';
+import { endpointFilter } from '../client/endpoint-filter.js';
+import type { ServiceState } from '../client/service-state.js';
+import { exponentialBackoff } from '../resilience/backoff.js';
+import { rateLimitFilter } from '../resilience/rate-limit-filter.js';
+import { retryFilter } from '../resilience/retry-filter.js';
+import { timeoutFilter } from '../resilience/timeout-filter.js';
+import { compileRoutes } from '../traffic/route-table.js';
+import { faultFilter } from '../traffic/fault-filter.js';
+import { backendPicker } from '../traffic/weighted-split.js';
+import { routeKeyOf, splitFilter } from '../traffic/split-filter.js';
+import type { MeshMetrics } from '../observability/metrics.js';
+import { attemptMetricsFilter, requestMetricsFilter } from '../observability/metrics-filter.js';
+import type { MeshTracer } from '../observability/tracer.js';
+import { grpcBreakerFilter } from './breaker-adapter.js';
+import { grpcClassifier, grpcDescribe } from './classify.js';
+import type { GrpcCall, GrpcResult } from './grpc-call.js';
+import { Metadata } from '@grpc/grpc-js';
+import { FAULT_KEY, grpcCodeForHttpStatus, grpcCodeOf } from './status.js';
+import { grpcTracingModule, metadataHeaders } from './tracing.js';
+import { grpcTransport } from './transport.js';
+
+type Module = StackModule<GrpcCall, GrpcResult>;
+
+export interface GrpcStackDeps {
+  clock: Clock;
+  random: Random;
+  metrics: MeshMetrics | undefined;
+  tracer: MeshTracer | undefined;
+}
+
+export interface GrpcStacks {
+  readonly unary: Service<GrpcCall, GrpcResult>;
+  readonly stream: Service<GrpcCall, GrpcResult>;
+  describe(): string;
+}
+
+/** gRPC calls are HTTP/2 POSTs: the `method` of metrics, routes and authorization. */
+export const GRPC_METHOD = 'POST';
+const method = (): string => GRPC_METHOD;
+
+function defaultRoute(): RouteSpec {
+  return { name: 'default', match: undefined, rewrite: undefined, backends: [{ subset: {}, weight: 1 }], mirror: undefined, fault: undefined, timeoutMs: undefined, retries: undefined, rateLimit: undefined, hashOn: undefined };
+}
+
+/** The status an injected abort answers with: `grpcStatus` when written, else the HTTP status mapped. */
+function abortResult(route: RouteSpec): () => GrpcResult {
+  const abort = route.fault?.abort;
+  const code = (abort?.grpcStatus !== undefined ? grpcCodeOf(abort.grpcStatus) : undefined) ?? grpcCodeForHttpStatus(abort?.status ?? 503);
+  return () => {
+    const metadata = new Metadata();
+    metadata.set(FAULT_KEY, 'abort');
+    return { status: { code, details: 'fault filter abort', metadata }, metadata: undefined, message: undefined, hasMessage: false, injected: true };
+  };
+}
+
+/** Builds the unary and stream stacks of one destination for one config version. */
+export function grpcStacks(spec: ServiceSpec, state: ServiceState, deps: GrpcStackDeps): GrpcStacks {
+  const { clock, metrics, tracer } = deps;
+  const classify = grpcClassifier(spec.retries.on);
+
+  const backendModules: Module[] = [
+    {
+      role: 'balancer',
+      why: "per attempt, so retries avoid endpoints already tried; its choice goes to the LB policy's picker as a pick hint",
+      params: `${spec.loadBalancer} over ${state.endpoints.sourceDescription}`,
+      make: (next) => applyFilter(balancerFilter<GrpcCall, GrpcResult>(state.endpoints), next),
+    },
+    ...(tracer === undefined ? [] : [grpcTracingModule(tracer)]),
+    {
+      role: 'endpoint',
+      why: 'directly above the transport so load, latency and outlier stats measure the endpoint alone',
+      params: spec.outlierDetection !== undefined ? `eject after ${spec.outlierDetection.consecutiveFailures} failures for ${formatDuration(spec.outlierDetection.ejectionTimeMs)}` : 'outlier detection off',
+      make: (next) => applyFilter(endpointFilter<GrpcCall, GrpcResult>({ set: state.endpoints, clock, classify, whenDone: undefined }), next),
+    },
+  ];
+  const backend = new Stack<GrpcCall, GrpcResult>(backendModules).build(grpcTransport(clock));
+
+  const declared = spec.routes.length > 0;
+  const routeSpecs = declared ? spec.routes : [defaultRoute()];
+  const build = (streaming: boolean): { service: Service<GrpcCall, GrpcResult>; describe: string } => {
+    const routes = routeSpecs.map((route) => {
+      const modules = routeModules(spec, route, state, deps, classify, streaming);
+      return { name: route.name, service: new Stack<GrpcCall, GrpcResult>(modules).build(backend), stack: new Stack<GrpcCall, GrpcResult>([...modules, ...backendModules]) };
+    });
+    let service = dispatch(spec, routeSpecs, routes.map((r) => r.service), state);
+    const top: Module[] = [];
+    if (metrics !== undefined) {
+      const filter = requestMetricsFilter<GrpcCall, GrpcResult>(metrics, { clock, method, describe: grpcDescribe(classify) });
+      top.push({
+        role: 'metrics',
+        why: 'top of the destination, above routing: counts what the caller saw, once per logical call, until its status',
+        params: 'trellis_client_requests_total, trellis_client_request_duration_seconds',
+        make: (next) => applyFilter(filter, next),
+      });
+    }
+    if (top.length > 0) service = new Stack<GrpcCall, GrpcResult>(top).build(service);
+    const head = top.length > 0 ? `destination:\n${new Stack<GrpcCall, GrpcResult>(top).describe()}\n` : '';
+    return { service, describe: head + routes.map((r) => `route ${r.name}:\n${r.stack.describe()}`).join('\n') };
+  };
+  const unary = build(false);
+  const stream = build(true);
+  return {
+    unary: unary.service,
+    stream: stream.service,
+    describe: () => `unary calls:\n${unary.describe}\nstreaming calls:\n${stream.describe}`,
+  };
+}
+
+/** Route matching on the method path (`/pkg.Service/Method`) and metadata. */
+function dispatch(spec: ServiceSpec, routeSpecs: readonly RouteSpec[], byIndex: Service<GrpcCall, GrpcResult>[], state: ServiceState): Service<GrpcCall, GrpcResult> {
+  const only = byIndex[0];
+  if (spec.routes.length === 0 && only !== undefined) {
+    return (req, ctx) => {
+      state.counters.requests++;
+      ctx.route = 'default';
+      return only(req, ctx);
+    };
+  }
+  const table = compileRoutes(spec.routes);
+  const needsHeaders = spec.routes.some((r) => (r.match?.headers.length ?? 0) > 0);
+  const hashHeaders = routeSpecs.map((r) => r.hashOn?.header);
+  const none = {};
+  return (req, ctx) => {
+    state.counters.requests++;
+    const m = table.match({ method: GRPC_METHOD, path: req.path, headers: needsHeaders ? metadataHeaders(req.metadata) : none });
+    if (m === undefined) return Promise.reject(new NoRouteError(`no route of ${spec.name} matches ${req.path}`, { service: spec.name }));
+    ctx.route = m.name;
+    const hashHeader = hashHeaders[m.route.index];
+    if (ctx.routeKey === undefined && hashHeader !== undefined) {
+      const v = req.metadata.get(hashHeader)[0];
+      if (typeof v === 'string') ctx.routeKey = v;
+    }
+    const run = byIndex[m.route.index];
+    if (run === undefined) return Promise.reject(new NoRouteError(`route ${m.name} has no stack`, { service: spec.name }));
+    return run(req, ctx);
+  };
+}
+
+function routeModules(spec: ServiceSpec, route: RouteSpec, state: ServiceState, deps: GrpcStackDeps, classify: Classifier<GrpcResult>, streaming: boolean): Module[] {
+  const { clock, random, metrics } = deps;
+  const modules: Module[] = [];
+
+  const fault = route.fault;
+  if (fault !== undefined && (fault.abort !== undefined || fault.delay !== undefined)) {
+    const abort = abortResult(route);
+    modules.push({
+      role: 'fault',
+      why: 'outermost policy: an injected abort is answered as is, never retried or counted by the breaker or outlier detection; a delay precedes the call',
+      params: [fault.delay ? `delay ${formatDuration(fault.delay.durationMs)} for ${fault.delay.percent}%` : '', fault.abort ? `abort ${fault.abort.grpcStatus ?? fault.abort.status} for ${fault.abort.percent}%` : ''].filter(Boolean).join(', '),
+      make: (next) => applyFilter(faultFilter<GrpcCall, GrpcResult>(fault, { random, abortResult: abort, onFault: () => { state.counters.faults++; } }), next),
+    });
+  }
+
+  const timeoutMs = streaming ? 0 : (route.timeoutMs ?? spec.timeoutMs);
+  modules.push({
+    role: 'timeout',
+    why: "above retry: the call's deadline (its own, the propagated one, and for unary calls the route timeout) bounds every attempt and backoff together",
+    params: timeoutMs > 0 ? formatDuration(timeoutMs) : 'deadline only',
+    make: (next) => applyFilter(timeoutFilter<GrpcCall, GrpcResult>({ timeoutMs }, { clock }), next),
+  });
+
+  const r = route.retries ?? spec.retries;
+  const routeClassify = r === spec.retries ? classify : grpcClassifier(r.on);
+  if (!streaming) {
+    modules.push({
+      role: 'retry',
+      why: 'above rate limit, breaker and balancer: each attempt is admitted, judged by the breaker and re-balanced, so a retry goes to another endpoint',
+      params: `attempts ${r.attempts}, on ${r.on.join('|')}, budget ${Math.round(r.budget.ratio * 100)}% + ${r.budget.minPerSecond}/s${r.perTryTimeoutMs !== undefined ? `, per try ${formatDuration(r.perTryTimeoutMs)}` : ''}`,
+      make: (next) =>
+        applyFilter(retryFilter<GrpcCall, GrpcResult>(
+          { attempts: r.attempts, on: r.on, perTryTimeoutMs: r.perTryTimeoutMs },
+          {
+            // One budget per destination, shared with its HTTP calls.
+            budget: state.budget(spec),
+            classify: routeClassify,
+            discard: () => undefined,
+            backoff: exponentialBackoff(r.backoff, random),
+            clock,
+            replayable: () => true,
+            onRetry: (ctx, reason) => {
+              state.counters.retries++;
+              metrics?.retry(spec.name, ctx.route ?? route.name, reason);
+            },
+            onBudgetExhausted: () => {
+              state.counters.budgetExhausted++;
+              metrics?.retryBudgetExhausted(spec.name);
+            },
+          },
+        ), next),
+    });
+  }
+
+  if (metrics !== undefined) {
+    const filter = attemptMetricsFilter<GrpcCall, GrpcResult>(metrics, { clock, method, describe: grpcDescribe(routeClassify) });
+    modules.push({
+      role: 'attempt-metrics',
+      why: 'directly below retry: counts every try once, refusals by the rate limit or breaker included',
+      params: 'trellis_client_attempts_total, trellis_client_attempt_duration_seconds',
+      make: (next) => applyFilter(filter, next),
+    });
+  }
+
+  for (const [scope, rl] of [['service', spec.rateLimit], [`route ${route.name}`, route.rateLimit]] as const) {
+    if (rl === undefined) continue;
+    // The same limiter object the HTTP stack uses for this scope: one limit per destination.
+    const limiter = state.limiter(scope, rl);
+    modules.push({
+      role: scope === 'service' ? 'rate-limit' : 'route-rate-limit',
+      why: 'below retry so every attempt takes a token; above the breaker so refused calls never count as upstream failures',
+      params: limiter.description,
+      make: (next) => applyFilter(rateLimitFilter<GrpcCall, GrpcResult>(limiter, {
+        scope: scope === 'service' ? spec.name : `${spec.name}/${scope}`,
+        onLimited: () => {
+          state.counters.rateLimited++;
+          metrics?.rateLimited(spec.name, route.name, 'outbound');
+        },
+      }), next),
+    });
+  }
+
+  const breaker = state.breaker(spec);
+  if (breaker !== undefined && spec.circuitBreaker !== undefined) {
+    const cb = spec.circuitBreaker;
+    modules.push({
+      role: 'circuit-breaker',
+      why: "below retry so every attempt counts toward the error rate; the destination's one breaker, shared with its HTTP calls",
+      params: `${cb.errorThresholdPercent}% of >= ${cb.volumeThreshold} in ${formatDuration(cb.windowMs)}, reset ${formatDuration(cb.resetTimeoutMs)}`,
+      make: (next) => applyFilter(grpcBreakerFilter(breaker.filter, routeClassify), next),
+    });
+  }
+
+  const backends = route.backends;
+  const single = backends.length === 1 && backends[0] !== undefined && Object.keys(backends[0].subset).length === 0;
+  if (!single) {
+    modules.push({
+      role: 'split',
+      why: 'below retry so each attempt picks its backend again; above the balancer, which balances within the chosen subset',
+      params: backends.map((b) => `{${Object.entries(b.subset).map(([k, v]) => `${k}=${v}`).join(',')}}×${b.weight}`).join(' '),
+      make: (next) => applyFilter(splitFilter<GrpcCall, GrpcResult>(backendPicker(backends, random), routeKeyOf), next),
+    });
+  }
+  return modules;
+}

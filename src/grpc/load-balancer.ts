@@ -1,0 +1,265 @@
+/**
+ * The `trellis` load-balancing policy for grpc-js: one subchannel (one HTTP/2 connection) per
+ * endpoint of the destination, all kept connected, and a Picker that sends each call where the
+ * destination's Trellis balancer says (ewma, least-request, round-robin, random, ring-hash),
+ * skipping endpoints that outlier detection ejected. grpc-js's own shape is kept: the policy
+ * publishes an immutable Picker whenever a connection changes state; `pick()` is synchronous.
+ *
+ * Two ways a call is placed:
+ * - With the mesh's client interceptors (the usual case), the interceptor's stack has already
+ *   chosen the endpoint per attempt (so retries avoid earlier endpoints, route splits pick the
+ *   subset, and the endpoint level measures load, latency and failures). The choice arrives as
+ *   the `x-trellis-endpoint` pick hint in the metadata; the picker strips it (grpc-js hands
+ *   the picker a fresh copy per pick, so a re-pick still sees it) and sends the call on that
+ *   endpoint's connection: queued while it connects, refused with UNAVAILABLE and the
+ *   `x-trellis-connect-failure` trailer when the connection failed, so the retry layer moves on
+ *   (nothing was sent).
+ * - Without them (a channel built with the target but not the interceptors), the picker picks
+ *   itself with the destination's balancer among connected endpoints (a ring-hash key comes from
+ *   `x-trellis-route-key` metadata) and does the endpoint level's accounting through grpc-js's
+ *   `onCallStarted`/`onCallEnded`: outstanding calls, latency and outlier reports.
+ *
+ * Signatures are grpc-js 1.14's (`updateAddressList(StatusOr<Endpoint[]>, config, options,
+ * resolutionNote)`; resolver attributes arrive merged into `options`). Each endpoint is a
+ * grpc-js `LeafLoadBalancer` (a pick-first over its one address), as grpc-js's round_robin
+ * does, so reconnection backoff and subchannel sharing are grpc-js's own.
+ */
+import { connectivityState as ConnectivityState, experimental, Metadata, status as Status } from '@grpc/grpc-js';
+import type { ChannelOptions } from '@grpc/grpc-js';
+import type { Clock } from '../core/clock.js';
+import type { EndpointSet } from '../client/endpoint-set.js';
+import type { LbEndpoint } from '../lb/lb-endpoint.js';
+import { CONNECT_FAILURE_KEY, FAILURE_CODES, PICK_HINT_KEY, ROUTE_KEY } from './status.js';
+
+type Picker = experimental.Picker;
+type PickArgs = experimental.PickArgs;
+type PickResult = experimental.PickResult;
+type GrpcEndpoint = experimental.Endpoint;
+const { PickResultType } = experimental;
+
+export const TRELLIS_LB_POLICY = 'trellis';
+
+/**
+ * Resolver attribute carrying the destination to the policy. The prefix keeps it out of the
+ * subchannel arguments (grpc-js's SUBCHANNEL_ARGS_EXCLUDE_KEY_PREFIX), so connections stay
+ * shared between channels.
+ */
+export const DESTINATION_ATTRIBUTE = `${experimental.SUBCHANNEL_ARGS_EXCLUDE_KEY_PREFIX}.trellis.destination`;
+
+/** What the resolver tells the policy about its destination. */
+export interface DestinationHandle {
+  readonly service: string;
+  readonly set: EndpointSet;
+  readonly clock: Clock;
+}
+
+class TrellisLbConfig implements experimental.TypedLoadBalancingConfig {
+  getLoadBalancerName(): string {
+    return TRELLIS_LB_POLICY;
+  }
+  toJsonObject(): object {
+    return { [TRELLIS_LB_POLICY]: {} };
+  }
+  static createFromJson(_obj: unknown): TrellisLbConfig {
+    return new TrellisLbConfig();
+  }
+}
+
+/** `host:port` as discovery spells endpoint ids (IPv6 in brackets). */
+export function addressId(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+function endpointId(e: GrpcEndpoint): string {
+  const a = e.addresses[0];
+  if (a === undefined) return '';
+  return 'port' in a ? addressId(a.host, a.port) : a.path;
+}
+
+const QUEUE: PickResult = Object.freeze({ pickResultType: PickResultType.QUEUE, subchannel: null, status: null, onCallStarted: null, onCallEnded: null });
+
+function refused(details: string, connectFailure: boolean, drop: boolean): PickResult {
+  const metadata = new Metadata();
+  if (connectFailure) metadata.set(CONNECT_FAILURE_KEY, '1');
+  return { pickResultType: drop ? PickResultType.DROP : PickResultType.TRANSIENT_FAILURE, subchannel: null, status: { code: Status.UNAVAILABLE, details, metadata }, onCallStarted: null, onCallEnded: null };
+}
+
+type Child = experimental.LeafLoadBalancer;
+
+class TrellisPicker implements Picker {
+  readonly #children: ReadonlyMap<string, Child>;
+  readonly #notReady: ReadonlySet<string>;
+  readonly #anyReady: boolean;
+  readonly #handle: DestinationHandle | undefined;
+
+  constructor(children: ReadonlyMap<string, Child>, handle: DestinationHandle | undefined) {
+    this.#children = children;
+    this.#handle = handle;
+    const notReady = new Set<string>();
+    for (const [id, c] of children) if (c.getConnectivityState() !== ConnectivityState.READY) notReady.add(id);
+    this.#notReady = notReady;
+    this.#anyReady = notReady.size < children.size;
+  }
+
+  pick(args: PickArgs): PickResult {
+    const hint = args.metadata.get(PICK_HINT_KEY)[0];
+    if (typeof hint === 'string') {
+      args.metadata.remove(PICK_HINT_KEY);
+      return this.#hinted(hint, args);
+    }
+    return this.#balanced(args);
+  }
+
+  #hinted(id: string, args: PickArgs): PickResult {
+    const child = this.#children.get(id);
+    if (child === undefined) return refused(`trellis: endpoint ${id} is not (or no longer) an endpoint of this channel`, true, true);
+    switch (child.getConnectivityState()) {
+      case ConnectivityState.READY:
+        return child.getPicker().pick(args);
+      case ConnectivityState.TRANSIENT_FAILURE:
+        return refused(`trellis: no connection to ${id}`, true, true);
+      case ConnectivityState.IDLE:
+        child.exitIdle();
+        return QUEUE;
+      default:
+        return QUEUE;
+    }
+  }
+
+  #balanced(args: PickArgs): PickResult {
+    const handle = this.#handle;
+    if (!this.#anyReady || handle === undefined) {
+      for (const c of this.#children.values()) if (c.getConnectivityState() === ConnectivityState.IDLE) c.exitIdle();
+      return this.#children.size === 0 ? refused('trellis: no endpoints', false, false) : QUEUE;
+    }
+    const key = args.metadata.get(ROUTE_KEY)[0];
+    if (key !== undefined) args.metadata.remove(ROUTE_KEY);
+    const picked = handle.set.backend(undefined).balancer.pick({ key: typeof key === 'string' ? key : undefined, avoid: this.#notReady });
+    let child = picked === undefined ? undefined : this.#children.get(picked.id);
+    if (child === undefined || child.getConnectivityState() !== ConnectivityState.READY) {
+      // Every balanced endpoint is down or ejected: any connected one beats failing.
+      for (const c of this.#children.values()) if (c.getConnectivityState() === ConnectivityState.READY) child = c;
+      if (child === undefined) return QUEUE;
+      return child.getPicker().pick(args);
+    }
+    return accounted(child.getPicker().pick(args), picked as LbEndpoint, handle);
+  }
+}
+
+/** The endpoint level's accounting for a call the picker placed itself. */
+function accounted(result: PickResult, load: LbEndpoint, handle: DestinationHandle): PickResult {
+  if (result.pickResultType !== PickResultType.COMPLETE) return result;
+  const { clock, set } = handle;
+  let start = 0;
+  const started = result.onCallStarted;
+  const ended = result.onCallEnded;
+  return {
+    ...result,
+    onCallStarted: () => {
+      start = clock.now();
+      load.outstanding++;
+      started?.();
+    },
+    onCallEnded: (code, details, metadata) => {
+      load.outstanding--;
+      const now = clock.now();
+      const failed = FAILURE_CODES.has(code);
+      if (code === Status.OK || failed) {
+        load.observe(now - start, now);
+        set.report(load.id, !failed);
+      }
+      ended?.(code, details, metadata);
+    },
+  };
+}
+
+export class TrellisLoadBalancer implements experimental.LoadBalancer {
+  readonly #helper: experimental.ChannelControlHelper;
+  readonly #childHelper: experimental.ChannelControlHelper;
+  #children = new Map<string, Child>();
+  #handle: DestinationHandle | undefined;
+  #paused = false;
+  #lastError: string | null = null;
+
+  constructor(helper: experimental.ChannelControlHelper) {
+    this.#helper = helper;
+    this.#childHelper = experimental.createChildChannelControlHelper(helper, {
+      updateState: (_state, _picker, errorMessage) => {
+        if (errorMessage !== null) this.#lastError = errorMessage;
+        this.#publish();
+      },
+    });
+  }
+
+  updateAddressList(endpoints: experimental.StatusOr<GrpcEndpoint[]>, config: experimental.TypedLoadBalancingConfig, options: ChannelOptions, resolutionNote: string): boolean {
+    if (!(config instanceof TrellisLbConfig)) return false;
+    this.#handle = (options[DESTINATION_ATTRIBUTE] as DestinationHandle | undefined) ?? this.#handle;
+    if (!endpoints.ok) {
+      if (this.#children.size === 0) this.#helper.updateState(ConnectivityState.TRANSIENT_FAILURE, new experimental.UnavailablePicker(endpoints.error), endpoints.error.details);
+      return true;
+    }
+    this.#paused = true;
+    const next = new Map<string, Child>();
+    for (const e of endpoints.value) {
+      const id = endpointId(e);
+      const cur = this.#children.get(id);
+      if (cur !== undefined) {
+        next.set(id, cur);
+        continue;
+      }
+      const child = new experimental.LeafLoadBalancer(e, this.#childHelper, options, resolutionNote);
+      next.set(id, child);
+      child.startConnecting();
+    }
+    for (const [id, c] of this.#children) if (!next.has(id)) c.destroy();
+    this.#children = next;
+    this.#paused = false;
+    this.#publish();
+    return true;
+  }
+
+  /** Publishes the aggregate state and a new picker; keeps every endpoint connected. */
+  #publish(): void {
+    if (this.#paused) return;
+    let ready = 0;
+    let connecting = 0;
+    let failed = 0;
+    for (const c of this.#children.values()) {
+      const s = c.getConnectivityState();
+      if (s === ConnectivityState.READY) ready++;
+      else if (s === ConnectivityState.CONNECTING) connecting++;
+      else if (s === ConnectivityState.TRANSIENT_FAILURE) failed++;
+    }
+    const picker = new TrellisPicker(new Map(this.#children), this.#handle);
+    if (ready > 0) this.#helper.updateState(ConnectivityState.READY, picker, null);
+    else if (connecting > 0) this.#helper.updateState(ConnectivityState.CONNECTING, picker, null);
+    else if (failed > 0) {
+      const message = `trellis: no connection to any endpoint of ${this.#handle?.service ?? 'the destination'}; last error: ${this.#lastError ?? 'unknown'}`;
+      this.#helper.updateState(ConnectivityState.TRANSIENT_FAILURE, picker, message);
+    } else this.#helper.updateState(ConnectivityState.IDLE, picker, null);
+    for (const c of this.#children.values()) if (c.getConnectivityState() === ConnectivityState.IDLE) c.exitIdle();
+  }
+
+  exitIdle(): void {
+    for (const c of this.#children.values()) c.exitIdle();
+  }
+
+  resetBackoff(): void {
+    // Backoff lives in each endpoint's pick-first child.
+  }
+
+  destroy(): void {
+    for (const c of this.#children.values()) c.destroy();
+    this.#children.clear();
+  }
+
+  getTypeName(): string {
+    return TRELLIS_LB_POLICY;
+  }
+}
+
+/** Registers the `trellis` policy with grpc-js, once per process. */
+export function ensureTrellisLoadBalancer(): void {
+  if (experimental.isLoadBalancerNameRegistered(TRELLIS_LB_POLICY)) return;
+  experimental.registerLoadBalancerType(TRELLIS_LB_POLICY, TrellisLoadBalancer, TrellisLbConfig);
+}
