@@ -11,7 +11,10 @@ import type { Clock, Random } from './core/clock.js';
 import { ConfigInvalidError, TrellisError } from './core/errors.js';
 import { loadConfig } from './config/load.js';
 import type { ConfigSource } from './config/load.js';
-import type { MeshConfig } from './config/types.js';
+import type { MeshConfig, MeshSpec, MtlsMode } from './config/types.js';
+import type { IdentityProvider } from './tls/identity.js';
+import { fileIdentity } from './tls/file-identity.js';
+import { MtlsConnectors } from './client/mtls-connector.js';
 import { Destinations } from './client/destinations.js';
 import { Mesh } from './mesh.js';
 import { InboundPolicies } from './server/inbound-policy.js';
@@ -44,8 +47,10 @@ export interface MeshClientOptions {
   controlPlane?: string[];
   /** Bootstrap token for the control plane (not in this version). */
   token?: string;
-  /** Identity from files (not in this version). */
+  /** Workload identity from files (PEM: trust bundle, certificate chain, key), reloaded when they change. */
   tls?: { ca: string; cert: string; key: string };
+  /** Workload identity from a provider (e.g. `issuedIdentity` with a signer); takes precedence over `tls`. */
+  identity?: IdentityProvider;
   /** Send spans to this provider instead of the global one (or one the Mesh document's `tracing.otlp` builds). */
   tracerProvider?: TracerProvider;
   /** A JSON access log line per request, inbound and outbound: true (stdout), a stream, or a function. */
@@ -74,15 +79,31 @@ function unsupported(field: string, what: string): ConfigInvalidError {
 /** Creates a mesh client. */
 export async function meshClient(options: MeshClientOptions = {}): Promise<Mesh> {
   if (options.controlPlane !== undefined) throw unsupported('controlPlane', 'the control plane');
-  if (options.tls !== undefined) throw unsupported('tls', 'mTLS identity from files');
   const clock = options.clock ?? systemClock;
   const random = options.random ?? systemRandom;
   const logger = options.logger ?? defaultLogger;
   const source = options.config;
   const load = (s: unknown): Promise<MeshConfig> => loadConfig((s ?? []) as ConfigSource);
   const initial = await load(source);
-  if (initial.mesh.mtls === 'strict' || initial.mesh.mtls === 'permissive') {
-    throw new ConfigInvalidError([{ file: initial.sources.join(', ') || '<inline>', document: 0, path: 'spec.mtls', message: `"${initial.mesh.mtls}" needs a workload identity (tls files or a control plane), which this version cannot provide yet; set mtls: off` }]);
+  const identity: IdentityProvider | undefined =
+    options.identity ?? (options.tls === undefined ? undefined : fileIdentity(options.tls, { clock, onWarn: (m) => logger.warn(m) }));
+  if (identity !== undefined) {
+    try {
+      await identity.ready();
+    } catch (err) {
+      identity.close();
+      throw err;
+    }
+  }
+  const mtlsMode = (mesh: MeshSpec): MtlsMode => mesh.mtls ?? (identity !== undefined ? 'strict' : 'off');
+  const checkIdentity = (config: MeshConfig): void => {
+    if (identity === undefined && config.mesh.mtls !== undefined && config.mesh.mtls !== 'off') {
+      throw new ConfigInvalidError([{ file: config.sources.join(', ') || '<inline>', document: 0, path: 'spec.mtls', message: `"${config.mesh.mtls}" needs a workload identity (meshClient's tls files, an identity provider, or a control plane); without one Trellis fails closed rather than send plaintext` }]);
+    }
+  };
+  checkIdentity(initial);
+  if (identity === undefined && initial.mesh.mtls === undefined && initial.services.size > 0) {
+    logger.warn('no workload identity (tls files, identity provider or control plane): mesh traffic is plaintext (mtls off)');
   }
 
   let mesh: Mesh | undefined;
@@ -114,6 +135,7 @@ export async function meshClient(options: MeshClientOptions = {}): Promise<Mesh>
     }),
   };
   const observability = new MeshObservability(metrics, clock, hooks);
+  const connectors = identity === undefined ? undefined : new MtlsConnectors(identity, 1_000);
   const endpointGauge = (service: string): void => {
     const set = destinations.states().find((s) => s.name === service)?.endpoints;
     if (set === undefined) return;
@@ -140,6 +162,10 @@ export async function meshClient(options: MeshClientOptions = {}): Promise<Mesh>
       mesh?.emit('warning', message);
     },
   }, observability);
+  destinations.setTransportPolicy((svc, meshSpec) => {
+    const mode = svc.mtls === 'off' ? 'off' : mtlsMode(meshSpec);
+    return mode === 'off' ? undefined : connectors?.forService(svc.name);
+  });
 
   const paths = configPaths(source);
   const watch = options.watchConfig ?? paths.length > 0;
@@ -159,8 +185,14 @@ export async function meshClient(options: MeshClientOptions = {}): Promise<Mesh>
     metrics,
     tracer,
     destinations,
-    reloadSource: source === undefined ? undefined : () => load(source),
-    loadSource: load,
+    reloadSource: source === undefined ? undefined : () => load(source).then((c) => (checkIdentity(c), c)),
+    loadSource: (s) => load(s).then((c) => (checkIdentity(c), c)),
+    identity,
+    mtlsMode: () => mtlsMode(mesh?.config?.mesh ?? initial.mesh),
+    closeIdentity: () => {
+      connectors?.close();
+      if (options.identity === undefined) identity?.close();
+    },
     stopWatching,
   });
   mesh.applyConfig(initial);

@@ -6,7 +6,8 @@
  * config are closed after a grace period, so their in-flight requests complete.
  */
 import type { Clock, Random } from '../core/clock.js';
-import type { MeshConfig } from '../config/types.js';
+import type { MeshConfig, MeshSpec, ServiceSpec } from '../config/types.js';
+import type { Connect } from './mtls-connector.js';
 import { BreakerTicker } from '../resilience/circuit-breaker.js';
 import { ServiceState } from './service-state.js';
 import type { ServiceStateDeps } from './service-state.js';
@@ -33,6 +34,13 @@ export class Destinations {
 
   readonly #observability: OutboundObservability | undefined;
 
+  /** Decides each destination's transport: an mTLS connect function, or undefined for plaintext. */
+  #transport: (service: ServiceSpec, mesh: MeshSpec) => Connect | undefined = () => undefined;
+
+  setTransportPolicy(policy: (service: ServiceSpec, mesh: MeshSpec) => Connect | undefined): void {
+    this.#transport = policy;
+  }
+
   constructor(clock: Clock, random: Random, events: DestinationEvents, observability?: OutboundObservability) {
     this.#observability = observability;
     this.#clock = clock;
@@ -58,7 +66,7 @@ export class Destinations {
         state = new ServiceState(spec, { clock: this.#clock, random: this.#random, ticker: (w) => this.#ticker(w), ...this.#events });
         this.#states.set(name, state);
       }
-      state.configure(spec, config.mesh);
+      state.configure(spec, config.mesh, this.#transport(spec, config.mesh));
       next.set(name, { state, http: outboundHttpStack(spec, state, { clock: this.#clock, random: this.#random, observability: this.#observability }), maxReplayBytes: spec.retries.maxReplayBytes });
     }
     this.#table = next;

@@ -6,6 +6,7 @@
  */
 import { Pool } from 'undici';
 import type { Endpoint } from '../discovery/endpoint.js';
+import type { Connect } from './mtls-connector.js';
 
 export interface PoolParams {
   maxConnections: number;
@@ -19,6 +20,7 @@ export class PoolSet {
   readonly #params: PoolParams;
   readonly #pools = new Map<string, Pool>();
   #closed = false;
+  #connect: Connect | undefined;
 
   constructor(params: PoolParams) {
     this.#params = params;
@@ -28,11 +30,23 @@ export class PoolSet {
     return this.#params;
   }
 
+  /**
+   * Switches between plaintext and mTLS (a `connect` from MtlsConnectors). Existing pools drain
+   * gracefully; new requests get pools of the new kind.
+   */
+  setTransport(connect: Connect | undefined): void {
+    if (connect === this.#connect) return;
+    this.#connect = connect;
+    this.retain(new Set());
+  }
+
   /** The pool for an endpoint, created on first use. */
   get(endpoint: Endpoint): Pool {
     let pool = this.#pools.get(endpoint.id);
     if (pool === undefined) {
-      pool = new Pool(`http://${endpoint.id}`, {
+      const tls = this.#connect !== undefined;
+      pool = new Pool(`${tls ? 'https' : 'http'}://${endpoint.id}`, {
+        ...(tls ? { connect: this.#connect } : {}),
         connections: this.#params.maxConnections,
         pipelining: 1,
         connectTimeout: this.#params.connectTimeoutMs,

@@ -12,6 +12,7 @@ import { RetryBudget } from '../resilience/retry-budget.js';
 import { CircuitBreaker } from '../resilience/circuit-breaker.js';
 import type { BreakerTicker } from '../resilience/circuit-breaker.js';
 import { EndpointSet } from './endpoint-set.js';
+import type { Connect } from './mtls-connector.js';
 import { PoolSet } from './pool-set.js';
 import type { HttpRequest } from './http-request.js';
 import type { HttpResponse } from './http-transport.js';
@@ -74,8 +75,9 @@ export class ServiceState {
     });
   }
 
-  /** Applies a config version's endpoint-related settings. */
-  configure(spec: ServiceSpec, mesh: MeshSpec): void {
+  /** Applies a config version's endpoint-related settings, and the transport (mTLS or plaintext). */
+  configure(spec: ServiceSpec, mesh: MeshSpec, connect: Connect | undefined): void {
+    this.endpoints.pools.setTransport(connect);
     this.#redisUrl = mesh.redis?.url;
     const sourceKey = JSON.stringify({ e: spec.endpoints, d: spec.dns, m: mesh.dns });
     this.endpoints.configure({
