@@ -15,6 +15,7 @@ import type { MeshConfig, MeshSpec, MtlsMode } from './config/types.js';
 import type { IdentityProvider } from './tls/identity.js';
 import { fileIdentity } from './tls/file-identity.js';
 import { MtlsConnectors } from './client/mtls-connector.js';
+import { peerResolver } from './server/peer.js';
 import { Destinations } from './client/destinations.js';
 import { Mesh } from './mesh.js';
 import { InboundPolicies } from './server/inbound-policy.js';
@@ -188,6 +189,11 @@ export async function meshClient(options: MeshClientOptions = {}): Promise<Mesh>
     reloadSource: source === undefined ? undefined : () => load(source).then((c) => (checkIdentity(c), c)),
     loadSource: (s) => load(s).then((c) => (checkIdentity(c), c)),
     identity,
+    peers: peerResolver({ trustDomain: initial.mesh.trustDomain }),
+    onWarn: (m) => {
+      logger.warn(m);
+      mesh?.emit('warning', m);
+    },
     mtlsMode: () => mtlsMode(mesh?.config?.mesh ?? initial.mesh),
     closeIdentity: () => {
       connectors?.close();

@@ -12,6 +12,12 @@ import type { MeshTracer } from './observability/tracer.js';
 import type { IdentityProvider } from './tls/identity.js';
 import type { MtlsMode } from './config/types.js';
 import { MeshGrpc, watchMeshEvents } from './grpc/channel.js';
+import type { PeerResolver } from './server/peer.js';
+import type { MeshInboundDeps } from './server/inbound-security.js';
+import { expressMiddleware } from './server/express.js';
+import type { ExpressMiddleware } from './server/express.js';
+import { fastifyPlugin } from './server/fastify.js';
+import type { TrellisFastifyPlugin } from './server/fastify.js';
 import { checkServerIdentityFor } from './tls/spiffe.js';
 import { metricsHandler } from './observability/metrics-handler.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -46,6 +52,8 @@ export interface MeshParts {
   metrics: MeshMetrics;
   tracer: MeshTracer;
   identity: IdentityProvider | undefined;
+  peers: PeerResolver;
+  onWarn: (message: string) => void;
   mtlsMode: () => MtlsMode;
   closeIdentity: () => void;
   destinations: Destinations;
@@ -146,13 +154,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
   /** Serves a node:http handler or Express app with the mesh's inbound side. */
   async serve(handler: RequestHandler, options: ServeOptions = {}): Promise<MeshServer> {
     const p = this.#parts;
-    const s = await serve(handler, options, {
-      clock: p.clock,
-      random: p.random,
-      service: this.service,
-      policy: () => p.inbound.current(),
-      observability: p.inboundObservability,
-    });
+    const own = this.#config?.services.get(this.service ?? '');
+    const s = await serve(handler, options, { ...this.#inboundDeps(), mode: own?.mtls ?? p.mtlsMode(), identity: p.identity, onWarn: p.onWarn });
     this.#servers.add(s);
     return s;
   }
@@ -165,6 +168,26 @@ export class Mesh extends EventEmitter<MeshEvents> {
   /** A node:http handler serving the metrics in Prometheus text format (mount it at /metrics). */
   metricsHandler(): (req: IncomingMessage, res: ServerResponse) => void {
     return metricsHandler(this.#parts.metrics.registry);
+  }
+
+  /** The inbound stack's parts, shared by serve(), express() and fastify(). */
+  #inboundDeps(): MeshInboundDeps {
+    const p = this.#parts;
+    return { clock: p.clock, random: p.random, service: this.service, policy: () => p.inbound.current(), observability: p.inboundObservability, peers: p.peers };
+  }
+
+  /**
+   * Express middleware giving an app that owns its server the same inbound stack as serve():
+   * identity, authorization, rate limit, fault, deadline and trace context, metrics; sets
+   * `req.trellis.peer`. Use it first: `app.use(mesh.express())`.
+   */
+  express(): ExpressMiddleware {
+    return expressMiddleware(this.#inboundDeps());
+  }
+
+  /** The same inbound stack as a Fastify 5 plugin: `await fastify.register(mesh.fastify())`. */
+  fastify(): TrellisFastifyPlugin {
+    return fastifyPlugin(this.#inboundDeps());
   }
 
   /** A snapshot of every destination: stack, endpoints, load, ejections, breaker, budget. */

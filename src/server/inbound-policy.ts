@@ -8,16 +8,17 @@ import type { MeshConfig, RateLimitSpec } from '../config/types.js';
 import { localRateLimiter } from '../resilience/rate-limiter.js';
 import type { RateLimiter } from '../resilience/rate-limiter.js';
 import { globalRateLimiter } from '../resilience/global-rate-limiter.js';
-import type { InboundPolicy } from './inbound-stack.js';
+import { compileAuthorization } from './authorization.js';
+import type { MeshInboundPolicy } from './inbound-security.js';
 
-const NONE: InboundPolicy = Object.freeze({ limiter: undefined, fault: undefined });
+const NONE: MeshInboundPolicy = Object.freeze({ limiter: undefined, fault: undefined, authorizer: undefined });
 
 export class InboundPolicies {
   readonly #service: string | undefined;
   readonly #clock: Clock;
   readonly #random: Random;
   readonly #onWarn: (m: string) => void;
-  #policy: InboundPolicy = NONE;
+  #policy: MeshInboundPolicy = NONE;
   #limiterKey = '';
 
   constructor(service: string | undefined, deps: { clock: Clock; random: Random; onWarn: (m: string) => void }) {
@@ -27,7 +28,7 @@ export class InboundPolicies {
     this.#onWarn = deps.onWarn;
   }
 
-  current(): InboundPolicy {
+  current(): MeshInboundPolicy {
     return this.#policy;
   }
 
@@ -41,7 +42,7 @@ export class InboundPolicies {
       limiter = rl === undefined ? undefined : this.#makeLimiter(rl, config.mesh.redis?.url);
       this.#limiterKey = key;
     }
-    this.#policy = Object.freeze({ limiter, fault: inbound?.fault });
+    this.#policy = Object.freeze({ limiter, fault: inbound?.fault, authorizer: compileAuthorization(inbound?.authorization) });
   }
 
   #makeLimiter(rl: RateLimitSpec, redisUrl: string | undefined): RateLimiter {

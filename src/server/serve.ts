@@ -1,12 +1,20 @@
 /**
  * `mesh.serve(handler, { port, host })`: serves a node:http handler or an Express app behind the
- * inbound stack (src/server/inbound-stack.ts). `close()` stops accepting, lets requests in
- * flight finish up to a grace period, then cuts what remains.
+ * whole inbound stack (src/server/inbound-security.ts, then src/server/inbound-stack.ts) on a
+ * mesh listener: mTLS (strict), mTLS and plaintext on one port (permissive), or plaintext (off),
+ * with live certificate rotation. `close()` stops accepting, lets requests in flight finish up
+ * to a grace period, then cuts what remains.
  */
-import http from 'node:http';
+import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { inboundHandler } from './inbound-stack.js';
-import type { InboundDeps, NodeHandler } from './inbound-stack.js';
+import type { MtlsMode } from '../config/types.js';
+import { NoIdentityError } from '../core/errors.js';
+import type { IdentityProvider } from '../tls/identity.js';
+import type { NodeHandler } from './inbound-stack.js';
+import { meshInboundHandler } from './inbound-security.js';
+import type { MeshInboundDeps } from './inbound-security.js';
+import { createMeshListener } from './tls-listener.js';
+import type { ListenerTimeouts } from './tls-listener.js';
 
 export type RequestHandler = NodeHandler;
 
@@ -15,6 +23,16 @@ export interface ServeOptions {
   host?: string;
   /** How long close() waits for requests in flight (default 10 s). */
   drainTimeoutMs?: number;
+  /** Slow-client limits (headers 10 s, request 30 s, TLS handshake 10 s by default). */
+  timeouts?: Partial<ListenerTimeouts>;
+  /** Connections older than this close after their next response (default 5 min), so rotated certificates take over. */
+  maxConnectionAgeMs?: number;
+}
+
+export interface ServeDeps extends MeshInboundDeps {
+  mode: MtlsMode;
+  identity: IdentityProvider | undefined;
+  onWarn: (message: string) => void;
 }
 
 export interface MeshServer {
@@ -25,8 +43,22 @@ export interface MeshServer {
   close(): Promise<void>;
 }
 
-export async function serve(handler: RequestHandler, options: ServeOptions, deps: InboundDeps): Promise<MeshServer> {
-  const server = http.createServer(inboundHandler(handler, deps));
+export async function serve(handler: RequestHandler, options: ServeOptions, deps: ServeDeps): Promise<MeshServer> {
+  if (deps.mode !== 'off') {
+    if (deps.identity === undefined) throw new NoIdentityError(`mtls ${deps.mode} needs a workload identity to serve`, { service: deps.service });
+    await deps.identity.ready();
+  }
+  const server = createMeshListener(meshInboundHandler(handler, deps), {
+    mode: deps.mode,
+    identity: deps.identity,
+    trustDomain: deps.peers.trustDomain,
+    peers: deps.peers,
+    clock: deps.clock,
+    onWarn: deps.onWarn,
+    service: deps.service,
+    timeouts: options.timeouts,
+    maxConnectionAgeMs: options.maxConnectionAgeMs,
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => {

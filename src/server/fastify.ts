@@ -1,0 +1,105 @@
+/**
+ * `mesh.fastify()`: the inbound stack as a Fastify 5 plugin (`await app.register(mesh.fastify())`).
+ * Same steps and order as `mesh.serve` (src/server/inbound-security.ts), run in an `onRequest`
+ * hook on `request.raw` / `reply.raw`; `request.trellis` (decorated `null`, then `{ peer }`) is
+ * the verified caller or `unknown`. The metrics `route` label is `request.routeOptions.url`
+ * (the route template, known in onRequest), or `unknown` for the 404 handler.
+ *
+ * Plugin conventions (what fastify-plugin sets, written here so the package depends on neither
+ * fastify nor fastify-plugin): `skip-override`, so the hooks apply to the whole application
+ * and not only to an encapsulated child context; a display name; and `plugin-meta` with
+ * `fastify: '5.x'`, which Fastify checks at registration.
+ *
+ * Ambient context: `done()` of the onRequest hook is called inside it, so the rest of the
+ * lifecycle inherits the deadline and trace. Body parsing does not lose it: Fastify runs content
+ * type parsers in an AsyncResource bound to the request (lib/content-type-parser.js), so the
+ * hooks and the handler that follow the 'end' of the body keep the context (tested with a POST).
+ *
+ * When the stack answers by itself (403, 429, injected abort) done() is not called, so Fastify
+ * runs no later hook and sends nothing; the reply is then marked hijacked (`reply.hijack()`).
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { meshInboundHandler } from './inbound-security.js';
+import type { MeshInboundDeps, TrellisRequestInfo } from './inbound-security.js';
+
+/** The parts of a Fastify request the plugin uses. */
+export interface FastifyRequestLike {
+  readonly raw: IncomingMessage;
+  readonly routeOptions: { readonly url?: string | undefined };
+}
+
+/** The parts of a Fastify reply the plugin uses. */
+export interface FastifyReplyLike {
+  readonly raw: ServerResponse;
+  hijack(): unknown;
+}
+
+export type FastifyHookDone = (err?: Error) => void;
+export type FastifyHookLike = (request: FastifyRequestLike, reply: FastifyReplyLike, done: FastifyHookDone) => void;
+
+/** The parts of a Fastify instance the plugin uses. */
+export interface FastifyInstanceLike {
+  decorateRequest(property: 'trellis', value: null): unknown;
+  addHook(name: 'onRequest', hook: FastifyHookLike): unknown;
+}
+
+/** A Fastify plugin callback, as `fastify.register` takes it. */
+export type TrellisFastifyPlugin = (instance: FastifyInstanceLike, options: Record<string, unknown>, done: (err?: Error) => void) => void;
+
+/** What the Fastify plugin needs; mesh.ts provides it (the route label is Fastify's own). */
+export type FastifyPluginDeps = Omit<MeshInboundDeps, 'routeLabel'>;
+
+interface Pending {
+  readonly done: () => void;
+  resolved: boolean;
+}
+
+/**
+ * @example
+ * const app = Fastify();
+ * await app.register(mesh.fastify());
+ * app.get('/list', async (request) => ({ caller: request.trellis?.peer.service }));
+ */
+export function fastifyPlugin(deps: FastifyPluginDeps): TrellisFastifyPlugin {
+  const pending = new WeakMap<IncomingMessage, Pending>();
+  const routes = new WeakMap<IncomingMessage, string>();
+  const handle = meshInboundHandler(
+    (req) => {
+      const p = pending.get(req);
+      if (p === undefined) return;
+      p.resolved = true;
+      pending.delete(req);
+      p.done();
+    },
+    { ...deps, routeLabel: (req) => routes.get(req) },
+  );
+
+  const plugin: TrellisFastifyPlugin = (fastify, _options, pluginDone) => {
+    fastify.decorateRequest('trellis', null);
+    fastify.addHook('onRequest', (request, reply, done) => {
+      const raw = request.raw;
+      const url = request.routeOptions.url;
+      if (url !== undefined) routes.set(raw, url);
+      const p: Pending = {
+        resolved: false,
+        done: () => {
+          (request as FastifyRequestLike & { trellis: TrellisRequestInfo | null }).trellis = raw.trellis ?? null;
+          done();
+        },
+      };
+      pending.set(raw, p);
+      // When the stack answered instead of passing on, the reply is marked hijacked so Fastify
+      // releases what it holds for it (handler timeout, socket metadata).
+      reply.raw.once('finish', () => {
+        if (!p.resolved) reply.hijack();
+      });
+      handle(raw, reply.raw);
+    });
+    pluginDone();
+  };
+  const meta = plugin as unknown as Record<symbol, unknown>;
+  meta[Symbol.for('skip-override')] = true;
+  meta[Symbol.for('fastify.display-name')] = 'trellis';
+  meta[Symbol.for('plugin-meta')] = { name: 'trellis', fastify: '5.x' };
+  return plugin;
+}

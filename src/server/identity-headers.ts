@@ -1,0 +1,78 @@
+/**
+ * Identity headers are stripped from every inbound request before anything reads it, as Envoy
+ * sanitizes `x-forwarded-client-cert` (XFCC) unless told to trust it (RELIABILITY.md §3,
+ * "Identity headers"; matrix row B10). The caller's identity comes only from the verified TLS
+ * certificate (src/server/peer.ts) and reaches the application as `req.trellis.peer`, never as
+ * a header, so an application that reads one of these headers sees it absent instead of forged.
+ *
+ * Stripped (exactly these, any case, every occurrence):
+ * - `x-forwarded-client-cert`: Envoy/Istio's XFCC. Applications written for Istio read the
+ *   caller's SPIFFE id from it; behind Trellis no proxy sets it, so any value is the caller's own.
+ * - `x-trellis-caller`, `x-trellis-peer`, `x-trellis-identity`, `x-trellis-spiffe`: reserved for
+ *   the verified caller. Trellis never sends or reads them; reserving them means no future
+ *   version or application can be tricked into trusting a client-supplied value.
+ *
+ * Kept: `x-trellis-timeout-ms` (the caller's remaining deadline: it can only shorten our own,
+ * src/server/inbound-context.ts), `x-trellis-mirror` (marks a mirrored copy; forging it only
+ * labels the caller's own request), and other `x-trellis-*` headers, which carry no identity
+ * (`x-trellis-fault` and `x-trellis-rate-limited` are response headers).
+ *
+ * Every view of the headers is cleaned: `req.headers`, `req.headersDistinct` and `req.rawHeaders`
+ * (in place). Requests without these headers cost one scan of the names and allocate nothing.
+ */
+import type { IncomingMessage } from 'node:http';
+
+export const IDENTITY_HEADERS: readonly string[] = Object.freeze([
+  'x-forwarded-client-cert',
+  'x-trellis-caller',
+  'x-trellis-peer',
+  'x-trellis-identity',
+  'x-trellis-spiffe',
+]);
+
+const NAMES: ReadonlySet<string> = new Set(IDENTITY_HEADERS);
+const MIN = Math.min(...IDENTITY_HEADERS.map((h) => h.length));
+const MAX = Math.max(...IDENTITY_HEADERS.map((h) => h.length));
+
+function isIdentityHeader(name: string): boolean {
+  if (name.length < MIN || name.length > MAX) return false;
+  const c = name.charCodeAt(0);
+  if (c !== 0x78 /* x */ && c !== 0x58 /* X */) return false;
+  return NAMES.has(name.toLowerCase());
+}
+
+/**
+ * Removes the identity headers from `req` (see the file comment). Returns how many header lines
+ * were removed.
+ */
+export function stripIdentityHeaders(req: IncomingMessage): number {
+  const raw = req.rawHeaders;
+  let found = false;
+  for (let i = 0; i < raw.length; i += 2) {
+    if (isIdentityHeader(raw[i] as string)) {
+      found = true;
+      break;
+    }
+  }
+  if (!found) return 0;
+  // Node builds req.headers / req.headersDistinct lazily from rawHeaders *and a count it keeps
+  // of them*, so both are built from the full list first and cleaned after.
+  const headers = req.headers;
+  const distinct = req.headersDistinct;
+  let w = 0;
+  let removed = 0;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i] as string;
+    if (isIdentityHeader(name)) {
+      removed++;
+      const lower = name.toLowerCase();
+      delete headers[lower];
+      delete distinct[lower];
+      continue;
+    }
+    raw[w++] = name;
+    raw[w++] = raw[i + 1] as string;
+  }
+  raw.length = w;
+  return removed;
+}

@@ -1,0 +1,275 @@
+/**
+ * The inbound listener of `mesh.serve`: one port, in the Mesh document's mTLS mode.
+ *
+ * - `strict`: an `https.Server` with `requestCert` + `rejectUnauthorized: true` and
+ *   `minVersion: 'TLSv1.3'` (RELIABILITY.md §3: the `rejectUnauthorized: false` + later
+ *   `authorized` check fails open once someone forgets the check; TLS 1.3 has no renegotiation,
+ *   matrix row B11). A client without a certificate, with one from a foreign CA, with an expired
+ *   one, or speaking TLS 1.2 fails the handshake. A client whose chain verifies but whose leaf
+ *   is not an SVID of our trust domain (src/tls/spiffe.ts) is disconnected right after the
+ *   handshake, before a byte of HTTP is read.
+ * - `permissive`: one port for both. The listening `http.Server` peeks at the first byte of each
+ *   connection: 0x16 (a TLS handshake record) goes to a non-listening `tls.Server` with the
+ *   strict settings and, once verified, back to the HTTP server as a TLS socket; anything else is
+ *   plaintext HTTP, whose caller is `unknown` (src/server/peer.ts). The HTTP server is the one
+ *   that listens, so its connection tracking, timeouts, `close()`, `closeIdleConnections()` and
+ *   `closeAllConnections()` cover both kinds of connection.
+ * - `off`: a plain `http.Server`.
+ *
+ * Without workload material in `strict` or `permissive` mode the listener is not made:
+ * TRELLIS_NO_IDENTITY — it fails closed, never plaintext.
+ *
+ * Rotation: on the identity's `rotated` event, `setSecureContext()` swaps bundle, certificate
+ * and key; new handshakes use the new ones at once. Open connections keep the certificate they
+ * negotiated, so each rolls over by itself: every connection opened before the rotation (or
+ * older than `maxConnectionAgeMs`, default 5 min) answers its next response with
+ * `Connection: close` and is closed after it — no request is cut, the client reconnects and
+ * handshakes with the new certificate. Idle ones end by the keep-alive timeout (5 s). So a
+ * rotation is complete after at most keepAliveTimeout + the longest request in flight. TLS
+ * session tickets are off (`SSL_OP_NO_TICKET`): every connection verifies the chain against the
+ * bundle in force, so a removed trust anchor cannot come back through a resumed session.
+ *
+ * Slow clients (matrix row C4): `headersTimeout` 10 s (Node: 60 s), `requestTimeout` 30 s for
+ * the whole request, body included (Node: 300 s), checked every second
+ * (`connectionsCheckingInterval`, Node: 30 s, which would let a slowloris hold a socket up to
+ * 30 s past its deadline); TLS `handshakeTimeout` 10 s (Node: 120 s); in permissive mode the
+ * first byte must arrive within the same 10 s, and in every mode the first request within 10 s
+ * of the connection being handed to HTTP (Node starts `headersTimeout` only at the first byte,
+ * so a connection that stays silent would be held forever). All are options (`timeouts`).
+ */
+import http from 'node:http';
+import https from 'node:https';
+import type { Socket } from 'node:net';
+import tls from 'node:tls';
+import type { TLSSocket } from 'node:tls';
+import { constants } from 'node:crypto';
+import type { Clock } from '../core/clock.js';
+import { NoIdentityError } from '../core/errors.js';
+import type { MtlsMode } from '../config/types.js';
+import type { IdentityProvider, TlsMaterial } from '../tls/identity.js';
+import { peerResolver } from './peer.js';
+import type { PeerIdentityFn, PeerResolver } from './peer.js';
+
+export interface ListenerTimeouts {
+  /** Time to receive the request headers. */
+  headersTimeoutMs: number;
+  /** Time to receive the whole request, body included. */
+  requestTimeoutMs: number;
+  /** Idle time before a keep-alive connection is closed. */
+  keepAliveTimeoutMs: number;
+  /** From connection to a finished TLS handshake (permissive: to its first byte), then again to the first request. */
+  handshakeTimeoutMs: number;
+  /** How often Node checks the header and request timeouts. */
+  checkIntervalMs: number;
+}
+
+export const LISTENER_TIMEOUTS: Readonly<ListenerTimeouts> = Object.freeze({
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  keepAliveTimeoutMs: 5_000,
+  handshakeTimeoutMs: 10_000,
+  checkIntervalMs: 1_000,
+});
+
+export const DEFAULT_MAX_CONNECTION_AGE_MS = 300_000;
+
+export interface MeshListenerOptions {
+  mode: MtlsMode;
+  /** Workload certificates (src/tls/identity.ts); required in strict and permissive mode. */
+  identity?: IdentityProvider | undefined;
+  trustDomain: string;
+  /** Resolver shared with the inbound step (so each connection is checked once); built from `trustDomain` when absent. */
+  peers?: PeerResolver | undefined;
+  /** SVID check (default: src/tls/spiffe.ts `peerIdentity`), when `peers` is not given. */
+  identify?: PeerIdentityFn | undefined;
+  clock: Clock;
+  onWarn: (message: string) => void;
+  timeouts?: Partial<ListenerTimeouts> | undefined;
+  /** Connections older than this close after their next response (default 5 min; 0 = never). */
+  maxConnectionAgeMs?: number | undefined;
+  /** Name used in messages. */
+  service?: string | undefined;
+}
+
+/** Settings of every mesh TLS context: TLS 1.3 only, no session tickets. */
+function secureContextOptions(m: TlsMaterial): tls.SecureContextOptions {
+  return {
+    ca: m.ca,
+    cert: m.cert,
+    key: m.key,
+    minVersion: 'TLSv1.3',
+    secureOptions: constants.SSL_OP_NO_TICKET,
+  };
+}
+
+interface Born {
+  readonly at: number;
+  readonly generation: number;
+  requests: number;
+}
+
+/**
+ * Creates the listener (not yet listening). Call `listen(port, host)` on it as on any
+ * `http.Server`; `close()` removes the rotation listener.
+ *
+ * @example
+ * const server = createMeshListener(handler, { mode: 'strict', identity, trustDomain: 'example.org', clock, onWarn });
+ * server.listen(8443, '127.0.0.1');
+ * @throws NoIdentityError in strict or permissive mode when `identity` has no material yet
+ *   (await `identity.ready()` first).
+ */
+export function createMeshListener(handler: http.RequestListener, options: MeshListenerOptions): http.Server {
+  const { mode, clock, onWarn } = options;
+  const t: ListenerTimeouts = { ...LISTENER_TIMEOUTS, ...options.timeouts };
+  const maxAge = options.maxConnectionAgeMs ?? DEFAULT_MAX_CONNECTION_AGE_MS;
+  const peers = options.peers ?? peerResolver({ trustDomain: options.trustDomain, identify: options.identify });
+
+  // Connection age and rotation generation, stamped when a connection is handed to HTTP.
+  let generation = 0;
+  const born = new WeakMap<Socket, Born>();
+  // Node's headersTimeout starts with the first byte of a request: a connection (plaintext, or
+  // TLS after its handshake) that never sends one would be held forever. Until its first request
+  // a connection has `handshakeTimeoutMs`; on timeout node:http destroys the idle socket.
+  const stamp = (socket: Socket): void => {
+    born.set(socket, { at: clock.now(), generation, requests: 0 });
+    socket.setTimeout(t.handshakeTimeoutMs);
+  };
+  const rolling: http.RequestListener = (req, res) => {
+    const socket = req.socket;
+    let b = born.get(socket);
+    if (b === undefined) {
+      b = { at: clock.now(), generation, requests: 0 };
+      born.set(socket, b);
+    }
+    // The first-request timer (see `stamp`) ends with the first request.
+    if (b.requests++ === 0) socket.setTimeout(0);
+    // Must be decided before the handler writes: the header makes Node close after this response.
+    if (b.generation !== generation || (maxAge > 0 && clock.now() - b.at >= maxAge)) res.setHeader('connection', 'close');
+    handler(req, res);
+  };
+
+  const httpOptions: http.ServerOptions = {
+    headersTimeout: t.headersTimeoutMs,
+    requestTimeout: t.requestTimeoutMs,
+    keepAliveTimeout: t.keepAliveTimeoutMs,
+    connectionsCheckingInterval: t.checkIntervalMs,
+  };
+
+  if (mode === 'off') {
+    const server = http.createServer(httpOptions, rolling);
+    applyTimeouts(server, t);
+    server.on('connection', stamp);
+    return server;
+  }
+
+  const identity = options.identity;
+  const material = identity?.current();
+  if (identity === undefined || material === undefined) {
+    throw new NoIdentityError(`mtls is ${mode} but this instance has no workload certificate yet; it will not serve plaintext in its place`, { service: options.service });
+  }
+
+  // Warnings about refused peers are rate limited: a misbehaving client must not flood the log.
+  let lastWarn = -Infinity;
+  let suppressed = 0;
+  const refuse = (socket: TLSSocket): void => {
+    socket.destroy();
+    const now = clock.now();
+    if (now - lastWarn < 60_000) {
+      suppressed++;
+      return;
+    }
+    lastWarn = now;
+    const more = suppressed > 0 ? ` (and ${suppressed} more since the last warning)` : '';
+    suppressed = 0;
+    onWarn(`TRELLIS_PEER_IDENTITY: refused an inbound connection from ${socket.remoteAddress ?? '?'}: its certificate chains to our CA but is not a service SVID of trust domain "${peers.trustDomain}"${more}`);
+  };
+  const verified = (socket: TLSSocket): boolean => {
+    if (peers.of(socket).verified) return true;
+    refuse(socket);
+    return false;
+  };
+
+  const tlsOptions: tls.TlsOptions = {
+    ...secureContextOptions(material),
+    requestCert: true,
+    rejectUnauthorized: true,
+    handshakeTimeout: t.handshakeTimeoutMs,
+  };
+
+  let server: http.Server;
+  let tlsTarget: tls.Server;
+  if (mode === 'strict') {
+    const s = https.createServer({ ...tlsOptions, ...httpOptions }, rolling);
+    // Runs after https's own listener attached the HTTP parser, before any data is read.
+    s.on('secureConnection', (socket: TLSSocket) => {
+      if (verified(socket)) stamp(socket);
+    });
+    server = s as unknown as http.Server;
+    tlsTarget = s;
+  } else {
+    server = http.createServer(httpOptions, rolling);
+    const [httpConnection] = server.listeners('connection') as ((socket: Socket) => void)[];
+    if (httpConnection === undefined) throw new Error('node:http server has no connection listener');
+    server.removeListener('connection', httpConnection);
+    const handToHttp = (socket: Socket): void => {
+      httpConnection.call(server, socket);
+      stamp(socket);
+    };
+    tlsTarget = tls.createServer(tlsOptions);
+    tlsTarget.on('secureConnection', (socket: TLSSocket) => {
+      if (verified(socket)) handToHttp(socket);
+    });
+    // A failed handshake is the client's problem; tls.Server already destroys the socket.
+    tlsTarget.on('tlsClientError', () => undefined);
+    server.on('connection', (socket: Socket) => peek(socket, t.handshakeTimeoutMs, (tlsHandshake) => {
+      if (tlsHandshake) {
+        tlsTarget.emit('connection', socket);
+      } else {
+        handToHttp(socket);
+        // The HTTP parser reads the handle directly; the peeked bytes wait in the stream buffer.
+        socket.resume();
+      }
+    }));
+  }
+  applyTimeouts(server, t);
+
+  const onRotated = (): void => {
+    const next = identity.current();
+    if (next === undefined) return;
+    try {
+      tlsTarget.setSecureContext(secureContextOptions(next));
+      generation++;
+    } catch (err) {
+      onWarn(`certificate rotation refused by TLS, keeping the previous certificate: ${(err as Error).message}`);
+    }
+  };
+  identity.on('rotated', onRotated);
+  server.once('close', () => identity.off('rotated', onRotated));
+  return server;
+}
+
+function applyTimeouts(server: http.Server, t: ListenerTimeouts): void {
+  server.headersTimeout = t.headersTimeoutMs;
+  server.requestTimeout = t.requestTimeoutMs;
+  server.keepAliveTimeout = t.keepAliveTimeoutMs;
+}
+
+/**
+ * Waits for the first chunk of a new connection, puts it back, and says whether it starts a TLS
+ * handshake (record type 22). A connection that sends nothing in time, or fails, is destroyed.
+ */
+function peek(socket: Socket, timeoutMs: number, then: (tlsHandshake: boolean) => void): void {
+  const fail = (): void => {
+    socket.destroy();
+  };
+  socket.setTimeout(timeoutMs, fail);
+  socket.on('error', fail);
+  socket.once('data', (chunk: Buffer) => {
+    socket.pause();
+    socket.setTimeout(0);
+    socket.removeListener('timeout', fail);
+    socket.removeListener('error', fail);
+    socket.unshift(chunk);
+    then(chunk[0] === 0x16);
+  });
+}
