@@ -19,9 +19,6 @@ import { formatDuration } from '../core/duration.js';
 import { NoRouteError } from '../core/errors.js';
 import type { RouteSpec, ServiceSpec } from '../config/types.js';
 import { timeoutFilter } from '../resilience/timeout-filter.js';
-import { retryFilter } from '../resilience/retry-filter.js';
-import { exponentialBackoff } from '../resilience/backoff.js';
-import { rateLimitFilter } from '../resilience/rate-limit-filter.js';
 import { compileRoutes } from '../traffic/route-table.js';
 import { rewriteRequest } from '../traffic/rewrite.js';
 import { backendPicker } from '../traffic/weighted-split.js';
@@ -37,6 +34,7 @@ import type { HttpRequest } from './http-request.js';
 import { discardResponse, httpClassifier, USER_RETRYABLE, whenBodyDone } from './http-classify.js';
 import type { ServiceState } from './service-state.js';
 import type { OutboundObservability } from './outbound-observability.js';
+import { breakerModule, rateLimitModules, retryModule } from './policy-modules.js';
 
 export interface OutboundDeps {
   clock: Clock;
@@ -194,65 +192,22 @@ function routeModules(
 
   const r = route.retries ?? spec.retries;
   const retryOn = [...r.on, USER_RETRYABLE];
-  modules.push({
-    role: 'retry',
-    why: 'above rate limit, breaker and balancer: each attempt is admitted, judged by the breaker and re-balanced, so a retry goes to another endpoint',
-    params: `attempts ${r.attempts}, on ${r.on.join('|')}, budget ${Math.round(r.budget.ratio * 100)}% + ${r.budget.minPerSecond}/s${r.perTryTimeoutMs !== undefined ? `, per try ${formatDuration(r.perTryTimeoutMs)}` : ''}`,
-    make: (next) => {
-      // One budget per destination, shared by every route and protocol.
-      const budget = state.budget(spec);
-      return applyFilter(retryFilter<HttpRequest, HttpResponse>(
-        { attempts: r.attempts, on: retryOn, perTryTimeoutMs: r.perTryTimeoutMs },
-        {
-          budget,
-          classify: r === spec.retries ? classify : httpClassifier(retryOn),
-          discard: discardResponse,
-          backoff: exponentialBackoff(r.backoff, random),
-          clock,
-          replayable: (req) => req.replayable,
-          onRetry: (ctx, reason) => {
-            state.counters.retries++;
-            observability?.retry(spec.name, ctx.route ?? route.name, reason);
-          },
-          onBudgetExhausted: () => {
-            state.counters.budgetExhausted++;
-            observability?.budgetExhausted(spec.name);
-          },
-        },
-      ), next);
-    },
-  });
+  modules.push(retryModule<HttpRequest, HttpResponse>(spec, r, state, {
+    clock,
+    random,
+    on: retryOn,
+    classify: r === spec.retries ? classify : httpClassifier(retryOn),
+    discard: discardResponse,
+    replayable: (req) => req.replayable,
+    onRetry: (ctx, reason) => observability?.retry(spec.name, ctx.route ?? route.name, reason),
+    onBudgetExhausted: () => observability?.budgetExhausted(spec.name),
+  }));
 
   modules.push(...(observability?.tryModules(spec, classify) ?? []));
+  modules.push(...rateLimitModules<HttpRequest, HttpResponse>(spec, route, state, limiterScopes, () => observability?.rateLimited(spec.name, route.name)));
 
-  for (const [scope, rl] of [['service', spec.rateLimit], [`route ${route.name}`, route.rateLimit]] as const) {
-    if (rl === undefined) continue;
-    limiterScopes.add(scope);
-    const limiter = state.limiter(scope, rl);
-    modules.push({
-      role: scope === 'service' ? 'rate-limit' : 'route-rate-limit',
-      why: 'below retry so every attempt takes a token (retries cannot bypass the limit); above the breaker so refused calls never count as upstream failures',
-      params: limiter.description,
-      make: (next) => applyFilter(rateLimitFilter<HttpRequest, HttpResponse>(limiter, {
-        scope: scope === 'service' ? spec.name : `${spec.name}/${scope}`,
-        onLimited: () => {
-          state.counters.rateLimited++;
-          observability?.rateLimited(spec.name, route.name);
-        },
-      }), next),
-    });
-  }
-
-  const breaker = state.breaker(spec);
-  if (breaker !== undefined && spec.circuitBreaker !== undefined) {
-    const cb = spec.circuitBreaker;
-    modules.push({
-      role: 'circuit-breaker',
-      why: 'below retry so every attempt counts toward the error rate; one breaker per destination, shared by its routes, above the split so it guards every backend',
-      params: `${cb.errorThresholdPercent}% of >= ${cb.volumeThreshold} in ${formatDuration(cb.windowMs)}, reset ${formatDuration(cb.resetTimeoutMs)}`,
-      make: (next) => applyFilter(breaker.filter, next),
-    });
-  }
+  const breaker = breakerModule<HttpRequest, HttpResponse>(spec, state.breaker(spec)?.filter);
+  if (breaker !== undefined) modules.push(breaker);
 
   const backends = route.backends;
   const single = backends.length === 1 && backends[0] !== undefined && Object.keys(backends[0].subset).length === 0;

@@ -25,9 +25,7 @@ import type { RouteSpec, ServiceSpec } from '../config/types.js';
 import { balancerFilter } from '../client/balancer-filter.js';
 import { endpointFilter } from '../client/endpoint-filter.js';
 import type { ServiceState } from '../client/service-state.js';
-import { exponentialBackoff } from '../resilience/backoff.js';
-import { rateLimitFilter } from '../resilience/rate-limit-filter.js';
-import { retryFilter } from '../resilience/retry-filter.js';
+import { breakerModule, rateLimitModules, retryModule } from '../client/policy-modules.js';
 import { timeoutFilter } from '../resilience/timeout-filter.js';
 import { compileRoutes } from '../traffic/route-table.js';
 import { faultFilter } from '../traffic/fault-filter.js';
@@ -187,32 +185,16 @@ function routeModules(spec: ServiceSpec, route: RouteSpec, state: ServiceState, 
   const r = route.retries ?? spec.retries;
   const routeClassify = r === spec.retries ? classify : grpcClassifier(r.on);
   if (!streaming) {
-    modules.push({
-      role: 'retry',
-      why: 'above rate limit, breaker and balancer: each attempt is admitted, judged by the breaker and re-balanced, so a retry goes to another endpoint',
-      params: `attempts ${r.attempts}, on ${r.on.join('|')}, budget ${Math.round(r.budget.ratio * 100)}% + ${r.budget.minPerSecond}/s${r.perTryTimeoutMs !== undefined ? `, per try ${formatDuration(r.perTryTimeoutMs)}` : ''}`,
-      make: (next) =>
-        applyFilter(retryFilter<GrpcCall, GrpcResult>(
-          { attempts: r.attempts, on: r.on, perTryTimeoutMs: r.perTryTimeoutMs },
-          {
-            // One budget per destination, shared with its HTTP calls.
-            budget: state.budget(spec),
-            classify: routeClassify,
-            discard: () => undefined,
-            backoff: exponentialBackoff(r.backoff, random),
-            clock,
-            replayable: () => true,
-            onRetry: (ctx, reason) => {
-              state.counters.retries++;
-              metrics?.retry(spec.name, ctx.route ?? route.name, reason);
-            },
-            onBudgetExhausted: () => {
-              state.counters.budgetExhausted++;
-              metrics?.retryBudgetExhausted(spec.name);
-            },
-          },
-        ), next),
-    });
+    modules.push(retryModule<GrpcCall, GrpcResult>(spec, r, state, {
+      clock,
+      random,
+      on: r.on,
+      classify: routeClassify,
+      discard: () => undefined,
+      replayable: () => true,
+      onRetry: (ctx, reason) => metrics?.retry(spec.name, ctx.route ?? route.name, reason),
+      onBudgetExhausted: () => metrics?.retryBudgetExhausted(spec.name),
+    }));
   }
 
   if (metrics !== undefined) {
@@ -225,34 +207,11 @@ function routeModules(spec: ServiceSpec, route: RouteSpec, state: ServiceState, 
     });
   }
 
-  for (const [scope, rl] of [['service', spec.rateLimit], [`route ${route.name}`, route.rateLimit]] as const) {
-    if (rl === undefined) continue;
-    // The same limiter object the HTTP stack uses for this scope: one limit per destination.
-    const limiter = state.limiter(scope, rl);
-    modules.push({
-      role: scope === 'service' ? 'rate-limit' : 'route-rate-limit',
-      why: 'below retry so every attempt takes a token; above the breaker so refused calls never count as upstream failures',
-      params: limiter.description,
-      make: (next) => applyFilter(rateLimitFilter<GrpcCall, GrpcResult>(limiter, {
-        scope: scope === 'service' ? spec.name : `${spec.name}/${scope}`,
-        onLimited: () => {
-          state.counters.rateLimited++;
-          metrics?.rateLimited(spec.name, route.name, 'outbound');
-        },
-      }), next),
-    });
-  }
+  modules.push(...rateLimitModules<GrpcCall, GrpcResult>(spec, route, state, undefined, () => metrics?.rateLimited(spec.name, route.name, 'outbound')));
 
-  const breaker = state.breaker(spec);
-  if (breaker !== undefined && spec.circuitBreaker !== undefined) {
-    const cb = spec.circuitBreaker;
-    modules.push({
-      role: 'circuit-breaker',
-      why: "below retry so every attempt counts toward the error rate; the destination's one breaker, shared with its HTTP calls",
-      params: `${cb.errorThresholdPercent}% of >= ${cb.volumeThreshold} in ${formatDuration(cb.windowMs)}, reset ${formatDuration(cb.resetTimeoutMs)}`,
-      make: (next) => applyFilter(grpcBreakerFilter(breaker.filter, routeClassify), next),
-    });
-  }
+  const shared = state.breaker(spec);
+  const breaker = breakerModule<GrpcCall, GrpcResult>(spec, shared === undefined ? undefined : grpcBreakerFilter(shared.filter, routeClassify));
+  if (breaker !== undefined) modules.push(breaker);
 
   const backends = route.backends;
   const single = backends.length === 1 && backends[0] !== undefined && Object.keys(backends[0].subset).length === 0;
