@@ -5,40 +5,55 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { meshClient } from '../../src/mesh-client.js';
+import { meshClient } from 'trellis';
 
 const proto = protoLoader.loadSync(path.join(path.dirname(fileURLToPath(import.meta.url)), 'greeter.proto'));
 const { greeter } = grpc.loadPackageDefinition(proto) as unknown as { greeter: { Greeter: grpc.ServiceClientConstructor } };
 
 type HelloReply = { message: string };
 
-// Three greeter instances, each behind the mesh's inbound side (authorization, metrics, tracing).
-const serverConfig = `apiVersion: trellis/v1
+// Three greeter instances on free ports, each behind the mesh's inbound side (authorization,
+// rate limit, metrics, tracing).
+const serverMesh = await meshClient({
+  service: 'greeter',
+  config: `apiVersion: trellis/v1
 kind: Service
 metadata: { name: greeter }
 spec:
   protocol: grpc
-  endpoints: [ { address: 127.0.0.1:50061 }, { address: 127.0.0.1:50062 }, { address: 127.0.0.1:50063 } ]
   inbound:
     rateLimit: { requestsPerSecond: 100 }
-`;
-const serverMesh = await meshClient({ service: 'greeter', config: serverConfig });
+`,
+});
 const servers: grpc.Server[] = [];
-for (const port of [50061, 50062, 50063]) {
+const ports: number[] = [];
+for (let i = 0; i < 3; i++) {
   const server = new grpc.Server({ interceptors: serverMesh.grpc.serverInterceptors() });
+  let port = 0;
   server.addService(greeter.Greeter.service, {
     sayHello: (call: grpc.ServerUnaryCall<{ name: string }, HelloReply>, callback: grpc.sendUnaryData<HelloReply>) =>
       callback(null, { message: `hello ${call.request.name} from :${port}` }),
   });
-  await new Promise<void>((resolve, reject) =>
-    server.bindAsync(`127.0.0.1:${port}`, serverMesh.grpc.serverCredentials(), (err) => (err ? reject(err) : resolve())),
+  port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync('127.0.0.1:0', serverMesh.grpc.serverCredentials(), (err, p) => (err ? reject(err) : resolve(p))),
   );
   servers.push(server);
+  ports.push(port);
 }
 
 // The caller: a plain grpc-js client, given the mesh's target, credentials and options.
-const clientConfig = serverConfig.replace(/  inbound:[\s\S]*$/, '  loadBalancer: round-robin\n  retries: { attempts: 3 }\n');
-const mesh = await meshClient({ service: 'frontend', config: clientConfig });
+const mesh = await meshClient({
+  service: 'frontend',
+  config: `apiVersion: trellis/v1
+kind: Service
+metadata: { name: greeter }
+spec:
+  protocol: grpc
+  endpoints: [ ${ports.map((p) => `{ address: 127.0.0.1:${p} }`).join(', ')} ]
+  loadBalancer: round-robin
+  retries: { attempts: 3 }
+`,
+});
 const client = new greeter.Greeter(mesh.grpc.target('greeter'), mesh.grpc.credentials(), mesh.grpc.clientOptions('greeter'));
 
 const sayHello = (name: string): Promise<HelloReply> =>

@@ -27,6 +27,6 @@ describe('examples/grpc', () => {
     assert.equal(code, 0, err);
     const lines = out.trim().split('\n');
     assert.equal(lines.length, 6, out);
-    assert.deepEqual(new Set(lines.map((l) => l.slice(-6))), new Set([':50061', ':50062', ':50063']));
+    assert.equal(new Set(lines.map((l) => l.replace(/^.* from :/, ''))).size, 3, 'spread over three servers');
   });
 });
