@@ -8,13 +8,14 @@ import { unwatchFile, watchFile } from 'node:fs';
 import path from 'node:path';
 import { systemClock, systemRandom } from './core/clock.js';
 import type { Clock, Random } from './core/clock.js';
-import { ConfigInvalidError, TrellisError } from './core/errors.js';
+import { ConfigInvalidError, NoIdentityError, TrellisError } from './core/errors.js';
 import { loadConfig } from './config/load.js';
 import type { ConfigSource } from './config/load.js';
 import type { MeshConfig, MeshSpec, MtlsMode } from './config/types.js';
 import type { IdentityProvider } from './tls/identity.js';
 import { fileIdentity } from './tls/file-identity.js';
 import { MtlsConnectors } from './client/mtls-connector.js';
+import type { Connect } from './client/mtls-connector.js';
 import { peerResolver } from './server/peer.js';
 import { Destinations } from './client/destinations.js';
 import { Mesh } from './mesh.js';
@@ -67,6 +68,11 @@ export interface MeshClientOptions {
 
 const defaultLogger: Logger = { warn: (m) => process.stderr.write(`[trellis] warning: ${m}\n`) };
 
+/** A connect function that refuses: mTLS was asked for and there is no identity. */
+function noIdentityConnect(service: string): Connect {
+  return (_opts, callback) => callback(new NoIdentityError(`mTLS to ${service} needs a workload identity, and this instance has none`, { service }), null);
+}
+
 function configPaths(source: ConfigSource | undefined): string[] {
   if (typeof source === 'string' && !source.includes('\n') && !source.trimStart().startsWith('apiVersion')) return [source];
   if (Array.isArray(source) && source.every((s) => typeof s === 'string')) return source as string[];
@@ -80,6 +86,7 @@ function unsupported(field: string, what: string): ConfigInvalidError {
 /** Creates a mesh client. */
 export async function meshClient(options: MeshClientOptions = {}): Promise<Mesh> {
   if (options.controlPlane !== undefined) throw unsupported('controlPlane', 'the control plane');
+  if (options.token !== undefined) throw unsupported('token', 'a control-plane bootstrap token');
   const clock = options.clock ?? systemClock;
   const random = options.random ?? systemRandom;
   const logger = options.logger ?? defaultLogger;
@@ -87,7 +94,10 @@ export async function meshClient(options: MeshClientOptions = {}): Promise<Mesh>
   const load = (s: unknown): Promise<MeshConfig> => loadConfig((s ?? []) as ConfigSource);
   const initial = await load(source);
   const identity: IdentityProvider | undefined =
-    options.identity ?? (options.tls === undefined ? undefined : fileIdentity(options.tls, { clock, onWarn: (m) => logger.warn(m) }));
+    options.identity ??
+    (options.tls === undefined
+      ? undefined
+      : fileIdentity(options.tls, { clock, onWarn: (m) => logger.warn(m), expect: { trustDomain: initial.mesh.trustDomain, ...(options.service !== undefined ? { service: options.service } : {}) } }));
   if (identity !== undefined) {
     try {
       await identity.ready();
@@ -98,8 +108,12 @@ export async function meshClient(options: MeshClientOptions = {}): Promise<Mesh>
   }
   const mtlsMode = (mesh: MeshSpec): MtlsMode => mesh.mtls ?? (identity !== undefined ? 'strict' : 'off');
   const checkIdentity = (config: MeshConfig): void => {
-    if (identity === undefined && config.mesh.mtls !== undefined && config.mesh.mtls !== 'off') {
-      throw new ConfigInvalidError([{ file: config.sources.join(', ') || '<inline>', document: 0, path: 'spec.mtls', message: `"${config.mesh.mtls}" needs a workload identity (meshClient's tls files, an identity provider, or a control plane); without one Trellis fails closed rather than send plaintext` }]);
+    if (identity !== undefined) return;
+    const asked: { path: string; mode: MtlsMode }[] = [];
+    if (config.mesh.mtls !== undefined && config.mesh.mtls !== 'off') asked.push({ path: 'spec.mtls', mode: config.mesh.mtls });
+    for (const svc of config.services.values()) if (svc.mtls !== undefined && svc.mtls !== 'off') asked.push({ path: `Service ${svc.name}: spec.mtls`, mode: svc.mtls });
+    if (asked.length > 0) {
+      throw new ConfigInvalidError(asked.map((a) => ({ file: config.sources.join(', ') || '<inline>', document: 0, path: a.path, message: `"${a.mode}" needs a workload identity (meshClient's tls files, an identity provider, or a control plane); without one Trellis fails closed rather than send plaintext` })));
     }
   };
   checkIdentity(initial);
@@ -126,7 +140,7 @@ export async function meshClient(options: MeshClientOptions = {}): Promise<Mesh>
       : typeof options.accessLog === 'function'
         ? options.accessLog
         : accessLogger(options.accessLog === true ? process.stdout : options.accessLog);
-  const inboundLog = log === undefined ? undefined : inboundAccessLog(log, { clock, traceIdOf: inTracing.traceIdOf });
+  const inboundLog = log === undefined ? undefined : inboundAccessLog(log, { clock, traceIdOf: inTracing.traceIdOf, callerOf: (req) => req.trellis?.peer.service });
   const hooks: TracingHooks = {
     attemptModule: () => httpTracingModule(tracer),
     startServerTrace: (req, res, service) => inTracing.startTrace(req, res, service),
@@ -136,7 +150,7 @@ export async function meshClient(options: MeshClientOptions = {}): Promise<Mesh>
     }),
   };
   const observability = new MeshObservability(metrics, clock, hooks);
-  const connectors = identity === undefined ? undefined : new MtlsConnectors(identity, 1_000);
+  const connectors = identity === undefined ? undefined : new MtlsConnectors(identity);
   const endpointGauge = (service: string): void => {
     const set = destinations.states().find((s) => s.name === service)?.endpoints;
     if (set === undefined) return;
@@ -164,8 +178,10 @@ export async function meshClient(options: MeshClientOptions = {}): Promise<Mesh>
     },
   }, observability);
   destinations.setTransportPolicy((svc, meshSpec) => {
-    const mode = svc.mtls === 'off' ? 'off' : mtlsMode(meshSpec);
-    return mode === 'off' ? undefined : connectors?.forService(svc.name);
+    const mode = svc.mtls ?? mtlsMode(meshSpec);
+    if (mode === 'off') return undefined;
+    // mTLS asked for and no identity: fail closed, never plaintext.
+    return connectors?.forService(svc.name, svc.connection.connectTimeoutMs) ?? noIdentityConnect(svc.name);
   });
 
   const paths = configPaths(source);

@@ -9,7 +9,7 @@ import type { InboundPolicies } from './server/inbound-policy.js';
 import type { InboundObservability } from './server/inbound-stack.js';
 import type { MeshMetrics } from './observability/metrics.js';
 import type { MeshTracer } from './observability/tracer.js';
-import type { IdentityProvider } from './tls/identity.js';
+import type { IdentityProvider, TlsMaterial } from './tls/identity.js';
 import type { MtlsMode } from './config/types.js';
 import { MeshGrpc, watchMeshEvents } from './grpc/channel.js';
 import type { PeerResolver } from './server/peer.js';
@@ -41,6 +41,7 @@ export interface MeshEvents {
   breaker: [{ service: string; state: BreakerState }];
   ejection: [{ service: string; endpoint: string; ejected: boolean }];
   warning: [string];
+  certificate: [{ spiffeId: string; notAfter: Date }];
 }
 
 export interface MeshParts {
@@ -94,6 +95,19 @@ export class Mesh extends EventEmitter<MeshEvents> {
       identity: parts.identity,
       checkServerIdentityFor,
     });
+    parts.identity?.on('rotated', this.#onCertificate);
+    const first = parts.identity?.current();
+    if (first !== undefined) parts.metrics.setCertificateExpiry(first.service, first.notAfter);
+  }
+
+  readonly #onCertificate = (m: TlsMaterial): void => {
+    this.#parts.metrics.setCertificateExpiry(m.service, m.notAfter);
+    this.emit('certificate', { spiffeId: m.spiffeId, notAfter: new Date(m.notAfter) });
+  };
+
+  /** This workload's identity (certificates in force and their rotations), when it has one. */
+  get identity(): IdentityProvider | undefined {
+    return this.#parts.identity;
   }
 
   /** The configuration in force. */
@@ -205,6 +219,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     await this.#parts.destinations.close();
     this.#parts.inbound.close();
     await this.#parts.tracer.close();
+    this.#parts.identity?.off('rotated', this.#onCertificate);
     this.#parts.closeIdentity();
     await this.#dispatcher?.close();
   }

@@ -1,34 +1,27 @@
 /**
  * Fastify 5 + Trellis: an `orders` service on Fastify's own HTTPS server (client certificates
- * required), with the mesh's inbound stack registered as one plugin (it applies to the whole
- * application, encapsulated child plugins included). It shows:
- * - `req.trellis.peer`: the caller's verified identity, from its certificate only;
+ * required), with the mesh's inbound stack registered as one plugin,
+ * `await app.register(mesh.fastify())` (it applies to the whole application, encapsulated child
+ * plugins included). It shows:
+ * - `request.trellis.peer`: the caller's verified identity, from its certificate only;
  * - authorization from the Service document (403 before any route runs; forged identity
- *   headers change nothing);
- * - the caller's deadline (`x-trellis-timeout-ms`) reaching the outbound call the route makes,
- *   with no header forwarding in application code.
+ *   headers and `//` paths change nothing);
+ * - the caller's deadline reaching the outbound call the route makes, with no header
+ *   forwarding in application code.
  *
- * Run:  node --import tsx examples/fastify/app.ts            (serves until Ctrl-C, prints curl commands)
- *       node --import tsx examples/fastify/app.ts --smoke    (makes the calls below itself and exits)
- *
- * Until `mesh.fastify()` is wired into the Mesh class, the plugin is built here from its parts
- * (marked "wiring"); afterwards these lines become `await app.register(mesh.fastify())` and the
- * imports come from 'trellis'.
+ * Run:  npm run build
+ *       node --import tsx examples/fastify/app.ts            (serves until Ctrl-C, prints curl commands)
+ *       node --import tsx examples/fastify/app.ts --smoke    (calls it as checkout and ops, then exits)
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { performance } from 'node:perf_hooks';
 import Fastify from 'fastify';
-import { meshClient } from '../../src/mesh-client.js';
-import { systemClock, systemRandom } from '../../src/core/clock.js';
-import { compileAuthorization } from '../../src/server/authorization.js';
-import { fastifyPlugin } from '../../src/server/fastify.js';
-import type { TrellisRequestInfo } from '../../src/server/inbound-security.js';
-import { peerResolver } from '../../src/server/peer.js';
-import { checkServerIdentityFor, createAuthority, generateP256KeyPair, issueLeaf, peerIdentity, privateKeyPem } from '../../src/tls/index.js';
+import { createAuthority, createToken, generateTokenKey, issuedIdentity, localAuthoritySigner, meshClient } from 'trellis';
+import type { Clock, IdentityProvider, Mesh, TrellisRequestInfo } from 'trellis';
 
 // `request.trellis`, typed for this application (the plugin decorates it).
 declare module 'fastify' {
@@ -38,19 +31,25 @@ declare module 'fastify' {
 }
 
 const smoke = process.argv.includes('--smoke');
-const TRUST_DOMAIN = 'example.org';
+const logger = { warn: (m: string) => (smoke ? undefined : console.error(`[trellis] ${m}`)) };
+const clock: Clock = { now: () => performance.now(), wall: () => Date.now() };
 
-// 1. Workload certificates. In production they come from the control plane or from files
-//    (meshClient({ tls: { ca, cert, key } })); here a CA made in memory issues them.
-const ca = await createAuthority({ trustDomain: TRUST_DOMAIN }, systemClock);
-async function workload(service: string): Promise<{ ca: string; cert: string; key: string }> {
-  const keys = await generateP256KeyPair();
-  const leaf = issueLeaf(ca, { service, publicKey: keys.publicKey, ttlMs: 3_600_000 }, systemClock);
-  return { ca: leaf.caBundlePem, cert: leaf.certificateChainPem, key: privateKeyPem(keys.privateKey) };
+// 1. Workload identities. In production they come from the control plane or from files
+//    (meshClient({ tls: { ca, cert, key } })); here a CA in this process signs them, renewed
+//    at two thirds of their life like the control plane's.
+const ca = await createAuthority({ trustDomain: 'example.org' }, clock);
+const tokenKey = await generateTokenKey();
+function identity(service: string): IdentityProvider {
+  const token = createToken(tokenKey, { service, ttlMs: 3_600_000 }, clock);
+  return issuedIdentity({ service, trustDomain: 'example.org', sign: localAuthoritySigner(ca, tokenKey, token) }, { clock, onWarn: logger.warn });
 }
-const [orders, checkout, ops] = await Promise.all([workload('orders'), workload('checkout'), workload('ops')]);
+const MESH = `apiVersion: trellis/v1
+kind: Mesh
+metadata: { name: default }
+spec: { trustDomain: example.org, mtls: strict }
+`;
 
-// 2. A downstream service, `inventory`, that tells us how much time its caller gave it.
+// 2. A downstream service outside the mesh, `inventory`, that tells us how much time it was given.
 const inventory = http.createServer((req, res) => {
   res.setHeader('content-type', 'application/json');
   res.end(JSON.stringify({ sku: req.url, deadlineMs: req.headers['x-trellis-timeout-ms'] ?? null }));
@@ -58,15 +57,17 @@ const inventory = http.createServer((req, res) => {
 await new Promise<void>((resolve) => inventory.listen(0, '127.0.0.1', resolve));
 const inventoryPort = (inventory.address() as AddressInfo).port;
 
-// 3. The mesh client of `orders`: where inventory is, and who may call orders.
+// 3. The mesh client of `orders`: its identity, where inventory is, and who may call orders.
+const ordersIdentity = identity('orders');
 const mesh = await meshClient({
   service: 'orders',
-  logger: { warn: (m) => (smoke ? undefined : console.error(`[trellis] ${m}`)) },
-  config: `
+  identity: ordersIdentity,
+  logger,
+  config: `${MESH}---
 apiVersion: trellis/v1
 kind: Service
 metadata: { name: inventory }
-spec: { endpoints: [ { address: 127.0.0.1:${inventoryPort} } ], timeout: 5s }
+spec: { mtls: off, endpoints: [ { address: "127.0.0.1:${inventoryPort}" } ], timeout: 5s }
 ---
 apiVersion: trellis/v1
 kind: Service
@@ -81,23 +82,16 @@ spec:
 `,
 });
 
-// 4. The Fastify application, on its own HTTPS server.
-const app = Fastify({
-  https: { ca: orders.ca, cert: orders.cert, key: orders.key, requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.3' },
-});
-// wiring: after `mesh.fastify()` exists, this block is `await app.register(mesh.fastify());`
-{
-  const authorizer = compileAuthorization(mesh.config?.services.get('orders')?.inbound?.authorization);
-  await app.register(
-    fastifyPlugin({
-      clock: systemClock,
-      random: systemRandom,
-      service: 'orders',
-      policy: () => ({ limiter: undefined, fault: undefined, authorizer }),
-      peers: peerResolver({ trustDomain: TRUST_DOMAIN, identify: peerIdentity }),
-    }),
-  );
-}
+// 4. The Fastify application on its own HTTPS server, with the workload certificate: it must
+//    ask for client certificates and verify them against the mesh's bundle, or every caller is
+//    `unknown`.
+const tls = await ordersIdentity.ready();
+const tlsOptions = { requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.3' } as const;
+const app = Fastify({ https: { ca: tls.ca, cert: tls.cert, key: tls.key, ...tlsOptions } });
+ordersIdentity.on('rotated', (m) => app.server.setSecureContext({ ca: m.ca, cert: m.cert, key: m.key, ...tlsOptions }));
+
+// 5. The mesh plugin first, then the routes.
+await app.register(mesh.fastify());
 
 app.get('/whoami', async (request) => request.trellis?.peer);
 
@@ -118,45 +112,61 @@ await app.register(
 await app.listen({ port: 0, host: '127.0.0.1' });
 const port = (app.server.address() as AddressInfo).port;
 
-/** A call as another workload would make it: its certificate, and the SPIFFE check of `orders`. */
-function callAs(who: { ca: string; cert: string; key: string }, method: string, urlPath: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = https.request(
-      { host: '127.0.0.1', port, method, path: urlPath, headers, ca: who.ca, cert: who.cert, key: who.key, agent: false, checkServerIdentity: checkServerIdentityFor(TRUST_DOMAIN, 'orders') },
-      (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (body += c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      },
-    );
-    req.on('error', reject);
-    req.end();
+// 6. Callers: other workloads' mesh clients, each with its identity. The mesh client checks
+//    that the server is spiffe://example.org/svc/orders; checkout gives each call 1.5 s.
+const callers: { identity: IdentityProvider; mesh?: Mesh }[] = [];
+async function caller(service: string): Promise<Mesh> {
+  const id = identity(service);
+  const m = await meshClient({
+    service,
+    identity: id,
+    logger,
+    config: `${MESH}---
+apiVersion: trellis/v1
+kind: Service
+metadata: { name: orders }
+spec: { endpoints: [ { address: "127.0.0.1:${port}" } ], timeout: 1500ms }
+`,
   });
+  callers.push({ identity: id, mesh: m });
+  return m;
 }
 
 async function shutdown(): Promise<void> {
+  for (const c of callers) {
+    await c.mesh?.close();
+    c.identity.close();
+  }
   await app.close();
   inventory.close();
   await mesh.close();
+  ordersIdentity.close();
 }
 
 if (smoke) {
-  const show = (label: string, r: { status: number; body: string }): void => console.log(`${label}: ${r.status} ${r.body}`);
-  show('whoami as checkout', await callAs(checkout, 'GET', '/whoami'));
-  show('GET /orders/42 as checkout, 1500 ms deadline', await callAs(checkout, 'GET', '/orders/42', { 'x-trellis-timeout-ms': '1500' }));
-  show('DELETE /admin/cache as checkout', await callAs(checkout, 'DELETE', '/admin/cache'));
-  show('DELETE /admin/cache as checkout claiming to be ops', await callAs(checkout, 'DELETE', '/admin/cache', { 'x-trellis-caller': 'ops', 'x-forwarded-client-cert': `URI=spiffe://${TRUST_DOMAIN}/svc/ops` }));
-  show('GET //admin/cache as checkout', await callAs(checkout, 'GET', '//admin/cache'));
-  show('DELETE /admin/cache as ops', await callAs(ops, 'DELETE', '/admin/cache'));
+  const [checkout, ops] = await Promise.all([caller('checkout'), caller('ops')]);
+  const show = async (label: string, as: Mesh, method: string, urlPath: string, headers: Record<string, string> = {}): Promise<void> => {
+    const r = await as.http('orders').request({ method, path: urlPath, headers });
+    console.log(`${label}: ${r.statusCode} ${await r.body.text()}`);
+  };
+  await show('whoami as checkout', checkout, 'GET', '/whoami');
+  await show('GET /orders/42 as checkout, 1500 ms deadline', checkout, 'GET', '/orders/42');
+  await show('DELETE /admin/cache as checkout', checkout, 'DELETE', '/admin/cache');
+  await show('DELETE /admin/cache as checkout claiming to be ops', checkout, 'DELETE', '/admin/cache', { 'x-trellis-caller': 'ops', 'x-forwarded-client-cert': 'URI=spiffe://example.org/svc/ops' });
+  await show('GET //admin/cache as checkout', checkout, 'GET', '//admin/cache');
+  await show('DELETE /admin/cache as ops', ops, 'DELETE', '/admin/cache');
   await shutdown();
 } else {
+  // Certificates for curl (which checks neither SPIFFE identity nor renewal: use -k).
   const dir = mkdtempSync(path.join(os.tmpdir(), 'trellis-fastify-'));
-  for (const [name, m] of Object.entries({ checkout, ops })) {
-    writeFileSync(path.join(dir, `${name}.pem`), m.cert);
-    writeFileSync(path.join(dir, `${name}.key`), m.key, { mode: 0o600 });
+  for (const service of ['checkout', 'ops']) {
+    const id = identity(service);
+    callers.push({ identity: id });
+    const m = await id.ready();
+    writeFileSync(path.join(dir, `${service}.pem`), m.cert);
+    writeFileSync(path.join(dir, `${service}.key`), m.key, { mode: 0o600 });
   }
-  writeFileSync(path.join(dir, 'ca.pem'), orders.ca);
+  writeFileSync(path.join(dir, 'ca.pem'), tls.ca);
   console.log(`orders (Fastify) on https://127.0.0.1:${port} — client certificates in ${dir}`);
   console.log(`  curl -sk --cacert ${dir}/ca.pem --cert ${dir}/checkout.pem --key ${dir}/checkout.key -H 'x-trellis-timeout-ms: 1500' https://127.0.0.1:${port}/orders/42`);
   console.log(`  curl -sk --cacert ${dir}/ca.pem --cert ${dir}/checkout.pem --key ${dir}/checkout.key -X DELETE https://127.0.0.1:${port}/admin/cache   # 403`);

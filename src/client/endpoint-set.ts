@@ -92,6 +92,11 @@ export class EndpointSet {
       this.#source?.close();
       this.#source = opts.source;
       this.#sourceKey = opts.sourceKey;
+      if (opts.source === undefined) {
+        // No discovery (the registry is not built yet): an empty set that is known, so calls
+        // fail fast with TRELLIS_NO_ENDPOINTS instead of waiting for their timeout.
+        this.#onUpdate([]);
+      }
       opts.source?.start(
         (eps) => this.#onUpdate(eps),
         (err) => this.#deps.onWarn(`discovery for ${this.service} (${opts.source?.description ?? '?'}) failed, keeping the last good endpoints: ${err.message}`),

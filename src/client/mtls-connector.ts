@@ -18,7 +18,6 @@ export type Connect = buildConnector.connector;
 
 export class MtlsConnectors {
   readonly #identity: IdentityProvider;
-  readonly #connectTimeoutMs: number;
   #material: TlsMaterial | undefined;
   readonly #byService = new Map<string, Connect>();
   #context: SecureContext | undefined;
@@ -28,14 +27,18 @@ export class MtlsConnectors {
     this.#byService.clear();
   };
 
-  constructor(identity: IdentityProvider, connectTimeoutMs: number) {
+  constructor(identity: IdentityProvider) {
     this.#identity = identity;
-    this.#connectTimeoutMs = connectTimeoutMs;
     identity.on('rotated', this.#onRotated);
   }
 
-  /** The connect function for endpoints of `service`; it reads the current certificate per connection. */
-  forService(service: string): Connect {
+  /**
+   * The connect function for endpoints of `service`; it reads the current certificate per
+   * connection. (undici ignores its own connectTimeout when `connect` is a function, so the
+   * service's connect timeout is applied here.)
+   */
+  forService(service: string, connectTimeoutMs: number): Connect {
+    const key = `${service}\u0000${connectTimeoutMs}`;
     return (opts, callback) => {
       const m = this.#identity.current();
       if (m === undefined) {
@@ -47,7 +50,7 @@ export class MtlsConnectors {
         this.#context = undefined;
         this.#byService.clear();
       }
-      let connect = this.#byService.get(service);
+      let connect = this.#byService.get(key);
       if (connect === undefined) {
         this.#context ??= createSecureContext({ ca: m.ca, cert: m.cert, key: m.key, minVersion: 'TLSv1.3' });
         connect = buildConnector({
@@ -58,9 +61,9 @@ export class MtlsConnectors {
           maxCachedSessions: 0,
           rejectUnauthorized: true,
           checkServerIdentity: checkServerIdentityFor(m.trustDomain, service),
-          timeout: this.#connectTimeoutMs,
+          timeout: connectTimeoutMs,
         });
-        this.#byService.set(service, connect);
+        this.#byService.set(key, connect);
       }
       connect(opts, callback);
     };

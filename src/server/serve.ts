@@ -29,6 +29,9 @@ export interface ServeOptions {
   maxConnectionAgeMs?: number;
 }
 
+/** How long serve() waits for a first valid certificate. */
+const IDENTITY_WAIT_MS = 30_000;
+
 export interface ServeDeps extends MeshInboundDeps {
   mode: MtlsMode;
   identity: IdentityProvider | undefined;
@@ -46,7 +49,22 @@ export interface MeshServer {
 export async function serve(handler: RequestHandler, options: ServeOptions, deps: ServeDeps): Promise<MeshServer> {
   if (deps.mode !== 'off') {
     if (deps.identity === undefined) throw new NoIdentityError(`mtls ${deps.mode} needs a workload identity to serve`, { service: deps.service });
-    await deps.identity.ready();
+    // Bounded: an identity that never becomes valid fails serve() closed instead of hanging it.
+    const identity = deps.identity;
+    await new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => reject(new NoIdentityError(`no valid workload certificate after ${IDENTITY_WAIT_MS} ms; refusing to serve without one (mtls ${deps.mode})`, { service: deps.service })), IDENTITY_WAIT_MS);
+      t.unref();
+      identity.ready().then(
+        () => {
+          clearTimeout(t);
+          resolve();
+        },
+        (err: unknown) => {
+          clearTimeout(t);
+          reject(err instanceof Error ? err : new Error(String(err)));
+        },
+      );
+    });
   }
   const server = createMeshListener(meshInboundHandler(handler, deps), {
     mode: deps.mode,

@@ -75,10 +75,12 @@ export function issuedIdentity(params: IssuedIdentityParams, deps: IssuedIdentit
   let inFlight = false;
   let warnedExpired = false;
   let retryTimer: NodeJS.Timeout | undefined;
+  let renewTimer: NodeJS.Timeout | undefined;
 
   const holder = new IdentityHolder(clock, onWarn, () => {
     clearInterval(interval);
     if (retryTimer !== undefined) clearTimeout(retryTimer);
+    if (renewTimer !== undefined) clearTimeout(renewTimer);
   });
 
   const withTimeout = <T>(p: Promise<T>): Promise<T> =>
@@ -117,6 +119,15 @@ export function issuedIdentity(params: IssuedIdentityParams, deps: IssuedIdentit
       failures = 0;
       warnedExpired = false;
       holder.set(material);
+      // A life shorter than the check interval would expire between checks: also wake at renewAt.
+      if (renewTimer !== undefined) clearTimeout(renewTimer);
+      if (renewAt - now < checkMs) {
+        renewTimer = setTimeout(() => {
+          renewTimer = undefined;
+          tick();
+        }, Math.max(1, renewAt - now));
+        renewTimer.unref();
+      }
     } catch (err) {
       if (holder.closed) return;
       failures += 1;

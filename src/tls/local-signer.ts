@@ -26,7 +26,7 @@ export interface LocalSignerOptions {
  * const sign = localAuthoritySigner(ca, tokenKey, createToken(tokenKey, { service: 'checkout' }, clock));
  * const id = issuedIdentity({ service: 'checkout', trustDomain: ca.trustDomain, sign }, { clock, onWarn });
  */
-export function localAuthoritySigner(ca: Authority, tokenKey: KeyObject, token: string, options: LocalSignerOptions = {}): SignFunction {
+export function localAuthoritySigner(ca: Authority, tokenKey: KeyObject, token: string | (() => string), options: LocalSignerOptions = {}): SignFunction {
   const params = {
     issuer: ca,
     tokenKey,
@@ -35,7 +35,8 @@ export function localAuthoritySigner(ca: Authority, tokenKey: KeyObject, token: 
     ...(options.revoked !== undefined ? { revoked: options.revoked } : {}),
   };
   return async (csrPem) => {
-    const res = signCsr({ token, csrPem }, params);
+    // A function mints a fresh token per exchange, so renewals outlive any one token's TTL.
+    const res = signCsr({ token: typeof token === 'function' ? token() : token, csrPem }, params);
     return { certificateChainPem: res.certificateChainPem, caBundlePem: res.caBundlePem };
   };
 }
