@@ -25,9 +25,9 @@ export const MESH_DEFAULTS = {
   name: 'default',
   trustDomain: 'cluster.local',
   certificateTTLMs: 24 * 3_600_000,
-  /** Sample every new trace; write both W3C trace context and B3 (every format is always read). */
+  /** Sample every new trace; write W3C trace context (every format is always read; B3 written when asked). */
   tracingSampling: 1,
-  tracingPropagation: ['tracecontext', 'b3'] as const,
+  tracingPropagation: ['tracecontext'] as const,
   dnsRefreshIntervalMs: 30_000,
   dnsMinTtlMs: 1000,
 } as const;

@@ -32,7 +32,7 @@ test('no Mesh document: mesh defaults', () => {
 
 test('tracing block with no fields: sample everything, W3C trace context', () => {
   const { mesh } = parseConfigText('apiVersion: trellis/v1\nkind: Mesh\nmetadata: { name: m }\nspec: { tracing: {} }\n');
-  assert.deepEqual(mesh.tracing, { sampling: 1, propagation: ['tracecontext', 'b3'], otlp: undefined });
+  assert.deepEqual(mesh.tracing, { sampling: 1, propagation: ['tracecontext'], otlp: undefined });
 });
 
 test('a Service with no spec gets every default', () => {

@@ -71,7 +71,7 @@ describe('propagate-only (no SDK registered)', () => {
   });
 
   test('an attempt inside an inbound request passes the caller context through, in both formats, replacing stale headers', async () => {
-    const tracer = new MeshTracer({ service: 'checkout' });
+    const tracer = new MeshTracer({ service: 'checkout', propagation: ['tracecontext', 'b3'] });
     const filter = tracingAttemptFilter(tracer, httpTracingDeps);
     const next = recordingNext(async () => response(200));
     const inbound = { traceId: TRACE, spanId: SPAN, sampled: true, traceState: 'rojo=1' };
@@ -132,7 +132,7 @@ describe('propagate-only (no SDK registered)', () => {
 
   test('update() changes the injected formats', () => {
     const tracer = new MeshTracer();
-    assert.deepEqual(tracer.formats, ['tracecontext', 'b3']);
+    assert.deepEqual(tracer.formats, ['tracecontext'], 'W3C only by default');
     tracer.update({ sampling: 0.5, propagation: ['b3', 'b3'] });
     assert.deepEqual(tracer.formats, ['b3']);
     assert.equal(tracer.sampling, 0.5);
@@ -159,7 +159,7 @@ describe('an SDK registered by the application (global, no context manager)', ()
 
   test('server span child of the caller; attempt spans children of the server span, one per attempt, each propagated', async () => {
     exporter.reset();
-    const tracer = new MeshTracer({ service: 'checkout' });
+    const tracer = new MeshTracer({ service: 'checkout', propagation: ['tracecontext', 'b3'] });
     const server = startServerSpan(tracer, fakeInbound({ traceparent: `00-${TRACE}-${SPAN}-01`, tracestate: 'rojo=1', 'user-agent': 'test' }), 'checkout');
     assert.equal(server.ambientTrace.traceId, TRACE);
     assert.notEqual(server.ambientTrace.spanId, SPAN);
