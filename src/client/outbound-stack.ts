@@ -34,7 +34,7 @@ import type { HttpRequest } from './http-request.js';
 import { discardResponse, httpClassifier, USER_RETRYABLE, whenBodyDone } from './http-classify.js';
 import type { ServiceState } from './service-state.js';
 import type { OutboundObservability } from './outbound-observability.js';
-import { breakerModule, rateLimitModules, retryModule } from './policy-modules.js';
+import { breakerModule, rateLimitModules, retryModule, splitModule } from './policy-modules.js';
 
 export interface OutboundDeps {
   clock: Clock;
@@ -209,15 +209,7 @@ function routeModules(
   const breaker = breakerModule<HttpRequest, HttpResponse>(spec, state.breaker(spec)?.filter);
   if (breaker !== undefined) modules.push(breaker);
 
-  const backends = route.backends;
-  const single = backends.length === 1 && backends[0] !== undefined && Object.keys(backends[0].subset).length === 0;
-  if (!single) {
-    modules.push({
-      role: 'split',
-      why: 'below retry so each attempt picks its backend again (a sticky key keeps the pick stable); above the balancer, which balances within the chosen subset',
-      params: backends.map((b) => `{${Object.entries(b.subset).map(([k, v]) => `${k}=${v}`).join(',')}}×${b.weight}`).join(' '),
-      make: (next) => applyFilter(splitFilter<HttpRequest, HttpResponse>(backendPicker(backends, random), routeKeyOf), next),
-    });
-  }
+  const split = splitModule<HttpRequest, HttpResponse>(route, random);
+  if (split !== undefined) modules.push(split);
   return modules;
 }

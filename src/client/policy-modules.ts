@@ -16,6 +16,8 @@ import type { CircuitBreakerSpec, RetrySpec, RouteSpec, ServiceSpec } from '../c
 import { exponentialBackoff } from '../resilience/backoff.js';
 import { rateLimitFilter } from '../resilience/rate-limit-filter.js';
 import { retryFilter } from '../resilience/retry-filter.js';
+import { backendPicker } from '../traffic/weighted-split.js';
+import { routeKeyOf, splitFilter } from '../traffic/split-filter.js';
 import type { ServiceState } from './service-state.js';
 
 export function describeRetry(r: RetrySpec): string {
@@ -92,6 +94,19 @@ export function rateLimitModules<Req, Res>(spec: ServiceSpec, route: RouteSpec, 
     });
   }
   return modules;
+}
+
+/** The route's weighted split over subsets; undefined when it has one backend of every endpoint. */
+export function splitModule<Req, Res>(route: RouteSpec, random: Random): StackModule<Req, Res> | undefined {
+  const backends = route.backends;
+  const single = backends.length === 1 && backends[0] !== undefined && Object.keys(backends[0].subset).length === 0;
+  if (single) return undefined;
+  return {
+    role: 'split',
+    why: 'below retry so each attempt picks its backend again (a sticky key keeps the pick stable); above the balancer, which balances within the chosen subset',
+    params: backends.map((b) => `{${Object.entries(b.subset).map(([k, v]) => `${k}=${v}`).join(',')}}×${b.weight}`).join(' '),
+    make: (next) => applyFilter(splitFilter<Req, Res>(backendPicker(backends, random), routeKeyOf), next),
+  };
 }
 
 /** The destination's breaker (shared by its routes and protocols), when one is configured. */

@@ -25,7 +25,7 @@ import type { RouteSpec, ServiceSpec } from '../config/types.js';
 import { balancerFilter } from '../client/balancer-filter.js';
 import { endpointFilter } from '../client/endpoint-filter.js';
 import type { ServiceState } from '../client/service-state.js';
-import { breakerModule, rateLimitModules, retryModule } from '../client/policy-modules.js';
+import { breakerModule, rateLimitModules, retryModule, splitModule } from '../client/policy-modules.js';
 import { timeoutFilter } from '../resilience/timeout-filter.js';
 import { compileRoutes } from '../traffic/route-table.js';
 import { faultFilter } from '../traffic/fault-filter.js';
@@ -213,15 +213,7 @@ function routeModules(spec: ServiceSpec, route: RouteSpec, state: ServiceState, 
   const breaker = breakerModule<GrpcCall, GrpcResult>(spec, shared === undefined ? undefined : grpcBreakerFilter(shared.filter, routeClassify));
   if (breaker !== undefined) modules.push(breaker);
 
-  const backends = route.backends;
-  const single = backends.length === 1 && backends[0] !== undefined && Object.keys(backends[0].subset).length === 0;
-  if (!single) {
-    modules.push({
-      role: 'split',
-      why: 'below retry so each attempt picks its backend again; above the balancer, which balances within the chosen subset',
-      params: backends.map((b) => `{${Object.entries(b.subset).map(([k, v]) => `${k}=${v}`).join(',')}}×${b.weight}`).join(' '),
-      make: (next) => applyFilter(splitFilter<GrpcCall, GrpcResult>(backendPicker(backends, random), routeKeyOf), next),
-    });
-  }
+  const split = splitModule<GrpcCall, GrpcResult>(route, random);
+  if (split !== undefined) modules.push(split);
   return modules;
 }
