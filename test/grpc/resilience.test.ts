@@ -51,10 +51,12 @@ describe('gRPC resilience through the mesh', () => {
     let killed = false;
     const worker = async (): Promise<void> => {
       for (let i = 0; i < 60; i++) {
+        // Only calls started after the kill count: one answered just before it can land after.
+        const startedAfterKill = killed;
         try {
           const r = await unary(client, { text: 'x', delayMs: 3 });
           ok++;
-          if (killed) after.set(r.server, (after.get(r.server) ?? 0) + 1);
+          if (startedAfterKill) after.set(r.server, (after.get(r.server) ?? 0) + 1);
         } catch (err) {
           failures.push((err as Error).message);
         }
