@@ -31,7 +31,7 @@ export interface MeshInspection {
 }
 
 export function inspectDestinations(destinations: Destinations, clock: Clock): MeshInspection {
-  void clock;
+  const now = clock.now();
   const services: ServiceInspection[] = [];
   for (const name of destinations.names()) {
     const d = destinations.get(name);
@@ -49,7 +49,8 @@ export function inspectDestinations(destinations: Destinations, clock: Clock): M
         id: e.id,
         labels: { ...e.endpoint.labels },
         outstanding: e.outstanding,
-        ewmaMs: Math.round(e.ewmaMs * 100) / 100,
+        // The estimate as the balancer sees it now (decayed while idle), not as last stored.
+        ewmaMs: Math.round((e.cost(now) / (e.outstanding + 1)) * 100) / 100,
         ejected: st.endpoints.isEjected(e.id),
       })),
     });

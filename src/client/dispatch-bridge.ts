@@ -101,9 +101,6 @@ export function bridgeToHandler(handler: Handler, abort: (reason: Error) => void
         if (!controller.aborted) fail(err);
       });
     },
-    (err: unknown) => {
-      if (!controller.aborted || modern) fail(err instanceof Error ? err : new Error(String(err)));
-      else fail(err instanceof Error ? err : new Error(String(err)));
-    },
+    (err: unknown) => fail(err instanceof Error ? err : new Error(String(err))),
   );
 }
