@@ -34,7 +34,8 @@ export function endpointFilter<Req, Res>(deps: EndpointFilterDeps<Res>): Filter<
     };
     return next(req, ctx).then(
       (res) => {
-        load.observe(clock.now() - start, clock.now());
+        const now = clock.now();
+        load.observe(now - start, now);
         const c = classify(res, undefined);
         if (c.kind !== 'ignore') set.report(load.id, c.kind === 'success');
         if (whenDone !== undefined) whenDone(res, release);
@@ -45,7 +46,8 @@ export function endpointFilter<Req, Res>(deps: EndpointFilterDeps<Res>): Filter<
         release();
         const c = classify(undefined, err);
         if (c.kind === 'failure') {
-          load.observe(clock.now() - start, clock.now());
+          const now = clock.now();
+          load.observe(now - start, now);
           set.report(load.id, false);
         }
         throw err;

@@ -10,9 +10,9 @@ import { CallContext } from '../core/context.js';
 import { CallSignal } from '../core/call-signal.js';
 import { currentAmbient } from '../core/ambient.js';
 import { ClosedError, UnknownServiceError } from '../core/errors.js';
-import type { Destinations } from './destinations.js';
+import type { Destination, Destinations } from './destinations.js';
 import { isIdempotentMethod, toHttpRequest } from './http-request.js';
-import type { MeshRequestOptions } from './http-request.js';
+import type { HttpRequest, MeshRequestOptions } from './http-request.js';
 import type { HttpResponseClassifier } from './http-classify.js';
 
 export interface HttpClientOptions {
@@ -45,10 +45,27 @@ export class HttpClient implements MeshHttpClient {
       return Promise.reject(new UnknownServiceError(`no Service document named "${this.service}" (known: ${this.#destinations.names().join(', ') || 'none'})`, { service: this.service }));
     }
     const req = toHttpRequest(opts, dest.maxReplayBytes, this.#classify);
-    const ctx = new CallContext(this.service, opts.idempotent ?? isIdempotentMethod(req.method));
-    if (opts.signal instanceof AbortSignal) ctx.signal = CallSignal.fromAbortSignal(opts.signal);
-    ctx.routeKey = opts.routeKey;
-    ctx.deadline = currentAmbient()?.deadline;
-    return dest.http.service(req, ctx);
+    return sendRequest(dest, this.service, req, {
+      idempotent: opts.idempotent ?? isIdempotentMethod(req.method),
+      routeKey: opts.routeKey,
+      signal: opts.signal instanceof AbortSignal ? CallSignal.fromAbortSignal(opts.signal) : undefined,
+    });
   }
+}
+
+/**
+ * Sends a prepared request through a destination's stack, in a call context that inherits the
+ * ambient (inbound) deadline. Shared by `request()` and `mesh.dispatcher`.
+ */
+export function sendRequest(
+  dest: Destination,
+  service: string,
+  req: HttpRequest,
+  call: { idempotent: boolean; routeKey: string | undefined; signal: CallSignal | undefined },
+): Promise<Dispatcher.ResponseData> {
+  const ctx = new CallContext(service, call.idempotent);
+  ctx.signal = call.signal;
+  ctx.routeKey = call.routeKey;
+  ctx.deadline = currentAmbient()?.deadline;
+  return dest.http.service(req, ctx);
 }

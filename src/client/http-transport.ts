@@ -21,12 +21,10 @@ export function httpTransport(pools: PoolSet, clock: Clock): Service<HttpRequest
   return async (req, ctx) => {
     const endpoint = ctx.endpoint;
     if (endpoint === undefined) throw new UpstreamError('no endpoint chosen (balancer missing from the stack)', { service: ctx.service });
-    // One copy of the caller's headers per attempt, with the mesh's own added to it.
-    const headers: Record<string, string | string[]> = {};
-    for (const k in req.headers) {
-      const v = req.headers[k];
-      if (v !== undefined) headers[k] = v;
-    }
+    // The headers object is the mesh's own (normalizeHeaders built it; layers that change headers
+    // build new ones), and undici serializes headers when the request is created, so the mesh's
+    // headers are set on it in place: no copy per attempt. Each attempt rewrites the deadline.
+    const headers = req.headers;
     if (ctx.deadline !== undefined) {
       const remaining = Math.floor(ctx.deadline - clock.now());
       if (remaining <= 0) throw new TimeoutError('deadline expired before the attempt was sent', { service: ctx.service, route: ctx.route, endpoint: endpoint.id });

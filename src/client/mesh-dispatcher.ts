@@ -7,20 +7,21 @@
  * A mesh origin is plain `http:` on the default port whose host is a configured service name.
  */
 import { Agent, Dispatcher } from 'undici';
-import { CallContext } from '../core/context.js';
 import { CallController } from '../core/call-signal.js';
 import { AbortedError } from '../core/errors.js';
-import { currentAmbient } from '../core/ambient.js';
 import type { Destinations } from './destinations.js';
-import { isIdempotentMethod, normalizeHeaders } from './http-request.js';
-import type { HttpRequest } from './http-request.js';
+import { isIdempotentMethod, toHttpRequest } from './http-request.js';
+import { sendRequest } from './http-client.js';
 import { bridgeToHandler } from './dispatch-bridge.js';
 
-function bodyReplayable(body: unknown, max: number): boolean {
-  if (body === undefined || body === null) return true;
-  if (typeof body === 'string') return Buffer.byteLength(body) <= max;
-  if (body instanceof Uint8Array) return body.byteLength <= max;
-  return false;
+/** The host of a plain-http, default-port origin (the only kind that can name a mesh service), else null. */
+function meshHost(origin: string): string | null {
+  try {
+    const url = new URL(origin);
+    return url.protocol === 'http:' && (url.port === '' || url.port === '80') ? url.hostname : null;
+  } catch {
+    return null;
+  }
 }
 
 export class MeshDispatcher extends Dispatcher {
@@ -35,9 +36,21 @@ export class MeshDispatcher extends Dispatcher {
     this.#ownsFallback = fallback === undefined;
   }
 
+  /** Host names of origin strings already parsed (null: never a mesh origin), so fetch() does not re-parse URLs. */
+  readonly #hostOf = new Map<string, string | null>();
+
   /** The mesh service an origin names, if it is one. */
   #serviceOf(origin: Dispatcher.DispatchOptions['origin']): string | undefined {
     if (origin === undefined) return undefined;
+    if (typeof origin === 'string') {
+      let host = this.#hostOf.get(origin);
+      if (host === undefined) {
+        host = meshHost(origin);
+        if (this.#hostOf.size >= 1024) this.#hostOf.clear();
+        this.#hostOf.set(origin, host);
+      }
+      return host !== null && this.#destinations.get(host) !== undefined ? host : undefined;
+    }
     let url: URL;
     try {
       url = typeof origin === 'string' ? new URL(origin) : origin;
@@ -53,25 +66,16 @@ export class MeshDispatcher extends Dispatcher {
     if (service === undefined) return this.#fallback.dispatch(opts, handler);
     const dest = this.#destinations.get(service);
     if (dest === undefined) return this.#fallback.dispatch(opts, handler);
-    const method = (opts.method ?? 'GET').toUpperCase();
-    const headers = normalizeHeaders(opts.headers);
-    const req: HttpRequest = {
-      method,
-      path: opts.path,
-      headers,
-      body: opts.body,
-      replayable: bodyReplayable(opts.body, dest.maxReplayBytes),
-      classify: undefined,
-      rest: opts.query !== undefined ? { query: opts.query } : {},
-    };
+    const req = toHttpRequest(
+      { path: opts.path, method: opts.method, headers: opts.headers, body: opts.body, ...(opts.query !== undefined ? { query: opts.query } : {}) },
+      dest.maxReplayBytes,
+    );
     const ac = new CallController();
-    const ctx = new CallContext(service, isIdempotentMethod(method) || opts.idempotent === true);
-    ctx.signal = ac.signal;
-    ctx.deadline = currentAmbient()?.deadline;
+    const call = { idempotent: isIdempotentMethod(req.method) || opts.idempotent === true, routeKey: undefined, signal: ac.signal };
     bridgeToHandler(
       handler,
       (reason) => ac.abort(new AbortedError('aborted by the dispatch handler', { service, cause: reason })),
-      () => dest.http.service(req, ctx),
+      () => sendRequest(dest, service, req, call),
     );
     return true;
   }
