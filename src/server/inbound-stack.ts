@@ -1,10 +1,17 @@
 /**
- * The inbound stack, in one place (DESIGN.md's order): identity → authorization → rate limit →
- * fault → trace extract → metrics → handler. It wraps a node:http handler (or Express app), so
- * the steps are node:http-shaped: each gets the request and response and either answers or
- * passes on. Identity and authorization join with mTLS; today the stack holds the inbound rate
- * limit (429 with Retry-After), inbound fault injection, and the ambient context (deadline and
- * trace) that the handler's outbound calls inherit.
+ * The inbound stack, in one place — `mesh.serve`, the Express middleware and the Fastify plugin
+ * all run this one function. It wraps a node:http handler, so the steps are node:http-shaped:
+ * each gets the request and response and either answers or passes on. The order:
+ *
+ *   strip identity headers → metrics start → identity (peer) → authorization → rate limit →
+ *   fault → trace + deadline ambient → handler
+ *
+ * - Identity headers are stripped first, before metrics, the access log or any rule reads them.
+ * - Metrics start before identity so a denied request is counted (`outcome="forbidden"`) with
+ *   its caller; later steps set `rate_limited` / `fault` on the same labels.
+ * - Authorization comes before the rate limit: a caller that may not call us must not spend the
+ *   tokens of callers that may.
+ * - The peer (`req.trellis.peer`) comes only from the connection (src/server/peer.ts).
  *
  * The policy is read per request from `policy()`, so a config change applies to the next
  * request; what is built per policy (limiter, samplers) is built once per config version.
@@ -15,7 +22,12 @@ import { runWithAmbient } from '../core/ambient.js';
 import type { TraceContext } from '../core/ambient.js';
 import type { FaultSpec } from '../config/types.js';
 import type { RateLimiter } from '../resilience/rate-limiter.js';
+import { ERROR_CODES } from '../core/errors.js';
 import { inboundAmbient } from './inbound-context.js';
+import { writeForbidden } from './authorization.js';
+import type { Authorizer, DenyReason } from './authorization.js';
+import { stripIdentityHeaders } from './identity-headers.js';
+import type { PeerResolver } from './peer.js';
 
 export type NodeHandler = (req: IncomingMessage, res: ServerResponse) => void;
 
@@ -23,6 +35,8 @@ export type NodeHandler = (req: IncomingMessage, res: ServerResponse) => void;
 export interface InboundPolicy {
   readonly limiter: RateLimiter | undefined;
   readonly fault: FaultSpec | undefined;
+  /** Undefined or `enabled: false`: no authorization configured. */
+  readonly authorizer?: Authorizer | undefined;
 }
 
 /** Labels the inbound steps decide for a request's metrics (outcome `rate_limited`, `fault`, ...). */
@@ -53,9 +67,19 @@ export interface InboundDeps {
   service: string | undefined;
   policy: () => InboundPolicy;
   observability?: InboundObservability | undefined;
+  /** Who called: shared with the listener so each connection is checked once. */
+  peers: PeerResolver;
+  /**
+   * The route label of a request, read when its response ends (Express knows the route
+   * template only after routing). A bounded template (`/users/:id`), never a raw path.
+   */
+  routeLabel?: ((req: IncomingMessage) => string | undefined) | undefined;
   onRateLimited?: () => void;
   onFault?: (kind: 'delay' | 'abort') => void;
+  onForbidden?: ((reason: DenyReason | undefined) => void) | undefined;
 }
+
+const FORBIDDEN_OUTCOME = ERROR_CODES.TRELLIS_FORBIDDEN.outcome;
 
 function hit(percent: number, random: Random): boolean {
   return percent >= 100 || (percent > 0 && random() * 100 < percent);
@@ -71,7 +95,7 @@ function tooManyRequests(res: ServerResponse, service: string | undefined, retry
 }
 
 export function inboundHandler(handler: NodeHandler, deps: InboundDeps): NodeHandler {
-  const { clock, random, service, observability } = deps;
+  const { clock, random, service, observability, peers, routeLabel } = deps;
   const run = (req: IncomingMessage, res: ServerResponse): void => {
     const span = observability?.startTrace?.(req, res, service);
     const ambient = inboundAmbient(req.headers, clock, service);
@@ -79,8 +103,38 @@ export function inboundHandler(handler: NodeHandler, deps: InboundDeps): NodeHan
     else runWithAmbient({ ...ambient, trace: span.ambientTrace }, () => span.run(() => handler(req, res)));
   };
   return (req, res) => {
+    // Already through a Trellis stack (mesh.serve of an app that also uses mesh.express()):
+    // running it twice would count the request twice and spend two rate-limit tokens.
+    if (req.trellis !== undefined) {
+      handler(req, res);
+      return;
+    }
+    stripIdentityHeaders(req);
     const labels = observability?.observe?.(req, res, service);
+    const peer = peers.of(req.socket);
+    req.trellis = { peer };
+    if (labels !== undefined) {
+      labels.caller = peer.service;
+      if (routeLabel !== undefined) {
+        // Prepended: runs before the metrics hook's own 'finish' / 'close' listener reads the labels.
+        const fill = (): void => {
+          labels.route ??= routeLabel(req);
+        };
+        res.prependOnceListener('finish', fill);
+        res.prependOnceListener('close', fill);
+      }
+    }
     const policy = deps.policy();
+    const authorizer = policy.authorizer;
+    if (authorizer !== undefined && authorizer.enabled) {
+      const decision = authorizer.authorize({ caller: peer.service, method: req.method ?? '', path: req.url ?? '' });
+      if (!decision.allowed) {
+        if (labels !== undefined) labels.outcome = FORBIDDEN_OUTCOME;
+        deps.onForbidden?.(decision.reason);
+        writeForbidden(req, res, service);
+        return;
+      }
+    }
     // Rate limit: must come before any work is done for the request.
     const limiter = policy.limiter;
     if (limiter !== undefined && !limiter.tryAcquire()) {
