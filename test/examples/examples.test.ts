@@ -4,36 +4,17 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-
-function run(args: string[], timeoutMs: number): Promise<{ code: number | null; out: string; err: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-  return new Promise((resolve) => {
-    const t = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('exit', (code) => {
-      clearTimeout(t);
-      resolve({ code, out, err });
-    });
-  });
-}
+import { runNode } from '../helpers/processes.js';
 
 describe('examples', () => {
   it('quickstart makes one request and exits', async () => {
-    const r = await run(['examples/quickstart.ts'], 20_000);
+    const r = await runNode(['examples/quickstart.ts'], 20_000);
     assert.equal(r.code, 0, r.err);
     assert.match(r.out, /^200 hello from \/greeting/m);
   });
 
   it('the demo runs for a bounded time and prints endpoint, retry and breaker state', async () => {
-    const r = await run(['examples/demo/main.ts', '--duration', '5'], 40_000);
+    const r = await runNode(['examples/demo/main.ts', '--duration', '5'], 40_000);
     assert.equal(r.code, 0, r.err);
     assert.match(r.out, /127\.0\.0\.1:708\d/);
     assert.match(r.out, /retr/i);

@@ -32,3 +32,21 @@ export function startProcessServer(name: string): Promise<ProcessServer> {
     child.once('exit', (code) => reject(new Error(`server process ${name} exited early (${code})`)));
   });
 }
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+
+/** Runs `node --import tsx ARGS...` from the repository root as a user would; SIGKILLed past `timeoutMs`. */
+export function runNode(args: string[], timeoutMs: number): Promise<{ code: number | null; out: string; err: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+  return new Promise((resolve) => {
+    const t = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('exit', (code) => {
+      clearTimeout(t);
+      resolve({ code, out, err });
+    });
+  });
+}

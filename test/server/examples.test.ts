@@ -5,31 +5,12 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-
-function run(file: string, timeoutMs: number): Promise<{ code: number | null; out: string; err: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', file, '--smoke'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-  return new Promise((resolve) => {
-    const t = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('exit', (code) => {
-      clearTimeout(t);
-      resolve({ code, out, err });
-    });
-  });
-}
+import { runNode } from '../helpers/processes.js';
 
 describe('inbound examples', () => {
   for (const name of ['express', 'fastify']) {
     it(`examples/${name}/app.ts --smoke`, async () => {
-      const r = await run(`examples/${name}/app.ts`, 60_000);
+      const r = await runNode([`examples/${name}/app.ts`, '--smoke'], 60_000);
       assert.equal(r.code, 0, r.err);
       assert.match(r.out, /^whoami as checkout: 200 \{"service":"checkout","spiffeId":"spiffe:\/\/example\.org\/svc\/checkout","verified":true\}$/m);
       const deadline = /^GET \/orders\/42 as checkout, 1500 ms deadline: 200 .*"deadlineMs":"(\d+)"/m.exec(r.out);
