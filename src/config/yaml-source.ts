@@ -160,6 +160,14 @@ function locate(doc: Document.Parsed, path: readonly PathSegment[], lines: LineC
   return offset === undefined ? undefined : lines.linePos(offset).line;
 }
 
+/** The source line at `offset`, trimmed and capped, so a syntax error shows what it is about. */
+function near(text: string, offset: number): string | undefined {
+  const start = text.lastIndexOf('\n', Math.max(0, offset - 1)) + 1;
+  const end = text.indexOf('\n', offset);
+  const line = text.slice(start, end === -1 ? undefined : end).trim();
+  return line === '' ? undefined : line.length > 80 ? `${line.slice(0, 77)}...` : line;
+}
+
 /** Parses YAML text (one or more `---`-separated documents). */
 export function yamlSource(text: string, file: string, budget: DocumentBudget): ParsedSource {
   const issues: ConfigIssue[] = [];
@@ -193,12 +201,12 @@ export function yamlSource(text: string, file: string, budget: DocumentBudget): 
   const composer = new Composer({ version: '1.2', uniqueKeys: true, prettyErrors: false });
   const docs = Array.from(composer.compose(tokens));
   for (const error of composer.streamInfo().errors) {
-    issues.push({ file, document: 0, path: '', line: lines.linePos(error.pos[0]).line, message: `YAML: ${error.message}` });
+    issues.push({ file, document: 0, path: '', line: lines.linePos(error.pos[0]).line, message: `YAML: ${error.message}`, near: near(text, error.pos[0]) });
   }
   docs.forEach((doc, index) => {
     if (doc.errors.length > 0) {
       for (const error of doc.errors) {
-        issues.push({ file, document: index, path: '', line: lines.linePos(error.pos[0]).line, message: `YAML: ${error.message}` });
+        issues.push({ file, document: index, path: '', line: lines.linePos(error.pos[0]).line, message: `YAML: ${error.message}`, near: near(text, error.pos[0]) });
       }
       return;
     }

@@ -143,11 +143,13 @@ export interface ConfigIssue {
   message: string;
   /** 1-based line in the file, when known. */
   line?: number | undefined;
+  /** The source text at that line, for syntax errors. */
+  near?: string | undefined;
 }
 
 function formatIssue(i: ConfigIssue): string {
   const where = `${i.file}${i.line !== undefined ? `:${i.line}` : ''} (document ${i.document})`;
-  return `${where} ${i.path === '' ? '<root>' : i.path}: ${i.message}`;
+  return `${where} ${i.path === '' ? '<root>' : i.path}: ${i.message}${i.near !== undefined ? ` (near ${JSON.stringify(i.near)})` : ''}`;
 }
 
 /** A configuration was refused; `issues` lists every problem, each with file, document and path. */
