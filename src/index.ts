@@ -53,6 +53,7 @@ export {
   NoIdentityError,
   TokenInvalidError,
   CsrInvalidError,
+  InvalidArgumentError,
   ConfigInvalidError,
 } from './core/errors.js';
 export type { ErrorCode, ErrorCodeInfo, ConfigIssue } from './core/errors.js';

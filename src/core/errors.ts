@@ -37,6 +37,7 @@ export const ERROR_CODES = {
   TRELLIS_NO_IDENTITY: { httpStatus: 503, grpcCode: 'UNAVAILABLE', outcome: 'no_identity', description: 'mTLS is required but this instance has no valid workload certificate (not issued yet, or expired): it fails closed, never plaintext.' },
   TRELLIS_TOKEN_INVALID: { httpStatus: 401, grpcCode: 'UNAUTHENTICATED', outcome: 'unauthenticated', description: 'A bootstrap token was refused: bad signature, expired, wrong audience, revoked, or for another service.' },
   TRELLIS_CSR_INVALID: { httpStatus: 400, grpcCode: 'INVALID_ARGUMENT', outcome: 'invalid_csr', description: 'A certificate signing request was refused: too large, malformed, bad self-signature, or a weak key.' },
+  TRELLIS_INVALID_ARGUMENT: { httpStatus: 400, grpcCode: 'INVALID_ARGUMENT', outcome: 'invalid_argument', description: "The caller's own request was invalid (no path, a path without a leading slash, a bad method or header): refused before it left the process, never retried, never charged to an endpoint, a breaker or a budget." },
   TRELLIS_CONFIG_INVALID: { httpStatus: 500, grpcCode: 'INTERNAL', outcome: 'config_invalid', description: 'A configuration was refused; the message names the file, document and field path. The last good configuration stays in force.' },
 } as const satisfies Record<string, ErrorCodeInfo>;
 
@@ -131,6 +132,7 @@ export const PeerIdentityError = codeClass('TRELLIS_PEER_IDENTITY', 'PeerIdentit
 export const NoIdentityError = codeClass('TRELLIS_NO_IDENTITY', 'NoIdentityError', false);
 export const TokenInvalidError = codeClass('TRELLIS_TOKEN_INVALID', 'TokenInvalidError', false);
 export const CsrInvalidError = codeClass('TRELLIS_CSR_INVALID', 'CsrInvalidError', false);
+export const InvalidArgumentError = codeClass('TRELLIS_INVALID_ARGUMENT', 'InvalidArgumentError', false);
 
 /** One problem found in a configuration: where, and what. */
 export interface ConfigIssue {
