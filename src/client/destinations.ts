@@ -53,6 +53,11 @@ export class Destinations {
     return this.#table.get(service);
   }
 
+  /** Counts a request refused at the entry for an invalid argument (see request-validation.ts). */
+  invalidArgument(service: string, method: unknown): void {
+    this.#observability?.invalidArgument(service, typeof method === 'string' ? method.toUpperCase() : method === undefined ? 'GET' : '_OTHER');
+  }
+
   names(): string[] {
     return [...this.#table.keys()];
   }

@@ -104,3 +104,13 @@ export function bridgeToHandler(handler: Handler, abort: (reason: Error) => void
     (err: unknown) => fail(err instanceof Error ? err : new Error(String(err))),
   );
 }
+
+/**
+ * Fails a dispatch before it starts, as undici's dispatchers do for options they refuse
+ * (DispatcherBase.dispatch): synchronously, through the handler's error callback alone, with no
+ * onConnect / onRequestStart first.
+ */
+export function failHandler(handler: Handler, err: Error): void {
+  if (typeof handler.onResponseError === 'function') handler.onResponseError(new BridgeController(() => undefined), err);
+  else handler.onError?.(err);
+}

@@ -11,6 +11,7 @@ import { CallSignal } from '../core/call-signal.js';
 import { currentAmbient } from '../core/ambient.js';
 import { ClosedError, UnknownServiceError } from '../core/errors.js';
 import type { Destination, Destinations } from './destinations.js';
+import { invalidRequestArgument } from './request-validation.js';
 import { isIdempotentMethod, toHttpRequest } from './http-request.js';
 import type { HttpRequest, MeshRequestOptions } from './http-request.js';
 import type { HttpResponseClassifier } from './http-classify.js';
@@ -43,6 +44,13 @@ export class HttpClient implements MeshHttpClient {
     const dest = this.#destinations.get(this.service);
     if (dest === undefined) {
       return Promise.reject(new UnknownServiceError(`no Service document named "${this.service}" (known: ${this.#destinations.names().join(', ') || 'none'})`, { service: this.service }));
+    }
+    // The caller's own mistakes are refused here, before the stack: inside it they looked like a
+    // failing endpoint (retried, charged to outlier stats, the breaker and the retry budget).
+    const invalid = invalidRequestArgument(opts, this.service);
+    if (invalid !== undefined) {
+      this.#destinations.invalidArgument(this.service, (opts as { method?: unknown } | null)?.method);
+      return Promise.reject(invalid);
     }
     const req = toHttpRequest(opts, dest.maxReplayBytes, this.#classify);
     return sendRequest(dest, this.service, req, {

@@ -12,7 +12,8 @@ import { AbortedError } from '../core/errors.js';
 import type { Destinations } from './destinations.js';
 import { isIdempotentMethod, toHttpRequest } from './http-request.js';
 import { sendRequest } from './http-client.js';
-import { bridgeToHandler } from './dispatch-bridge.js';
+import { bridgeToHandler, failHandler } from './dispatch-bridge.js';
+import { invalidRequestArgument } from './request-validation.js';
 
 /** The host of a plain-http, default-port origin (the only kind that can name a mesh service), else null. */
 function meshHost(origin: string): string | null {
@@ -66,6 +67,13 @@ export class MeshDispatcher extends Dispatcher {
     if (service === undefined) return this.#fallback.dispatch(opts, handler);
     const dest = this.#destinations.get(service);
     if (dest === undefined) return this.#fallback.dispatch(opts, handler);
+    // Refused before the stack, through the handler's error path (as undici's own dispatchers do).
+    const invalid = invalidRequestArgument(opts, service);
+    if (invalid !== undefined) {
+      this.#destinations.invalidArgument(service, opts.method);
+      failHandler(handler, invalid);
+      return true;
+    }
     const req = toHttpRequest(
       { path: opts.path, method: opts.method, headers: opts.headers, body: opts.body, ...(opts.query !== undefined ? { query: opts.query } : {}) },
       dest.maxReplayBytes,

@@ -22,4 +22,9 @@ export interface OutboundObservability {
   retry(service: string, route: string, reason: string): void;
   budgetExhausted(service: string): void;
   rateLimited(service: string, route: string): void;
+  /**
+   * A logical request refused at the entry for the caller's own mistake (before the stack, so no
+   * module above saw it): counted once, outcome `invalid_argument`, route `unknown`.
+   */
+  invalidArgument(service: string, method: string): void;
 }

@@ -69,6 +69,11 @@ export class MeshObservability implements OutboundObservability, InboundObservab
     this.metrics.rateLimited(service, route, 'outbound');
   }
 
+  invalidArgument(service: string, method: string): void {
+    // No status (nothing was answered) and no duration worth timing: it never left the process.
+    this.metrics.recordClientRequest(service, 'unknown', method, '', 'invalid_argument', 0);
+  }
+
   // Inbound side.
   startTrace(req: IncomingMessage, res: ServerResponse, service: string | undefined): InboundSpan | undefined {
     return this.#tracing?.startServerTrace(req, res, service);

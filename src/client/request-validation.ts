@@ -1,0 +1,293 @@
+/**
+ * Validation of a request's arguments at the entry (`mesh.http().request()`, `mesh.dispatcher`),
+ * before the outbound stack: whatever undici would refuse locally (lib/core/request.js,
+ * lib/api/api-request.js, lib/core/util.js in undici 7) is refused here first, as a typed
+ * `InvalidArgumentError` naming the option. Inside the stack the same mistake surfaced as a
+ * transport failure of the chosen endpoint, so it was retried, charged to the endpoint's outlier
+ * stats, the breaker and the retry budget: with a low volume threshold one bad call opened the
+ * breaker for every correct caller (issue 13, item 6).
+ *
+ * This is the hot path: `typeof` tests, one single-character-class scan per path and header
+ * value, a table lookup per character of short tokens, and no allocation unless the request is
+ * refused. Header values
+ * are never quoted in messages (an `authorization` header with a stray CR/LF is still a secret).
+ *
+ * Invariant: a request this function accepts is one undici's request() accepts (for the options
+ * Trellis passes on); the mesh adds its own rule that the path is origin-form (starts with '/'),
+ * as routes match and rewrite on it.
+ */
+import { InvalidArgumentError } from '../core/errors.js';
+
+/** The error this module returns. */
+export type InvalidArgument = InstanceType<typeof InvalidArgumentError>;
+
+/** RFC 9110 §5.6.2 tchar, by char code (undici's `validTokenChars`). */
+const TOKEN = new Uint8Array(128);
+for (const c of "!#$%&'*+-.^_`|~") TOKEN[c.charCodeAt(0)] = 1;
+for (let c = 0x30; c <= 0x39; c++) TOKEN[c] = 1;
+for (let c = 0x41; c <= 0x5a; c++) TOKEN[c] = 1;
+for (let c = 0x61; c <= 0x7a; c++) TOKEN[c] = 1;
+
+// One character class each, unanchored: V8 scans with it in native code, linearly, with no
+// backtracking, faster than a charCodeAt loop past a dozen characters (measured: bench/
+// request-validation.ts). undici uses the same classes.
+/** A character a header value may not hold: anything but HTAB, SP..~ and obs-text (0x80-0xff). */
+const BAD_VALUE_CHAR = /[^\t\x20-\x7e\x80-\xff]/;
+/** A character a request-target may not hold: controls, SP, DEL, anything above 0xff. */
+const BAD_PATH_CHAR = /[^\x21-\x7e\x80-\xff]/;
+/** A character that is not a tchar, for tokens too long for the table loop to win. */
+const BAD_TOKEN_CHAR = /[^!#$%&'*+\-.^_`|~0-9A-Za-z]/;
+
+/** Index of the first character that is not a token character, or -1 (an empty string is not a token: 0). */
+function badTokenChar(s: string): number {
+  if (s.length === 0) return 0;
+  if (s.length >= 12) return BAD_TOKEN_CHAR.test(s) ? s.search(BAD_TOKEN_CHAR) : -1;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 128 || TOKEN[c] !== 1) return i;
+  }
+  return -1;
+}
+
+/** Index of the first character a header value may not hold, or -1. */
+function badValueChar(s: string): number {
+  return BAD_VALUE_CHAR.test(s) ? s.search(BAD_VALUE_CHAR) : -1;
+}
+
+/** Index of the first character a request-target may not hold, or -1. */
+function badPathChar(s: string): number {
+  return BAD_PATH_CHAR.test(s) ? s.search(BAD_PATH_CHAR) : -1;
+}
+
+/** A value for a message: JSON-quoted (so CR/LF show as \r\n) and cut short. */
+function show(value: unknown): string {
+  if (typeof value === 'string') {
+    return JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value);
+  }
+  if (value === null) return 'null';
+  if (typeof value === 'object') return value.constructor?.name !== undefined ? `a ${value.constructor.name}` : 'an object';
+  if (typeof value === 'function') return 'a function';
+  return `${typeof value} ${String(value)}`;
+}
+
+function charName(s: string, i: number): string {
+  const c = s.charCodeAt(i);
+  if (c === 0x0d) return 'CR';
+  if (c === 0x0a) return 'LF';
+  if (c === 0x20) return 'a space';
+  if (c < 0x20 || c === 0x7f) return `control character 0x${c.toString(16).padStart(2, '0')}`;
+  return `character ${JSON.stringify(s[i])}`;
+}
+
+function refuse(service: string, message: string): InvalidArgument {
+  return new InvalidArgumentError(message, { service });
+}
+
+function isOptionalBoolean(v: unknown): boolean {
+  return v === undefined || v === null || typeof v === 'boolean';
+}
+function notBoolean(service: string, name: string, v: unknown): InvalidArgument {
+  return refuse(service, `${name} must be a boolean, got ${show(v)}`);
+}
+/** undici's rule for timeouts and highWaterMark: a finite number >= 0 when given. */
+function isOptionalNonNegative(v: unknown): boolean {
+  return v === undefined || v === null || (typeof v === 'number' && Number.isFinite(v) && v >= 0);
+}
+function notNonNegative(service: string, name: string, v: unknown): InvalidArgument {
+  return refuse(service, `${name} must be a finite number >= 0, got ${show(v)}`);
+}
+
+/**
+ * Header names undici refuses outright: framing and connection management are its job. With host,
+ * content-length and connection, the special names are 4, 6, 7, 10, 14 or 17 characters long.
+ */
+const FORBIDDEN_HEADERS: ReadonlySet<string> = new Set(['transfer-encoding', 'keep-alive', 'upgrade', 'expect']);
+
+/** The fields of request options this module reads. */
+export interface RequestArguments {
+  path?: unknown;
+  method?: unknown;
+  headers?: unknown;
+  body?: unknown;
+  idempotent?: unknown;
+  reset?: unknown;
+  expectContinue?: unknown;
+  headersTimeout?: unknown;
+  bodyTimeout?: unknown;
+  highWaterMark?: unknown;
+  query?: unknown;
+  signal?: unknown;
+  routeKey?: unknown;
+  upgrade?: unknown;
+  throwOnError?: unknown;
+  maxRedirections?: unknown;
+  typeOfService?: unknown;
+  onInfo?: unknown;
+  [option: string]: unknown;
+}
+
+/**
+ * The error for the first invalid argument of a request, or undefined when every argument is
+ * acceptable. `service` names the destination in the error.
+ */
+export function invalidRequestArgument(opts: unknown, service: string): InvalidArgument | undefined {
+  if (opts === null || typeof opts !== 'object') return refuse(service, `request options must be an object, got ${show(opts)}`);
+  const o = opts as RequestArguments;
+
+  const path = o.path;
+  if (typeof path !== 'string') return refuse(service, `path must be a string starting with '/', got ${path === undefined ? 'none' : show(path)}`);
+  if (path.charCodeAt(0) !== 0x2f) return refuse(service, `path must start with '/', got ${show(path)}`);
+  const p = badPathChar(path);
+  if (p >= 0) return refuse(service, `path ${show(path)} holds ${charName(path, p)} at index ${p}`);
+  if (o.query !== undefined && o.query !== null) {
+    if (typeof o.query !== 'object') return refuse(service, `query must be an object, got ${show(o.query)}`);
+    if (path.includes('?') || path.includes('#')) return refuse(service, `query cannot be given when path ${show(path)} already has a query or fragment`);
+  }
+
+  const method = o.method;
+  if (method !== undefined) {
+    if (typeof method !== 'string') return refuse(service, `method must be a string, got ${show(method)}`);
+    if (badTokenChar(method) >= 0) return refuse(service, `method ${show(method)} is not an HTTP token`);
+    // undici's request() cannot carry CONNECT (a tunnel, not a request): mesh.connect() is for that.
+    if (method.length === 7 && method.toUpperCase() === 'CONNECT') return refuse(service, 'method CONNECT is not a request (use mesh.connect() for a tunnel)');
+  }
+
+  if (o.headers !== undefined && o.headers !== null) {
+    const h = invalidHeaders(o.headers, service);
+    if (h !== undefined) return h;
+  }
+
+  const body = o.body;
+  if (body !== undefined && body !== null && typeof body !== 'string' && !isBodyObject(body)) {
+    return refuse(service, `body must be a string, a Buffer or typed array, an ArrayBuffer, a Readable stream, an (async) iterable, a Blob or FormData, got ${show(body)}`);
+  }
+
+  const signal = o.signal;
+  // Only an AbortSignal is wired to cancellation; an EventEmitter signal would be silently ignored.
+  if (signal !== undefined && signal !== null && !(signal instanceof AbortSignal)) return refuse(service, `signal must be an AbortSignal, got ${show(signal)}`);
+  if (o.routeKey !== undefined && typeof o.routeKey !== 'string') return refuse(service, `routeKey must be a string, got ${show(o.routeKey)}`);
+
+  // Direct property reads (no loop over option names): each is a monomorphic load on the hot path.
+  if (!isOptionalBoolean(o.idempotent)) return notBoolean(service, 'idempotent', o.idempotent);
+  if (!isOptionalBoolean(o.reset)) return notBoolean(service, 'reset', o.reset);
+  if (!isOptionalBoolean(o.expectContinue)) return notBoolean(service, 'expectContinue', o.expectContinue);
+  if (!isOptionalNonNegative(o.headersTimeout)) return notNonNegative(service, 'headersTimeout', o.headersTimeout);
+  if (!isOptionalNonNegative(o.bodyTimeout)) return notNonNegative(service, 'bodyTimeout', o.bodyTimeout);
+  if (!isOptionalNonNegative(o.highWaterMark)) return notNonNegative(service, 'highWaterMark', o.highWaterMark);
+  if (o.upgrade !== undefined && o.upgrade !== null && o.upgrade !== false && o.upgrade !== '') return refuse(service, `upgrade ${show(o.upgrade)} is not supported by request() (use mesh.websocket() or mesh.connect())`);
+  if (o.throwOnError !== undefined && o.throwOnError !== null) return refuse(service, 'throwOnError is not supported by undici 7 (check statusCode instead)');
+  if (o.maxRedirections !== undefined && o.maxRedirections !== null && o.maxRedirections !== 0) return refuse(service, `maxRedirections ${show(o.maxRedirections)} is not supported (the mesh follows no redirects)`);
+  const tos = o.typeOfService;
+  if (tos !== undefined && tos !== null && (typeof tos !== 'number' || !Number.isInteger(tos) || tos < 0 || tos > 255)) return refuse(service, `typeOfService must be an integer between 0 and 255, got ${show(tos)}`);
+  if (o.onInfo !== undefined && o.onInfo !== null && typeof o.onInfo !== 'function') return refuse(service, `onInfo must be a function, got ${show(o.onInfo)}`);
+  return undefined;
+}
+
+/** undici's body kinds other than a string (lib/core/request.js). */
+function isBodyObject(body: unknown): boolean {
+  if (typeof body !== 'object' && typeof body !== 'function') return false;
+  if (body instanceof Uint8Array || ArrayBuffer.isView(body) || body instanceof ArrayBuffer) return true;
+  const b = body as Record<string | symbol, unknown>;
+  if (typeof b.pipe === 'function' && typeof b.on === 'function') return true; // a stream
+  if (typeof b[Symbol.iterator] === 'function' || typeof b[Symbol.asyncIterator] === 'function') return true;
+  if (body instanceof Blob) return true;
+  const tag = b[Symbol.toStringTag];
+  return tag === 'FormData' || tag === 'Blob' || tag === 'File';
+}
+
+/** Checks every header of any shape undici accepts (object, flat array, array of pairs, Headers, Map). */
+function invalidHeaders(headers: unknown, service: string): InvalidArgument | undefined {
+  if (typeof headers !== 'object' || headers === null) return refuse(service, `headers must be an object or an array, got ${show(headers)}`);
+  const seen = { host: false, contentLength: false };
+  if (Array.isArray(headers)) {
+    if (headers.length > 0 && Array.isArray(headers[0])) {
+      for (const pair of headers as unknown[]) {
+        if (!Array.isArray(pair) || pair.length !== 2) return refuse(service, 'headers given as an array of pairs must hold [name, value] pairs only');
+        const e = invalidHeader(pair[0], pair[1], seen, service);
+        if (e !== undefined) return e;
+      }
+      return undefined;
+    }
+    if (headers.length % 2 !== 0) return refuse(service, `headers given as a flat array must have an even length, got ${headers.length}`);
+    for (let i = 0; i < headers.length; i += 2) {
+      const e = invalidHeader(headers[i], headers[i + 1], seen, service);
+      if (e !== undefined) return e;
+    }
+    return undefined;
+  }
+  // An iterable of its own (Headers, Map), never one injected on Object.prototype (undici's hasSafeIterator).
+  const proto: unknown = Object.getPrototypeOf(headers);
+  if (proto !== Object.prototype && proto !== null && typeof (headers as Iterable<unknown>)[Symbol.iterator] === 'function') {
+    for (const pair of headers as Iterable<unknown>) {
+      if (!Array.isArray(pair) || pair.length !== 2) return refuse(service, 'headers given as an iterable must yield [name, value] pairs');
+      const e = invalidHeader(pair[0], pair[1], seen, service);
+      if (e !== undefined) return e;
+    }
+    return undefined;
+  }
+  const record = headers as Record<string, unknown>;
+  const names = Object.keys(record);
+  for (let i = 0; i < names.length; i++) {
+    const name = names[i] as string;
+    const e = invalidHeader(name, record[name], seen, service);
+    if (e !== undefined) return e;
+  }
+  return undefined;
+}
+
+function invalidHeader(name: unknown, value: unknown, seen: { host: boolean; contentLength: boolean }, service: string): InvalidArgument | undefined {
+  if (typeof name !== 'string') return refuse(service, `header names must be strings, got ${show(name)}`);
+  const n = badTokenChar(name);
+  if (n >= 0) return refuse(service, `header name ${show(name)} is not an HTTP token${name.length > 0 ? ` (${charName(name, n)} at index ${n})` : ''}`);
+  if (value === undefined) return undefined;
+  // Only names as long as a special one need lower-casing and the rules below.
+  const len = name.length;
+  if (len !== 4 && len !== 6 && len !== 7 && len !== 10 && len !== 14 && len !== 17) return invalidHeaderValue(name, value, service);
+  const lower = name.toLowerCase();
+  if (FORBIDDEN_HEADERS.has(lower)) return refuse(service, `header ${lower} cannot be set on a request (undici manages it)`);
+  if (Array.isArray(value)) {
+    // Duplicates are joined as several values; host and content-length must be single.
+    if (lower === 'host' || lower === 'content-length') return refuse(service, `header ${lower} must have a single value`);
+    for (const item of value) {
+      const e = invalidHeaderValue(lower, item, service);
+      if (e !== undefined) return e;
+    }
+    return undefined;
+  }
+  const e = invalidHeaderValue(lower, value, service);
+  if (e !== undefined) return e;
+  if (lower === 'host' || lower === 'content-length') {
+    const key = lower === 'host' ? 'host' : 'contentLength';
+    if (seen[key]) return refuse(service, `header ${lower} given twice`);
+    seen[key] = true;
+    if (lower === 'content-length' && !isDigits(value)) return refuse(service, `header content-length must be a decimal number, got ${show(value)}`);
+  } else if (lower === 'connection') {
+    if (typeof value !== 'string') return refuse(service, 'header connection must be a string of tokens');
+    for (const token of value.split(',')) {
+      if (badTokenChar(token.trim()) >= 0) return refuse(service, `header connection must be a comma-separated list of tokens, got ${show(value)}`);
+    }
+  }
+  return undefined;
+}
+
+function invalidHeaderValue(name: string, value: unknown, service: string): InvalidArgument | undefined {
+  if (value === null || value === undefined) return undefined;
+  let s: string;
+  if (typeof value === 'string') s = value;
+  else if (typeof value === 'object' || typeof value === 'function' || typeof value === 'symbol') return refuse(service, `header ${name} must be a string, a number or an array of them, got ${show(value)}`);
+  else s = String(value);
+  const i = badValueChar(s);
+  // The value itself stays out of the message: headers carry credentials.
+  if (i >= 0) return refuse(service, `header ${name} holds ${charName(s, i)} at index ${i} (CR, LF, NUL and other controls are refused)`);
+  return undefined;
+}
+
+function isDigits(value: unknown): boolean {
+  const s = typeof value === 'number' ? String(value) : value;
+  if (typeof s !== 'string' || s.length === 0) return false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x30 || c > 0x39) return false;
+  }
+  return true;
+}
