@@ -1,6 +1,7 @@
 /**
  * Address syntax and policy for config: static endpoint addresses (`127.0.0.1:8081`,
- * `[::1]:8081`), DNS names, DNS server addresses and authorities. Used by the schema only.
+ * `[::1]:8081`), DNS names, DNS server addresses and authorities. Used by the schema, and by
+ * DNS discovery, which holds every answered address to the same policy (dns-resolve.ts).
  *
  * The policy follows RELIABILITY.md ("SSRF through routing data", after Kubernetes
  * CVE-2021-25737): a static endpoint may not be unspecified (0.0.0.0/8, ::), link-local

@@ -13,11 +13,18 @@
  *   balancing input); the next group is tried only when every target of the lower one is
  *   authoritatively gone. Weights are the SRV weights, at least 1. Node's `resolveSrv` does not
  *   report the SRV record's own TTL, so a round's TTL is the lowest A/AAAA TTL of its targets.
+ * - Every address, from A, AAAA or an SRV target written as a literal IP, passes the address
+ *   policy static endpoints obey (`refusedAddressReason`, RELIABILITY "SSRF through routing
+ *   data"): a link-local (cloud metadata), unspecified, multicast or broadcast answer is dropped
+ *   and reported through `onRefused`, never an endpoint. A host whose answer holds only refused
+ *   addresses is an `error` (the last good set stays), not an empty set: a poisoned or
+ *   mistaken record must neither reach the metadata service nor blackhole the service.
  */
 import { NODATA, NOTFOUND } from 'node:dns';
 import type { RecordWithTtl, SrvRecord } from 'node:dns';
 import { isIP } from 'node:net';
 import type { DnsSpec } from '../config/types.js';
+import { refusedAddressReason } from '../config/address.js';
 import { makeEndpoint, type Endpoint } from './endpoint.js';
 
 /** The queries this file needs; `node:dns/promises` `Resolver` satisfies it. */
@@ -57,7 +64,10 @@ type FamilyAnswer =
 type HostResult =
   | { kind: 'ok'; addresses: string[]; ttlMs: number | undefined; partial: DnsQueryError | undefined }
   | { kind: 'gone'; reason: 'NXDOMAIN' | 'NODATA' }
-  | { kind: 'error'; error: DnsQueryError };
+  | { kind: 'error'; error: Error };
+
+/** Called for each address the policy refused: the address, the name that answered it, and why. */
+export type RefusedAddressListener = (address: string, hostname: string, reason: string) => void;
 
 interface CachedHost {
   v4: string[];
@@ -102,11 +112,27 @@ function addEndpoint(into: Map<string, Endpoint>, ep: Endpoint): void {
 export class DnsResolution {
   readonly #q: DnsQuerier;
   readonly #spec: DnsSpec;
+  readonly #onRefused: RefusedAddressListener;
   #cache = new Map<string, CachedHost>();
 
-  constructor(querier: DnsQuerier, spec: DnsSpec) {
+  constructor(querier: DnsQuerier, spec: DnsSpec, onRefused: RefusedAddressListener = () => {}) {
     this.#q = querier;
     this.#spec = spec;
+    this.#onRefused = onRefused;
+  }
+
+  /** The addresses the policy allows; reports the others. */
+  #allowed(addresses: readonly string[], hostname: string, refused: string[]): string[] {
+    const out: string[] = [];
+    for (const a of addresses) {
+      const reason = refusedAddressReason(a);
+      if (reason === undefined) out.push(a);
+      else {
+        refused.push(a);
+        this.#onRefused(a, hostname, reason);
+      }
+    }
+    return out;
   }
 
   async resolve(): Promise<DnsOutcome> {
@@ -148,7 +174,7 @@ export class DnsResolution {
       const group = usable.filter((r) => r.priority === priority);
       const results = await Promise.all(group.map((r) => this.#lookupHost(r.name, seen)));
       const found = new Map<string, Endpoint>();
-      const errors: DnsQueryError[] = [];
+      const errors: Error[] = [];
       let ttlMs: number | undefined;
       group.forEach((record, i) => {
         const result = results[i];
@@ -177,7 +203,11 @@ export class DnsResolution {
 
   /** A and AAAA of one host (a literal IP resolves to itself). */
   async #lookupHost(hostname: string, seen: Set<string>): Promise<HostResult> {
-    if (isIP(hostname) !== 0) return { kind: 'ok', addresses: [hostname], ttlMs: undefined, partial: undefined };
+    const refused: string[] = [];
+    if (isIP(hostname) !== 0) {
+      const allowed = this.#allowed([hostname], hostname, refused);
+      return allowed.length > 0 ? { kind: 'ok', addresses: allowed, ttlMs: undefined, partial: undefined } : { kind: 'error', error: refusedOnly(hostname, refused) };
+    }
     seen.add(hostname);
     const [v4, v6] = await Promise.all([
       family(this.#q.resolve4(hostname, { ttl: true }), hostname, 'A'),
@@ -193,14 +223,21 @@ export class DnsResolution {
       this.#cache.set(hostname, { v4: [], v6: [] });
       return { kind: 'gone', reason: v4.kind === 'nxdomain' && v6.kind === 'nxdomain' ? 'NXDOMAIN' : 'NODATA' };
     }
+    // The cache holds allowed addresses only, so a fallback to it never brings a refused one back.
     const next: CachedHost = {
-      v4: v4.kind === 'data' ? v4.records.map((r) => r.address) : v4.kind === 'failed' ? cached.v4 : [],
-      v6: v6.kind === 'data' ? v6.records.map((r) => r.address) : v6.kind === 'failed' ? cached.v6 : [],
+      v4: v4.kind === 'data' ? this.#allowed(v4.records.map((r) => r.address), hostname, refused) : v4.kind === 'failed' ? cached.v4 : [],
+      v6: v6.kind === 'data' ? this.#allowed(v6.records.map((r) => r.address), hostname, refused) : v6.kind === 'failed' ? cached.v6 : [],
     };
+    if (next.v4.length === 0 && next.v6.length === 0 && refused.length > 0) return { kind: 'error', error: refusedOnly(hostname, refused) };
     this.#cache.set(hostname, next);
     let ttlMs: number | undefined;
     if (v4.kind === 'data') ttlMs = minTtlMs(v4.records, ttlMs);
     if (v6.kind === 'data') ttlMs = minTtlMs(v6.records, ttlMs);
     return { kind: 'ok', addresses: [...next.v4, ...next.v6], ttlMs, partial: failed?.error };
   }
+}
+
+/** The error of a host whose every address the policy refused. */
+function refusedOnly(hostname: string, refused: readonly string[]): Error {
+  return new Error(`DNS answered ${hostname} with only addresses the endpoint address policy refuses (${refused.join(', ')}): kept the last good endpoints`);
 }

@@ -39,7 +39,9 @@ export interface DnsSourceOptions {
   /** Tries per query (per server). Default 2. */
   queryTries?: number | undefined;
   clock?: Clock | undefined;
-  /** Loud, human-readable warnings (held removals). Default: `process.emitWarning`. */
+  /** The Service these endpoints are for, named in warnings. */
+  service?: string | undefined;
+  /** Loud, human-readable warnings (held removals, refused addresses). Default: `process.emitWarning`. */
   onWarn?: ((msg: string) => void) | undefined;
 }
 
@@ -89,11 +91,20 @@ export function dnsSource(spec: DnsSpec, options: DnsSourceOptions): DnsEndpoint
   const warn = options.onWarn ?? ((msg: string) => process.emitWarning(msg, { code: 'TRELLIS_DNS' }));
   const resolver = new Resolver({ timeout: options.queryTimeoutMs ?? 2000, tries: options.queryTries ?? 2 });
   if (options.servers !== undefined && options.servers.length > 0) resolver.setServers(options.servers);
-  const resolution = new DnsResolution(resolver, spec);
   const description = spec.type === 'srv' ? `dns srv ${spec.name}` : `dns ${spec.name}:${spec.port ?? ''}`;
+  // A refused address is reported once per source, not on every refresh (bounded, in case an
+  // answer rotates through many addresses).
+  let closed = false;
+  const warnedRefused = new Set<string>();
+  const onRefused = (address: string, hostname: string, reason: string): void => {
+    if (closed || warnedRefused.has(address)) return;
+    if (warnedRefused.size >= 256) warnedRefused.clear();
+    warnedRefused.add(address);
+    warn(`${description}: service ${options.service ?? spec.name}: DNS answered ${address} for ${hostname}, which ${reason}; dropped, not an endpoint (address policy)`);
+  };
+  const resolution = new DnsResolution(resolver, spec, onRefused);
 
   let started = false;
-  let closed = false;
   let timer: NodeJS.Timeout | undefined;
   let published: readonly Endpoint[] | undefined;
   let publishedKey: string | undefined;

@@ -16,6 +16,8 @@ import { staticSource } from './static-source.js';
 
 /** The part of a `ServiceSpec` that discovery reads. */
 export interface DiscoveryServiceInput {
+  /** The Service's name, for messages. */
+  name?: string | undefined;
   endpoints?: StaticEndpointSpec[] | undefined;
   dns?: DnsSpec | undefined;
 }
@@ -47,6 +49,7 @@ export function makeEndpointSource(
       refreshIntervalMs: mesh.dns.refreshIntervalMs,
       minTtlMs: mesh.dns.minTtlMs,
       clock: deps.clock,
+      service: service.name,
       onWarn: deps.onWarn,
     });
   }
