@@ -13,7 +13,13 @@
  * 50 µs, nothing next to signing a certificate. (HMAC would be ~1 µs and simpler, and would let
  * anyone holding the verification secret mint tokens for any service.)
  *
- * Verification order: size and shape → exact header (constant-time, so no `alg: none` or
+ * Every segment must be canonical base64url (RFC 7515 §2, RFC 4648 §5 without padding): only
+ * the URL-safe alphabet, no '=', and the text must be exactly what encoding its bytes gives
+ * (no stray bits in the last character, no length that cannot be base64). Node's decoder is
+ * lenient, so without this one signed token had several accepted spellings (its signature's
+ * last character alone has four spare bits): tokens and their `jti`s must have one.
+ *
+ * Verification order: size and shape (canonical segments) → exact header (constant-time, so no `alg: none` or
  * algorithm confusion is possible) → signature → only then the claims JSON is parsed →
  * audience (constant-time) → subject → times (iat at most 60 s ahead for clock skew; exp
  * strictly in the future) → revocation. Tokens are short-lived (default 1 h, at most 30 days:
@@ -106,6 +112,16 @@ export function createToken(key: KeyObject, params: TokenParams, clock: Clock): 
   return `${signingInput}.${sign(null, Buffer.from(signingInput), key).toString('base64url')}`;
 }
 
+/**
+ * The bytes of a base64url segment (already checked against the alphabet, unpadded), or
+ * undefined when the text is not the canonical encoding of its bytes: re-encoding and comparing
+ * catches both stray bits in the last character and impossible lengths (4n+1).
+ */
+function decodeCanonical(segment: string): Buffer | undefined {
+  const bytes = Buffer.from(segment, 'base64url');
+  return bytes.toString('base64url') === segment ? bytes : undefined;
+}
+
 function refuse(reason: string): TrellisError {
   return new TokenInvalidError(`bootstrap token refused: ${reason}`);
 }
@@ -124,14 +140,16 @@ export function verifyToken(key: KeyObject, token: string, clock: Clock, options
   const parts = token.split('.');
   if (parts.length !== 3 || !parts.every((p) => SEGMENT.test(p))) throw refuse('malformed (not a compact JWS)');
   const [header, payload, signature] = parts as [string, string, string];
+  const claimsBytes = decodeCanonical(payload);
+  const sig = decodeCanonical(signature);
+  if (decodeCanonical(header) === undefined || claimsBytes === undefined || sig === undefined) throw refuse('malformed (non-canonical base64url)');
   const pub = publicOf(key);
   if (!equalConstantTime(header, headerSegment(pub))) throw refuse('signed by another key or with another algorithm');
-  const sig = Buffer.from(signature, 'base64url');
   if (sig.length !== 64 || !verify(null, Buffer.from(`${header}.${payload}`), pub, sig)) throw refuse('bad signature');
 
   let claims: Record<string, unknown>;
   try {
-    const parsed: unknown = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8'));
+    const parsed: unknown = JSON.parse(claimsBytes.toString('utf8'));
     if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not an object');
     claims = parsed as Record<string, unknown>;
   } catch {

@@ -2,7 +2,7 @@
  * Bootstrap tokens (RELIABILITY B7): a token verifies for its service until it expires; every
  * other case is TRELLIS_TOKEN_INVALID without the token in the message: expired, wrong
  * audience, tampered claims, another key, `alg: none`, revoked, malformed, oversized, issued
- * in the future.
+ * in the future, or spelled in non-canonical base64url (same bytes, other text).
  */
 import assert from 'node:assert/strict';
 import { createPublicKey, sign, type KeyObject } from 'node:crypto';
@@ -104,6 +104,47 @@ describe('bootstrap tokens', () => {
     refused(forge(key, [1, 2] as unknown as Record<string, unknown>), /malformed claims/);
     refused(forge(key, { aud: 'trellis-ca', sub: 'checkout', iat: String(iat), exp: iat + 60, jti: 'j' }), /malformed claims \(iat\/exp\)/);
     refused(forge(key, { aud: 'trellis-ca', sub: '../admin', iat, exp: iat + 60, jti: 'j' }), /malformed claims \(sub\)/);
+  });
+
+  it('refuses non-canonical base64url in every segment, even when it decodes to the same bytes', () => {
+    const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+    /** The same bytes with the last character's lowest (spare) bit set: another spelling. */
+    const spareBit = (seg: string): string => {
+      const last = ALPHABET.indexOf(seg.slice(-1));
+      const mutated = seg.slice(0, -1) + (ALPHABET[last ^ 1] ?? '');
+      assert.ok(Buffer.from(mutated, 'base64url').equals(Buffer.from(seg, 'base64url')), 'same bytes');
+      assert.notEqual(mutated, seg);
+      return mutated;
+    };
+    const t = createToken(key, { service: 'checkout' }, clock);
+    assert.equal(verifyToken(key, t, clock).service, 'checkout');
+    const [h, p, sig] = t.split('.') as [string, string, string];
+
+    // The signature (64 bytes: 86 characters, 4 spare bits) in another spelling.
+    refused(`${h}.${p}.${spareBit(sig)}`, /non-canonical base64url/);
+    // Padding and the standard alphabet ('+', '/') are not base64url.
+    refused(`${h}.${p}.${sig}==`, /malformed/);
+    let urlSafe = t;
+    while (!/[-_]/.test(urlSafe.split('.')[2] ?? '')) urlSafe = createToken(key, { service: 'checkout' }, clock);
+    const [uh, up, us] = urlSafe.split('.') as [string, string, string];
+    const standard = us.replaceAll('-', '+').replaceAll('_', '/');
+    assert.ok(Buffer.from(standard, 'base64url').equals(Buffer.from(us, 'base64url')), 'same bytes');
+    refused(`${uh}.${up}.${standard}`, /malformed/);
+    // A length no encoding produces (4n+1).
+    assert.equal(sig.slice(0, -1).length % 4, 1);
+    refused(`${h}.${p}.${sig.slice(0, -1)}`, /non-canonical base64url/);
+
+    // Claims whose segment has spare bits, spelled non-canonically and then properly signed:
+    // the signature covers the text, so only the strict decoding refuses it.
+    const iat = Math.floor(clock.wall() / 1000);
+    let claims = { aud: 'trellis-ca', sub: 'checkout', iat, exp: iat + 60, jti: 'j' };
+    while (b64(claims).length % 4 === 0) claims = { ...claims, jti: `${claims.jti}j` };
+    const header = b64({ alg: 'EdDSA', typ: 'JWT', kid: tokenKeyId(key) });
+    const input = `${header}.${spareBit(b64(claims))}`;
+    refused(`${input}.${sign(null, Buffer.from(input), key).toString('base64url')}`, /non-canonical base64url/);
+    // The header, likewise (it is also compared exactly).
+    const hInput = `${header.length % 4 === 0 ? header : spareBit(header)}.${b64(claims)}`;
+    if (header.length % 4 !== 0) refused(`${hInput}.${sign(null, Buffer.from(hInput), key).toString('base64url')}`, /non-canonical base64url/);
   });
 
   it('tolerates 60 s of clock skew on iat, not more', () => {
