@@ -1,18 +1,21 @@
 /**
  * Micro-benchmark of the argument validation at the request entry (src/client/request-validation.ts):
- * ns per call for typical request options, to keep its cost on the hot path visible. It runs the
- * compiled module (build first) in a tight loop, a few interleaved rounds, and reports the median
- * of the rounds. A raw undici request costs tens of µs on this machine, so the figure to watch is
- * how small a fraction of that this is.
+ * ns per call for typical request options, to keep its cost on the hot path visible, next to the
+ * cost of `toHttpRequest` on the same options as a reference measured in the same run (absolute
+ * ns on a shared machine mean little). Tight loops through tsx, interleaved rounds, medians.
  *
- *   npm run build && node --import tsx bench/request-validation.ts
+ *   node --import tsx bench/request-validation.ts
  *
- * Measured 2026-12-03 on the shared 2-core machine at load average ~10 (so several times slower
- * than an idle core): path only ~100 ns, 3 headers ~0.9 µs, POST with body and signal ~0.3 µs,
- * 200-char path ~0.45 µs; against ~23 µs of client CPU for one raw undici request
- * (docs/benchmarks.md). Per-string cost is dominated by the character-class scans.
+ * Measured 2026-12-03 on the shared 2-core machine at load average 10-28 (absolute figures are
+ * several times those of an idle core, so compare within a run): the validation costs about half
+ * of what building the stack's request (`toHttpRequest`, paid by every request already) costs
+ * for the same options (path only ~150 vs ~350 ns, 3 headers ~1.8 vs ~4.2 µs at load 28), and
+ * twice that for a 200-character path, which toHttpRequest does not scan. Against ~23 µs of
+ * client CPU for one raw undici request (docs/benchmarks.md, idle machine) that is well under 1%.
  */
-import { invalidRequestArgument } from '../dist/client/request-validation.js';
+import { invalidRequestArgument } from '../src/client/request-validation.js';
+import { toHttpRequest } from '../src/client/http-request.js';
+import type { MeshRequestOptions } from '../src/client/http-request.js';
 
 const CASES: Record<string, Record<string, unknown>> = {
   'GET, path only': { method: 'GET', path: '/list' },
@@ -21,7 +24,7 @@ const CASES: Record<string, Record<string, unknown>> = {
   'GET, 200-char path': { method: 'GET', path: `/${'segment/'.repeat(22)}x` },
 };
 
-const N = 1_000_000;
+const N = 500_000;
 const ROUNDS = 5;
 let sink = 0;
 
@@ -31,13 +34,27 @@ function round(opts: Record<string, unknown>): number {
   return Number(process.hrtime.bigint() - t0) / N;
 }
 
-const results = new Map<string, number[]>(Object.keys(CASES).map((k) => [k, []]));
-for (const opts of Object.values(CASES)) round(opts); // warm-up
-for (let r = 0; r < ROUNDS; r++) {
-  for (const [name, opts] of Object.entries(CASES)) results.get(name)?.push(round(opts));
+/** The reference: building the stack's request from the same options, which every request already pays. */
+function reference(opts: Record<string, unknown>): number {
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < N; i++) if (toHttpRequest(opts as unknown as MeshRequestOptions, 65_536).path === '') sink++;
+  return Number(process.hrtime.bigint() - t0) / N;
 }
-for (const [name, ns] of results) {
-  const sorted = [...ns].sort((a, b) => a - b);
-  console.log(`${name.padEnd(24)} ${(sorted[Math.floor(sorted.length / 2)] ?? 0).toFixed(1)} ns/call`);
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
+const results = new Map<string, { validate: number[]; build: number[] }>(Object.keys(CASES).map((k) => [k, { validate: [], build: [] }]));
+for (const opts of Object.values(CASES)) {
+  round(opts); // warm-up
+  reference(opts);
+}
+for (let r = 0; r < ROUNDS; r++) {
+  for (const [name, opts] of Object.entries(CASES)) {
+    results.get(name)?.validate.push(round(opts));
+    results.get(name)?.build.push(reference(opts));
+  }
+}
+console.log(`${'case'.padEnd(24)} validate   toHttpRequest (reference)`);
+for (const [name, { validate, build }] of results) {
+  console.log(`${name.padEnd(24)} ${median(validate).toFixed(0).padStart(5)} ns   ${median(build).toFixed(0).padStart(5)} ns`);
 }
 if (sink !== 0) throw new Error('a valid case was refused');
