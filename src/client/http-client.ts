@@ -11,7 +11,7 @@ import { CallSignal } from '../core/call-signal.js';
 import { currentAmbient } from '../core/ambient.js';
 import { ClosedError, UnknownServiceError } from '../core/errors.js';
 import type { Destination, Destinations } from './destinations.js';
-import { invalidRequestArgument } from './request-validation.js';
+import { discardRefusedBody, invalidRequestArgument } from './request-validation.js';
 import { isIdempotentMethod, toHttpRequest } from './http-request.js';
 import type { HttpRequest, MeshRequestOptions } from './http-request.js';
 import type { HttpResponseClassifier } from './http-classify.js';
@@ -50,6 +50,7 @@ export class HttpClient implements MeshHttpClient {
     const invalid = invalidRequestArgument(opts, this.service);
     if (invalid !== undefined) {
       this.#destinations.invalidArgument(this.service, (opts as { method?: unknown } | null)?.method);
+      discardRefusedBody(opts, invalid);
       return Promise.reject(invalid);
     }
     const req = toHttpRequest(opts, dest.maxReplayBytes, this.#classify);

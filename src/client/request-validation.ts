@@ -65,7 +65,10 @@ function show(value: unknown): string {
     return JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value);
   }
   if (value === null) return 'null';
-  if (typeof value === 'object') return value.constructor?.name !== undefined ? `a ${value.constructor.name}` : 'an object';
+  if (typeof value === 'object') {
+    const name: unknown = (value as { constructor?: { name?: unknown } }).constructor?.name;
+    return typeof name === 'string' && name !== 'Object' ? `a ${name}` : 'an object';
+  }
   if (typeof value === 'function') return 'a function';
   return `${typeof value} ${String(value)}`;
 }
@@ -236,10 +239,11 @@ function invalidHeaders(headers: unknown, service: string): InvalidArgument | un
 }
 
 function invalidHeader(name: unknown, value: unknown, seen: { host: boolean; contentLength: boolean }, service: string): InvalidArgument | undefined {
+  // An undefined value means "no such header", whatever its name (as undici skips it).
+  if (value === undefined) return undefined;
   if (typeof name !== 'string') return refuse(service, `header names must be strings, got ${show(name)}`);
   const n = badTokenChar(name);
   if (n >= 0) return refuse(service, `header name ${show(name)} is not an HTTP token${name.length > 0 ? ` (${charName(name, n)} at index ${n})` : ''}`);
-  if (value === undefined) return undefined;
   // Only names as long as a special one need lower-casing and the rules below.
   const len = name.length;
   if (len !== 4 && len !== 6 && len !== 7 && len !== 10 && len !== 14 && len !== 17) return invalidHeaderValue(name, value, service);
@@ -290,4 +294,18 @@ function isDigits(value: unknown): boolean {
     if (c < 0x30 || c > 0x39) return false;
   }
   return true;
+}
+
+/**
+ * Releases a request body the caller handed over with a request that was refused: a stream is
+ * destroyed with the error (as undici's request() does), so its source is not left open.
+ */
+export function discardRefusedBody(opts: unknown, err: Error): void {
+  const body = opts !== null && typeof opts === 'object' ? (opts as { body?: unknown }).body : undefined;
+  if (body === null || typeof body !== 'object') return;
+  const stream = body as { pipe?: unknown; on?: unknown; destroy?: unknown };
+  if (typeof stream.pipe === 'function' && typeof stream.on === 'function' && typeof stream.destroy === 'function') {
+    (stream.on as (event: string, listener: () => void) => void).call(body, 'error', () => {});
+    (stream.destroy as (e: Error) => void).call(body, err);
+  }
 }

@@ -116,6 +116,7 @@ describe('invalid arguments', () => {
       { path: '/b', method: 'POST', body: Readable.from(['a', 'b']) },
       { path: '/b', method: 'PUT', body: 'text', headers: { 'content-length': '4' } },
       { path: '/s', signal: new AbortController().signal, idempotent: false, routeKey: 'k' },
+      { path: '/u', headers: { 'ignored name': undefined } },
     ];
     for (const opts of good) {
       const res = await products.request(opts as never);
@@ -123,6 +124,14 @@ describe('invalid arguments', () => {
       await res.body.dump();
     }
     assert.equal(s.hits, good.length);
+  });
+
+  it('destroys a stream body handed over with a refused request', async () => {
+    const { s, mesh } = await setup();
+    const body = Readable.from(['never', 'sent']);
+    await assert.rejects(mesh.http('products').request({ path: 'no-slash', method: 'POST', body }), (err: unknown) => isTrellisError(err, 'TRELLIS_INVALID_ARGUMENT'));
+    assert.equal(body.destroyed, true);
+    assert.equal(s.hits, 0);
   });
 
   it('through mesh.dispatcher: the handler gets the typed error and the stack is never reached', async () => {
