@@ -16,6 +16,8 @@
  *   published at once (there is nothing to hold) with a warning.
  * - Publishes only when the set changed (ids, weights and labels compared after sorting by id);
  *   published arrays are frozen and sorted by id.
+ * - Addresses the endpoint address policy refuses (dns-resolve.ts) are warned about once per
+ *   address for the life of the source, naming the service, never once per refresh.
  * - Timers are `unref()`'d; `close()` clears the timer and cancels in-flight queries, after
  *   which no callback is called.
  */
