@@ -85,7 +85,7 @@ describe('traffic management', () => {
     assert.match(view?.stack ?? '', /route catalog:[\s\S]*split/);
   });
 
-  it('a 90/10 split lands within tolerance, and moving weights live loses nothing', async () => {
+  it('a 90/10 split lands within tolerance, moves to 20/80 on reload, and moving weights live loses nothing', async () => {
     reset();
     const split = (a: number, b: number): string => products(`  routes:
     - name: canary
@@ -95,9 +95,21 @@ describe('traffic management', () => {
     const n = 3000;
     const r = await runLoad(n, 16, async () => (await get(m, '/')).server);
     assert.equal(r.errors.length, 0);
+    // Judged by the servers' own counts: every request reached v2 or v3, and v3 got its share.
+    assert.equal(v2.hits + v3.hits, n);
     const share = v3.hits / n;
     // 10% ± 4.5 standard deviations of a binomial(3000, 0.1) (sd ≈ 0.55%).
-    assert.ok(Math.abs(share - 0.1) < 0.025, `v3 got ${(share * 100).toFixed(2)}%`);
+    assert.ok(Math.abs(share - 0.1) < 0.025, `v3 got ${(share * 100).toFixed(2)}% before the move`);
+
+    // The move itself: after reload the servers see the new weights, not the old ones.
+    reset();
+    await m.reload(split(20, 80));
+    const moved = await runLoad(n, 16, async () => (await get(m, '/')).server);
+    assert.equal(moved.errors.length, 0);
+    assert.equal(v2.hits + v3.hits, n);
+    const movedShare = v3.hits / n;
+    // 80% ± 4.5 standard deviations of a binomial(3000, 0.8) (sd ≈ 0.73%).
+    assert.ok(Math.abs(movedShare - 0.8) < 0.033, `v3 got ${(movedShare * 100).toFixed(2)}% after the move to 20/80`);
 
     reset();
     let moves = 0;
@@ -115,7 +127,7 @@ describe('traffic management', () => {
     await mover;
     assert.equal(moves, 5);
     assert.equal(live.errors.length, 0, `lost ${live.errors.length}: ${String(live.errors[0])}`);
-    assert.ok(v2.hits > 0 && v3.hits > 0);
+    assert.equal(v2.hits + v3.hits, 2000, 'every request of the live moves reached v2 or v3');
   });
 
   it('A/B by header, and sticky keys keep their subset', async () => {
