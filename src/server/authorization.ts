@@ -21,7 +21,8 @@
  * - not starting with `/` (absolute-form `http://host/admin`, which Express routes as `/admin`;
  *   asterisk-form `*`);
  * - `%2F` or `%5C` (any case), a literal `\`, `//`, or a `.`/`..` segment, also as `%2e`;
- * - `%252F`, `%255C`, `%252E` (double-encoded slash, backslash, dot), for handlers that decode twice;
+ * - `%25` followed by two hex digits — a double encoding (`%252F`, `%252e`, `%2573ecret`), for
+ *   handlers that decode twice: any character, a letter of a denied path included, can hide in it;
  * - `;` — matrix parameters. Node frameworks route `/admin;x` literally (a 404), but Fastify's
  *   `useSemicolonDelimiter`, Spring and Tomcat strip them (istio/istio#27409): a path meaning
  *   `/admin` to the handler and `/admin;x` to the rules is the bypass, so neither reading is guessed;
@@ -29,6 +30,8 @@
  * - a byte outside printable ASCII (raw UTF-8, controls): a request target carries them
  *   percent-encoded, and rules hold non-ASCII characters that way too (`/ä` is matched as `/%C3%A4`,
  *   which Fastify's router decodes to the same route).
+ * - with case-insensitive routing (Fastify `caseSensitive: false`, see `forCaseInsensitiveRouting`),
+ *   any percent-encoded byte outside ASCII (`%80`–`%FF`).
  * What remains differs from the normalized path only by case of `%XX` escapes and decoded
  * unreserved characters (`/%61dmin` → `/admin`), and that normalized path is what rules match.
  *
@@ -123,6 +126,10 @@ function loose(path: string): string {
   return l.length > 1 && l.endsWith('/') ? l.slice(0, -1) : l;
 }
 
+function isHexCode(c: number): boolean {
+  return (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x46) || (c >= 0x61 && c <= 0x66);
+}
+
 function hexPair(s: string, i: number, hi: string, lo: string): boolean {
   // s[i] === '%'; compares the two hex digits case-insensitively.
   return s.length > i + 2 && s[i + 1] === hi && (s[i + 2] as string).toUpperCase() === lo;
@@ -141,10 +148,10 @@ export function isAmbiguousPath(path: string): boolean {
     if (c === 0x2f && i + 1 < n && path.charCodeAt(i + 1) === 0x2f) return true;
     if (c === 0x25 /* % */) {
       if (hexPair(path, i, '2', 'F') || hexPair(path, i, '5', 'C')) return true;
-      if (hexPair(path, i, '2', '5') && i + 4 < n) {
-        const next = path.slice(i + 3, i + 5).toUpperCase();
-        if (next === '2F' || next === '5C' || next === '2E') return true;
-      }
+      // `%25` and two hex digits: a double encoding (`%252e`, `%2573ecret`). Handlers that
+      // decode twice see `.`, `s`, `/` where the rules saw `%2e`, `%73`, `%2f`; any letter or
+      // dot can be hidden this way, so every one is refused, not a list of known-bad ones.
+      if (hexPair(path, i, '2', '5') && i + 4 < n && isHexCode(path.charCodeAt(i + 3)) && isHexCode(path.charCodeAt(i + 4))) return true;
     }
   }
   // Dot segments, literal or escaped (`%2e` is an unreserved escape: normalization decodes it).
@@ -239,6 +246,47 @@ export function compileAuthorization(spec: AuthorizationSpec | undefined): Autho
       return DENIED_NO_ALLOW;
     },
   });
+}
+
+/** True when the raw path carries a percent-encoded byte outside ASCII (`%80`–`%FF`). */
+function hasEncodedNonAscii(path: string): boolean {
+  for (let i = path.indexOf('%'); i >= 0 && i + 2 < path.length; i = path.indexOf('%', i + 1)) {
+    const hi = path.charCodeAt(i + 1);
+    // 8-9, A-F, a-f as the high digit: a byte >= 0x80 (a malformed `%8z` is refused as well: fails closed).
+    if ((hi >= 0x38 && hi <= 0x39) || (hi >= 0x41 && hi <= 0x46) || (hi >= 0x61 && hi <= 0x66)) return true;
+  }
+  return false;
+}
+
+const caseInsensitive = new WeakMap<Authorizer, Authorizer>();
+
+/**
+ * The authorizer for an application whose router matches paths ignoring case (Fastify's
+ * `caseSensitive: false`). Such a router folds characters the rules never see: find-my-way
+ * decodes the path and calls `String.prototype.toLowerCase`, which turns the Kelvin sign
+ * (U+212A, `%E2%84%AA`) into `k` — `/api/%E2%84%AAeys` reached a handler for a denied
+ * `/api/keys` — and İ (U+0130) into `i` + U+0307; Unicode case folding as regexes with `iu` do it
+ * also turns ſ (U+017F) into `s`. No fold the rules could apply is guaranteed to be the
+ * router's, so with authorization configured a path with any encoded non-ASCII byte is refused
+ * (403, reason `unsafe-path`); what is left is ASCII, which deny rules already match ignoring
+ * case. Memoized per authorizer, so calling it per request allocates nothing.
+ */
+export function forCaseInsensitiveRouting(authz: Authorizer): Authorizer {
+  if (!authz.enabled) return authz;
+  let wrapped = caseInsensitive.get(authz);
+  if (wrapped === undefined) {
+    wrapped = Object.freeze({
+      enabled: true,
+      authorize(request: AuthorizationRequest): AuthorizationDecision {
+        const q = request.path.indexOf('?');
+        const raw = q < 0 ? request.path : request.path.slice(0, q);
+        if (hasEncodedNonAscii(raw)) return DENIED_PATH;
+        return authz.authorize(request);
+      },
+    });
+    caseInsensitive.set(authz, wrapped);
+  }
+  return wrapped;
 }
 
 /** The body of a 403: the code and this service, nothing about the rules. */

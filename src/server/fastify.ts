@@ -15,12 +15,18 @@
  * type parsers in an AsyncResource bound to the request (lib/content-type-parser.js), so the
  * hooks and the handler that follow the 'end' of the body keep the context (tested with a POST).
  *
+ * Paths are authorized the way this instance routes them: with case-insensitive routing
+ * (`routerOptions.caseSensitive: false`, or the deprecated top-level option) a path with
+ * percent-encoded non-ASCII bytes is refused, because find-my-way's `toLowerCase` folds some of
+ * them onto ASCII (the Kelvin sign is `k`): see forCaseInsensitiveRouting in authorization.ts.
+ *
  * When the stack answers by itself (403, 429, injected abort) done() is not called, so Fastify
  * runs no later hook and sends nothing; the reply is then marked hijacked (`reply.hijack()`).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { meshInboundHandler } from './inbound-security.js';
-import type { MeshInboundDeps, TrellisRequestInfo } from './inbound-security.js';
+import type { MeshInboundDeps, MeshInboundPolicy, TrellisRequestInfo } from './inbound-security.js';
+import { forCaseInsensitiveRouting } from './authorization.js';
 
 /** The parts of a Fastify request the plugin uses. */
 export interface FastifyRequestLike {
@@ -37,10 +43,31 @@ export interface FastifyReplyLike {
 export type FastifyHookDone = (err?: Error) => void;
 export type FastifyHookLike = (request: FastifyRequestLike, reply: FastifyReplyLike, done: FastifyHookDone) => void;
 
+/** The router settings the plugin reads (Fastify 5 `initialConfig`). */
+export interface FastifyInitialConfigLike {
+  readonly caseSensitive?: boolean | undefined;
+  readonly routerOptions?: { readonly caseSensitive?: boolean | undefined } | undefined;
+}
+
 /** The parts of a Fastify instance the plugin uses. */
 export interface FastifyInstanceLike {
   decorateRequest(property: 'trellis', value: null): unknown;
   addHook(name: 'onRequest', hook: FastifyHookLike): unknown;
+  readonly initialConfig?: FastifyInitialConfigLike | undefined;
+}
+
+/**
+ * Whether the instance's router matches paths case-sensitively. Fastify 5 takes
+ * `routerOptions.caseSensitive` over the deprecated top-level `caseSensitive` (lib/route.js
+ * buildRouterOptions); `initialConfig.caseSensitive` alone says `true` (its default) when only
+ * `routerOptions` turned it off. Anything not plainly `true` counts as case-insensitive: that
+ * only makes authorization stricter.
+ */
+export function routesCaseSensitively(instance: FastifyInstanceLike): boolean {
+  const config = instance.initialConfig;
+  const router = config?.routerOptions?.caseSensitive;
+  if (router !== undefined) return router === true;
+  return config?.caseSensitive === true;
 }
 
 /** A Fastify plugin callback, as `fastify.register` takes it. */
@@ -54,6 +81,19 @@ interface Pending {
   resolved: boolean;
 }
 
+const strict = new WeakMap<MeshInboundPolicy, MeshInboundPolicy>();
+
+/** The policy with its authorizer for a case-insensitive router; one object per config version. */
+function strictPaths(p: MeshInboundPolicy): MeshInboundPolicy {
+  if (p.authorizer === undefined || !p.authorizer.enabled) return p;
+  let s = strict.get(p);
+  if (s === undefined) {
+    s = { ...p, authorizer: forCaseInsensitiveRouting(p.authorizer) };
+    strict.set(p, s);
+  }
+  return s;
+}
+
 /**
  * @example
  * const app = Fastify();
@@ -63,18 +103,21 @@ interface Pending {
 export function fastifyPlugin(deps: FastifyPluginDeps): TrellisFastifyPlugin {
   const pending = new WeakMap<IncomingMessage, Pending>();
   const routes = new WeakMap<IncomingMessage, string>();
-  const handle = meshInboundHandler(
-    (req) => {
-      const p = pending.get(req);
-      if (p === undefined) return;
-      p.resolved = true;
-      pending.delete(req);
-      p.done();
-    },
-    { ...deps, routeLabel: (req) => routes.get(req) },
-  );
+  const next = (req: IncomingMessage): void => {
+    const p = pending.get(req);
+    if (p === undefined) return;
+    p.resolved = true;
+    pending.delete(req);
+    p.done();
+  };
+  const routeLabel = (req: IncomingMessage): string | undefined => routes.get(req);
 
   const plugin: TrellisFastifyPlugin = (fastify, _options, pluginDone) => {
+    // Authorization must match paths the way this instance's router will (RELIABILITY.md §3):
+    // a case-insensitive router folds non-ASCII characters onto ASCII ones (the Kelvin sign
+    // reaches `/api/keys`), so such paths are refused there (forCaseInsensitiveRouting).
+    const policy = routesCaseSensitively(fastify) ? deps.policy : () => strictPaths(deps.policy());
+    const handle = meshInboundHandler(next, { ...deps, policy, routeLabel });
     fastify.decorateRequest('trellis', null);
     fastify.addHook('onRequest', (request, reply, done) => {
       const raw = request.raw;

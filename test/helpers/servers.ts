@@ -9,6 +9,8 @@ export type Behaviour =
   | { kind: 'ok'; delayMs?: number; body?: string }
   | { kind: 'status'; status: number; delayMs?: number }
   | { kind: 'hang' }
+  /** Answers like `ok` once `until` resolves: the test decides when, so ordering is provable. */
+  | { kind: 'held'; until: Promise<void> }
   | { kind: 'destroy' };
 
 export interface TestServer {
@@ -64,6 +66,15 @@ export async function startServer(name: string, behaviour: Behaviour = { kind: '
           else send();
           break;
         }
+        case 'held':
+          hanging.add(res);
+          res.on('close', () => hanging.delete(res));
+          void b.until.then(() => {
+            if (res.destroyed) return;
+            res.setHeader('x-server', name);
+            res.end(JSON.stringify({ server: name, path: req.url, method: req.method, body: reqBody }));
+          });
+          break;
         case 'hang':
           hanging.add(res);
           res.on('close', () => hanging.delete(res));

@@ -3,6 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { ManualClock } from '../../src/core/clock.js';
+import { parseConfigText } from '../../src/config/load.js';
 import { OutlierDetector, type OutlierDetectorParams } from '../../src/lb/outlier-detector.js';
 import { ManualTimers } from './lb-helpers.js';
 
@@ -211,5 +212,54 @@ describe('OutlierDetector', () => {
     });
     assert.equal(result.error, undefined, 'the process did not exit by itself');
     assert.equal(result.status, 0, result.stderr);
+  });
+});
+
+describe('OutlierDetector: the configured ejection time, in real units', () => {
+  // A units slip (seconds read as milliseconds, or the reverse) would end a 30 s ejection after
+  // 30 ms; the tests above use 1 000 ms everywhere, where such a slip still looks plausible.
+  // Here the time comes from a Service document, as in production, and the clock is injected.
+  it('an endpoint ejected with `ejectionTime: 30s` is still out at 29 s and back at 30 s', () => {
+    const config = parseConfigText(
+      'apiVersion: trellis/v1\nkind: Service\nmetadata: { name: products }\nspec:\n  endpoints: [ { address: 10.0.0.1:80 } ]\n  outlierDetection: { consecutiveFailures: 2, ejectionTime: 30s, maxEjectedPercent: 100 }\n',
+    );
+    const params = config.services.get('products')?.outlierDetection;
+    assert.ok(params !== undefined);
+    const clock = new ManualClock();
+    const timers = new ManualTimers(clock);
+    const returns: number[] = [];
+    const d = new OutlierDetector(params, { clock, setTimer: timers.setTimer, onChange: () => undefined, onReturn: () => returns.push(clock.now()) });
+    d.setEndpoints(['a:1', 'b:1']);
+    const start = clock.now();
+    d.failure('a:1');
+    d.failure('a:1');
+    assert.equal(d.isEjected('a:1'), true);
+    timers.advance(1);
+    assert.equal(d.isEjected('a:1'), true, 'ejected after 1 ms');
+    timers.advance(28_999);
+    assert.equal(d.isEjected('a:1'), true, 'still ejected at 29 s');
+    timers.advance(999);
+    assert.equal(d.isEjected('a:1'), true, 'still ejected at 29.999 s');
+    timers.advance(1);
+    assert.equal(d.isEjected('a:1'), false, 'back at 30 s');
+    assert.deepEqual(returns, [start + 30_000]);
+  });
+
+  it('a second ejection lasts 60 s (30 s × 2), not 60 ms', () => {
+    const clock = new ManualClock();
+    const timers = new ManualTimers(clock);
+    const d = new OutlierDetector(
+      { consecutiveFailures: 1, ejectionTimeMs: 30_000, maxEjectionTimeMs: 300_000, maxEjectedPercent: 100 },
+      { clock, setTimer: timers.setTimer, onChange: () => undefined },
+    );
+    d.setEndpoints(['a:1', 'b:1']);
+    d.failure('a:1');
+    timers.advance(30_000);
+    assert.equal(d.isEjected('a:1'), false);
+    d.failure('a:1');
+    timers.advance(59_999);
+    assert.equal(d.isEjected('a:1'), true, 'still ejected at 59.999 s');
+    timers.advance(1);
+    assert.equal(d.isEjected('a:1'), false);
   });
 });

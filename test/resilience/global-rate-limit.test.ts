@@ -7,7 +7,8 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import net, { type AddressInfo, type Socket } from 'node:net';
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe, it as test } from 'node:test';
+import type { TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { ManualClock, systemClock } from '../../src/core/clock.js';
@@ -43,14 +44,31 @@ async function drive(limiters: GlobalRateLimiter[], ms: number, onCall?: (ok: un
   return counts;
 }
 
-describe('global rate limiter (real redis-server)', { skip }, () => {
+// Skipped test by test (locally, without redis-server), so each one is counted as skipped in the
+// summary; a skipped describe block would vanish from the counts. In CI `skip` is false, and a
+// redis-server that does not start fails every test with the reason (not "cancelled" by a hook).
+let startError: unknown;
+const it = (name: string, fn: (t: TestContext) => Promise<void>): void => {
+  test(name, { skip }, async (t) => {
+    if (startError !== undefined) throw startError;
+    await fn(t);
+  });
+};
+
+describe('global rate limiter (real redis-server)', () => {
   let redis: RedisServer;
   let admin: Redis;
   const opened: GlobalRateLimiter[] = [];
   const open = (l: GlobalRateLimiter): GlobalRateLimiter => (opened.push(l), l);
 
   before(async () => {
-    redis = await startRedis();
+    if (skip !== false) return;
+    try {
+      redis = await startRedis();
+    } catch (err) {
+      startError = err;
+      return;
+    }
     admin = new Redis(redis.url, { lazyConnect: true, maxRetriesPerRequest: 0 });
     await admin.connect();
   });
@@ -136,25 +154,25 @@ describe('global rate limiter (real redis-server)', { skip }, () => {
     assert.ok(l.stats().allowance > 0, 'holds a reserved allowance');
     const callsBefore = l.stats().redisCalls;
 
-    // Redis stops answering anyone for 350 ms (below the 500 ms command timeout).
-    assert.equal(await admin.call('CLIENT', 'PAUSE', '350', 'ALL'), 'OK');
-    let maxCallMs = 0;
+    // Redis stops answering anyone for 450 ms (below the 500 ms command timeout); the load runs
+    // for 150 ms of it, leaving 300 ms of margin for a loaded machine.
+    assert.equal(await admin.call('CLIENT', 'PAUSE', '450', 'ALL'), 'OK');
     let notBoolean = 0;
     const t0 = performance.now();
-    const [duringPause] = (await drive([l], 250, (ok, ms) => {
+    const [duringPause] = (await drive([l], 150, (ok) => {
       if (typeof ok !== 'boolean') notBoolean++;
-      if (ms > maxCallMs) maxCallMs = ms;
     })) as [number];
     const pauseMs = performance.now() - t0;
+    // A boolean each time: answered synchronously, so no call waited for the stalled Redis.
+    // (The slowest call's duration, once asserted here, measured the machine's load instead.)
     assert.equal(notBoolean, 0, 'tryAcquire returns a boolean, never a promise');
-    assert.ok(maxCallMs < 20, `slowest call ${maxCallMs.toFixed(3)} ms while Redis was stalled`);
-    assert.ok(pauseMs < 340, 'the stall covered the whole measurement');
+    assert.ok(pauseMs < 440, `the stall covered the whole measurement (${pauseMs.toFixed(0)} ms)`);
     const batch = batchFor(rate, burst);
     assert.ok(duringPause > 0, 'the reserved allowance kept admitting while the refill hung');
     assert.ok(duringPause <= 3 * batch, `no more than allowance + credit (${duringPause})`);
     assert.ok(l.stats().redisCalls - callsBefore <= 1, 'one refill in flight at most, not one per request');
 
-    await sleep(150); // the pause ends; the refill completes
+    await sleep(350); // the pause ends; the refill completes
     const [afterPause] = (await drive([l], 200)) as [number];
     assert.ok(afterPause > 0);
     assert.equal(l.stats().mode, 'redis', 'a stall shorter than the command timeout is not an outage');
@@ -214,14 +232,22 @@ describe('global rate limiter (real redis-server)', { skip }, () => {
     );
     try {
       const t0 = performance.now();
-      let maxCallMs = 0;
+      // Every call answered synchronously with a decision (a boolean, never a promise): in
+      // Node a synchronous call cannot wait for a socket, so none waited for the silent Redis.
+      // (Timing each call, as this test once did, fails on a loaded machine for no fault.)
+      let calls = 0;
+      let undecided = 0;
       while (!fallback.includes(true) && performance.now() - t0 < 3000) {
-        await drive([l], 20, (_ok, ms) => (maxCallMs = Math.max(maxCallMs, ms)));
+        await drive([l], 20, (ok) => {
+          calls++;
+          if (typeof ok !== 'boolean') undecided++;
+        });
       }
       const tookMs = performance.now() - t0;
       assert.deepEqual(fallback, [true]);
       assert.ok(tookMs < 1500, `noticed after ${tookMs.toFixed(0)} ms`);
-      assert.ok(maxCallMs < 20, 'no request waited for the silent Redis');
+      assert.ok(calls > 0);
+      assert.equal(undecided, 0, 'every request got its answer synchronously');
       assert.match(warns[0] ?? '', /unreachable \(.*timed out.*\); limiting locally/);
       const [admitted] = (await drive([l], 300)) as [number];
       assert.ok(admitted >= 20 && admitted <= 30 + 10 + 2, `local limit in force (${admitted} in 300 ms at 100/s, burst 10)`);

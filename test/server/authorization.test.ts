@@ -8,7 +8,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import http from 'node:http';
-import { compileAuthorization, compileGlob, forbiddenBody, isAmbiguousPath, writeForbidden } from '../../src/server/authorization.js';
+import { compileAuthorization, compileGlob, forbiddenBody, forCaseInsensitiveRouting, isAmbiguousPath, writeForbidden } from '../../src/server/authorization.js';
 import type { AuthorizationSpec } from '../../src/server/authorization.js';
 import type { AuthorizationRuleSpec } from '../../src/config/types.js';
 
@@ -128,14 +128,14 @@ describe('compileAuthorization', () => {
       for (const p of [
         '//list', '//admin', '/list//x', '/%2e%2e/admin', '/list/../admin', '/list/./x', '/list/%2E/x', '/list/.%2e/admin',
         '/list/..', '/list/.', '/list%2Fx', '/list%2fx', '/%2Fadmin', '/list%5Cx', '/list%5cx', '/list\\x', '/list;x', '/admin;x',
-        '/list%252Fx', '/list%255c', '/list/%252e%252e/admin', '/list#x', 'http://evil/list', '*', 'list',
+        '/list%252Fx', '/list%255c', '/list/%252e%252e/admin', '/list/%2573ecret', '/list/x%2541', '/list/%25c3%25a4', '/list#x', 'http://evil/list', '*', 'list',
         '/list/\u00e4', '/list\tx', '/list x',
       ]) denied(p);
       for (const p of ['//list', '/list;x', '/%2e%2e/admin']) assert.equal(authz.authorize({ caller: 'checkout', method: 'GET', path: p }).reason, 'unsafe-path');
     });
 
     it('dots inside a segment and escapes of other characters are fine', () => {
-      for (const p of ['/list.json', '/list/..x', '/list/x..', '/list/a.b.c', '/list/%41', '/list/%20space', '/list%3Bx']) {
+      for (const p of ['/list.json', '/list/..x', '/list/x..', '/list/a.b.c', '/list/%41', '/list/%20space', '/list%3Bx', '/list/100%25', '/list/%25off']) {
         assert.equal(authz.authorize({ caller: 'checkout', method: 'GET', path: p }).allowed, true, p);
       }
     });
@@ -183,6 +183,34 @@ describe('compileAuthorization', () => {
     await new Promise((r) => setImmediate(r));
     assert.ok(wire.endsWith(body), wire);
     assert.doesNotMatch(wire, /admin|checkout|deny|allow|rule|unsafe/i);
+  });
+});
+
+describe('forCaseInsensitiveRouting', () => {
+  // Fastify's caseSensitive: false lower-cases the decoded path with toLowerCase: U+212A (Kelvin)
+  // becomes `k`. Rules cannot know every router's fold, so non-ASCII paths are refused there.
+  const base = compileAuthorization(spec([{ paths: ['/api/*', '/caf\u00e9'] }], [{ paths: ['/api/keys'] }]));
+  const folding = forCaseInsensitiveRouting(base);
+
+  it('refuses any percent-encoded non-ASCII byte, as an unsafe path', () => {
+    for (const p of ['/api/%E2%84%AAeys', '/api/%e2%84%aaeys', '/api/%C5%BFecret', '/api/%C4%B0d', '/caf%C3%A9', '/api/x%80', '/api/%FF?q=1']) {
+      assert.deepEqual(folding.authorize({ caller: 'x', method: 'GET', path: p }), { allowed: false, reason: 'unsafe-path' }, p);
+    }
+    // Case-sensitive routing keeps them: the rules match their encoded form.
+    assert.equal(base.authorize({ caller: 'x', method: 'GET', path: '/caf%C3%A9' }).allowed, true);
+    assert.equal(base.authorize({ caller: 'x', method: 'GET', path: '/api/%E2%84%AAeys' }).allowed, true);
+  });
+
+  it('leaves ASCII paths to the rules, query strings included', () => {
+    assert.equal(folding.authorize({ caller: 'x', method: 'GET', path: '/api/orders?name=%C3%A9' }).allowed, true);
+    assert.equal(folding.authorize({ caller: 'x', method: 'GET', path: '/api/KEYS' }).allowed, false);
+    assert.equal(folding.authorize({ caller: 'x', method: 'GET', path: '/api/%7E' }).allowed, true);
+  });
+
+  it('is memoized per authorizer and leaves "no authorization" open', () => {
+    assert.equal(forCaseInsensitiveRouting(base), folding);
+    const open = compileAuthorization(undefined);
+    assert.equal(forCaseInsensitiveRouting(open), open);
   });
 });
 
