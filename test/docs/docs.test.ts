@@ -5,7 +5,7 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile, readdir } from 'node:fs/promises';
+import { access, readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ERROR_CODES, loadConfig } from 'trellis';
@@ -51,5 +51,21 @@ describe('docs', () => {
         assert.equal(b.body.trim(), file.trim(), `${d.name} quotes ${m[1]}`);
       }
     }
+  });
+
+  it('docs, README and examples/README link only to files in the repository, never to design files outside it', async () => {
+    const pages = [...(await docs()).map((d) => ({ file: path.join(docsDir, d.name), text: d.text }))];
+    for (const f of ['README.md', 'examples/README.md']) pages.push({ file: path.join(root, f), text: await readFile(path.join(root, f), 'utf8') });
+    let links = 0;
+    for (const p of pages) {
+      assert.doesNotMatch(p.text, /\b(DESIGN|RELIABILITY|STYLE)\.md\b/, `${path.relative(root, p.file)} names a design file that is not in the repository`);
+      for (const m of p.text.matchAll(/\]\(([^)\s#]+)(#[^)\s]*)?\)/g)) {
+        const target = m[1] ?? '';
+        if (/^[a-z]+:/.test(target)) continue;
+        links++;
+        await assert.doesNotReject(access(path.resolve(path.dirname(p.file), target)), `${path.relative(root, p.file)} links to ${target}, which does not exist`);
+      }
+    }
+    assert.ok(links > 10);
   });
 });
