@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { access, readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import * as trellis from 'trellis';
 import { ERROR_CODES, loadConfig } from 'trellis';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -67,5 +68,11 @@ describe('docs', () => {
       }
     }
     assert.ok(links > 10);
+  });
+
+  it('the generated API reference (npm run docs:api) lists every runtime export', async () => {
+    const index = await readFile(path.join(docsDir, 'reference/README.md'), 'utf8');
+    const missing = Object.keys(trellis).filter((name) => !index.includes(`[${name.replaceAll('_', '\\_')}]`));
+    assert.deepEqual(missing, [], 'run npm run docs:api after changing the public API');
   });
 });
