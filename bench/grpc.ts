@@ -69,7 +69,7 @@ spec:
   retries: { attempts: 2 }
 `);
   const metrics = new MeshMetrics();
-  const destinations = new Destinations(systemClock, systemRandom, { onEndpoints: () => undefined, onEjection: () => undefined, onBreaker: () => undefined, onWarn: () => undefined });
+  const destinations = new Destinations(systemClock, systemRandom, { onEndpoints: () => undefined, onEjection: () => undefined, onBreaker: () => undefined, onBreakerPresence: () => undefined, onWarn: () => undefined });
   destinations.apply(config);
   const mesh = new MeshGrpc({ service: 'bench', clock: systemClock, random: systemRandom, destinations, config: () => config, watch: () => () => undefined, metrics, tracer: new MeshTracer({ service: 'bench' }) });
 

@@ -169,8 +169,11 @@ export async function meshClient(options: MeshClientOptions = {}): Promise<Mesh>
       mesh?.emit('ejection', { service, endpoint, ejected });
     },
     onBreaker: (service, state) => {
-      metrics.setBreakerState(service, state);
       mesh?.emit('breaker', { service, state });
+    },
+    onBreakerPresence: (service, state) => {
+      if (state === undefined) metrics.clearBreakerState(service);
+      else metrics.setBreakerState(service, state);
     },
     onWarn: (message) => {
       logger.warn(message);

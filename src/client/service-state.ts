@@ -42,7 +42,13 @@ export interface ServiceStateDeps {
   ticker: (windowMs: number) => BreakerTicker;
   onEndpoints: (service: string, endpoints: readonly Endpoint[]) => void;
   onEjection: (service: string, endpoint: string, ejected: boolean) => void;
+  /** The breaker changed state (a transition, not its creation). */
   onBreaker: (service: string, state: BreakerState) => void;
+  /**
+   * The destination's breaker now exists in `state`, or no longer exists (`undefined`): the
+   * state gauge has a series from the breaker's creation, not from its first transition.
+   */
+  onBreakerPresence: (service: string, state: BreakerState | undefined) => void;
   onWarn: (message: string) => void;
 }
 
@@ -107,8 +113,12 @@ export class ServiceState {
       classify: httpClassifier([...spec.retries.on, USER_RETRYABLE]),
       service: spec.name,
       rotate: this.#deps.ticker(cb.windowMs),
-      onStateChange: (state) => this.#deps.onBreaker(spec.name, state),
+      onStateChange: (state) => {
+        this.#deps.onBreakerPresence(spec.name, state);
+        this.#deps.onBreaker(spec.name, state);
+      },
     });
+    this.#deps.onBreakerPresence(spec.name, this.#breaker?.state);
     return this.#breaker;
   }
 
@@ -154,6 +164,7 @@ export class ServiceState {
   }
 
   async close(): Promise<void> {
+    if (this.#breaker !== undefined) this.#deps.onBreakerPresence(this.name, undefined);
     this.#breaker?.close();
     for (const l of this.#limiters.values()) l.limiter.close();
     this.#limiters.clear();

@@ -5,9 +5,10 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile, readdir } from 'node:fs/promises';
+import { access, readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import * as trellis from 'trellis';
 import { ERROR_CODES, loadConfig } from 'trellis';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -51,5 +52,27 @@ describe('docs', () => {
         assert.equal(b.body.trim(), file.trim(), `${d.name} quotes ${m[1]}`);
       }
     }
+  });
+
+  it('docs, README and examples/README link only to files in the repository, never to design files outside it', async () => {
+    const pages = [...(await docs()).map((d) => ({ file: path.join(docsDir, d.name), text: d.text }))];
+    for (const f of ['README.md', 'examples/README.md']) pages.push({ file: path.join(root, f), text: await readFile(path.join(root, f), 'utf8') });
+    let links = 0;
+    for (const p of pages) {
+      assert.doesNotMatch(p.text, /\b(DESIGN|RELIABILITY|STYLE)\.md\b/, `${path.relative(root, p.file)} names a design file that is not in the repository`);
+      for (const m of p.text.matchAll(/\]\(([^)\s#]+)(#[^)\s]*)?\)/g)) {
+        const target = m[1] ?? '';
+        if (/^[a-z]+:/.test(target)) continue;
+        links++;
+        await assert.doesNotReject(access(path.resolve(path.dirname(p.file), target)), `${path.relative(root, p.file)} links to ${target}, which does not exist`);
+      }
+    }
+    assert.ok(links > 10);
+  });
+
+  it('the generated API reference (npm run docs:api) lists every runtime export', async () => {
+    const index = await readFile(path.join(docsDir, 'reference/README.md'), 'utf8');
+    const missing = Object.keys(trellis).filter((name) => !index.includes(`[${name.replaceAll('_', '\\_')}]`));
+    assert.deepEqual(missing, [], 'run npm run docs:api after changing the public API');
   });
 });

@@ -159,6 +159,7 @@ export async function grpcMesh(yaml: string, opts: { service?: string; tracerPro
     onEndpoints: (service, endpoints) => events.emit('endpoints', { service, endpoints }),
     onEjection: (service, endpoint, ejected) => events.emit('ejection', { service, endpoint, ejected }),
     onBreaker: (service, state) => events.emit('breaker', { service, state }),
+    onBreakerPresence: () => undefined,
     onWarn: () => undefined,
   });
   const inbound = new InboundPolicies(opts.service, { clock, random, onWarn: () => undefined });

@@ -70,7 +70,7 @@ spec:
     destinations = new Destinations(
       systemClock,
       systemRandom,
-      { onEndpoints: () => undefined, onEjection: () => undefined, onBreaker: () => undefined, onWarn: () => undefined },
+      { onEndpoints: () => undefined, onEjection: () => undefined, onBreaker: () => undefined, onBreakerPresence: () => undefined, onWarn: () => undefined },
       new MeshObservability(metrics, systemClock),
     );
     destinations.apply(config);
