@@ -35,6 +35,7 @@ import type { Classification, Classifier, Discard } from '../core/classify.js';
 import type { Clock } from '../core/clock.js';
 import type { CallContext } from '../core/context.js';
 import { CallController } from '../core/call-signal.js';
+import { timerDelay } from '../core/timer-limit.js';
 import type { CallSignal } from '../core/call-signal.js';
 import { isTrellisError, RetriesExhaustedError, TimeoutError } from '../core/errors.js';
 import type { Filter, Service } from '../core/service.js';
@@ -211,7 +212,7 @@ function attemptWithTimeout<Req, Res>(
       finish();
       reject(err);
       controller.abort(err);
-    }, timeoutMs);
+    }, timerDelay(timeoutMs));
     parent?.addEventListener('abort', onParentAbort);
     let pending: Promise<Res>;
     try {
@@ -250,7 +251,7 @@ function sleep(ms: number, signal: CallSignal | undefined): Promise<void> {
     const timer = setTimeout(() => {
       signal?.removeEventListener('abort', onAbort);
       resolve();
-    }, ms);
+    }, timerDelay(ms));
     signal?.addEventListener('abort', onAbort, { once: true });
   });
 }

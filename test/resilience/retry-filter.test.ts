@@ -294,3 +294,15 @@ test('rejects bad params at build time', () => {
   assert.throws(() => setup({ params: { attempts: 0 } }), RangeError);
   assert.throws(() => setup({ params: { perTryTimeoutMs: 0 } }), RangeError);
 });
+
+test('a per-try timeout beyond what a timer can wait (2^31 ms) does not overflow into an immediate timeout', async () => {
+  const { filter } = setup({ clock: systemClock, params: { perTryTimeoutMs: 2 ** 32 } });
+  let attempts = 0;
+  const result = await filter('GET /', ctxFor(), async () => {
+    attempts++;
+    await delay(30);
+    return res(200);
+  });
+  assert.equal(result.status, 200);
+  assert.equal(attempts, 1);
+});
