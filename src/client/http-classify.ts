@@ -55,6 +55,12 @@ const ERROR_CONDITIONS: Record<string, Classification> = {
   TRELLIS_TIMEOUT: Object.freeze({ kind: 'failure', conditions: Object.freeze(['timeout']) }),
   TRELLIS_UPSTREAM_ERROR: Object.freeze({ kind: 'failure', conditions: Object.freeze(['reset']) }),
   TRELLIS_NO_ENDPOINTS: Object.freeze({ kind: 'failure', conditions: Object.freeze([]) }),
+  // The endpoint is not who it must be (stale discovery or an impostor): a failure of that
+  // endpoint for outlier detection and the breaker, but no retry condition — another attempt
+  // cannot change a certificate, and docs promise identity failures are never retried.
+  TRELLIS_PEER_IDENTITY: Object.freeze({ kind: 'failure', conditions: Object.freeze([]) }),
+  // Our own certificate is missing: nothing left the process, so nothing is charged to anyone.
+  TRELLIS_NO_IDENTITY: IGNORE,
 };
 
 /**

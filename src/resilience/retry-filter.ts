@@ -67,7 +67,7 @@ export interface RetryDeps<Req, Res> {
 
 const kPerTry = Symbol('trellis.perTryTimeout');
 const PER_TRY_TIMEOUT: Classification = Object.freeze({ kind: 'failure', conditions: Object.freeze(['timeout']) });
-const NEVER_RETRIED = new Set<string>(['TRELLIS_CIRCUIT_OPEN', 'TRELLIS_RATE_LIMITED', 'TRELLIS_ABORTED']);
+const NEVER_RETRIED = new Set<string>(['TRELLIS_CIRCUIT_OPEN', 'TRELLIS_RATE_LIMITED', 'TRELLIS_ABORTED', 'TRELLIS_PEER_IDENTITY', 'TRELLIS_NO_IDENTITY']);
 
 function isPerTryTimeout(err: unknown): boolean {
   return typeof err === 'object' && err !== null && (err as Record<symbol, unknown>)[kPerTry] === true;

@@ -10,6 +10,7 @@ import {
   ResetError,
   RetriesExhaustedError,
   TimeoutError,
+  PeerIdentityError,
   isTrellisError,
 } from '../../src/core/errors.js';
 import type { Service } from '../../src/core/service.js';
@@ -156,8 +157,8 @@ test('thrown errors: as-is after one attempt, RetriesExhaustedError with the las
   });
 });
 
-test('circuit-open, rate-limited and overall timeouts are never retried', async () => {
-  for (const err of [new CircuitOpenError('open'), new RateLimitedError('limited'), new TimeoutError('overall')]) {
+test('circuit-open, rate-limited, peer-identity and overall timeouts are never retried', async () => {
+  for (const err of [new CircuitOpenError('open'), new RateLimitedError('limited'), new TimeoutError('overall'), new PeerIdentityError('wrong SPIFFE identity')]) {
     const { filter } = setup();
     const up = scripted([fail(err), answer(200)]);
     await assert.rejects(filter('GET /', ctxFor(), up.next), (e) => e === err);
