@@ -14,12 +14,29 @@ const CONNECT_CODES = new Set([
 const RESET_CODES = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'ECONNABORTED']);
 const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
 
-/** Translates a transport error into a TrellisError naming the subject. */
-export function mapTransportError(err: unknown, subject: ErrorSubject): TrellisError {
+/**
+ * Whether `err` came from the transport (undici, the socket, the HTTP parser) rather than from
+ * a caller: it carries one of their codes.
+ */
+export function isTransportError(err: unknown): boolean {
+  const code = typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
+  if (typeof code !== 'string') return false;
+  return CONNECT_CODES.has(code) || RESET_CODES.has(code) || TIMEOUT_CODES.has(code) || code.startsWith('UND_ERR_') || code.startsWith('HPE_');
+}
+
+/**
+ * Translates a transport error into a TrellisError naming the subject. `phase` 'mid-body' is a
+ * failure after the response headers arrived: the body was cut short.
+ */
+export function mapTransportError(err: unknown, subject: ErrorSubject, phase: 'request' | 'mid-body' = 'request'): TrellisError {
   if (err instanceof TrellisError) return err;
   const code = typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
   const message = err instanceof Error ? err.message : String(err);
   const opts = { ...subject, cause: err };
+  if (phase === 'mid-body') {
+    if (typeof code === 'string' && code.startsWith('HPE_')) return new UpstreamError(`malformed response body (${code}): ${message}`, opts);
+    return new ResetError(`connection failed before the response body completed (${typeof code === 'string' ? code : 'error'}): ${message}`, opts);
+  }
   if (typeof code === 'string') {
     if (CONNECT_CODES.has(code)) return new ConnectFailedError(`connect failed (${code}): ${message}`, opts);
     if (RESET_CODES.has(code)) return new ResetError(`connection reset (${code}): ${message}`, opts);

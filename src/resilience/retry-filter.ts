@@ -112,14 +112,18 @@ export function retryFilter<Req, Res>(params: RetryParams, deps: RetryDeps<Req, 
     return attemptWithTimeout(req, actx, next, perTryTimeoutMs, discard);
   };
 
+  const retriesReset = on.has('reset') && maxAttempts > 1;
   return async (req, ctx, next) => {
     budget.deposit();
+    // Whether a reset of this request could be retried at all (attempts left is checked per attempt).
+    const resetRetryable = retriesReset && ctx.idempotent && replayable(req);
     let avoid = ctx.avoid;
     let history: string[] | undefined;
     for (let attempt = 1; ; attempt++) {
       const actx = ctx.fork();
       actx.attempt = attempt;
       actx.avoid = avoid;
+      actx.retriesReset = resetRetryable && attempt < maxAttempts;
       let result: Res | undefined;
       let error: unknown;
       let threw = false;
