@@ -13,6 +13,8 @@ export class BufferedBody extends Readable {
   readonly #contentType: string;
   readonly #signal: CallSignal | undefined;
   readonly #onAbort = (): void => {
+    // As undici does when it destroys a body: nobody may be listening, and that must not crash.
+    this.on('error', () => undefined);
     this.destroy(this.#signal?.reason instanceof Error ? this.#signal.reason : new Error('aborted'));
   };
 
@@ -38,6 +40,7 @@ export class BufferedBody extends Readable {
   }
 
   async #consume(): Promise<Buffer> {
+    if (this.errored !== null) throw this.errored;
     if (this.bodyUsed) throw new TypeError('unusable: the body has already been read');
     const parts: Buffer[] = [];
     for await (const chunk of this) parts.push(chunk as Buffer);
