@@ -141,3 +141,26 @@ describe('reset mid-body', () => {
     });
   });
 });
+
+describe('reset mid-body and the circuit breaker', () => {
+  it('streamed bodies cut by a reset count as failures: the breaker opens', async () => {
+    const bad = await resetServer({ size: 256 * 1024, resets: true });
+    const mesh = await meshClient({
+      service: 'caller',
+      config: serviceYaml('products', [{ address: bad.address }], `${RETRIES}\ncircuitBreaker: { errorThresholdPercent: 50, volumeThreshold: 4, resetTimeout: 60s }`),
+      logger: quietLogger(),
+    });
+    try {
+      for (let i = 0; i < 4; i++) {
+        const res = await mesh.http('products').request({ method: 'GET', path: '/big' });
+        await assert.rejects(res.body.text(), (err: unknown) => isTrellisError(err, 'TRELLIS_RESET'));
+      }
+      await new Promise((resolve) => setImmediate(resolve)); // the body's 'close' reports the outcome
+      await assert.rejects(mesh.http('products').request({ method: 'GET', path: '/big' }), (err: unknown) => isTrellisError(err, 'TRELLIS_CIRCUIT_OPEN'));
+      assert.equal(bad.hits, 4, 'the open breaker kept the fifth request from the endpoint');
+    } finally {
+      await mesh.close();
+      await bad.close();
+    }
+  });
+});
