@@ -115,6 +115,15 @@ describe('reset mid-body', () => {
     }
   });
 
+  it('a POST (not idempotent) cut mid-body is never re-sent: the caller sees TRELLIS_RESET', async () => {
+    const bad = await resetServer({ size: 4 * 1024, resets: true });
+    cleanup.push(() => bad.close());
+    const mesh = await meshFor([bad], RETRIES);
+    const res = await mesh.http('products').request({ method: 'POST', path: '/order', body: '{}' });
+    await assert.rejects(res.body.text(), (err: unknown) => isTrellisError(err, 'TRELLIS_RESET') && err.endpoint === bad.address);
+    assert.equal(bad.hits, 1);
+  });
+
   it('through mesh.dispatcher: undici.request and fetch retry small bodies and see typed resets on large ones', async () => {
     const good = await resetServer({ size: 4 * 1024, resets: false });
     const bad = await resetServer({ size: 4 * 1024, resets: true });
