@@ -14,14 +14,27 @@ const CONNECT_CODES = new Set([
 const RESET_CODES = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'ECONNABORTED']);
 const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
 
+/** Errors that can end a response body from the transport's side (undici, socket, parser). */
+const MALFORMED_BODY_CODES = new Set(['UND_ERR_RES_CONTENT_LENGTH_MISMATCH', 'UND_ERR_RES_EXCEEDED_MAX_SIZE']);
+const BODY_RESET_CODES = new Set([...RESET_CODES, 'ETIMEDOUT', 'UND_ERR_DESTROYED', 'UND_ERR_BODY_TIMEOUT']);
+
 /**
- * Whether `err` came from the transport (undici, the socket, the HTTP parser) rather than from
- * a caller: it carries one of their codes.
+ * Whether `err`, ending a response body, came from the transport (the connection or the HTTP
+ * parser) rather than from the caller: undici's aborts (`UND_ERR_ABORT`, `UND_ERR_ABORTED`) and
+ * anything uncoded are the caller's.
  */
 export function isTransportError(err: unknown): boolean {
+  if (isMalformedBody(err)) return true;
   const code = typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
-  if (typeof code !== 'string') return false;
-  return CONNECT_CODES.has(code) || RESET_CODES.has(code) || TIMEOUT_CODES.has(code) || code.startsWith('UND_ERR_') || code.startsWith('HPE_');
+  return typeof code === 'string' && BODY_RESET_CODES.has(code);
+}
+
+/** A response the HTTP parser refused (undici 7 leaves HTTPParserError's `code` unset for some errors, so its name counts too). */
+function isMalformedBody(err: unknown): boolean {
+  if (typeof err !== 'object' || err === null) return false;
+  const { code, name } = err as { code?: unknown; name?: unknown };
+  if (name === 'HTTPParserError') return true;
+  return typeof code === 'string' && (code.startsWith('HPE_') || MALFORMED_BODY_CODES.has(code));
 }
 
 /**
@@ -34,7 +47,7 @@ export function mapTransportError(err: unknown, subject: ErrorSubject, phase: 'r
   const message = err instanceof Error ? err.message : String(err);
   const opts = { ...subject, cause: err };
   if (phase === 'mid-body') {
-    if (typeof code === 'string' && code.startsWith('HPE_')) return new UpstreamError(`malformed response body (${code}): ${message}`, opts);
+    if (isMalformedBody(err)) return new UpstreamError(`malformed response body (${typeof code === 'string' ? code : 'HTTPParserError'}): ${message}`, opts);
     return new ResetError(`connection failed before the response body completed (${typeof code === 'string' ? code : 'error'}): ${message}`, opts);
   }
   if (typeof code === 'string') {

@@ -9,6 +9,7 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { fetch as undiciFetch, request as undiciRequest } from 'undici';
 import { isTrellisError, meshClient } from 'trellis';
@@ -113,6 +114,27 @@ describe('reset mid-body', () => {
       const endpoints = mesh.inspect().services.find((s) => s.name === 'products')?.endpoints ?? [];
       assert.deepEqual(endpoints.map((e) => e.ejected), [true], `resets mid-body count toward ejection (${JSON.stringify(shape)})`);
     }
+  });
+
+  it('a malformed chunk mid-body is TRELLIS_UPSTREAM_ERROR on the stream, naming the endpoint', async () => {
+    let hits = 0;
+    const server = net.createServer((socket) => {
+      hits++;
+      socket.once('data', () => socket.end('HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\nZZ\r\n'));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    cleanup.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    const address = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const mesh = await meshClient({ service: 'caller', config: serviceYaml('products', [{ address }], RETRIES), logger: quietLogger() });
+    cleanup.push(() => mesh.close());
+    const res = await mesh.http('products').request({ method: 'GET', path: '/bad-chunk' });
+    await assert.rejects(res.body.text(), (err: unknown) => {
+      assert.ok(isTrellisError(err, 'TRELLIS_UPSTREAM_ERROR'), `${(err as Error).name}: ${(err as Error).message}`);
+      assert.match(err.message, /malformed response body \((HPE_\w+|HTTPParserError)\): .*chunk/);
+      assert.equal(err.endpoint, address);
+      return true;
+    });
+    assert.equal(hits, 1);
   });
 
   it('a POST (not idempotent) cut mid-body is never re-sent: the caller sees TRELLIS_RESET', async () => {
