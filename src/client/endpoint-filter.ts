@@ -14,8 +14,12 @@ export interface EndpointFilterDeps<Res> {
   set: EndpointSet;
   clock: Clock;
   classify: Classifier<Res>;
-  /** Calls `done` when the result is fully consumed (HTTP: body finished). */
-  whenDone: ((res: Res, done: () => void) => void) | undefined;
+  /**
+   * Calls `done` when the result is fully consumed (HTTP: body finished), with `failed` true when
+   * it ended in a failure of the endpoint (a reset mid-body). The outcome is reported to outlier
+   * detection then, not at the headers: a response cut short is a failure of the endpoint.
+   */
+  whenDone: ((res: Res, done: (failed: boolean) => void) => void) | undefined;
 }
 
 export function endpointFilter<Req, Res>(deps: EndpointFilterDeps<Res>): Filter<Req, Res> {
@@ -37,9 +41,16 @@ export function endpointFilter<Req, Res>(deps: EndpointFilterDeps<Res>): Filter<
         const now = clock.now();
         load.observe(now - start, now);
         const c = classify(res, undefined);
-        if (c.kind !== 'ignore') set.report(load.id, c.kind === 'success');
-        if (whenDone !== undefined) whenDone(res, release);
-        else release();
+        if (whenDone === undefined) {
+          if (c.kind !== 'ignore') set.report(load.id, c.kind === 'success');
+          release();
+        } else {
+          whenDone(res, (failed) => {
+            release();
+            if (failed) set.report(load.id, false);
+            else if (c.kind !== 'ignore') set.report(load.id, c.kind === 'success');
+          });
+        }
         return res;
       },
       (err: unknown) => {

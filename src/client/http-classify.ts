@@ -11,7 +11,7 @@
 import type { Dispatcher } from 'undici';
 import { IGNORE, SUCCESS } from '../core/classify.js';
 import type { Classification, Classifier } from '../core/classify.js';
-import { TrellisError } from '../core/errors.js';
+import { isTrellisError, TrellisError } from '../core/errors.js';
 
 /** What a user classifier may answer for a response; undefined = use the default. */
 export type ResponseClass = 'success' | 'failure' | 'retryable-failure' | undefined;
@@ -55,6 +55,12 @@ const ERROR_CONDITIONS: Record<string, Classification> = {
   TRELLIS_TIMEOUT: Object.freeze({ kind: 'failure', conditions: Object.freeze(['timeout']) }),
   TRELLIS_UPSTREAM_ERROR: Object.freeze({ kind: 'failure', conditions: Object.freeze(['reset']) }),
   TRELLIS_NO_ENDPOINTS: Object.freeze({ kind: 'failure', conditions: Object.freeze([]) }),
+  // The endpoint is not who it must be (stale discovery or an impostor): a failure of that
+  // endpoint for outlier detection and the breaker, but no retry condition — another attempt
+  // cannot change a certificate, and docs promise identity failures are never retried.
+  TRELLIS_PEER_IDENTITY: Object.freeze({ kind: 'failure', conditions: Object.freeze([]) }),
+  // Our own certificate is missing: nothing left the process, so nothing is charged to anyone.
+  TRELLIS_NO_IDENTITY: IGNORE,
 };
 
 /**
@@ -94,6 +100,17 @@ export function whenBodyDone(res: Dispatcher.ResponseData, done: () => void): vo
     return;
   }
   body.once('close', done);
+}
+
+/** Whether a response body ended in a failure of the endpoint: the connection reset or the body was malformed. */
+export function bodyFailed(res: Dispatcher.ResponseData): boolean {
+  const err = (res.body as { errored?: unknown }).errored;
+  return isTrellisError(err, 'TRELLIS_RESET') || isTrellisError(err, 'TRELLIS_UPSTREAM_ERROR');
+}
+
+/** `whenBodyDone`, telling `done` whether the body ended in a failure of the endpoint. */
+export function whenBodySettled(res: Dispatcher.ResponseData, done: (failed: boolean) => void): void {
+  whenBodyDone(res, () => done(bodyFailed(res)));
 }
 
 /** Releases a response that will not reach the caller: reads and drops a small body, keeping the connection. */

@@ -2,8 +2,10 @@
  * The HTTP transport: the terminal Service of the outbound HTTP stack. Sends one attempt to
  * the endpoint the balancer chose, through that endpoint's undici Pool, with the attempt's
  * AbortSignal and the remaining deadline in `x-trellis-timeout-ms`. Transport failures become
- * typed errors naming service and endpoint; our own aborts surface as the error that caused
- * them (a TimeoutError, an AbortedError).
+ * typed errors naming service and endpoint — on the response body too (response-body.ts) —;
+ * our own aborts surface as the error that caused them (a TimeoutError, an AbortedError). When a
+ * reset of this attempt would be retried, a small body of known length is read whole before the
+ * attempt resolves, so a reset mid-body fails the attempt rather than the caller's read.
  */
 import type { Dispatcher } from 'undici';
 import type { Clock } from '../core/clock.js';
@@ -14,6 +16,7 @@ import type { HttpRequest } from './http-request.js';
 import { tagResponse } from './http-classify.js';
 import type { PoolSet } from './pool-set.js';
 import { mapTransportError } from './undici-errors.js';
+import { bufferable, bufferBody, guardBody } from './response-body.js';
 
 export type HttpResponse = Dispatcher.ResponseData;
 
@@ -41,7 +44,11 @@ export function httpTransport(pools: PoolSet, clock: Clock): Service<HttpRequest
         body: req.body,
         signal: ctx.signal,
       });
+      const subject = { service: ctx.service, route: ctx.route, endpoint: endpoint.id };
+      guardBody(res, subject);
       if (req.classify !== undefined) tagResponse(res, req.classify(res));
+      // A reset could still be retried and the caller has read nothing: finish a small body first.
+      if (ctx.retriesReset && bufferable(res)) return await bufferBody(res, ctx.signal);
       return res;
     } catch (err) {
       if (ctx.signal?.aborted === true) throw ctx.signal.reason;

@@ -5,7 +5,8 @@
  * only the mesh's bundle, speaks TLS 1.3 only, and checks that the server's certificate carries
  * exactly the destination service's SPIFFE identity — not merely that the CA signed it (Node's
  * default identity check ignores URI SANs). Without a valid certificate it fails closed with
- * TRELLIS_NO_IDENTITY: never plaintext when mTLS was asked for.
+ * TRELLIS_NO_IDENTITY: never plaintext when mTLS was asked for. A refused server certificate
+ * (untrusted chain or wrong SPIFFE identity) fails the connection with TRELLIS_PEER_IDENTITY.
  */
 import { createSecureContext } from 'node:tls';
 import type { SecureContext } from 'node:tls';
@@ -13,6 +14,7 @@ import { buildConnector } from 'undici';
 import { NoIdentityError } from '../core/errors.js';
 import type { IdentityProvider, TlsMaterial } from '../tls/identity.js';
 import { checkServerIdentityFor } from '../tls/spiffe.js';
+import { tlsHandshakeFailure } from './tls-failures.js';
 
 export type Connect = buildConnector.connector;
 
@@ -65,7 +67,12 @@ export class MtlsConnectors {
         });
         this.#byService.set(key, connect);
       }
-      connect(opts, callback);
+      // Name the endpoint and the failed check: an identity failure must not read as a reset.
+      const endpoint = `${opts.hostname}:${opts.port}`;
+      connect(opts, (...args) => {
+        if (args[0] === null) callback(...args);
+        else callback(tlsHandshakeFailure(args[0], service, endpoint), null);
+      });
     };
   }
 

@@ -31,7 +31,7 @@ import { endpointFilter } from './endpoint-filter.js';
 import { httpTransport } from './http-transport.js';
 import type { HttpResponse } from './http-transport.js';
 import type { HttpRequest } from './http-request.js';
-import { discardResponse, httpClassifier, USER_RETRYABLE, whenBodyDone } from './http-classify.js';
+import { discardResponse, httpClassifier, USER_RETRYABLE, whenBodyDone, whenBodySettled } from './http-classify.js';
 import type { ServiceState } from './service-state.js';
 import type { OutboundObservability } from './outbound-observability.js';
 import { breakerModule, rateLimitModules, retryModule, splitModule } from './policy-modules.js';
@@ -74,7 +74,7 @@ export function outboundHttpStack(spec: ServiceSpec, state: ServiceState, deps: 
       role: 'endpoint',
       why: 'directly above the transport so load, latency and outlier stats measure the endpoint alone',
       params: spec.outlierDetection !== undefined ? `eject after ${spec.outlierDetection.consecutiveFailures} failures for ${formatDuration(spec.outlierDetection.ejectionTimeMs)}` : 'outlier detection off',
-      make: (next) => applyFilter(endpointFilter<HttpRequest, HttpResponse>({ set: state.endpoints, clock, classify, whenDone: whenBodyDone }), next),
+      make: (next) => applyFilter(endpointFilter<HttpRequest, HttpResponse>({ set: state.endpoints, clock, classify, whenDone: whenBodySettled }), next),
     },
   ];
   const backendStack = new Stack<HttpRequest, HttpResponse>(backendModules);

@@ -4,6 +4,7 @@
  * rebuilds the (cheap, immutable) stack but reuses each stateful part whose parameters did not
  * change, so a route edit does not reset a breaker or forget which endpoint is slow.
  */
+import { Readable } from 'node:stream';
 import type { Clock, Random } from '../core/clock.js';
 import type { ServiceSpec, MeshSpec } from '../config/types.js';
 import type { Endpoint } from '../discovery/endpoint.js';
@@ -16,7 +17,7 @@ import type { Connect } from './mtls-connector.js';
 import { PoolSet } from './pool-set.js';
 import type { HttpRequest } from './http-request.js';
 import type { HttpResponse } from './http-transport.js';
-import { httpClassifier, USER_RETRYABLE } from './http-classify.js';
+import { httpClassifier, USER_RETRYABLE, whenBodySettled } from './http-classify.js';
 import type { RateLimitSpec } from '../config/types.js';
 import { localRateLimiter } from '../resilience/rate-limiter.js';
 import type { RateLimiter } from '../resilience/rate-limiter.js';
@@ -116,6 +117,11 @@ export class ServiceState {
       onStateChange: (state) => {
         this.#deps.onBreakerPresence(spec.name, state);
         this.#deps.onBreaker(spec.name, state);
+      },
+      // gRPC results cross this breaker too (grpc/breaker-adapter.ts): only an HTTP body is awaited.
+      whenDone: (res, done) => {
+        if ((res as Partial<HttpResponse>).body instanceof Readable) whenBodySettled(res, done);
+        else done(false);
       },
     });
     this.#deps.onBreakerPresence(spec.name, this.#breaker?.state);

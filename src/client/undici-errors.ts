@@ -14,12 +14,42 @@ const CONNECT_CODES = new Set([
 const RESET_CODES = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'ECONNABORTED']);
 const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
 
-/** Translates a transport error into a TrellisError naming the subject. */
-export function mapTransportError(err: unknown, subject: ErrorSubject): TrellisError {
+/** Errors that can end a response body from the transport's side (undici, socket, parser). */
+const MALFORMED_BODY_CODES = new Set(['UND_ERR_RES_CONTENT_LENGTH_MISMATCH', 'UND_ERR_RES_EXCEEDED_MAX_SIZE']);
+const BODY_RESET_CODES = new Set([...RESET_CODES, 'ETIMEDOUT', 'UND_ERR_DESTROYED', 'UND_ERR_BODY_TIMEOUT']);
+
+/**
+ * Whether `err`, ending a response body, came from the transport (the connection or the HTTP
+ * parser) rather than from the caller: undici's aborts (`UND_ERR_ABORT`, `UND_ERR_ABORTED`) and
+ * anything uncoded are the caller's.
+ */
+export function isTransportError(err: unknown): boolean {
+  if (isMalformedBody(err)) return true;
+  const code = typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
+  return typeof code === 'string' && BODY_RESET_CODES.has(code);
+}
+
+/** A response the HTTP parser refused (undici 7 leaves HTTPParserError's `code` unset for some errors, so its name counts too). */
+function isMalformedBody(err: unknown): boolean {
+  if (typeof err !== 'object' || err === null) return false;
+  const { code, name } = err as { code?: unknown; name?: unknown };
+  if (name === 'HTTPParserError') return true;
+  return typeof code === 'string' && (code.startsWith('HPE_') || MALFORMED_BODY_CODES.has(code));
+}
+
+/**
+ * Translates a transport error into a TrellisError naming the subject. `phase` 'mid-body' is a
+ * failure after the response headers arrived: the body was cut short.
+ */
+export function mapTransportError(err: unknown, subject: ErrorSubject, phase: 'request' | 'mid-body' = 'request'): TrellisError {
   if (err instanceof TrellisError) return err;
   const code = typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
   const message = err instanceof Error ? err.message : String(err);
   const opts = { ...subject, cause: err };
+  if (phase === 'mid-body') {
+    if (isMalformedBody(err)) return new UpstreamError(`malformed response body (${typeof code === 'string' ? code : 'HTTPParserError'}): ${message}`, opts);
+    return new ResetError(`connection failed before the response body completed (${typeof code === 'string' ? code : 'error'}): ${message}`, opts);
+  }
   if (typeof code === 'string') {
     if (CONNECT_CODES.has(code)) return new ConnectFailedError(`connect failed (${code}): ${message}`, opts);
     if (RESET_CODES.has(code)) return new ResetError(`connection reset (${code}): ${message}`, opts);

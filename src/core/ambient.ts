@@ -8,6 +8,7 @@
  * the process reads the same inbound context, which is what a deadline means.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { MAX_TIMER_MS } from './timer-limit.js';
 
 /**
  * A W3C / B3 trace context as it travels between hops, independent of any tracing SDK.
@@ -54,9 +55,16 @@ export function currentAmbient(): AmbientContext | undefined {
  */
 export const DEADLINE_HEADER = 'x-trellis-timeout-ms';
 
-/** Parses a deadline header value to a remaining budget in ms, or undefined when malformed. */
+/**
+ * Parses a deadline header value to a remaining budget in ms, or undefined when it is not one.
+ * The header comes from the network, so it is treated as hostile: anything but plain decimal
+ * digits (a sign, a fraction, an exponent, NaN, a list) is ignored, as is a value of more than
+ * 32 digits; a well-formed value above `MAX_TIMER_MS` (about 24.8 days) is capped to it, since
+ * no timer can wait longer and an uncapped value would overflow into an immediate timeout.
+ */
 export function parseDeadlineHeader(value: string | string[] | undefined): number | undefined {
   const v = Array.isArray(value) ? value[0] : value;
-  if (v === undefined || !/^\d{1,10}$/.test(v)) return undefined;
-  return Number(v);
+  if (v === undefined || !/^\d{1,32}$/.test(v)) return undefined;
+  const ms = Number(v);
+  return ms > MAX_TIMER_MS ? MAX_TIMER_MS : ms;
 }

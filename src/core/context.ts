@@ -31,6 +31,12 @@ export class CallContext {
   routeKey: string | undefined;
   /** Endpoint-label selector for the backend (set by routing; undefined = every endpoint). */
   subset: Readonly<Record<string, string>> | undefined;
+  /**
+   * Set by the retry filter on an attempt that would be retried if the connection reset: the
+   * transport may then finish a small response before resolving, so a reset mid-body fails the
+   * attempt (retried) instead of reaching the caller half-read.
+   */
+  retriesReset: boolean;
 
   constructor(service: string, idempotent: boolean) {
     this.service = service;
@@ -43,6 +49,7 @@ export class CallContext {
     this.idempotent = idempotent;
     this.routeKey = undefined;
     this.subset = undefined;
+    this.retriesReset = false;
   }
 
   /** A copy for one attempt: same call fields, fresh endpoint. */

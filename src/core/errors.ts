@@ -71,6 +71,8 @@ export class TrellisError extends Error {
   readonly service: string | undefined;
   readonly route: string | undefined;
   readonly endpoint: string | undefined;
+  /** The message as given, without the code and subject: for a layer that re-raises it with more subject. */
+  readonly detail: string;
 
   constructor(code: ErrorCode, message: string, options: TrellisErrorOptions = {}) {
     super(`${code}: ${message}${describeSubject(options)}`, options.cause !== undefined ? { cause: options.cause } : undefined);
@@ -80,6 +82,7 @@ export class TrellisError extends Error {
     this.service = options.service;
     this.route = options.route;
     this.endpoint = options.endpoint;
+    this.detail = message;
     Object.defineProperty(this, kTrellisError, { value: true });
   }
 

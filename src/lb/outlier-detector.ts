@@ -31,6 +31,7 @@
  *   endpoints removed from the set are forgotten, timers and all.
  */
 import type { Clock } from '../core/clock.js';
+import { timerDelay } from '../core/timer-limit.js';
 
 export interface OutlierDetectorParams {
   /** Failures in a row that eject an endpoint (>= 1). */
@@ -51,12 +52,9 @@ export interface Timer {
 /** Schedules `callback` after `delayMs`; injectable so tests fire timers by hand. */
 export type SetTimer = (callback: () => void, delayMs: number) => Timer;
 
-/** Largest delay `setTimeout` honours (about 24.8 days); longer ejections end there. */
-const MAX_TIMEOUT_MS = 2 ** 31 - 1;
-
-/** The real timer factory: `setTimeout`, `unref()`'d so an ejection never keeps Node alive. */
+/** The real timer factory: `setTimeout`, `unref()`'d so an ejection never keeps Node alive; ejections longer than a timer can wait (about 24.8 days) end there. */
 export const unrefTimer: SetTimer = (callback, delayMs) => {
-  const handle = setTimeout(callback, Math.min(Math.max(delayMs, 0), MAX_TIMEOUT_MS));
+  const handle = setTimeout(callback, timerDelay(delayMs));
   handle.unref();
   return { cancel: () => clearTimeout(handle) };
 };

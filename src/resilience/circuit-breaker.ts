@@ -19,6 +19,9 @@
  *   call's duration. An ignored probe releases it, and the next call probes instead.
  * - a result counts only in the state period it was admitted in (an epoch bumped on each state
  *   change), so a slow call admitted before the circuit opened cannot act as the half-open probe.
+ * - with `whenDone`, a successful result is reported when it is complete (HTTP: its body ended),
+ *   as a failure if it ended in one (a reset mid-body). Not for the half-open probe: a caller
+ *   that never reads its body would hold the probe, and the circuit, forever.
  * Also: `timeout: false` (timeouts are our own layer; opossum's shared abortController would abort
  * every call in flight), `enableSnapshots: false`, no latency percentiles (they sort on every
  * `stats` read), and the window is cleared when the circuit closes (as Hystrix and resilience4j
@@ -59,6 +62,8 @@ export interface CircuitBreakerDeps<Res> {
   onStateChange?: (state: BreakerState) => void;
   /** Used only to tell callers when the next probe is due. */
   clock?: Clock;
+  /** Calls `done` once a successful result is complete, `failed` when it ended in a failure. */
+  whenDone?: (res: Res, done: (failed: boolean) => void) => void;
 }
 
 export interface CircuitBreakerStats {
@@ -104,6 +109,7 @@ export class CircuitBreaker<Req, Res> {
   readonly #breaker: Opossum<[boolean], void>;
   readonly #params: CircuitBreakerParams;
   readonly #classify: Classifier<Res>;
+  readonly #whenDone: CircuitBreakerDeps<Res>['whenDone'];
   readonly #service: string;
   readonly #clock: Clock;
   readonly #ticker: EventEmitter;
@@ -126,6 +132,7 @@ export class CircuitBreaker<Req, Res> {
     }
     this.#params = params;
     this.#classify = deps.classify;
+    this.#whenDone = deps.whenDone;
     this.#service = deps.service;
     this.#clock = deps.clock ?? systemClock;
     this.#ownTicker = deps.rotate === undefined ? new BreakerTicker(windowMs) : undefined;
@@ -191,6 +198,13 @@ export class CircuitBreaker<Req, Res> {
       if (probe) this.#probing = false;
     }
     const cls = this.#classify(result, error);
+    const whenDone = this.#whenDone;
+    if (cls.kind === 'success' && !threw && !probe && whenDone !== undefined) {
+      whenDone(result as Res, (failed) => {
+        if (epoch === this.#epoch && !breaker.isShutdown) breaker.fire(!failed).then(noop, noop);
+      });
+      return result as Res;
+    }
     if (cls.kind !== 'ignore' && epoch === this.#epoch && !breaker.isShutdown) {
       // Rejections here are opossum's own (shut down meanwhile): nothing to tell the caller.
       await breaker.fire(cls.kind === 'success').then(noop, noop);

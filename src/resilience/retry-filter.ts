@@ -35,6 +35,7 @@ import type { Classification, Classifier, Discard } from '../core/classify.js';
 import type { Clock } from '../core/clock.js';
 import type { CallContext } from '../core/context.js';
 import { CallController } from '../core/call-signal.js';
+import { timerDelay } from '../core/timer-limit.js';
 import type { CallSignal } from '../core/call-signal.js';
 import { isTrellisError, RetriesExhaustedError, TimeoutError } from '../core/errors.js';
 import type { Filter, Service } from '../core/service.js';
@@ -66,7 +67,7 @@ export interface RetryDeps<Req, Res> {
 
 const kPerTry = Symbol('trellis.perTryTimeout');
 const PER_TRY_TIMEOUT: Classification = Object.freeze({ kind: 'failure', conditions: Object.freeze(['timeout']) });
-const NEVER_RETRIED = new Set<string>(['TRELLIS_CIRCUIT_OPEN', 'TRELLIS_RATE_LIMITED', 'TRELLIS_ABORTED']);
+const NEVER_RETRIED = new Set<string>(['TRELLIS_CIRCUIT_OPEN', 'TRELLIS_RATE_LIMITED', 'TRELLIS_ABORTED', 'TRELLIS_PEER_IDENTITY', 'TRELLIS_NO_IDENTITY']);
 
 function isPerTryTimeout(err: unknown): boolean {
   return typeof err === 'object' && err !== null && (err as Record<symbol, unknown>)[kPerTry] === true;
@@ -111,14 +112,18 @@ export function retryFilter<Req, Res>(params: RetryParams, deps: RetryDeps<Req, 
     return attemptWithTimeout(req, actx, next, perTryTimeoutMs, discard);
   };
 
+  const retriesReset = on.has('reset') && maxAttempts > 1;
   return async (req, ctx, next) => {
     budget.deposit();
+    // Whether a reset of this request could be retried at all (attempts left is checked per attempt).
+    const resetRetryable = retriesReset && ctx.idempotent && replayable(req);
     let avoid = ctx.avoid;
     let history: string[] | undefined;
     for (let attempt = 1; ; attempt++) {
       const actx = ctx.fork();
       actx.attempt = attempt;
       actx.avoid = avoid;
+      actx.retriesReset = resetRetryable && attempt < maxAttempts;
       let result: Res | undefined;
       let error: unknown;
       let threw = false;
@@ -211,7 +216,7 @@ function attemptWithTimeout<Req, Res>(
       finish();
       reject(err);
       controller.abort(err);
-    }, timeoutMs);
+    }, timerDelay(timeoutMs));
     parent?.addEventListener('abort', onParentAbort);
     let pending: Promise<Res>;
     try {
@@ -250,7 +255,7 @@ function sleep(ms: number, signal: CallSignal | undefined): Promise<void> {
     const timer = setTimeout(() => {
       signal?.removeEventListener('abort', onAbort);
       resolve();
-    }, ms);
+    }, timerDelay(ms));
     signal?.addEventListener('abort', onAbort, { once: true });
   });
 }

@@ -24,6 +24,7 @@ import type { Discard } from '../core/classify.js';
 import type { Clock } from '../core/clock.js';
 import type { CallContext } from '../core/context.js';
 import { CallController } from '../core/call-signal.js';
+import { timerDelay } from '../core/timer-limit.js';
 import { AbortedError, TimeoutError, type TrellisError } from '../core/errors.js';
 import type { Filter } from '../core/service.js';
 
@@ -97,7 +98,7 @@ export function timeoutFilter<Req, Res>(params: TimeoutParams, deps: TimeoutDeps
         controller.abort(err);
       };
       const onCallerAbort = (): void => fail(aborted(ctx, callerSignal?.reason));
-      if (deadline !== undefined) timer = setTimeout(() => fail(timedOut()), deadline - now);
+      if (deadline !== undefined) timer = setTimeout(() => fail(timedOut()), timerDelay(deadline - now));
       callerSignal?.addEventListener('abort', onCallerAbort);
 
       let pending: Promise<Res>;

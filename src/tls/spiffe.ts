@@ -119,7 +119,7 @@ function checkSvid(cert: CertificateView, expect: { trustDomain: string; service
   }
   if (id.service === undefined) throw new PeerIdentityError(`${cert.describe()} is ${uri}, not a service identity (/svc/<name>)`, subject);
   if (expect.service !== undefined && id.service !== expect.service) {
-    throw new PeerIdentityError(`peer is ${uri}, expected spiffe://${expect.trustDomain}/svc/${expect.service}`, subject);
+    throw new PeerIdentityError(`wrong SPIFFE identity: peer is ${uri}, expected spiffe://${expect.trustDomain}/svc/${expect.service}`, subject);
   }
   if (facts.ca || cert.ca) throw new PeerIdentityError(`${cert.describe()} (${uri}) is a CA certificate, not a leaf SVID`, subject);
   if (facts.keyUsage === undefined) throw new PeerIdentityError(`${cert.describe()} (${uri}) has no keyUsage extension`, subject);

@@ -20,6 +20,7 @@ import type { Random } from '../core/clock.js';
 import type { FaultSpec } from '../config/types.js';
 import { AbortedError, TrellisError } from '../core/errors.js';
 import type { Filter } from '../core/service.js';
+import { timerDelay } from '../core/timer-limit.js';
 
 export type FaultKind = 'delay' | 'abort';
 
@@ -56,7 +57,7 @@ function injectedDelay(ms: number, ctx: CallContext): Promise<void> {
     const timer = setTimeout(() => {
       signal?.removeEventListener('abort', onAbort);
       resolve();
-    }, ms);
+    }, timerDelay(ms));
     signal?.addEventListener('abort', onAbort, { once: true });
   });
 }

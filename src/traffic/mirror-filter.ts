@@ -32,6 +32,7 @@ import type { Clock, Random } from '../core/clock.js';
 import type { CallContext } from '../core/context.js';
 import { TimeoutError } from '../core/errors.js';
 import type { Filter } from '../core/service.js';
+import { timerDelay } from '../core/timer-limit.js';
 
 export const MIRROR_HEADER = 'x-trellis-mirror';
 
@@ -120,7 +121,7 @@ export function mirrorFilter(params: MirrorParams, deps: MirrorDeps): Filter<Htt
     mctx.signal = controller.signal;
     const timer = setTimeout(() => {
       controller.abort(new TimeoutError(`mirrored copy timed out after ${timeoutMs} ms`, { service: ctx.service, route: ctx.route }));
-    }, timeoutMs);
+    }, timerDelay(timeoutMs));
     timer.unref();
     inFlight++;
     const done = (): void => {

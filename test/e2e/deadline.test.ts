@@ -46,4 +46,47 @@ describe('deadline propagation', () => {
     const sent = Number(backend.lastHeaders[DEADLINE_HEADER]);
     assert.ok(sent > 0 && sent <= 200, `backend saw a remaining budget of ${sent} ms`);
   });
+
+  it('hostile deadline headers are ignored or capped: the outbound call still succeeds, no timer overflows', async () => {
+    const warnings: Error[] = [];
+    const onWarning = (w: Error): void => {
+      warnings.push(w);
+    };
+    process.on('warning', onWarning);
+    cleanup.push(async () => {
+      process.off('warning', onWarning);
+    });
+    const backend = await startServer('backend', { kind: 'ok' });
+    cleanup.push(() => backend.close());
+    // `timeout: 0`: the propagated deadline is the only bound, so an overflowing one would fire at once.
+    const mesh = await meshClient({ service: 'middle', config: serviceYaml('backend', [{ address: backend.address }], 'timeout: 0') });
+    cleanup.push(() => mesh.close());
+    const seen: (string | undefined)[] = [];
+    const server = await mesh.serve((req, res) => {
+      mesh.http('backend').request({ path: '/deep' }).then(
+        async (r) => {
+          await r.body.dump();
+          seen.push(backend.lastHeaders[DEADLINE_HEADER] as string | undefined);
+          res.end(`upstream ${r.statusCode}`);
+        },
+        (err: unknown) => {
+          res.statusCode = 500;
+          res.end(String(err));
+        },
+      );
+    });
+    const hostile = ['2147483648', '9999999999', '99999999999999999999', '9'.repeat(400), '-5', 'NaN', '1e99', 'Infinity', '12.5', '0x7fffffff', ' '];
+    for (const value of hostile) {
+      const res = await fetch(`http://${server.address}/`, { headers: { [DEADLINE_HEADER]: value } });
+      assert.equal(`${res.status} ${await res.text()}`, '200 upstream 200', `deadline header ${JSON.stringify(value)}`);
+    }
+    assert.equal(backend.hits, hostile.length, 'every outbound call reached the backend');
+    for (const sent of seen) {
+      // Capped at 2^31 - 1 ms, or no deadline at all when the header was ignored.
+      assert.ok(sent === undefined || (Number(sent) > 0 && Number(sent) <= 2 ** 31 - 1), `backend saw ${sent}`);
+    }
+    assert.ok(seen.some((s) => s !== undefined), 'a capped deadline still travels onward');
+    await sleep(20); // warnings are emitted on the next tick
+    assert.deepEqual(warnings.filter((w) => w.name === 'TimeoutOverflowWarning').map((w) => w.message), []);
+  });
 });

@@ -10,6 +10,7 @@ import {
   ResetError,
   RetriesExhaustedError,
   TimeoutError,
+  PeerIdentityError,
   isTrellisError,
 } from '../../src/core/errors.js';
 import type { Service } from '../../src/core/service.js';
@@ -156,8 +157,8 @@ test('thrown errors: as-is after one attempt, RetriesExhaustedError with the las
   });
 });
 
-test('circuit-open, rate-limited and overall timeouts are never retried', async () => {
-  for (const err of [new CircuitOpenError('open'), new RateLimitedError('limited'), new TimeoutError('overall')]) {
+test('circuit-open, rate-limited, peer-identity and overall timeouts are never retried', async () => {
+  for (const err of [new CircuitOpenError('open'), new RateLimitedError('limited'), new TimeoutError('overall'), new PeerIdentityError('wrong SPIFFE identity')]) {
     const { filter } = setup();
     const up = scripted([fail(err), answer(200)]);
     await assert.rejects(filter('GET /', ctxFor(), up.next), (e) => e === err);
@@ -293,4 +294,16 @@ test('under an overall timeout: per-try timeouts retry until the deadline, which
 test('rejects bad params at build time', () => {
   assert.throws(() => setup({ params: { attempts: 0 } }), RangeError);
   assert.throws(() => setup({ params: { perTryTimeoutMs: 0 } }), RangeError);
+});
+
+test('a per-try timeout beyond what a timer can wait (2^31 ms) does not overflow into an immediate timeout', async () => {
+  const { filter } = setup({ clock: systemClock, params: { perTryTimeoutMs: 2 ** 32 } });
+  let attempts = 0;
+  const result = await filter('GET /', ctxFor(), async () => {
+    attempts++;
+    await delay(30);
+    return res(200);
+  });
+  assert.equal(result.status, 200);
+  assert.equal(attempts, 1);
 });

@@ -160,3 +160,14 @@ test('deadlineOnlyFilter applies only a propagated deadline, else passes the cal
 test('rejects a negative timeout at build time', () => {
   assert.throws(() => timeoutFilter({ timeoutMs: -1 }, { clock: systemClock }), RangeError);
 });
+
+test('a deadline beyond what a timer can wait (2^31 ms) does not overflow into an immediate timeout', async () => {
+  const filter = timeoutFilter<string, FakeRes>({ timeoutMs: 0 }, { clock: systemClock });
+  const ctx = ctxFor();
+  ctx.deadline = systemClock.now() + 2 ** 32; // an overflowing setTimeout fires after 1 ms
+  const result = await filter('GET /', ctx, async () => {
+    await delay(30);
+    return res(200);
+  });
+  assert.equal(result.status, 200);
+});
