@@ -35,8 +35,9 @@ export function endpointFilter<Req, Res>(deps: EndpointFilterDeps<Res>): Filter<
     return next(req, ctx).then(
       (res) => {
         const now = clock.now();
-        load.observe(now - start, now);
         const c = classify(res, undefined);
+        // A shed answer is instant and says nothing about the endpoint's latency.
+        if (c.kind !== 'ignore' || c.shed !== true) load.observe(now - start, now);
         if (c.kind !== 'ignore') set.report(load.id, c.kind === 'success');
         if (whenDone !== undefined) whenDone(res, release);
         else release();
