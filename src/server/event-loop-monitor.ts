@@ -1,14 +1,18 @@
 /**
  * Watches this process's event loop and decides how much new work it can take, for the
  * inbound overload guard. Every window (100 ms) it reads the event-loop utilization
- * (`performance.eventLoopUtilization`, the share of time the loop was busy) and the p99
- * event-loop delay (`monitorEventLoopDelay`, how late a timer fires: the queueing a request
- * waits through before its callbacks run). The loop is saturated when it is both busy
- * (utilization >= maxUtilization) and late (delay p99 >= maxDelay): a loop at 100 % that still
+ * (`performance.eventLoopUtilization`, the share of time the loop was busy) and the event-loop
+ * delay: how late its own window timer fired, or the p99 of `monitorEventLoopDelay` over the
+ * window if higher — the queueing a request waits through before its callbacks run. (The
+ * histogram alone misses a loop blocked for longer than a window: it records at most one
+ * sample per blocked turn, often after the window was read.) The loop is saturated when it is both busy
+ * (utilization >= maxUtilization) and late (delay >= maxDelay): a loop at 100 % that still
  * keeps up is at capacity, not overloaded, and shedding there would only lose goodput.
  *
  * Admission is a probability adjusted once per window, AIMD as TCP does: each saturated window
- * multiplies it by 0.7 (down to 2 %), each healthy one adds 0.1 (up to 1). Shedding a share of
+ * after the first in a row multiplies it by 0.7 (down to 2 %), each healthy one adds 0.1 (up
+ * to 1). One saturated window alone (a GC pause, code being compiled on a cold start) sheds
+ * nothing: only a loop that stays saturated does. Shedding a share of
  * requests, rather than all of them for a window, keeps the admitted load near capacity instead
  * of swinging between an idle and a flooded loop.
  *
@@ -45,6 +49,8 @@ export class EventLoopMonitor {
   #elu: EventLoopUtilization | undefined;
   #timer: ReturnType<typeof setInterval> | undefined;
   #state: EventLoopState = { utilization: 0, delayP99Ms: 0, saturated: false, admitProbability: 1 };
+  #saturatedWindows = 0;
+  #lastTick = 0;
 
   constructor(thresholds: EventLoopThresholds, random: Random) {
     this.#thresholds = thresholds;
@@ -60,6 +66,7 @@ export class EventLoopMonitor {
     this.#histogram = monitorEventLoopDelay({ resolution: 10 });
     this.#histogram.enable();
     this.#elu = performance.eventLoopUtilization();
+    this.#lastTick = performance.now();
     this.#timer = setInterval(() => this.#tick(), WINDOW_MS);
     this.#timer.unref();
   }
@@ -70,6 +77,7 @@ export class EventLoopMonitor {
     this.#histogram?.disable();
     this.#histogram = undefined;
     this.#state = { utilization: 0, delayP99Ms: 0, saturated: false, admitProbability: 1 };
+    this.#saturatedWindows = 0;
   }
 
   /** Whether to admit one new request now. */
@@ -89,16 +97,20 @@ export class EventLoopMonitor {
     const window = performance.eventLoopUtilization(now, this.#elu);
     this.#elu = now;
     // The histogram counts delay beyond the resolution, in ns; an empty one reads NaN-like values.
-    const delayP99Ms = h.count > 0 ? h.percentile(99) / 1e6 : 0;
+    const at = performance.now();
+    const lateMs = Math.max(0, at - this.#lastTick - WINDOW_MS);
+    this.#lastTick = at;
+    const delayP99Ms = Math.max(lateMs, h.count > 0 ? h.percentile(99) / 1e6 : 0);
     h.reset();
     const t = this.#thresholds;
     const saturated = window.utilization >= t.maxUtilization && delayP99Ms >= t.maxDelayMs;
+    this.#saturatedWindows = saturated ? this.#saturatedWindows + 1 : 0;
     const p = this.#state.admitProbability;
     this.#state = {
       utilization: window.utilization,
       delayP99Ms,
       saturated,
-      admitProbability: saturated ? Math.max(MIN_ADMIT, p * DECREASE) : Math.min(1, p + INCREASE),
+      admitProbability: this.#saturatedWindows >= 2 ? Math.max(MIN_ADMIT, p * DECREASE) : saturated ? p : Math.min(1, p + INCREASE),
     };
   }
 }
