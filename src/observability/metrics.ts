@@ -46,7 +46,7 @@ export const METRIC_NAMES = Object.freeze({
   concurrencyLimit: 'trellis_concurrency_limit',
   concurrencyInflight: 'trellis_concurrency_inflight',
   eventLoopUtilization: 'trellis_event_loop_utilization',
-  eventLoopDelay: 'trellis_event_loop_delay_p99_seconds',
+  eventLoopDelay: 'trellis_event_loop_delay_seconds',
 });
 
 /** What the overload layers report at scrape time (read, never pushed on the request path). */
