@@ -95,7 +95,8 @@ function normalizeInbound(raw: RawInbound | undefined): InboundSpec | undefined 
     authorization: authz === undefined ? undefined : { allow: (authz.allow ?? []).map(authRule), deny: (authz.deny ?? []).map(authRule) },
     rateLimit: normalizeRateLimit(raw.rateLimit),
     fault: normalizeFault(raw.fault),
-    overload: normalizeOverload(raw.overload),
+    // Only when written: a spec without the block is exactly what it was before the block existed.
+    ...(raw.overload !== undefined ? { overload: normalizeOverload(raw.overload) } : {}),
   };
 }
 
@@ -141,7 +142,7 @@ export function normalizeService(name: string, spec: RawServiceSpec): ServiceSpe
     rateLimit: normalizeRateLimit(spec.rateLimit),
     routes: (spec.routes ?? []).map((r) => normalizeRoute(r, { serviceRetries: retries, explicitDefaults })),
     inbound: normalizeInbound(spec.inbound),
-    adaptiveConcurrency: normalizeAdaptiveConcurrency(spec.adaptiveConcurrency),
+    ...(spec.adaptiveConcurrency !== undefined ? { adaptiveConcurrency: normalizeAdaptiveConcurrency(spec.adaptiveConcurrency) } : {}),
     connection: normalizeConnection(spec.connection),
   };
 }
