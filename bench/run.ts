@@ -32,6 +32,12 @@ import type { Call, RoundResult } from './measure.js';
 import { startUpstream } from './spawn-upstream.js';
 import type { Upstream } from './spawn-upstream.js';
 
+// `npm run bench -- overload`: the overload benchmark instead of the hot-path one.
+if (process.argv[2] === 'overload') {
+  await import('./overload.js');
+  process.exit(0);
+}
+
 const { values: args } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },

@@ -26,7 +26,7 @@ export { saveAuthority, loadAuthority } from './tls/authority-files.js';
 export { createToken, verifyToken, generateTokenKey } from './tls/tokens.js';
 export { signCsr } from './tls/signer.js';
 export { spiffeIdFor, parseSpiffeId, verifySvid, checkServerIdentityFor } from './tls/spiffe.js';
-export type { MeshInspection, ServiceInspection, EndpointInspection } from './inspect.js';
+export type { MeshInspection, ServiceInspection, EndpointInspection, OverloadInspection } from './inspect.js';
 export type { BreakerState } from './client/service-state.js';
 export { loadConfig } from './config/load.js';
 export type { ConfigSource } from './config/load.js';
@@ -54,6 +54,7 @@ export {
   TokenInvalidError,
   CsrInvalidError,
   InvalidArgumentError,
+  OverloadedError,
   ConfigInvalidError,
 } from './core/errors.js';
 export type { ErrorCode, ErrorCodeInfo, ConfigIssue } from './core/errors.js';

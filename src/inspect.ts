@@ -6,6 +6,7 @@
 import type { Clock } from './core/clock.js';
 import type { Destinations } from './client/destinations.js';
 import type { ServiceCounters } from './client/service-state.js';
+import type { OverloadGuard } from './server/overload-guard.js';
 
 export interface EndpointInspection {
   id: string;
@@ -24,13 +25,40 @@ export interface ServiceInspection {
   counters: ServiceCounters;
   budget: { requests: number; retries: number; available: number } | undefined;
   endpoints: EndpointInspection[];
+  /** The outbound adaptive concurrency limit and calls in flight, when configured. */
+  concurrency?: { limit: number; inflight: number } | undefined;
+}
+
+/** The inbound overload guard's state, when `inbound.overload` is configured. */
+export interface OverloadInspection {
+  /** The adaptive in-flight limit, when on. */
+  concurrency: { limit: number; inflight: number } | undefined;
+  /** The event loop as the guard saw it in its last window, when on. */
+  eventLoop: { utilization: number; delayP99Ms: number; saturated: boolean; admitProbability: number } | undefined;
+  /** Recent service time (ms) the deadline check uses. */
+  serviceTimeMs: number;
+  /** Requests shed since this configuration version, by reason. */
+  shed: { deadline: number; 'event-loop': number; concurrency: number };
 }
 
 export interface MeshInspection {
   services: ServiceInspection[];
+  /** This instance's inbound overload state (undefined when not configured). */
+  overload?: OverloadInspection | undefined;
 }
 
-export function inspectDestinations(destinations: Destinations, clock: Clock): MeshInspection {
+export function inspectOverload(guard: OverloadGuard | undefined): OverloadInspection | undefined {
+  if (guard === undefined) return undefined;
+  const l = guard.limit;
+  return {
+    concurrency: l === undefined ? undefined : { limit: l.limit, inflight: l.inflight },
+    eventLoop: guard.monitor === undefined ? undefined : { ...guard.monitor.state },
+    serviceTimeMs: Math.round(guard.serviceTimeMs * 100) / 100,
+    shed: { ...guard.shed },
+  };
+}
+
+export function inspectDestinations(destinations: Destinations, clock: Clock, overload?: OverloadGuard): MeshInspection {
   const now = clock.now();
   const services: ServiceInspection[] = [];
   for (const name of destinations.names()) {
@@ -45,6 +73,7 @@ export function inspectDestinations(destinations: Destinations, clock: Clock): M
       breaker: st.breakerState ?? 'none',
       counters: { ...st.counters },
       budget: st.retryBudget?.stats(),
+      concurrency: st.concurrencyLimit,
       endpoints: st.endpoints.endpoints().map((e) => ({
         id: e.id,
         labels: { ...e.endpoint.labels },
@@ -55,5 +84,5 @@ export function inspectDestinations(destinations: Destinations, clock: Clock): M
       })),
     });
   }
-  return { services };
+  return { services, overload: inspectOverload(overload) };
 }

@@ -21,7 +21,7 @@ import { Destinations } from './client/destinations.js';
 import { Mesh } from './mesh.js';
 import { InboundPolicies } from './server/inbound-policy.js';
 import { MeshMetrics } from './observability/metrics.js';
-import type { AnyRegistry } from './observability/metrics.js';
+import type { AnyRegistry, OverloadReading } from './observability/metrics.js';
 import { MeshObservability } from './observability/mesh-observability.js';
 import type { TracingHooks } from './observability/mesh-observability.js';
 import { createMeshTracer } from './observability/tracer.js';
@@ -196,6 +196,19 @@ export async function meshClient(options: MeshClientOptions = {}): Promise<Mesh>
   };
 
   const inbound = new InboundPolicies(options.service, { clock, random, onWarn: (m) => logger.warn(m) });
+  // Overload gauges are read when scraped, from the guard and limits in force.
+  metrics.overloadSource = () => {
+    const guard = inbound.current().overload;
+    const self = options.service ?? 'unknown';
+    const limits: OverloadReading['limits'] = [];
+    if (guard?.limit !== undefined) limits.push({ service: self, direction: 'inbound', limit: guard.limit.limit, inflight: guard.limit.inflight });
+    for (const s of destinations.states()) {
+      const c = s.concurrencyLimit;
+      if (c !== undefined) limits.push({ service: s.name, direction: 'outbound', ...c });
+    }
+    const el = guard?.monitor?.state;
+    return { limits, eventLoop: el === undefined ? undefined : { service: self, utilization: el.utilization, delayP99Ms: el.delayP99Ms } };
+  };
   mesh = new Mesh({
     service: options.service,
     clock,

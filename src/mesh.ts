@@ -206,7 +206,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
 
   /** A snapshot of every destination: stack, endpoints, load, ejections, breaker, budget. */
   inspect(): MeshInspection {
-    return inspectDestinations(this.#parts.destinations, this.#parts.clock);
+    return inspectDestinations(this.#parts.destinations, this.#parts.clock, this.#parts.inbound.current().overload);
   }
 
   /** Stops serving (draining), closes pools, timers and watchers; the process can then exit. */

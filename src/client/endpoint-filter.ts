@@ -39,8 +39,9 @@ export function endpointFilter<Req, Res>(deps: EndpointFilterDeps<Res>): Filter<
     return next(req, ctx).then(
       (res) => {
         const now = clock.now();
-        load.observe(now - start, now);
         const c = classify(res, undefined);
+        // A shed answer is instant and says nothing about the endpoint's latency.
+        if (c.kind !== 'ignore' || c.shed !== true) load.observe(now - start, now);
         if (whenDone === undefined) {
           if (c.kind !== 'ignore') set.report(load.id, c.kind === 'success');
           release();

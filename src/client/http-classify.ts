@@ -9,7 +9,8 @@
  * `mesh.http(service, { classify })` is consulted first for responses.
  */
 import type { Dispatcher } from 'undici';
-import { IGNORE, SUCCESS } from '../core/classify.js';
+import { IGNORE, SHED, SUCCESS } from '../core/classify.js';
+import { SHED_HEADER } from '../core/shed.js';
 import type { Classification, Classifier } from '../core/classify.js';
 import { isTrellisError, TrellisError } from '../core/errors.js';
 
@@ -75,6 +76,8 @@ export function httpClassifier(retryOn: readonly string[]): Classifier<Dispatche
   }
   return (res, err) => {
     if (res !== undefined) {
+      // Shed by an overloaded instance before any work: first, whatever a user classifier says.
+      if (res.statusCode === 503 && res.headers[SHED_HEADER] !== undefined) return SHED;
       const user = (res as Tagged)[kUserClass];
       if (user === 'success') return SUCCESS;
       if (user === 'failure') return USER_FAILURE;

@@ -34,7 +34,7 @@ import type { HttpRequest } from './http-request.js';
 import { discardResponse, httpClassifier, USER_RETRYABLE, whenBodyDone, whenBodySettled } from './http-classify.js';
 import type { ServiceState } from './service-state.js';
 import type { OutboundObservability } from './outbound-observability.js';
-import { breakerModule, rateLimitModules, retryModule, splitModule } from './policy-modules.js';
+import { breakerModule, concurrencyModule, rateLimitModules, retryModule, splitModule } from './policy-modules.js';
 
 export interface OutboundDeps {
   clock: Clock;
@@ -205,6 +205,8 @@ function routeModules(
 
   modules.push(...(observability?.tryModules(spec, classify) ?? []));
   modules.push(...rateLimitModules<HttpRequest, HttpResponse>(spec, route, state, limiterScopes, () => observability?.rateLimited(spec.name, route.name)));
+  const concurrency = concurrencyModule<HttpRequest, HttpResponse>(spec, state, clock, classify);
+  if (concurrency !== undefined) modules.push(concurrency);
 
   const breaker = breakerModule<HttpRequest, HttpResponse>(spec, state.breaker(spec)?.filter);
   if (breaker !== undefined) modules.push(breaker);

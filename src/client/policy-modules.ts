@@ -16,6 +16,7 @@ import type { CircuitBreakerSpec, RetrySpec, RouteSpec, ServiceSpec } from '../c
 import { exponentialBackoff } from '../resilience/backoff.js';
 import { rateLimitFilter } from '../resilience/rate-limit-filter.js';
 import { retryFilter } from '../resilience/retry-filter.js';
+import { concurrencyLimitFilter } from '../resilience/concurrency-limit-filter.js';
 import { backendPicker } from '../traffic/weighted-split.js';
 import { routeKeyOf, splitFilter } from '../traffic/split-filter.js';
 import type { ServiceState } from './service-state.js';
@@ -38,6 +39,22 @@ export interface RetryModuleDeps<Req, Res> {
   replayable: (req: Req) => boolean;
   onRetry?: (ctx: CallContext, reason: string) => void;
   onBudgetExhausted?: () => void;
+}
+
+/**
+ * The destination's adaptive concurrency limit (one per destination, shared by its routes and
+ * protocols, like the breaker), or undefined when not configured.
+ */
+export function concurrencyModule<Req, Res>(spec: ServiceSpec, state: ServiceState, clock: Clock, classify: Classifier<Res>): StackModule<Req, Res> | undefined {
+  const ac = spec.adaptiveConcurrency;
+  const queue = state.concurrency(spec);
+  if (ac === undefined || queue === undefined) return undefined;
+  return {
+    role: 'adaptive-concurrency',
+    why: 'below retry and the rate limit so each admitted attempt takes one slot and a refused call none; above the breaker so the breaker judges only calls that were sent',
+    params: `gradient ${ac.min}..${ac.max}, start ${ac.initial}${ac.maxWaitMs > 0 ? `, wait up to ${formatDuration(ac.maxWaitMs)}` : ', fail fast'}`,
+    make: (next) => applyFilter(concurrencyLimitFilter<Req, Res>(queue, spec.name, { clock, classify, maxWaitMs: ac.maxWaitMs, onRefused: () => { state.counters.overloaded++; } }), next),
+  };
 }
 
 /** The retry module of a route: one budget per destination, shared by every route and protocol. */

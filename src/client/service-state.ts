@@ -11,6 +11,8 @@ import type { Endpoint } from '../discovery/endpoint.js';
 import { makeEndpointSource } from '../discovery/make-source.js';
 import { RetryBudget } from '../resilience/retry-budget.js';
 import { CircuitBreaker } from '../resilience/circuit-breaker.js';
+import { GradientLimit } from '../resilience/gradient-limit.js';
+import { SlotQueue } from '../resilience/concurrency-limit-filter.js';
 import type { BreakerTicker } from '../resilience/circuit-breaker.js';
 import { EndpointSet } from './endpoint-set.js';
 import type { Connect } from './mtls-connector.js';
@@ -34,6 +36,8 @@ export interface ServiceCounters {
   faults: number;
   mirrored: number;
   mirrorDropped: number;
+  /** Calls the adaptive concurrency limit refused. */
+  overloaded: number;
 }
 
 export interface ServiceStateDeps {
@@ -59,13 +63,15 @@ export class ServiceState {
   #budgetKey = '';
   #budget: RetryBudget | undefined;
   #breakerKey = '';
+  #concurrencyKey = '';
+  #concurrency: SlotQueue | undefined;
   #breaker: CircuitBreaker<HttpRequest, HttpResponse> | undefined;
   readonly #deps: ServiceStateDeps;
   /** Rate limiters by scope (`service`, `route <name>`), kept while their parameters hold. */
   readonly #limiters = new Map<string, { key: string; limiter: RateLimiter }>();
   #redisUrl: string | undefined;
   /** Counters for inspection (the demo, CLI and dashboard read them). */
-  readonly counters: ServiceCounters = { requests: 0, retries: 0, budgetExhausted: 0, rateLimited: 0, faults: 0, mirrored: 0, mirrorDropped: 0 };
+  readonly counters: ServiceCounters = { requests: 0, retries: 0, budgetExhausted: 0, rateLimited: 0, faults: 0, mirrored: 0, mirrorDropped: 0, overloaded: 0 };
 
   constructor(spec: ServiceSpec, deps: ServiceStateDeps) {
     this.name = spec.name;
@@ -159,6 +165,23 @@ export class ServiceState {
         this.#limiters.delete(scope);
       }
     }
+  }
+
+  /** The destination's adaptive concurrency limit, kept while its parameters are unchanged. */
+  concurrency(spec: ServiceSpec): SlotQueue | undefined {
+    const ac = spec.adaptiveConcurrency;
+    const key = ac === undefined ? '' : JSON.stringify({ initial: ac.initial, min: ac.min, max: ac.max });
+    if (key !== this.#concurrencyKey) {
+      this.#concurrencyKey = key;
+      this.#concurrency = ac === undefined ? undefined : new SlotQueue(new GradientLimit(ac));
+    }
+    return this.#concurrency;
+  }
+
+  /** The current adaptive limit and requests in flight, when one is configured. */
+  get concurrencyLimit(): { limit: number; inflight: number } | undefined {
+    const q = this.#concurrency;
+    return q === undefined ? undefined : { limit: q.limit.limit, inflight: q.limit.inflight };
   }
 
   get breakerState(): BreakerState | undefined {

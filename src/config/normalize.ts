@@ -6,6 +6,7 @@
  * Invariant: pure and total — called only on documents the schema accepted, it cannot fail.
  */
 
+import { normalizeAdaptiveConcurrency, normalizeOverload } from './normalize-overload.js';
 import type { RawCircuitBreaker, RawConnection, RawOutlierDetection } from './schema-policy.js';
 import type { RawMeshSpec } from './schema-mesh.js';
 import type { RawAuthRule, RawInbound, RawServiceSpec } from './schema-service.js';
@@ -94,6 +95,8 @@ function normalizeInbound(raw: RawInbound | undefined): InboundSpec | undefined 
     authorization: authz === undefined ? undefined : { allow: (authz.allow ?? []).map(authRule), deny: (authz.deny ?? []).map(authRule) },
     rateLimit: normalizeRateLimit(raw.rateLimit),
     fault: normalizeFault(raw.fault),
+    // Only when written: a spec without the block is exactly what it was before the block existed.
+    ...(raw.overload !== undefined ? { overload: normalizeOverload(raw.overload) } : {}),
   };
 }
 
@@ -139,6 +142,7 @@ export function normalizeService(name: string, spec: RawServiceSpec): ServiceSpe
     rateLimit: normalizeRateLimit(spec.rateLimit),
     routes: (spec.routes ?? []).map((r) => normalizeRoute(r, { serviceRetries: retries, explicitDefaults })),
     inbound: normalizeInbound(spec.inbound),
+    ...(spec.adaptiveConcurrency !== undefined ? { adaptiveConcurrency: normalizeAdaptiveConcurrency(spec.adaptiveConcurrency) } : {}),
     connection: normalizeConnection(spec.connection),
   };
 }

@@ -22,6 +22,7 @@ import {
   retriesSchema,
 } from './schema-policy.js';
 import { routeSchema } from './schema-route.js';
+import { adaptiveConcurrencySchema, overloadSchema } from './schema-overload.js';
 
 export const PROTOCOLS = ['http', 'http2', 'grpc', 'tcp'] as const;
 export const LOAD_BALANCERS = ['round-robin', 'random', 'least-request', 'ewma', 'ring-hash'] as const;
@@ -121,6 +122,7 @@ const inboundSchema = z.strictObject({
   authorization: authorizationSchema.optional(),
   rateLimit: rateLimitSchema.optional(),
   fault: faultSchema.optional(),
+  overload: overloadSchema.optional(),
 });
 
 export const serviceSpecSchema = z.strictObject({
@@ -141,6 +143,7 @@ export const serviceSpecSchema = z.strictObject({
   connection: connectionSchema.optional(),
   routes: z.array(routeSchema).max(LIMITS.maxRoutesPerService).optional(),
   inbound: inboundSchema.optional(),
+  adaptiveConcurrency: adaptiveConcurrencySchema.optional(),
 });
 export type RawServiceSpec = z.output<typeof serviceSpecSchema>;
 export type RawInbound = z.output<typeof inboundSchema>;

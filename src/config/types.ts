@@ -146,6 +146,32 @@ export interface InboundSpec {
   authorization: { allow: AuthorizationRuleSpec[]; deny: AuthorizationRuleSpec[] } | undefined;
   rateLimit: RateLimitSpec | undefined;
   fault: FaultSpec | undefined;
+  overload?: OverloadSpec | undefined;
+}
+
+/** Bounds of an adaptive concurrency limit (requests in flight). */
+export interface ConcurrencyLimitSpec {
+  initial: number;
+  min: number;
+  max: number;
+}
+
+/** `inbound.overload`: what sheds new requests before the handler runs (docs/overload.md). */
+export interface OverloadSpec {
+  /** Shed when the event loop is saturated; undefined = off. */
+  eventLoop: { maxUtilization: number; maxDelayMs: number } | undefined;
+  /** The adaptive in-flight limit; undefined = off. */
+  concurrency: ConcurrencyLimitSpec | undefined;
+  /** Refuse requests whose propagated deadline passed or cannot be met. */
+  deadline: boolean;
+  /** Paths (exact, `prefix*`, `*`) shed last. */
+  critical: string[];
+}
+
+/** `adaptiveConcurrency`: the outbound limit per destination. */
+export interface AdaptiveConcurrencySpec extends ConcurrencyLimitSpec {
+  /** How long an excess call may wait for a slot; 0 = fail fast with TRELLIS_OVERLOADED. */
+  maxWaitMs: number;
 }
 
 export interface ServiceSpec {
@@ -164,6 +190,8 @@ export interface ServiceSpec {
   rateLimit: RateLimitSpec | undefined;
   routes: RouteSpec[];
   inbound: InboundSpec | undefined;
+  /** The outbound adaptive concurrency limit; undefined = off. */
+  adaptiveConcurrency?: AdaptiveConcurrencySpec | undefined;
   /** Connection pool settings per endpoint. */
   connection: { maxConnections: number; connectTimeoutMs: number; keepAliveTimeoutMs: number };
 }

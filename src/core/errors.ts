@@ -38,6 +38,7 @@ export const ERROR_CODES = {
   TRELLIS_TOKEN_INVALID: { httpStatus: 401, grpcCode: 'UNAUTHENTICATED', outcome: 'unauthenticated', description: 'A bootstrap token was refused: bad signature, expired, wrong audience, revoked, or for another service.' },
   TRELLIS_CSR_INVALID: { httpStatus: 400, grpcCode: 'INVALID_ARGUMENT', outcome: 'invalid_csr', description: 'A certificate signing request was refused: too large, malformed, bad self-signature, or a weak key.' },
   TRELLIS_INVALID_ARGUMENT: { httpStatus: 400, grpcCode: 'INVALID_ARGUMENT', outcome: 'invalid_argument', description: "The caller's own request was invalid (no path, a path without a leading slash, a bad method or header): refused before it left the process, never retried, never charged to an endpoint, a breaker or a budget." },
+  TRELLIS_OVERLOADED: { httpStatus: 503, grpcCode: 'UNAVAILABLE', outcome: 'overloaded', description: 'Load was shed before any work was done: an upstream instance refused the request because it is overloaded (event loop saturated, concurrency limit reached, deadline unmeetable), or the destination\'s adaptive concurrency limit refused the call. Safe to retry on another instance.' },
   TRELLIS_CONFIG_INVALID: { httpStatus: 500, grpcCode: 'INTERNAL', outcome: 'config_invalid', description: 'A configuration was refused; the message names the file, document and field path. The last good configuration stays in force.' },
 } as const satisfies Record<string, ErrorCodeInfo>;
 
@@ -136,6 +137,7 @@ export const NoIdentityError = codeClass('TRELLIS_NO_IDENTITY', 'NoIdentityError
 export const TokenInvalidError = codeClass('TRELLIS_TOKEN_INVALID', 'TokenInvalidError', false);
 export const CsrInvalidError = codeClass('TRELLIS_CSR_INVALID', 'CsrInvalidError', false);
 export const InvalidArgumentError = codeClass('TRELLIS_INVALID_ARGUMENT', 'InvalidArgumentError', false);
+export const OverloadedError = codeClass('TRELLIS_OVERLOADED', 'OverloadedError', false);
 
 /** One problem found in a configuration: where, and what. */
 export interface ConfigIssue {

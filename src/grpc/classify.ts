@@ -19,7 +19,8 @@
  * - Injected faults are ignored (neither success nor failure).
  * - Errors thrown by the mesh's layers classify as they do for HTTP (`httpClassifier`).
  */
-import { IGNORE, SUCCESS } from '../core/classify.js';
+import { IGNORE, SHED, SUCCESS } from '../core/classify.js';
+import { SHED_HEADER } from '../core/shed.js';
 import type { Classification, Classifier } from '../core/classify.js';
 import { httpClassifier } from '../client/http-classify.js';
 import type { MetricsDescribe, MetricsDescription } from '../observability/metrics-filter.js';
@@ -49,6 +50,7 @@ export function grpcClassifier(retryOn: readonly string[]): Classifier<GrpcResul
     const code = res.status.code;
     if (code === Status.OK) return SUCCESS;
     if (res.injected) return IGNORE;
+    if (code === Status.UNAVAILABLE && res.status.metadata.get(SHED_HEADER).length > 0) return SHED;
     if (res.status.metadata.get(CONNECT_FAILURE_KEY).length > 0) return connectFailure.get(code) ?? IGNORE;
     return byCode.get(code) ?? SUCCESS;
   };

@@ -25,7 +25,7 @@ import type { RouteSpec, ServiceSpec } from '../config/types.js';
 import { balancerFilter } from '../client/balancer-filter.js';
 import { endpointFilter } from '../client/endpoint-filter.js';
 import type { ServiceState } from '../client/service-state.js';
-import { breakerModule, rateLimitModules, retryModule, splitModule } from '../client/policy-modules.js';
+import { breakerModule, concurrencyModule, rateLimitModules, retryModule, splitModule } from '../client/policy-modules.js';
 import { timeoutFilter } from '../resilience/timeout-filter.js';
 import { compileRoutes } from '../traffic/route-table.js';
 import { faultFilter } from '../traffic/fault-filter.js';
@@ -208,6 +208,8 @@ function routeModules(spec: ServiceSpec, route: RouteSpec, state: ServiceState, 
   }
 
   modules.push(...rateLimitModules<GrpcCall, GrpcResult>(spec, route, state, undefined, () => metrics?.rateLimited(spec.name, route.name, 'outbound')));
+  const concurrency = concurrencyModule<GrpcCall, GrpcResult>(spec, state, deps.clock, routeClassify);
+  if (concurrency !== undefined) modules.push(concurrency);
 
   const shared = state.breaker(spec);
   const breaker = breakerModule<GrpcCall, GrpcResult>(spec, shared === undefined ? undefined : grpcBreakerFilter(shared.filter, routeClassify));

@@ -33,6 +33,8 @@ import { ERROR_KEY, FAULT_KEY, grpcCodeForHttpStatus, grpcCodeLabel, grpcCodeOf,
 import { startGrpcServerSpan } from './tracing.js';
 import type { GrpcServerSpan } from './tracing.js';
 import { GRPC_METHOD } from './grpc-stack.js';
+import { SHED_HEADER } from '../core/shed.js';
+import type { Admission } from '../server/overload-guard.js';
 
 /** What the server interceptor needs of the mesh, read per call so config changes apply at once. */
 export interface GrpcServerSide {
@@ -84,9 +86,11 @@ export function meshServerInterceptor(side: GrpcServerSide): ServerInterceptor {
     let ambient: AmbientContext | undefined;
     let refused = false;
     let recorded = false;
+    let admission: Admission | undefined;
     const record = (code: number, details: string): void => {
       if (recorded) return;
       recorded = true;
+      admission?.done(clock.now(), code !== Status.CANCELLED);
       const o = outcome ?? (code === Status.CANCELLED ? 'cancelled' : SERVER_FAILURE_CODES.has(code) ? 'failure' : 'success');
       metrics?.recordServerRequest(serviceLabel, caller, path, GRPC_METHOD, grpcCodeLabel(code), o, (clock.now() - start) / 1000);
       span?.end(code, details);
@@ -118,6 +122,19 @@ export function meshServerInterceptor(side: GrpcServerSide): ServerInterceptor {
               const retryAfterMs = Math.max(0, Math.ceil(limiter.retryAfterMs()));
               intercepting.sendStatus(refusal(Status.RESOURCE_EXHAUSTED, `TRELLIS_RATE_LIMITED: inbound rate limit of ${serviceLabel} exceeded (${limiter.description}); retry after ${retryAfterMs} ms`, 'TRELLIS_RATE_LIMITED', { 'retry-after-ms': String(retryAfterMs) }));
               return;
+            }
+            const guard = policy?.overload;
+            if (guard !== undefined) {
+              const verdict = guard.admit(path, monotonic(call.getDeadline(), clock), clock.now());
+              if (typeof verdict === 'string') {
+                refused = true;
+                outcome = 'overloaded';
+                metrics?.shed(serviceLabel, verdict);
+                // UNAVAILABLE with the shed marker: nothing ran, a Trellis caller retries elsewhere.
+                intercepting.sendStatus(refusal(Status.UNAVAILABLE, `TRELLIS_OVERLOADED: ${serviceLabel} shed the call (${verdict})`, 'TRELLIS_OVERLOADED', { [SHED_HEADER]: verdict }));
+                return;
+              }
+              admission = verdict;
             }
             const go = (): void => {
               if (refused) return;

@@ -95,4 +95,8 @@ export class MeshObservability implements OutboundObservability, InboundObservab
   inboundRateLimited(service: string | undefined): void {
     this.metrics.rateLimited(service ?? 'unknown', 'unknown', 'inbound');
   }
+
+  inboundShed(service: string | undefined, reason: string): void {
+    this.metrics.shed(service ?? 'unknown', reason);
+  }
 }

@@ -42,7 +42,18 @@ export const METRIC_NAMES = Object.freeze({
   certificateExpiry: 'trellis_certificate_expiry_timestamp_seconds',
   serverRequests: 'trellis_server_requests_total',
   serverRequestDuration: 'trellis_server_request_duration_seconds',
+  serverShed: 'trellis_server_shed_total',
+  concurrencyLimit: 'trellis_concurrency_limit',
+  concurrencyInflight: 'trellis_concurrency_inflight',
+  eventLoopUtilization: 'trellis_event_loop_utilization',
+  eventLoopDelay: 'trellis_event_loop_delay_seconds',
 });
+
+/** What the overload layers report at scrape time (read, never pushed on the request path). */
+export interface OverloadReading {
+  limits: { service: string; direction: 'inbound' | 'outbound'; limit: number; inflight: number }[];
+  eventLoop: { service: string; utilization: number; delayP99Ms: number } | undefined;
+}
 
 const CLIENT_LABELS = ['service', 'route', 'method', 'status_code', 'outcome'] as const;
 const SERVER_LABELS = ['service', 'caller', 'route', 'method', 'status_code', 'outcome'] as const;
@@ -193,6 +204,8 @@ export class MeshMetrics {
   readonly #rateLimited: Counter<string>;
   readonly #rateLimitedChildren = new Map<string, Counter.Internal>();
   readonly #certificateExpiry: Gauge<string>;
+  readonly #shed: Counter<string>;
+  #overload: (() => OverloadReading) | undefined;
 
   constructor(options: MeshMetricsOptions = {}) {
     if ((options as { prefix?: unknown }).prefix !== undefined) {
@@ -225,6 +238,31 @@ export class MeshMetrics {
     this.#ejections = counter(r, n.clientEjections, 'Endpoints ejected by outlier detection, per destination.', ['service']);
     this.#rateLimited = counter(r, n.clientRateLimited, 'Requests refused by a rate limit, by service, route and direction (outbound or inbound).', ['service', 'route', 'direction']);
     this.#certificateExpiry = gauge(r, n.certificateExpiry, 'Expiry (notAfter) of the workload certificate, in seconds since the epoch.', ['service']);
+    this.#shed = counter(r, n.serverShed, 'Requests shed by the inbound overload guard before the handler ran, by service and reason (deadline, event-loop, concurrency).', ['service', 'reason']);
+    const read = (): OverloadReading | undefined => this.#overload?.();
+    const limitGauge = gauge(r, n.concurrencyLimit, 'Current adaptive concurrency limit, by service and direction (inbound: this service; outbound: the destination).', ['service', 'direction']);
+    const inflightGauge = gauge(r, n.concurrencyInflight, 'Requests in flight counted by an adaptive concurrency limit, by service and direction.', ['service', 'direction']);
+    const eluGauge = gauge(r, n.eventLoopUtilization, 'Event-loop utilization (0..1) over the last 100 ms window, as the overload guard saw it.', ['service']);
+    const delayGauge = gauge(r, n.eventLoopDelay, 'Event-loop delay p99 over the last 100 ms window, in seconds, as the overload guard saw it.', ['service']);
+    // Read at scrape time through the first gauge's collect hook (prom-client calls it before
+    // reading; the other three are registered after it): nothing is recorded per request.
+    const refresh = (): void => {
+      const o = read();
+      limitGauge.reset();
+      inflightGauge.reset();
+      eluGauge.reset();
+      delayGauge.reset();
+      if (o === undefined) return;
+      for (const l of o.limits) {
+        limitGauge.set({ service: l.service, direction: l.direction }, l.limit);
+        inflightGauge.set({ service: l.service, direction: l.direction }, l.inflight);
+      }
+      if (o.eventLoop !== undefined) {
+        eluGauge.set({ service: o.eventLoop.service }, o.eventLoop.utilization);
+        delayGauge.set({ service: o.eventLoop.service }, o.eventLoop.delayP99Ms / 1000);
+      }
+    };
+    (limitGauge as unknown as { collect?: () => void }).collect = refresh;
   }
 
   /** One logical client request (hot path). `statusCode` is '' when there was no response. */
@@ -288,6 +326,16 @@ export class MeshMetrics {
       cache(this.#rateLimitedChildren, key, c);
     }
     c.inc();
+  }
+
+  /** The inbound overload guard shed a request (cold path: only under overload). */
+  shed(service: string, reason: string): void {
+    this.#shed.inc({ service, reason });
+  }
+
+  /** Where the overload gauges are read from at scrape time. */
+  set overloadSource(source: (() => OverloadReading) | undefined) {
+    this.#overload = source;
   }
 
   /** The workload certificate of `service` expires at `notAfterMs` (epoch ms). */

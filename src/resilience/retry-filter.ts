@@ -136,6 +136,18 @@ export function retryFilter<Req, Res>(params: RetryParams, deps: RetryDeps<Req, 
         error = e;
         cls = isPerTryTimeout(e) ? PER_TRY_TIMEOUT : classify(undefined, e);
       }
+      if (cls.kind === 'ignore' && cls.shed === true && !threw) {
+        // Shed before any work: safe to send elsewhere whatever the method, and not a failure
+        // of anyone, so no budget token; still bounded by attempts, replay and the deadline.
+        const endpointId = actx.endpoint?.id;
+        if (attempt >= maxAttempts || !replayable(req) || ctx.signal?.aborted === true || (ctx.deadline !== undefined && clock.now() >= ctx.deadline)) {
+          return result as Res;
+        }
+        discardQuietly(discard, result as Res);
+        if (endpointId !== undefined) avoid = new Set(avoid).add(endpointId);
+        onRetry?.(ctx, 'shed');
+        continue;
+      }
       if (cls.kind !== 'failure') {
         if (threw) throw error;
         return result as Res;

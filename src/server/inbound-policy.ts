@@ -10,8 +10,12 @@ import type { RateLimiter } from '../resilience/rate-limiter.js';
 import { globalRateLimiter } from '../resilience/global-rate-limiter.js';
 import { compileAuthorization } from './authorization.js';
 import type { MeshInboundPolicy } from './inbound-security.js';
+import { GradientLimit } from '../resilience/gradient-limit.js';
+import { EventLoopMonitor } from './event-loop-monitor.js';
+import { OverloadGuard } from './overload-guard.js';
+import type { OverloadSpec } from '../config/types.js';
 
-const NONE: MeshInboundPolicy = Object.freeze({ limiter: undefined, fault: undefined, authorizer: undefined });
+const NONE: MeshInboundPolicy = Object.freeze({ limiter: undefined, fault: undefined, authorizer: undefined, overload: undefined });
 
 export class InboundPolicies {
   readonly #service: string | undefined;
@@ -20,6 +24,9 @@ export class InboundPolicies {
   readonly #onWarn: (m: string) => void;
   #policy: MeshInboundPolicy = NONE;
   #limiterKey = '';
+  #gradientKey = '';
+  #gradient: GradientLimit | undefined;
+  #monitor: EventLoopMonitor | undefined;
 
   constructor(service: string | undefined, deps: { clock: Clock; random: Random; onWarn: (m: string) => void }) {
     this.#service = service;
@@ -42,7 +49,28 @@ export class InboundPolicies {
       limiter = rl === undefined ? undefined : this.#makeLimiter(rl, config.mesh.redis?.url);
       this.#limiterKey = key;
     }
-    this.#policy = Object.freeze({ limiter, fault: inbound?.fault, authorizer: compileAuthorization(inbound?.authorization) });
+    this.#policy = Object.freeze({ limiter, fault: inbound?.fault, authorizer: compileAuthorization(inbound?.authorization), overload: this.#guard(inbound?.overload) });
+  }
+
+  /** The overload guard for a version; the learnt limit and the loop monitor survive unchanged parameters. */
+  #guard(spec: OverloadSpec | undefined): OverloadGuard | undefined {
+    const cc = spec?.concurrency;
+    const key = cc === undefined ? '' : JSON.stringify(cc);
+    if (key !== this.#gradientKey) {
+      this.#gradientKey = key;
+      this.#gradient = cc === undefined ? undefined : new GradientLimit(cc);
+    }
+    const el = spec?.eventLoop;
+    if (el === undefined) {
+      this.#monitor?.stop();
+      this.#monitor = undefined;
+    } else if (this.#monitor === undefined) {
+      this.#monitor = new EventLoopMonitor(el, this.#random);
+      this.#monitor.start();
+    } else {
+      this.#monitor.thresholds = el;
+    }
+    return spec === undefined ? undefined : new OverloadGuard(spec, this.#gradient, this.#monitor);
   }
 
   #makeLimiter(rl: RateLimitSpec, redisUrl: string | undefined): RateLimiter {
@@ -56,6 +84,10 @@ export class InboundPolicies {
   }
 
   close(): void {
+    this.#monitor?.stop();
+    this.#monitor = undefined;
+    this.#gradient = undefined;
+    this.#gradientKey = '';
     this.#policy.limiter?.close();
     this.#policy = NONE;
     this.#limiterKey = '';

@@ -4,13 +4,16 @@
  * each gets the request and response and either answers or passes on. The order:
  *
  *   strip identity headers → metrics start → identity (peer) → authorization → rate limit →
- *   fault → trace + deadline ambient → handler
+ *   overload → fault → trace + deadline ambient → handler
  *
  * - Identity headers are stripped first, before metrics, the access log or any rule reads them.
  * - Metrics start before identity so a denied request is counted (`outcome="forbidden"`) with
  *   its caller; later steps set `rate_limited` / `fault` on the same labels.
  * - Authorization comes before the rate limit: a caller that may not call us must not spend the
  *   tokens of callers that may.
+ * - Overload comes after the rate limit (a refused caller must not take an in-flight slot) and
+ *   before the fault and the handler: a shed request costs a few comparisons, its body is never
+ *   read, and it is answered 503 with `x-trellis-shed` so Trellis callers retry it elsewhere.
  * - The peer (`req.trellis.peer`) comes only from the connection (src/server/peer.ts).
  *
  * The policy is read per request from `policy()`, so a config change applies to the next
@@ -28,6 +31,9 @@ import { writeForbidden } from './authorization.js';
 import type { Authorizer, DenyReason } from './authorization.js';
 import { stripIdentityHeaders } from './identity-headers.js';
 import type { PeerResolver } from './peer.js';
+import { DEADLINE_HEADER, parseDeadlineHeader } from '../core/ambient.js';
+import type { OverloadGuard, ShedReason } from './overload-guard.js';
+import { SHED_HEADER } from '../core/shed.js';
 
 export type NodeHandler = (req: IncomingMessage, res: ServerResponse) => void;
 
@@ -37,6 +43,8 @@ export interface InboundPolicy {
   readonly fault: FaultSpec | undefined;
   /** Undefined or `enabled: false`: no authorization configured. */
   readonly authorizer?: Authorizer | undefined;
+  /** Undefined: no `inbound.overload` configured. */
+  readonly overload?: OverloadGuard | undefined;
 }
 
 /** Labels the inbound steps decide for a request's metrics (outcome `rate_limited`, `fault`, ...). */
@@ -59,6 +67,7 @@ export interface InboundObservability {
   /** Starts recording the request (metrics, access log) when it finishes; returns labels the steps may set. */
   observe?(req: IncomingMessage, res: ServerResponse, service: string | undefined): InboundLabels;
   inboundRateLimited?(service: string | undefined): void;
+  inboundShed?(service: string | undefined, reason: ShedReason): void;
 }
 
 export interface InboundDeps {
@@ -83,6 +92,20 @@ const FORBIDDEN_OUTCOME = ERROR_CODES.TRELLIS_FORBIDDEN.outcome;
 
 function hit(percent: number, random: Random): boolean {
   return percent >= 100 || (percent > 0 && random() * 100 < percent);
+}
+
+const OVERLOADED_OUTCOME = ERROR_CODES.TRELLIS_OVERLOADED.outcome;
+
+/**
+ * Answers a shed request: 503 with `Retry-After`, and `x-trellis-shed` naming the reason, which a
+ * Trellis caller reads as "nothing was done, retry on another instance".
+ */
+function shedResponse(res: ServerResponse, service: string | undefined, reason: ShedReason): void {
+  res.statusCode = 503;
+  res.setHeader('retry-after', '1');
+  res.setHeader('content-type', 'application/json');
+  res.setHeader(SHED_HEADER, reason);
+  res.end(JSON.stringify({ error: 'TRELLIS_OVERLOADED', service: service ?? 'unknown', reason }));
 }
 
 /** Answers a refused request the way Envoy's local rate limit does, with a JSON body naming the service. */
@@ -144,6 +167,22 @@ export function inboundHandler(handler: NodeHandler, deps: InboundDeps): NodeHan
       req.resume();
       tooManyRequests(res, service, limiter.retryAfterMs());
       return;
+    }
+    const guard = policy.overload;
+    if (guard !== undefined) {
+      const now = clock.now();
+      const budget = parseDeadlineHeader(req.headers[DEADLINE_HEADER]);
+      const verdict = guard.admit(req.url ?? '/', budget === undefined ? undefined : now + budget, now);
+      if (typeof verdict === 'string') {
+        observability?.inboundShed?.(service, verdict);
+        if (labels !== undefined) labels.outcome = OVERLOADED_OUTCOME;
+        req.resume();
+        shedResponse(res, service, verdict);
+        return;
+      }
+      const release = (): void => verdict.done(clock.now(), res.writableFinished);
+      res.once('finish', release);
+      res.once('close', release);
     }
     const fault = policy.fault;
     if (fault !== undefined) {
