@@ -64,16 +64,16 @@ describe('fault matrix: data plane', () => {
       await res.body.dump();
       if (res.statusCode !== 200) throw new Error(`status ${res.statusCode}`);
     };
-    await boundedLoad(150, 12, 10_000, (i) => call(i, 'warm'));
-    const base = await boundedLoad(600, 12, 10_000, (i) => call(i, 'base'));
+    await boundedLoad(100, 12, 10_000, (i) => call(i, 'warm'));
+    const base = await boundedLoad(400, 12, 10_000, (i) => call(i, 'base'));
     assert.equal(base.errors.length, 0, String(base.errors[0]));
 
     const victim = ups[1] as CountingUpstream;
     let killedAt = 0;
     const postErrors: unknown[] = [];
     const getErrors: unknown[] = [];
-    const fault = await boundedLoad(1800, 12, 20_000, async (i) => {
-      if (i === 300) {
+    const fault = await boundedLoad(1200, 12, 20_000, async (i) => {
+      if (i === 200) {
         victim.kill('SIGKILL');
         killedAt = performance.now();
       }
@@ -311,11 +311,11 @@ describe('fault matrix: data plane', () => {
         '---\n' +
         serviceYaml('down', [{ address: stopped.address }], 'connection: { connectTimeout: 300ms }\ntimeout: 10s'),
     );
-    const r = await boundedLoad(20, 2, 15_000, async (i) => assert.equal((await get(m, 'products', `/c7/${i}`)).status, 200));
+    const r = await boundedLoad(12, 2, 15_000, async (i) => assert.equal((await get(m, 'products', `/c7/${i}`)).status, 200));
     const marked = ejected(m, 'products', stopped.address);
     const codes: string[] = [];
     const took: number[] = [];
-    for (let i = 0; i < 3; i++) {
+    for (let i = 0; i < 2; i++) {
       const t0 = performance.now();
       await get(m, 'down', '/').then(
         () => codes.push('success'),
