@@ -248,6 +248,10 @@ log(`end: heap ${mib(fin.heap)} (Δ ${mib(fin.heap - start.heap)}), RSS ${mib(fi
 log(`requests: ${stats.offered} offered (${stats.notOffered} not offered: in-flight cap), ${stats.ok} ok; lost ${lost}/${stats.offered - Math.floor(stats.offered / 10)} idempotent (untyped ${stats.untyped}); POST typed failures ${stats.postFailed}`);
 log(`failures by kind: ${[...failures].map(([k, v]) => `${k} ×${v}`).join('; ') || 'none'}`);
 log(`churn: ${stats.kills} kills, ${stats.restarts} restarts, ${stats.reloads} config rewrites (now v${mesh.configVersion}), ${rotations} certificate rotations; event-loop delay p99 ${(loop.percentile(99) / 1e6).toFixed(1)} ms, max ${(loop.max / 1e6).toFixed(1)} ms; warnings ${warnings.length}${warnings.length > 0 ? ` (first: ${warnings[0]})` : ''}`);
+for (const svc of mesh.inspect().services) {
+  const c = svc.counters;
+  log(`${svc.name}: ${c.requests} requests, ${c.retries} retries, ${c.budgetExhausted} retries refused by the budget; endpoints ejected now ${svc.endpoints.filter((e) => e.ejected).length}/${svc.endpoints.length}`);
+}
 log(`load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')} on ${os.cpus().length} CPUs`);
 await mesh.close();
 clientId.close();

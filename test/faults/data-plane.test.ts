@@ -69,13 +69,14 @@ describe('fault matrix: data plane', () => {
     assert.equal(base.errors.length, 0, String(base.errors[0]));
 
     const victim = ups[1] as CountingUpstream;
-    let killedAt = 0;
+    let ejectWatch: Promise<number> = Promise.resolve(-1);
     const postErrors: unknown[] = [];
     const getErrors: unknown[] = [];
     const fault = await boundedLoad(1200, 12, 20_000, async (i) => {
       if (i === 200) {
         victim.kill('SIGKILL');
-        killedAt = performance.now();
+        // Watched while the load runs: the time from the kill to the ejection.
+        ejectWatch = waitFor(() => ejected(m, 'products', victim.address), 10_000);
       }
       try {
         await call(i, 'fault');
@@ -85,8 +86,7 @@ describe('fault matrix: data plane', () => {
       }
     });
     await exited(victim);
-    const ejectMs = await waitFor(() => ejected(m, 'products', victim.address), 5_000);
-    const ejectAfterKill = ejectMs < 0 ? -1 : performance.now() - killedAt;
+    const ejectMs = await ejectWatch;
 
     // What the upstreams saw: no POST id arrived twice (never retried after bytes were sent).
     const postsSeen = new Map<string, number>();
@@ -95,7 +95,7 @@ describe('fault matrix: data plane', () => {
     const untyped = postErrors.filter((e) => !isTrellisError(e));
     const gets = fault.started - Math.floor(fault.started / 4);
     t.diagnostic(`C1 lost idempotent ${getErrors.length}/${gets}; POST failed ${postErrors.length}/${fault.started - gets} (${tally(postErrors.map(codeOf))}), duplicated POSTs ${duplicated.length}`);
-    t.diagnostic(`C1 p99 baseline ${ms(percentile(base.latencies, 99))}, during fault ${ms(percentile(fault.latencies, 99))}; ejected ${ejectAfterKill < 0 ? 'never' : `${ejectAfterKill.toFixed(0)} ms after the kill`}`);
+    t.diagnostic(`C1 p99 baseline ${ms(percentile(base.latencies, 99))}, during fault ${ms(percentile(fault.latencies, 99))}; ejected ${ejectMs < 0 ? 'never' : `${ejectMs.toFixed(0)} ms after the kill`}`);
     assert.deepEqual(getErrors.map(codeOf), [], 'no idempotent request lost');
     assert.deepEqual(duplicated, [], 'no POST reached the upstreams twice');
     assert.deepEqual(untyped, [], 'a failed POST fails with a typed error');
