@@ -119,12 +119,16 @@ describe('fault matrix: data plane', () => {
     // Deadline: only hung endpoints; the call ends with TRELLIS_TIMEOUT, and the upstream
     // behind the proxy never saw a request.
     const deadlines: string[] = [];
+    const messages: string[] = [];
     const elapsed: number[] = [];
     for (let i = 0; i < 3; i++) {
       const t0 = performance.now();
       await get(m, 'lost', '/x').then(
         () => deadlines.push('success'),
-        (err: unknown) => deadlines.push(codeOf(err)),
+        (err: unknown) => {
+          deadlines.push(codeOf(err));
+          messages.push((err as Error).message);
+        },
       );
       elapsed.push(performance.now() - t0);
     }
@@ -135,8 +139,8 @@ describe('fault matrix: data plane', () => {
     assert.ok(proxy.connections > 0, 'the hung endpoint was tried');
     assert.equal(hungBack.hits, 0);
     assert.deepEqual(deadlines, ['TRELLIS_TIMEOUT', 'TRELLIS_TIMEOUT', 'TRELLIS_TIMEOUT']);
-    // Generous: the 400 ms deadline, not a default (a minute), ended the call.
-    assert.ok(elapsed.every((e) => e < 3_000), `deadline honoured: ${elapsed.join(', ')}`);
+    // The 400 ms deadline (not a default) is what ended each call, as the error says.
+    assert.ok(messages.every((x) => /after 400 ?ms/.test(x)), messages.join('\n'));
   });
 
   it('C3: slowloris upstream (1 byte/s): per-try timeout, ejected, another destination unaffected', async (t) => {
@@ -327,8 +331,8 @@ describe('fault matrix: data plane', () => {
     t.diagnostic(`C7 only the blackholed endpoint (connectTimeout 300ms, timeout 10s): ${tally(codes)}, failed after ${took.map((x) => x.toFixed(0)).join('/')} ms`);
     assert.equal(r.errors.length, 0, String(r.errors[0]));
     assert.ok(marked, 'the blackholed endpoint is marked down');
-    assert.ok(codes.every((c) => c.includes('TRELLIS_CONNECT_FAILED') || c.includes('TRELLIS_TIMEOUT')), tally(codes));
-    assert.ok(took.every((x) => x < 5_000), 'fails on the connect timeout, not the 10 s request timeout');
+    // The connect timer ended each attempt, not the 10 s request timeout.
+    assert.ok(codes.every((c) => c.includes('TRELLIS_CONNECT_FAILED<UND_ERR_CONNECT_TIMEOUT') && !c.startsWith('TRELLIS_TIMEOUT')), tally(codes));
   });
 
   it('C8: retry storm over 3 tiers (callee 100% 503): amplification within the budget', async (t) => {
