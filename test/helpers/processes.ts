@@ -15,8 +15,12 @@ export interface ProcessServer {
   kill(signal?: NodeJS.Signals): void;
 }
 
-export function startProcessServer(name: string): Promise<ProcessServer> {
-  const child = spawn(process.execPath, ['--import', 'tsx', script, name], { stdio: ['ignore', 'pipe', 'inherit'] });
+/**
+ * Starts `script` (default: server-process.ts) as `node --import tsx SCRIPT NAME ...args`; the
+ * script prints `PORT <n>` once listening. Its stdout stays readable on `child.stdout`.
+ */
+export function startProcessServer(name: string, options: { script?: string; args?: string[] } = {}): Promise<ProcessServer> {
+  const child = spawn(process.execPath, ['--import', 'tsx', options.script ?? script, name, ...(options.args ?? [])], { stdio: ['ignore', 'pipe', 'inherit'] });
   return new Promise((resolve, reject) => {
     let buf = '';
     const onData = (d: Buffer): void => {

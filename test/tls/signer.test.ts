@@ -10,68 +10,20 @@ import assert from 'node:assert/strict';
 import { generateKeyPairSync, sign as cryptoSign, X509Certificate, type KeyObject } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { before, describe, it } from 'node:test';
-import { AsnConvert, OctetString } from '@peculiar/asn1-schema';
-import { Attributes, CertificationRequest, CertificationRequestInfo } from '@peculiar/asn1-csr';
-import {
-  AlgorithmIdentifier,
-  Attribute,
-  AttributeTypeAndValue,
-  AttributeValue,
-  BasicConstraints,
-  Extension,
-  Extensions,
-  GeneralName,
-  KeyUsage,
-  KeyUsageFlags,
-  Name,
-  RelativeDistinguishedName,
-  SubjectAlternativeName,
-  SubjectPublicKeyInfo,
-} from '@peculiar/asn1-x509';
+import { KeyUsageFlags } from '@peculiar/asn1-x509';
 import { ManualClock } from '../../src/core/clock.js';
 import { isTrellisError } from '../../src/core/errors.js';
 import type { Authority } from '../../src/tls/authority.js';
 import { buildCsr, MAX_CSR_BYTES } from '../../src/tls/csr.js';
-import { generateP256KeyPair, OID_ECDSA_SHA256, spkiDer, type KeyPair } from '../../src/tls/keys.js';
+import { generateP256KeyPair } from '../../src/tls/keys.js';
 import { pemEncode, splitCertificates } from '../../src/tls/pem.js';
 import { signCsr, type SignerParams } from '../../src/tls/signer.js';
 import { createToken, generateTokenKey } from '../../src/tls/tokens.js';
 import { certificateFacts } from '../../src/tls/x509-inspect.js';
-import { toArrayBuffer } from '../../src/tls/x509-build.js';
 import { authority, realTimeManualClock } from './fixtures.js';
+import { greedyCsr, nestedDer } from './csr-fixtures.js';
 
 const TD = 'example.org';
-
-/** A P-256 CSR that asks for everything it should not get, signed properly by its key. */
-function greedyCsr(keys: KeyPair): string {
-  const ext = (id: string, critical: boolean, v: unknown): Extension => new Extension({ extnID: id, critical, extnValue: new OctetString(AsnConvert.serialize(v)) });
-  const wanted = new Extensions([
-    ext('2.5.29.17', false, new SubjectAlternativeName([new GeneralName({ uniformResourceIdentifier: 'spiffe://example.org/svc/payments' }), new GeneralName({ dNSName: 'payments.internal' })])),
-    ext('2.5.29.19', true, new BasicConstraints({ cA: true })),
-    ext('2.5.29.15', true, new KeyUsage(KeyUsageFlags.keyCertSign | KeyUsageFlags.cRLSign | KeyUsageFlags.digitalSignature)),
-  ]);
-  const info = new CertificationRequestInfo({
-    version: 0,
-    subject: new Name([new RelativeDistinguishedName([new AttributeTypeAndValue({ type: '2.5.4.3', value: new AttributeValue({ utf8String: 'payments' }) })])]),
-    subjectPKInfo: AsnConvert.parse(spkiDer(keys.publicKey), SubjectPublicKeyInfo),
-    attributes: new Attributes([new Attribute({ type: '1.2.840.113549.1.9.14', values: [AsnConvert.serialize(wanted)] })]),
-  });
-  const infoDer = Buffer.from(AsnConvert.serialize(info));
-  const sig = cryptoSign('sha256', infoDer, { key: keys.privateKey, dsaEncoding: 'der' });
-  const csr = new CertificationRequest({ certificationRequestInfo: info, signatureAlgorithm: new AlgorithmIdentifier({ algorithm: OID_ECDSA_SHA256 }), signature: toArrayBuffer(sig) });
-  return pemEncode('CERTIFICATE REQUEST', new Uint8Array(AsnConvert.serialize(csr)));
-}
-
-/** `depth` nested SEQUENCEs around a NULL, as DER. */
-function nestedDer(depth: number): Buffer {
-  let inner = Buffer.from([0x05, 0x00]);
-  for (let i = 0; i < depth; i++) {
-    const n = inner.length;
-    const len = n < 0x80 ? Buffer.from([n]) : n < 0x100 ? Buffer.from([0x81, n]) : Buffer.from([0x82, n >> 8, n & 0xff]);
-    inner = Buffer.concat([Buffer.from([0x30]), len, inner]);
-  }
-  return inner;
-}
 
 describe('signCsr', () => {
   let ca: Authority;
