@@ -34,7 +34,6 @@ export type * from './config/types.js';
 export type { Endpoint, EndpointSource } from './discovery/endpoint.js';
 export {
   TrellisError,
-  isTrellisError,
   ERROR_CODES,
   NoEndpointsError,
   UnknownServiceError,
@@ -57,6 +56,8 @@ export {
   ConfigInvalidError,
 } from './core/errors.js';
 export type { ErrorCode, ErrorCodeInfo, ConfigIssue } from './core/errors.js';
+// Public isTrellisError looks through `cause` (fetch wraps mesh errors in `TypeError: fetch failed`).
+export { isOrWrapsTrellisError as isTrellisError, trellisErrorOf } from './core/error-chain.js';
 export { parseDuration, formatDuration } from './core/duration.js';
 export { retryAfterMsOf } from './resilience/rate-limit-filter.js';
 export type { RateLimiter } from './resilience/rate-limiter.js';
