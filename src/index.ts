@@ -9,6 +9,7 @@ export type { MeshHttpClient, HttpClientOptions } from './client/http-client.js'
 export type { MeshRequestOptions } from './client/http-request.js';
 export type { HttpResponseClassifier, ResponseClass } from './client/http-classify.js';
 export { MeshDispatcher } from './client/mesh-dispatcher.js';
+export type { MeshDispatcherOptions, UnknownHostPolicy } from './client/dispatch-origin.js';
 export type { MeshServer, ServeOptions, RequestHandler } from './server/serve.js';
 export type { PeerInfo } from './server/peer.js';
 export type { TrellisRequestInfo } from './server/inbound-security.js';
