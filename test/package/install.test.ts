@@ -24,7 +24,7 @@ function run(cmd: string, args: string[], cwd: string, timeoutMs = 120_000): Pro
   });
 }
 
-describe('installing the package from its tarball', { timeout: 240_000 }, () => {
+describe('installing the package from its tarball', { timeout: 420_000 }, () => {
   let dir = '';
   let app = '';
 
@@ -37,9 +37,9 @@ describe('installing the package from its tarball', { timeout: 240_000 }, () => 
     app = path.join(dir, 'app');
     await run('mkdir', ['-p', app], dir);
     await writeFile(path.join(app, 'package.json'), JSON.stringify({ name: 'scratch-app', version: '1.0.0', private: true }));
-    const installed = await run(npm, ['install', '--prefer-offline', '--no-package-lock', path.join(dir, tarball)], app, 180_000);
+    const installed = await run(npm, ['install', '--prefer-offline', '--no-package-lock', path.join(dir, tarball)], app, 240_000);
     assert.equal(installed.code, 0, installed.err);
-  });
+  }, { timeout: 300_000 });
 
   after(async () => {
     if (dir !== '') await rm(dir, { recursive: true, force: true });
