@@ -39,6 +39,8 @@ export interface OriginShape {
   readonly port: string;
   /** A bare name: no dot, not an IP literal, not localhost. */
   readonly singleLabel: boolean;
+  /** The decision when `host` is a service, made once so the hot path allocates nothing. */
+  readonly toMesh: OriginDecision;
 }
 
 export type OriginDecision =
@@ -58,7 +60,7 @@ export function originShape(origin: string | URL): OriginShape | null {
   }
   const host = url.hostname;
   const singleLabel = host !== '' && !host.includes('.') && host !== 'localhost' && isIP(host.replace(/^\[|\]$/g, '')) === 0;
-  return { protocol: url.protocol, host, port: url.port, singleLabel };
+  return { protocol: url.protocol, host, port: url.port, singleLabel, toMesh: { kind: 'mesh', service: host } };
 }
 
 function originText(shape: OriginShape): string {
@@ -68,7 +70,7 @@ function originText(shape: OriginShape): string {
 /** The decision for one request: `isService` answers from the configuration in force. */
 export function decideOrigin(shape: OriginShape, isService: (name: string) => boolean, knownServices: () => string[], unknownHosts: UnknownHostPolicy): OriginDecision {
   if (isService(shape.host)) {
-    if (shape.protocol === 'http:' && shape.port === '') return { kind: 'mesh', service: shape.host };
+    if (shape.protocol === 'http:' && shape.port === '') return shape.toMesh;
     const origin = originText(shape);
     if (shape.protocol === 'https:') {
       return { kind: 'refuse', error: new InvalidArgumentError(`${origin} names mesh service ${shape.host} over https: the mesh encrypts and authenticates calls itself (mTLS with workload identities, per the mtls mode). Use http://${shape.host}${shape.port === '' || shape.port === '443' ? '' : `:${shape.port}`} and the dispatcher will send it over mTLS`, { service: shape.host }) };

@@ -49,9 +49,12 @@ export class MeshDispatcher extends Dispatcher {
       shape = originShape(origin);
     }
     if (shape === null) return { kind: 'pass' };
-    const d = this.#destinations;
-    return decideOrigin(shape, (name) => d.get(name) !== undefined, () => d.names(), this.#unknownHosts);
+    return decideOrigin(shape, this.#isService, this.#serviceNames, this.#unknownHosts);
   }
+
+  // Made once: the decision runs on every request.
+  readonly #isService = (name: string): boolean => this.#destinations.get(name) !== undefined;
+  readonly #serviceNames = (): string[] => this.#destinations.names();
 
   override dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
     const decision = this.#decide(opts.origin);
