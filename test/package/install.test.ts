@@ -7,7 +7,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,6 +23,23 @@ function run(cmd: string, args: string[], cwd: string, timeoutMs = 120_000): Pro
     });
   });
 }
+
+describe('prepare in a clone without its dev dependencies', () => {
+  it('stops with what to do, not "tsc: not found"', async () => {
+    // A folder install links the clone without installing its dev dependencies; a copy of
+    // package.json alone, with no node_modules around it, is that clone.
+    const clone = await mkdtemp(path.join(tmpdir(), 'trellis-clone-'));
+    try {
+      await writeFile(path.join(clone, 'package.json'), await readFile(path.join(root, 'package.json')));
+      const r = await run(npm, ['run', 'prepare', '--silent'], clone);
+      assert.notEqual(r.code, 0);
+      assert.ok(r.err.includes(`Run npm install in ${clone} first`), r.err);
+      assert.doesNotMatch(r.err, /tsc: not found/);
+    } finally {
+      await rm(clone, { recursive: true, force: true });
+    }
+  });
+});
 
 describe('installing the package from its tarball', { timeout: 420_000 }, () => {
   let dir = '';
