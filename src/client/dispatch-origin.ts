@@ -73,7 +73,7 @@ export function decideOrigin(shape: OriginShape, isService: (name: string) => bo
     if (shape.protocol === 'http:' && shape.port === '') return shape.toMesh;
     const origin = originText(shape);
     if (shape.protocol === 'https:') {
-      return { kind: 'refuse', error: new InvalidArgumentError(`${origin} names mesh service ${shape.host} over https: the mesh encrypts and authenticates calls itself (mTLS with workload identities, per the mtls mode). Use http://${shape.host}${shape.port === '' || shape.port === '443' ? '' : `:${shape.port}`} and the dispatcher will send it over mTLS`, { service: shape.host }) };
+      return { kind: 'refuse', error: new InvalidArgumentError(`${origin} names mesh service ${shape.host} over https: the mesh encrypts and authenticates calls itself (mTLS with workload identities, per the mtls mode). Use http://${shape.host} (no port: discovery picks it) and the dispatcher will send it over mTLS`, { service: shape.host }) };
     }
     if (shape.protocol === 'http:') {
       return { kind: 'refuse', error: new InvalidArgumentError(`${origin} names mesh service ${shape.host} with port ${shape.port}: the mesh picks each endpoint and its port from discovery, so a port in the URL would be ignored. Use http://${shape.host}`, { service: shape.host }) };

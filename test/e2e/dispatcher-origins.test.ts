@@ -61,7 +61,9 @@ describe('mesh.dispatcher origins', () => {
     const err = await fetchError('https://inventory/a', mesh);
     assert.ok(err instanceof TypeError, 'fetch wraps dispatcher errors');
     assert.equal(isTrellisError(err, 'TRELLIS_INVALID_ARGUMENT'), true, String(err));
-    assert.match(trellisErrorOf(err)?.message ?? '', /mTLS.*Use http:\/\/inventory/);
+    assert.match(trellisErrorOf(err)?.message ?? '', /mTLS.*Use http:\/\/inventory /);
+    const withPort = await fetchError('https://inventory:8443/a', mesh);
+    assert.match(trellisErrorOf(withPort)?.message ?? '', /Use http:\/\/inventory \(no port/, 'the suggestion is one the dispatcher accepts');
     assert.equal(s.hits, before);
   });
 
