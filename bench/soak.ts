@@ -26,7 +26,7 @@ import { parseArgs } from 'node:util';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { createAuthority, createToken, generateTokenKey, isTrellisError, issuedIdentity, localAuthoritySigner, meshClient, parseDuration, saveAuthority } from 'trellis';
+import { createAuthority, createToken, generateTokenKey, isTrellisError, trellisErrorOf, issuedIdentity, localAuthoritySigner, meshClient, parseDuration, saveAuthority } from 'trellis';
 import type { Clock, IdentityProvider } from 'trellis';
 import { startProcessServer } from '../test/helpers/processes.js';
 import type { ProcessServer } from '../test/helpers/processes.js';
@@ -167,7 +167,7 @@ async function call(i: number): Promise<void> {
     if (res.statusCode !== 200) throw new Error(`status ${res.statusCode}`);
     stats.ok++;
   } catch (err) {
-    const code = isTrellisError(err) ? err.code : `untyped ${(err as { code?: string }).code ?? (err as Error).message}`;
+    const code = trellisErrorOf(err)?.code ?? `untyped ${(err as { code?: string }).code ?? (err as Error).message}`;
     failures.set(`${post ? 'POST' : 'GET'} ${secure ? 'secure' : 'products'} ${code}`, (failures.get(`${post ? 'POST' : 'GET'} ${secure ? 'secure' : 'products'} ${code}`) ?? 0) + 1);
     if (args.verbose && stats.lostIdempotent + stats.untyped + stats.postFailed < 50) log(`failed: ${post ? 'POST' : 'GET'} ${secure ? 'secure' : 'products'} ${String(err)}${(err as Error).cause !== undefined ? ` (cause: ${String((err as Error).cause)})` : ''}`);
     if (!isTrellisError(err)) stats.untyped++;

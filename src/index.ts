@@ -9,6 +9,7 @@ export type { MeshHttpClient, HttpClientOptions } from './client/http-client.js'
 export type { MeshRequestOptions } from './client/http-request.js';
 export type { HttpResponseClassifier, ResponseClass } from './client/http-classify.js';
 export { MeshDispatcher } from './client/mesh-dispatcher.js';
+export type { MeshDispatcherOptions, UnknownHostPolicy } from './client/dispatch-origin.js';
 export type { MeshServer, ServeOptions, RequestHandler } from './server/serve.js';
 export type { PeerInfo } from './server/peer.js';
 export type { TrellisRequestInfo } from './server/inbound-security.js';
@@ -34,7 +35,6 @@ export type * from './config/types.js';
 export type { Endpoint, EndpointSource } from './discovery/endpoint.js';
 export {
   TrellisError,
-  isTrellisError,
   ERROR_CODES,
   NoEndpointsError,
   UnknownServiceError,
@@ -58,6 +58,8 @@ export {
   ConfigInvalidError,
 } from './core/errors.js';
 export type { ErrorCode, ErrorCodeInfo, ConfigIssue } from './core/errors.js';
+// Public isTrellisError looks through `cause` (fetch wraps mesh errors in `TypeError: fetch failed`).
+export { isOrWrapsTrellisError as isTrellisError, trellisErrorOf } from './core/error-chain.js';
 export { parseDuration, formatDuration } from './core/duration.js';
 export { retryAfterMsOf } from './resilience/rate-limit-filter.js';
 export type { RateLimiter } from './resilience/rate-limiter.js';

@@ -31,6 +31,8 @@ import { accessLogger, httpAccessLogModule, inboundAccessLog } from './observabi
 import type { AccessLog } from './observability/access-log.js';
 import type { TracerProvider } from '@opentelemetry/api';
 import type { Writable } from 'node:stream';
+import type { MeshDispatcherOptions } from './client/dispatch-origin.js';
+import { checkMeshClientOptions, serviceNameWarnings } from './mesh-client-options.js';
 
 export interface Logger {
   warn(message: string): void;
@@ -64,6 +66,8 @@ export interface MeshClientOptions {
   /** Injected time and randomness (tests, simulations). */
   clock?: Clock;
   random?: Random;
+  /** How `mesh.dispatcher` treats origins that are not mesh services (docs/api.md). */
+  dispatcher?: MeshDispatcherOptions;
 }
 
 const defaultLogger: Logger = { warn: (m) => process.stderr.write(`[trellis] warning: ${m}\n`) };
@@ -80,11 +84,13 @@ function configPaths(source: ConfigSource | undefined): string[] {
 }
 
 function unsupported(field: string, what: string): ConfigInvalidError {
-  return new ConfigInvalidError([{ file: '<meshClient options>', document: 0, path: field, message: `${what} is not available in this version of Trellis` }]);
+  return new ConfigInvalidError([{ file: 'meshClient options', document: 0, path: `meshClient.${field}`, message: `${what} is not available in this version of Trellis; configure with \`config\` (YAML) and identity with \`tls\` or \`identity\`` }]);
 }
 
 /** Creates a mesh client. */
 export async function meshClient(options: MeshClientOptions = {}): Promise<Mesh> {
+  // Every mistake in the options themselves, as one error, before anything starts.
+  checkMeshClientOptions(options, configPaths(options.config), process.cwd());
   if (options.controlPlane !== undefined) throw unsupported('controlPlane', 'the control plane');
   if (options.token !== undefined) throw unsupported('token', 'a control-plane bootstrap token');
   const clock = options.clock ?? systemClock;
@@ -117,6 +123,7 @@ export async function meshClient(options: MeshClientOptions = {}): Promise<Mesh>
     }
   };
   checkIdentity(initial);
+  for (const w of serviceNameWarnings(options.service, [...initial.services.keys()])) logger.warn(w);
   if (identity === undefined && initial.mesh.mtls === undefined && initial.services.size > 0) {
     logger.warn('no workload identity (tls files, identity provider or control plane): mesh traffic is plaintext (mtls off)');
   }
@@ -232,6 +239,7 @@ export async function meshClient(options: MeshClientOptions = {}): Promise<Mesh>
       if (options.identity === undefined) identity?.close();
     },
     stopWatching,
+    dispatcher: options.dispatcher ?? {},
   });
   mesh.applyConfig(initial);
 

@@ -28,6 +28,7 @@ import type { Destinations } from './client/destinations.js';
 import { HttpClient } from './client/http-client.js';
 import type { HttpClientOptions, MeshHttpClient } from './client/http-client.js';
 import { MeshDispatcher } from './client/mesh-dispatcher.js';
+import type { MeshDispatcherOptions } from './client/dispatch-origin.js';
 import type { BreakerState } from './client/service-state.js';
 import { serve } from './server/serve.js';
 import type { MeshServer, RequestHandler, ServeOptions } from './server/serve.js';
@@ -62,6 +63,8 @@ export interface MeshParts {
   reloadSource: (() => Promise<MeshConfig>) | undefined;
   loadSource: (source: unknown) => Promise<MeshConfig>;
   stopWatching: () => void;
+  /** How `mesh.dispatcher` treats origins that are not mesh services. */
+  dispatcher: MeshDispatcherOptions;
 }
 
 export class Mesh extends EventEmitter<MeshEvents> {
@@ -159,9 +162,13 @@ export class Mesh extends EventEmitter<MeshEvents> {
     return c;
   }
 
-  /** An undici Dispatcher routing `http://<service>/` through the mesh; other origins pass through. */
+  /**
+   * An undici Dispatcher routing `http://<service>/` through the mesh; other hostnames pass
+   * through; `https://<service>`, `http://<service>:<port>` and (by default) unknown single-label
+   * hosts are refused with a TrellisError (see docs/api.md).
+   */
   get dispatcher(): MeshDispatcher {
-    this.#dispatcher ??= new MeshDispatcher(this.#parts.destinations);
+    this.#dispatcher ??= new MeshDispatcher(this.#parts.destinations, this.#parts.dispatcher);
     return this.#dispatcher;
   }
 

@@ -5,7 +5,7 @@
  * saw (outcomes, latency, retries, budget, breaker) and the events in between. Stops after
  * --duration seconds or on Ctrl-C, prints a summary, closes everything and exits 0.
  *
- * Usage: node --import tsx examples/demo/main.ts [--duration SECONDS]
+ * Usage: node --import tsx examples/demo/main.ts [--duration SECONDS] [--help]
  */
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -19,17 +19,28 @@ import { View } from './view.js';
 
 const INTERVAL_MS = 2_000;
 
+const USAGE = `usage: npm run demo -- [--duration SECONDS]
+  (or: node --import tsx examples/demo/main.ts [--duration SECONDS])
+
+  -d, --duration SECONDS  how long to run (default 60); Ctrl-C stops earlier
+  -h, --help              print this and exit`;
+
 function parseDuration(): number {
-  let values: { duration?: string | undefined };
+  let values: { duration?: string | undefined; help?: boolean | undefined };
   try {
-    ({ values } = parseArgs({ options: { duration: { type: 'string', short: 'd', default: '60' } } }));
+    ({ values } = parseArgs({ options: { duration: { type: 'string', short: 'd', default: '60' }, help: { type: 'boolean', short: 'h' } } }));
   } catch (err) {
-    console.error(`${err instanceof Error ? err.message : String(err)}\nusage: npm run demo -- [--duration SECONDS]`);
+    console.error(`${err instanceof Error ? err.message : String(err)}\n${USAGE}`);
     process.exit(2);
+  }
+  // Asked-for help is not a mistake: usage on stdout, exit 0.
+  if (values.help === true) {
+    console.log(USAGE);
+    process.exit(0);
   }
   const seconds = Number(values.duration);
   if (!Number.isFinite(seconds) || seconds <= 0) {
-    console.error(`--duration must be a positive number of seconds, got "${values.duration}"`);
+    console.error(`--duration must be a positive number of seconds, got "${values.duration}"\n${USAGE}`);
     process.exit(2);
   }
   return seconds;
@@ -83,7 +94,7 @@ const traffic = new Traffic([
   { client: mesh.http('products'), rate: 140, maxInFlight: 32, path: () => `/products/${1 + Math.floor(Math.random() * 500)}` },
   { client: mesh.http('reviews'), rate: 60, maxInFlight: 16, path: () => `/reviews/${1 + Math.floor(Math.random() * 500)}` },
 ]);
-const view = new View(services.list);
+const view = new View(services.list, INTERVAL_MS / 1000);
 
 console.log(`Trellis demo: ${traffic.rate} req/s from one caller to products (3 endpoints) and reviews (2),`);
 console.log(`meshed by examples/demo/mesh.yaml, for ${durationS} s (Ctrl-C stops early).`);

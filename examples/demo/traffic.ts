@@ -6,7 +6,7 @@
  * and latency (until the body is read), per interval and in total.
  */
 import { performance } from 'node:perf_hooks';
-import { isTrellisError } from 'trellis';
+import { trellisErrorOf } from 'trellis';
 import type { MeshHttpClient } from 'trellis';
 
 export interface CallerStats {
@@ -35,7 +35,8 @@ function emptyStats(): CallerStats {
 }
 
 function failureName(err: unknown): string {
-  if (isTrellisError(err)) return err.code;
+  const trellis = trellisErrorOf(err);
+  if (trellis !== undefined) return trellis.code;
   const code = typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
   return typeof code === 'string' ? code : err instanceof Error ? err.name : 'error';
 }

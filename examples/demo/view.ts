@@ -39,11 +39,14 @@ function budgetText(s: ServiceInspection): string {
 /** Keeps the previous counters, to show what changed in each interval. */
 export class View {
   readonly #servers: readonly DemoService[];
-  readonly #lastServed = new Map<string, number>();
+  readonly #lastServed = new Map<string, { served: number; errors: number; dropped: number }>();
   readonly #lastRetries = new Map<string, number>();
+  readonly #intervalS: number;
 
-  constructor(servers: readonly DemoService[]) {
+  /** `intervalS`: seconds between snapshots, for the per-interval column labels. */
+  constructor(servers: readonly DemoService[], intervalS = 2) {
     this.#servers = servers;
+    this.#intervalS = intervalS;
   }
 
   snapshot(elapsedS: number, rate: number, inspection: MeshInspection, interval: Map<string, CallerStats>, events: string[]): string {
@@ -55,25 +58,29 @@ export class View {
       out.push(`${s.name}   ${s.loadBalancer} · breaker ${s.breaker} · retries +${retries} (total ${s.counters.retries}) · ${budgetText(s)}`);
       const rows = s.endpoints.map((e) => {
         const server = this.#servers.find((d) => d.port === portOf(e.id));
-        const served = server === undefined ? 0 : server.served.ok + server.served.errors;
+        // Every count is for this interval (differences of the server's cumulative counters), so a
+        // row compares like with like (503s are part of served; cut connections are not).
+        // Totals are in the final summary.
+        const now = server === undefined ? { served: 0, errors: 0, dropped: 0 } : { served: server.served.ok + server.served.errors, errors: server.served.errors, dropped: server.served.dropped };
         const key = `${s.name} ${e.id}`;
-        const delta = served - (this.#lastServed.get(key) ?? 0);
-        this.#lastServed.set(key, served);
+        const last = this.#lastServed.get(key) ?? { served: 0, errors: 0, dropped: 0 };
+        this.#lastServed.set(key, now);
+        const known = server !== undefined;
         return [
           e.id,
           e.labels.version ?? '-',
           server?.behaviour ?? '?',
           server === undefined ? '?' : server.up ? 'up' : 'DOWN',
-          String(delta),
-          String(served),
-          String(server?.served.errors ?? '-'),
-          String(server?.served.dropped ?? '-'),
+          known ? String(now.served - last.served) : '-',
+          known ? String(now.errors - last.errors) : '-',
+          known ? String(now.dropped - last.dropped) : '-',
           num(e.ewmaMs, 1),
           String(e.outstanding),
           e.ejected ? 'EJECTED' : 'no',
         ];
       });
-      out.push(...table(['endpoint', 'ver', 'behaviour', 'server', 'served/2s', 'total', '503s', 'cut', 'ewma ms', 'in flight', 'ejected'], rows, 'llllrrrrrrl'));
+      const per = `/${num(this.#intervalS, 0)}s`;
+      out.push(...table(['endpoint', 'ver', 'behaviour', 'server', `served${per}`, `503s${per}`, `cut${per}`, 'ewma ms', 'in flight', 'ejected'], rows, 'llllrrrrrrl'));
       if (stats !== undefined) {
         const shed = stats.shed > 0 ? `, ${stats.shed} shed` : '';
         out.push(`  caller: ${stats.requests} req, ${stats.ok} ok, ${stats.requests - stats.ok} failed${failures(stats)}${shed}`);

@@ -4,67 +4,70 @@
  * `setGlobalDispatcher(mesh.dispatcher)` (the application's choice — Trellis never installs it
  * by itself), Node's built-in fetch and undici's request()/fetch() reach mesh services by name.
  *
- * A mesh origin is plain `http:` on the default port whose host is a configured service name.
+ * Which origins go through the mesh, which are refused and which pass: dispatch-origin.ts.
  */
 import { Agent, Dispatcher } from 'undici';
 import { CallController } from '../core/call-signal.js';
 import { AbortedError } from '../core/errors.js';
+import { decideOrigin, originShape } from './dispatch-origin.js';
+import type { MeshDispatcherOptions, OriginDecision, OriginShape, UnknownHostPolicy } from './dispatch-origin.js';
 import type { Destinations } from './destinations.js';
 import { isIdempotentMethod, toHttpRequest } from './http-request.js';
 import { sendRequest } from './http-client.js';
 import { bridgeToHandler, failHandler } from './dispatch-bridge.js';
 import { invalidRequestArgument } from './request-validation.js';
 
-/** The host of a plain-http, default-port origin (the only kind that can name a mesh service), else null. */
-function meshHost(origin: string): string | null {
-  try {
-    const url = new URL(origin);
-    return url.protocol === 'http:' && (url.port === '' || url.port === '80') ? url.hostname : null;
-  } catch {
-    return null;
-  }
-}
-
 export class MeshDispatcher extends Dispatcher {
   readonly #destinations: Destinations;
   readonly #fallback: Dispatcher;
   readonly #ownsFallback: boolean;
 
-  constructor(destinations: Destinations, fallback?: Dispatcher) {
+  readonly #unknownHosts: UnknownHostPolicy;
+
+  constructor(destinations: Destinations, options: MeshDispatcherOptions = {}, fallback?: Dispatcher) {
     super();
     this.#destinations = destinations;
+    this.#unknownHosts = options.unknownHosts ?? 'refuse';
     this.#fallback = fallback ?? new Agent();
     this.#ownsFallback = fallback === undefined;
   }
 
-  /** Host names of origin strings already parsed (null: never a mesh origin), so fetch() does not re-parse URLs. */
-  readonly #hostOf = new Map<string, string | null>();
+  /** Origin strings already parsed (null: not a URL), so fetch() does not re-parse URLs. */
+  readonly #shapes = new Map<string, OriginShape | null>();
 
-  /** The mesh service an origin names, if it is one. */
-  #serviceOf(origin: Dispatcher.DispatchOptions['origin']): string | undefined {
-    if (origin === undefined) return undefined;
+  /** What to do with an origin, against the configuration in force now. */
+  #decide(origin: Dispatcher.DispatchOptions['origin']): OriginDecision {
+    if (origin === undefined) return { kind: 'pass' };
+    let shape: OriginShape | null | undefined;
     if (typeof origin === 'string') {
-      let host = this.#hostOf.get(origin);
-      if (host === undefined) {
-        host = meshHost(origin);
-        if (this.#hostOf.size >= 1024) this.#hostOf.clear();
-        this.#hostOf.set(origin, host);
+      shape = this.#shapes.get(origin);
+      if (shape === undefined) {
+        shape = originShape(origin);
+        if (this.#shapes.size >= 1024) this.#shapes.clear();
+        this.#shapes.set(origin, shape);
       }
-      return host !== null && this.#destinations.get(host) !== undefined ? host : undefined;
+    } else {
+      shape = originShape(origin);
     }
-    let url: URL;
-    try {
-      url = typeof origin === 'string' ? new URL(origin) : origin;
-    } catch {
-      return undefined;
-    }
-    if (url.protocol !== 'http:' || (url.port !== '' && url.port !== '80')) return undefined;
-    return this.#destinations.get(url.hostname) !== undefined ? url.hostname : undefined;
+    if (shape === null) return { kind: 'pass' };
+    return decideOrigin(shape, this.#isService, this.#serviceNames, this.#unknownHosts);
   }
 
+  // Made once: the decision runs on every request.
+  readonly #isService = (name: string): boolean => this.#destinations.get(name) !== undefined;
+  readonly #serviceNames = (): string[] => this.#destinations.names();
+
   override dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
-    const service = this.#serviceOf(opts.origin);
-    if (service === undefined) return this.#fallback.dispatch(opts, handler);
+    const decision = this.#decide(opts.origin);
+    if (decision.kind === 'pass') return this.#fallback.dispatch(opts, handler);
+    if (decision.kind === 'refuse') {
+      // Refused before anything left the process: reported as the request's error (fetch wraps
+      // it in `TypeError: fetch failed`; isTrellisError and trellisErrorOf look through that).
+      const error = decision.error;
+      bridgeToHandler(handler, () => {}, () => Promise.reject(error));
+      return true;
+    }
+    const service = decision.service;
     const dest = this.#destinations.get(service);
     if (dest === undefined) return this.#fallback.dispatch(opts, handler);
     // Refused before the stack, through the handler's error path (as undici's own dispatchers do).

@@ -107,7 +107,8 @@ async function loadStrings(items: readonly string[], options: LoadConfigOptions)
   );
   const budget = newBudget();
   const sources: ParsedSource[] = texts.map((t) =>
-    'text' in t ? yamlSource(t.text, t.file, budget) : { file: t.file, documents: [], issues: [fileIssue(t.file, t.problem)] },
+    // A relative path is shown as given, plus where it was looked for (the working directory is rarely obvious).
+    'text' in t ? yamlSource(t.text, t.file, budget) : { file: t.file, documents: [], issues: [fileIssue(t.file, isAbsolute(t.file) ? t.problem : `${t.problem} (looked for ${resolve(t.file)})`)] },
   );
   return assembleConfig(sources);
 }

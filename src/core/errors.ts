@@ -97,7 +97,11 @@ export class TrellisError extends Error {
   }
 }
 
-/** True when `err` is a TrellisError, optionally with the given code. */
+/**
+ * True when `err` itself is a TrellisError (its brand), optionally with the given code; it does
+ * not look through `cause`. Inside Trellis, where errors are never wrapped, this is the check.
+ * The public `isTrellisError` (error-chain.ts) also finds one wrapped by fetch and the like.
+ */
 export function isTrellisError(err: unknown, code?: ErrorCode): err is TrellisError {
   return err instanceof TrellisError && (code === undefined || err.code === code);
 }

@@ -62,5 +62,12 @@ export class MeshRegistry {
   }
 }
 
-/** The registry of this process. */
-export const meshRegistry = new MeshRegistry();
+/**
+ * The registry of this process, shared through a `Symbol.for` key by every copy of Trellis loaded
+ * in it — the ESM build and the CommonJS build (dist/cjs) when an application imports one and a
+ * dependency requires the other. grpc-js keeps one `trellis` resolver (the last registered), so
+ * that resolver must find the meshes of both copies, and mesh ids must not collide.
+ */
+const kRegistry = Symbol.for('trellis.grpc.meshRegistry');
+const shared = globalThis as { [kRegistry]?: MeshRegistry };
+export const meshRegistry: MeshRegistry = (shared[kRegistry] ??= new MeshRegistry());

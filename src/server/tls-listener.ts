@@ -7,7 +7,8 @@
  *   matrix row B11). A client without a certificate, with one from a foreign CA, with an expired
  *   one, or speaking TLS 1.2 fails the handshake. A client whose chain verifies but whose leaf
  *   is not an SVID of our trust domain (src/tls/spiffe.ts) is disconnected right after the
- *   handshake, before a byte of HTTP is read.
+ *   handshake, before a byte of HTTP is read. A plaintext HTTP request gets a plaintext 400
+ *   saying mTLS is required, from before TLS, never the handler (plaintext-refusal.ts).
  * - `permissive`: one port for both. The listening `http.Server` peeks at the first byte of each
  *   connection: 0x16 (a TLS handshake record) goes to a non-listening `tls.Server` with the
  *   strict settings and, once verified, back to the HTTP server as a TLS socket; anything else is
@@ -48,6 +49,7 @@ import { NoIdentityError } from '../core/errors.js';
 import type { MtlsMode } from '../config/types.js';
 import type { IdentityProvider, TlsMaterial } from '../tls/identity.js';
 import { peerResolver } from './peer.js';
+import { answerPlaintextHttp } from './plaintext-refusal.js';
 import type { PeerIdentityFn, PeerResolver } from './peer.js';
 
 export interface ListenerTimeouts {
@@ -200,6 +202,7 @@ export function createMeshListener(handler: http.RequestListener, options: MeshL
   let tlsTarget: tls.Server;
   if (mode === 'strict') {
     const s = https.createServer({ ...tlsOptions, ...httpOptions }, rolling);
+    answerPlaintextHttp(s, t.handshakeTimeoutMs);
     // Runs after https's own listener attached the HTTP parser, before any data is read.
     s.on('secureConnection', (socket: TLSSocket) => {
       if (verified(socket)) stamp(socket);

@@ -101,9 +101,11 @@ export function fileIdentity(paths: FileIdentityPaths, deps: FileIdentityDeps): 
       const prev = holder.latest();
       if (prev !== undefined) {
         onWarn(`${file}: ${reason}; keeping the previous certificate (${prev.spiffeId}, NotAfter ${iso(prev.notAfter)})`);
+      } else if (initial) {
+        // ready() rejects with this; a warning as well would report the same problem twice.
+        holder.fail(new ConfigInvalidError([{ file, document: 0, path: '', message: reason }], { cause: err }));
       } else {
         onWarn(`${file}: ${reason}; no workload identity until it is fixed`);
-        if (initial) holder.fail(new ConfigInvalidError([{ file, document: 0, path: '', message: reason }], { cause: err }));
       }
       return;
     }

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { after, before, test } from 'node:test';
 import { CONFIG_LIMITS, loadConfig } from '../../src/config/index.js';
 import { issueAt, issuesOfAsync, serviceYaml } from './helpers.js';
@@ -37,6 +37,11 @@ test('a missing file is a ConfigInvalidError naming the file', async () => {
   const missing = join(dir, 'nope.yaml');
   const issues = await issuesOfAsync(() => loadConfig(missing));
   assert.deepEqual(issues, [{ file: missing, document: 0, path: '', message: 'file not found' }]);
+});
+
+test('a missing file given by a relative path says where it was looked for', async () => {
+  const issues = await issuesOfAsync(() => loadConfig('./no-such-dir-trellis/mesh.yml'));
+  assert.equal(issues[0]?.message, `file not found (looked for ${resolve('no-such-dir-trellis/mesh.yml')})`);
 });
 
 test('a directory, an oversize file and invalid UTF-8 are refused', async () => {

@@ -161,7 +161,10 @@ describe('mTLS end to end (meshClient, mesh.serve, mesh.http)', () => {
 
     it('(a) refuses a plaintext client, a client without a certificate and a client from another CA', async () => {
       const hits = b.hits();
-      await assert.rejects(fetch(`http://127.0.0.1:${b.server.port}/list`), TypeError);
+      // Plaintext gets a plaintext 400 saying mTLS is required, from before TLS: never the handler.
+      const plain = await fetch(`http://127.0.0.1:${b.server.port}/list`);
+      assert.equal(plain.status, 400);
+      assert.match(await plain.text(), /requires mTLS/);
 
       const noCert = await tlsRequest({ port: b.server.port, path: '/list', ca: ca.bundlePem });
       assert.ok(noCert.error !== undefined, `a client without a certificate got ${noCert.status}`);

@@ -13,7 +13,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { isTrellisError, meshClient } from 'trellis';
+import { isTrellisError, trellisErrorOf, meshClient } from 'trellis';
 import type { Mesh } from 'trellis';
 import { authority, leaf, oddLeaf, type Creds } from '../tls/fixtures.js';
 import { quietLogger } from '../helpers/servers.js';
@@ -96,8 +96,9 @@ spec:
     const server = await countingServer(serverCreds, ca.bundlePem);
     servers.push(server);
     const mesh = await callerOf(server.port);
-    await assert.rejects(mesh.http('b').request({ method: 'GET', path: '/x' }), (err: unknown) => {
-      assert.ok(isTrellisError(err, 'TRELLIS_PEER_IDENTITY'), `${(err as Error).name}: ${(err as Error).message}`);
+    await assert.rejects(mesh.http('b').request({ method: 'GET', path: '/x' }), (caught: unknown) => {
+      const err = trellisErrorOf(caught, 'TRELLIS_PEER_IDENTITY');
+      assert.ok(err, `${(caught as Error).name}: ${(caught as Error).message}`);
       assert.match(err.message, message);
       assert.equal(err.service, 'b');
       assert.equal(err.endpoint, `127.0.0.1:${server.port}`);

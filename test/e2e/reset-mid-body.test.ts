@@ -12,7 +12,7 @@ import http from 'node:http';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { fetch as undiciFetch, request as undiciRequest } from 'undici';
-import { isTrellisError, meshClient } from 'trellis';
+import { isTrellisError, trellisErrorOf, meshClient } from 'trellis';
 import type { Mesh } from 'trellis';
 import { quietLogger, runLoad, serviceYaml } from '../helpers/servers.js';
 
@@ -101,8 +101,9 @@ describe('reset mid-body', () => {
       for (let i = 0; i < 2; i++) {
         const res = await mesh.http('products').request({ method: 'GET', path: '/big' });
         assert.equal(res.statusCode, 200);
-        await assert.rejects(res.body.text(), (err: unknown) => {
-          assert.ok(isTrellisError(err, 'TRELLIS_RESET'), `${(err as Error).name}: ${(err as Error).message}`);
+        await assert.rejects(res.body.text(), (caught: unknown) => {
+          const err = trellisErrorOf(caught, 'TRELLIS_RESET');
+          assert.ok(err, `${(caught as Error).name}: ${(caught as Error).message}`);
           assert.equal(err.service, 'products');
           assert.equal(err.endpoint, bad.address);
           assert.match(err.message, /before the response body completed/);
@@ -128,8 +129,9 @@ describe('reset mid-body', () => {
     const mesh = await meshClient({ service: 'caller', config: serviceYaml('products', [{ address }], RETRIES), logger: quietLogger() });
     cleanup.push(() => mesh.close());
     const res = await mesh.http('products').request({ method: 'GET', path: '/bad-chunk' });
-    await assert.rejects(res.body.text(), (err: unknown) => {
-      assert.ok(isTrellisError(err, 'TRELLIS_UPSTREAM_ERROR'), `${(err as Error).name}: ${(err as Error).message}`);
+    await assert.rejects(res.body.text(), (caught: unknown) => {
+      const err = trellisErrorOf(caught, 'TRELLIS_UPSTREAM_ERROR');
+      assert.ok(err, `${(caught as Error).name}: ${(caught as Error).message}`);
       assert.match(err.message, /malformed response body \((HPE_\w+|HTTPParserError)\): .*chunk/);
       assert.equal(err.endpoint, address);
       return true;
@@ -142,7 +144,7 @@ describe('reset mid-body', () => {
     cleanup.push(() => bad.close());
     const mesh = await meshFor([bad], RETRIES);
     const res = await mesh.http('products').request({ method: 'POST', path: '/order', body: '{}' });
-    await assert.rejects(res.body.text(), (err: unknown) => isTrellisError(err, 'TRELLIS_RESET') && err.endpoint === bad.address);
+    await assert.rejects(res.body.text(), (err: unknown) => trellisErrorOf(err, 'TRELLIS_RESET')?.endpoint === bad.address);
     assert.equal(bad.hits, 1);
   });
 
@@ -163,7 +165,7 @@ describe('reset mid-body', () => {
 
     const bigMesh = await meshFor([bigBad], RETRIES);
     const r = await undiciRequest('http://products/big', { dispatcher: bigMesh.dispatcher });
-    await assert.rejects(r.body.text(), (err: unknown) => isTrellisError(err, 'TRELLIS_RESET') && err.endpoint === bigBad.address);
+    await assert.rejects(r.body.text(), (err: unknown) => trellisErrorOf(err, 'TRELLIS_RESET')?.endpoint === bigBad.address);
     const f = await undiciFetch('http://products/big', { dispatcher: bigMesh.dispatcher });
     await assert.rejects(f.text(), (err: unknown) => {
       const cause = (err as Error).cause;

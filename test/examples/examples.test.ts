@@ -50,5 +50,29 @@ describe('examples', () => {
     const caller503 = Number(reasons.find((x) => x.startsWith('HTTP 503'))?.split(' ').at(-1) ?? 0);
     assert.ok(caller503 <= server503, `the caller saw ${caller503} 503s, the servers sent ${server503}`);
     assert.match(r.out, /^mesh and servers closed\.$/m);
+    // Every count column is per interval and says so; a row's 503s are part of what it served
+    // in the same interval (it once compared a cumulative 503 count with a per-interval one).
+    const header = r.out.split('\n').find((l) => l.includes('served/2s'));
+    assert.ok(header !== undefined, r.out);
+    const cols = header.trim().split(/\s{2,}/);
+    assert.deepEqual(cols.slice(4, 7), ['served/2s', '503s/2s', 'cut/2s']);
+    const intervalRows = r.out.split('\n').filter((l) => /^\s+127\.0\.0\.1:70\d\d\s/.test(l) || /^\s+127\.0\.0\.1:709\d\s/.test(l));
+    assert.ok(intervalRows.length >= 5, r.out);
+    for (const row of intervalRows) {
+      const cells = row.trim().split(/\s{2,}/);
+      const servedNow = Number(cells[4]);
+      const errors = Number(cells[5]);
+      assert.ok(Number.isInteger(servedNow) && Number.isInteger(errors), row);
+      assert.ok(errors <= servedNow, `503s within what was served in the interval: ${row}`);
+    }
+  });
+
+  it('the demo prints usage and exits 0 for --help, and 2 for an unknown option', async () => {
+    const help = await runNode(['examples/demo/main.ts', '--help'], 20_000);
+    assert.equal(help.code, 0, help.err);
+    assert.match(help.out, /usage: npm run demo -- \[--duration SECONDS\]/);
+    const bad = await runNode(['examples/demo/main.ts', '--durration', '5'], 20_000);
+    assert.equal(bad.code, 2);
+    assert.match(bad.err, /usage:/);
   });
 });

@@ -46,12 +46,11 @@ describe('strict mTLS listener', () => {
     assert.deepEqual(echo.peer, { service: 'a', spiffeId: 'spiffe://example.org/svc/a', verified: true });
   });
 
-  it('refuses at the handshake: plaintext, no certificate, a foreign CA, an expired certificate, TLS 1.2', async () => {
+  it('refuses at the handshake: no certificate, a foreign CA, an expired certificate, TLS 1.2', async () => {
     const before = stack.hits;
     const expired = await ca.leaf('a', 'example.org', { notBefore: new Date(Date.now() - 2 * DAY), notAfter: new Date(Date.now() - DAY) });
     const foreign = await foreignCa.leaf('a');
     const attempts = {
-      plaintext: await plainRequest({ port: stack.port, path: '/open' }),
       'no certificate': await tlsRequest({ port: stack.port, ca: ca.cert, path: '/open' }),
       'foreign CA': await tlsRequest({ port: stack.port, ca: ca.cert, cert: foreign.cert, key: foreign.key, path: '/open' }),
       expired: await tlsRequest({ port: stack.port, ca: ca.cert, cert: expired.cert, key: expired.key, path: '/open' }),
@@ -63,6 +62,16 @@ describe('strict mTLS listener', () => {
     }
     assert.match(`${attempts['TLS 1.2'].error?.code} ${attempts['TLS 1.2'].error?.message}`, /protocol version|PROTOCOL_VERSION|unsupported protocol/i);
     assert.match(String(attempts['no certificate'].error?.code), /CERTIFICATE_REQUIRED/);
+    assert.equal(stack.hits, before, 'no request reached the handler');
+  });
+
+  it('answers plaintext HTTP with a plaintext 400 saying mTLS is required; the handler sees nothing', async () => {
+    const before = stack.hits;
+    const r = await plainRequest({ port: stack.port, path: '/open' });
+    assert.equal(r.status, 400, String(r.error));
+    assert.match(r.body ?? '', /requires mTLS/);
+    const post = await plainRequest({ port: stack.port, path: '/private', method: 'POST', body: 'x'.repeat(100_000) });
+    assert.equal(post.status, 400, `a request with a body reads the answer, not a reset: ${String(post.error)}`);
     assert.equal(stack.hits, before, 'no request reached the handler');
   });
 

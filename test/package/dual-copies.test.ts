@@ -1,0 +1,27 @@
+/**
+ * The ESM build and the CommonJS build loaded in one process (an application that imports
+ * trellis while a dependency requires it) behave as one where it matters: errors of one copy are
+ * recognised by the other (the `Symbol.for` brand), and they share the process-wide gRPC mesh
+ * registry, since grpc-js keeps only the last registered `trellis` resolver.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
+
+describe('the ESM and CommonJS copies in one process', () => {
+  it('share the gRPC mesh registry and recognise each other’s errors', async () => {
+    const esmRegistry = (await import('../../dist/grpc/registry.js')) as { meshRegistry: object };
+    const cjsRegistry = require('../../dist/cjs/grpc/registry.js') as { meshRegistry: object };
+    assert.equal(esmRegistry.meshRegistry, cjsRegistry.meshRegistry);
+
+    // The built copies, typed as the public API (the typecheck maps 'trellis' to src/).
+    const esm = (await import('../../dist/index.js')) as unknown as typeof import('trellis');
+    const cjs = require('../../dist/cjs/index.js') as typeof import('trellis');
+    assert.notEqual(esm.TimeoutError, cjs.TimeoutError, 'two copies are loaded');
+    const fromCjs = new TypeError('fetch failed', { cause: new cjs.TimeoutError('slow') });
+    assert.equal(esm.isTrellisError(fromCjs, 'TRELLIS_TIMEOUT'), true);
+    assert.ok(fromCjs.cause instanceof esm.TimeoutError);
+  });
+});
