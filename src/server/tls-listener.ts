@@ -32,10 +32,15 @@
  * Slow clients (matrix row C4): `headersTimeout` 10 s (Node: 60 s), `requestTimeout` 30 s for
  * the whole request, body included (Node: 300 s), checked every second
  * (`connectionsCheckingInterval`, Node: 30 s, which would let a slowloris hold a socket up to
- * 30 s past its deadline); TLS `handshakeTimeout` 10 s (Node: 120 s); in permissive mode the
- * first byte must arrive within the same 10 s, and in every mode the first request within 10 s
- * of the connection being handed to HTTP (Node starts `headersTimeout` only at the first byte,
- * so a connection that stays silent would be held forever). All are options (`timeouts`).
+ * 30 s past its deadline); in TLS modes a hard deadline of 10 s (`handshakeTimeoutMs`) from
+ * accept to a finished, verified handshake (permissive: sniff and handshake together), whatever
+ * the client sends meanwhile (src/server/handshake-deadline.ts: Node's TLS `handshakeTimeout`
+ * is an idle timer, and a `tls.Server` leaves a failed handshake's socket open, which let one
+ * 0x16 byte hold a descriptor forever); and in every mode the first request within 10 s of the
+ * connection being handed to HTTP (Node starts `headersTimeout` only at the first byte, so a
+ * connection that stays silent would be held forever). All are options (`timeouts`, through
+ * `mesh.serve(handler, { timeouts })`). `close()` ends at once every connection still in its
+ * handshake: it carries no request.
  */
 import http from 'node:http';
 import https from 'node:https';
@@ -47,6 +52,7 @@ import type { Clock } from '../core/clock.js';
 import { NoIdentityError } from '../core/errors.js';
 import type { MtlsMode } from '../config/types.js';
 import type { IdentityProvider, TlsMaterial } from '../tls/identity.js';
+import { HandshakeDeadlines } from './handshake-deadline.js';
 import { peerResolver } from './peer.js';
 import type { PeerIdentityFn, PeerResolver } from './peer.js';
 
@@ -57,7 +63,7 @@ export interface ListenerTimeouts {
   requestTimeoutMs: number;
   /** Idle time before a keep-alive connection is closed. */
   keepAliveTimeoutMs: number;
-  /** From connection to a finished TLS handshake (permissive: to its first byte), then again to the first request. */
+  /** From accept to a finished, verified TLS handshake (a hard deadline; permissive: sniff included), then again to the first request. */
   handshakeTimeoutMs: number;
   /** How often Node checks the header and request timeouts. */
   checkIntervalMs: number;
@@ -148,6 +154,17 @@ export function createMeshListener(handler: http.RequestListener, options: MeshL
     handler(req, res);
   };
 
+  // close() ends the connections not yet handed to HTTP: they carry no request, and a handshake
+  // in progress (or an attacker's half-sent ClientHello) would otherwise hold close() until its
+  // deadline, since closeAllConnections() sees only HTTP connections.
+  const drainOnClose = (server: http.Server, deadlines: HandshakeDeadlines | undefined): void => {
+    const close = server.close;
+    server.close = function (this: http.Server, callback?: (err?: Error) => void) {
+      deadlines?.destroyAll();
+      return close.call(this, callback);
+    } as typeof server.close;
+  };
+
   const httpOptions: http.ServerOptions = {
     headersTimeout: t.headersTimeoutMs,
     requestTimeout: t.requestTimeoutMs,
@@ -159,6 +176,7 @@ export function createMeshListener(handler: http.RequestListener, options: MeshL
     const server = http.createServer(httpOptions, rolling);
     applyTimeouts(server, t);
     server.on('connection', stamp);
+    drainOnClose(server, undefined);
     return server;
   }
 
@@ -189,6 +207,8 @@ export function createMeshListener(handler: http.RequestListener, options: MeshL
     return false;
   };
 
+  const deadlines = new HandshakeDeadlines(t.handshakeTimeoutMs);
+
   const tlsOptions: tls.TlsOptions = {
     ...secureContextOptions(material),
     requestCert: true,
@@ -200,10 +220,14 @@ export function createMeshListener(handler: http.RequestListener, options: MeshL
   let tlsTarget: tls.Server;
   if (mode === 'strict') {
     const s = https.createServer({ ...tlsOptions, ...httpOptions }, rolling);
+    s.on('connection', (socket: Socket) => deadlines.arm(socket));
     // Runs after https's own listener attached the HTTP parser, before any data is read.
     s.on('secureConnection', (socket: TLSSocket) => {
-      if (verified(socket)) stamp(socket);
+      if (!verified(socket)) return;
+      deadlines.release(socket);
+      stamp(socket);
     });
+    // https.Server destroys a socket whose handshake failed (through 'clientError'); nothing to add.
     server = s as unknown as http.Server;
     tlsTarget = s;
   } else {
@@ -212,6 +236,7 @@ export function createMeshListener(handler: http.RequestListener, options: MeshL
     if (httpConnection === undefined) throw new Error('node:http server has no connection listener');
     server.removeListener('connection', httpConnection);
     const handToHttp = (socket: Socket): void => {
+      deadlines.release(socket);
       httpConnection.call(server, socket);
       stamp(socket);
     };
@@ -219,19 +244,27 @@ export function createMeshListener(handler: http.RequestListener, options: MeshL
     tlsTarget.on('secureConnection', (socket: TLSSocket) => {
       if (verified(socket)) handToHttp(socket);
     });
-    // A failed handshake is the client's problem; tls.Server already destroys the socket.
-    tlsTarget.on('tlsClientError', () => undefined);
-    server.on('connection', (socket: Socket) => peek(socket, t.handshakeTimeoutMs, (tlsHandshake) => {
-      if (tlsHandshake) {
-        tlsTarget.emit('connection', socket);
-      } else {
-        handToHttp(socket);
-        // The HTTP parser reads the handle directly; the peeked bytes wait in the stream buffer.
-        socket.resume();
-      }
-    }));
+    // A failed handshake (timeout, reset, garbage) must end the connection here: unlike
+    // https.Server, a tls.Server leaves the socket open after 'tlsClientError', and an
+    // attacker sending one 0x16 byte would hold a descriptor until the process ran out.
+    tlsTarget.on('tlsClientError', (_err: Error, socket: TLSSocket) => {
+      socket.destroy();
+    });
+    server.on('connection', (socket: Socket) => {
+      deadlines.arm(socket);
+      peek(socket, (tlsHandshake) => {
+        if (tlsHandshake) {
+          tlsTarget.emit('connection', socket);
+        } else {
+          handToHttp(socket);
+          // The HTTP parser reads the handle directly; the peeked bytes wait in the stream buffer.
+          socket.resume();
+        }
+      });
+    });
   }
   applyTimeouts(server, t);
+  drainOnClose(server, deadlines);
 
   const onRotated = (): void => {
     const next = identity.current();
@@ -256,19 +289,20 @@ function applyTimeouts(server: http.Server, t: ListenerTimeouts): void {
 
 /**
  * Waits for the first chunk of a new connection, puts it back, and says whether it starts a TLS
- * handshake (record type 22). A connection that sends nothing in time, or fails, is destroyed.
+ * handshake (record type 22). A connection that fails or ends before sending a byte is destroyed;
+ * one that stays silent is ended by its handshake deadline (src/server/handshake-deadline.ts).
  */
-function peek(socket: Socket, timeoutMs: number, then: (tlsHandshake: boolean) => void): void {
+function peek(socket: Socket, then: (tlsHandshake: boolean) => void): void {
   const fail = (): void => {
     socket.destroy();
   };
-  socket.setTimeout(timeoutMs, fail);
   socket.on('error', fail);
+  // The HTTP server is half-open: a FIN before any byte would otherwise leave the socket open.
+  socket.on('end', fail);
   socket.once('data', (chunk: Buffer) => {
     socket.pause();
-    socket.setTimeout(0);
-    socket.removeListener('timeout', fail);
     socket.removeListener('error', fail);
+    socket.removeListener('end', fail);
     socket.unshift(chunk);
     then(chunk[0] === 0x16);
   });
