@@ -150,16 +150,35 @@ export function createMeshListener(handler: http.RequestListener, options: MeshL
     // The first-request timer (see `stamp`) ends with the first request.
     if (b.requests++ === 0) socket.setTimeout(0);
     // Must be decided before the handler writes: the header makes Node close after this response.
-    if (b.generation !== generation || (maxAge > 0 && clock.now() - b.at >= maxAge)) res.setHeader('connection', 'close');
+    if (draining || b.generation !== generation || (maxAge > 0 && clock.now() - b.at >= maxAge)) res.setHeader('connection', 'close');
+    inFlight.add(res);
+    res.once('close', () => {
+      inFlight.delete(res);
+      // A response whose headers went out before the drain began promised keep-alive: its
+      // connection is idle now, and nothing else would close it before keepAliveTimeout.
+      if (draining) setImmediate(closeIdle);
+    });
     handler(req, res);
   };
 
-  // close() ends the connections not yet handed to HTTP: they carry no request, and a handshake
-  // in progress (or an attacker's half-sent ClientHello) would otherwise hold close() until its
-  // deadline, since closeAllConnections() sees only HTTP connections.
+  // Draining, from close() on: every response not yet started says `Connection: close` (Node
+  // then ends its connection after it), a connection idle after its last response is closed at
+  // once, and connections not yet handed to HTTP are ended — they carry no request, and a
+  // handshake in progress (or an attacker's half-sent ClientHello) would otherwise hold close()
+  // until its deadline, since closeAllConnections() sees only HTTP connections. Without this a
+  // keep-alive client held its connection for keepAliveTimeout after the work ended, and
+  // close() waited for it.
+  let draining = false;
+  const inFlight = new Set<http.ServerResponse>();
+  let closeIdle = (): void => undefined;
   const drainOnClose = (server: http.Server, deadlines: HandshakeDeadlines | undefined): void => {
+    closeIdle = () => server.closeIdleConnections();
     const close = server.close;
     server.close = function (this: http.Server, callback?: (err?: Error) => void) {
+      if (!draining) {
+        draining = true;
+        for (const res of inFlight) if (!res.headersSent) res.setHeader('connection', 'close');
+      }
       deadlines?.destroyAll();
       return close.call(this, callback);
     } as typeof server.close;
