@@ -3,7 +3,7 @@
  * all run this one function. It wraps a node:http handler, so the steps are node:http-shaped:
  * each gets the request and response and either answers or passes on. The order:
  *
- *   strip identity headers → metrics start → identity (peer) → authorization → rate limit →
+ *   strip identity headers (and trailers, when they arrive) → metrics start → identity (peer) → authorization → rate limit →
  *   fault → trace + deadline ambient → handler
  *
  * - Identity headers are stripped first, before metrics, the access log or any rule reads them.
@@ -26,7 +26,7 @@ import { ERROR_CODES } from '../core/errors.js';
 import { inboundAmbient } from './inbound-context.js';
 import { writeForbidden } from './authorization.js';
 import type { Authorizer, DenyReason } from './authorization.js';
-import { stripIdentityHeaders } from './identity-headers.js';
+import { guardIdentityTrailers, stripIdentityHeaders } from './identity-headers.js';
 import type { PeerResolver } from './peer.js';
 
 export type NodeHandler = (req: IncomingMessage, res: ServerResponse) => void;
@@ -110,6 +110,7 @@ export function inboundHandler(handler: NodeHandler, deps: InboundDeps): NodeHan
       return;
     }
     stripIdentityHeaders(req);
+    guardIdentityTrailers(req);
     const labels = observability?.observe?.(req, res, service);
     const peer = peers.of(req.socket);
     req.trellis = { peer };
