@@ -52,8 +52,9 @@ import type { Clock } from '../core/clock.js';
 import { NoIdentityError } from '../core/errors.js';
 import type { MtlsMode } from '../config/types.js';
 import type { IdentityProvider, TlsMaterial } from '../tls/identity.js';
+import { verifySvid } from '../tls/spiffe.js';
 import { HandshakeDeadlines } from './handshake-deadline.js';
-import { peerResolver } from './peer.js';
+import { peerResolver, UNKNOWN_CALLER } from './peer.js';
 import type { PeerIdentityFn, PeerResolver } from './peer.js';
 
 export interface ListenerTimeouts {
@@ -209,16 +210,20 @@ export function createMeshListener(handler: http.RequestListener, options: MeshL
   let lastWarn = -Infinity;
   let suppressed = 0;
   const refuse = (socket: TLSSocket): void => {
-    socket.destroy();
+    // Read before destroy(): a destroyed socket no longer knows its peer (the warning said "from ?").
+    const from = `${socket.remoteAddress ?? 'an unknown address'}${socket.remotePort !== undefined ? `:${socket.remotePort}` : ''}`;
     const now = clock.now();
     if (now - lastWarn < 60_000) {
+      socket.destroy();
       suppressed++;
       return;
     }
+    const reason = refusalReason(socket, peers.trustDomain);
+    socket.destroy();
     lastWarn = now;
     const more = suppressed > 0 ? ` (and ${suppressed} more since the last warning)` : '';
     suppressed = 0;
-    onWarn(`TRELLIS_PEER_IDENTITY: refused an inbound connection from ${socket.remoteAddress ?? '?'}: its certificate chains to our CA but is not a service SVID of trust domain "${peers.trustDomain}"${more}`);
+    onWarn(`TRELLIS_PEER_IDENTITY: refused an inbound connection from caller ${UNKNOWN_CALLER} at ${from}: its certificate chains to our CA but is not a service SVID of trust domain "${peers.trustDomain}": ${reason}${more}`);
   };
   const verified = (socket: TLSSocket): boolean => {
     if (peers.of(socket).verified) return true;
@@ -298,6 +303,21 @@ export function createMeshListener(handler: http.RequestListener, options: MeshL
   identity.on('rotated', onRotated);
   server.once('close', () => identity.off('rotated', onRotated));
   return server;
+}
+
+/**
+ * Why a verified chain's leaf is not a caller, for the refusal warning: what the SVID check
+ * says (it names the certificate and the identity it claims), never a guess.
+ */
+function refusalReason(socket: TLSSocket, trustDomain: string): string {
+  const cert = socket.getPeerX509Certificate();
+  if (cert === undefined) return 'it presented no certificate';
+  try {
+    const id = verifySvid(cert, { trustDomain });
+    return id.service === UNKNOWN_CALLER ? `${id.spiffeId} names the reserved service "${UNKNOWN_CALLER}"` : `${id.spiffeId} was not accepted by the identity check`;
+  } catch (err) {
+    return (err as Error).message.replace(/^TRELLIS_PEER_IDENTITY: /, '');
+  }
 }
 
 function applyTimeouts(server: http.Server, t: ListenerTimeouts): void {
