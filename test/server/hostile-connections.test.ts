@@ -2,7 +2,8 @@
  * Issue 13 item 1: connections that never finish their handshake cannot pile up. In every mTLS
  * mode, 200 hostile sockets against `mesh.serve` — one byte 0x16 then silence; a partial
  * ClientHello then an abort; nothing at all; a ClientHello record dripped a byte at a time —
- * all end within the (short, configured) handshake timeout, counted from the server side
+ * and 50 ordinary TLS clients that give up mid-handshake — all end within the (short,
+ * configured) handshake timeout, counted from the server side
  * (`server.getConnections`), while a legitimate caller is served, and `mesh.close()` resolves,
  * also while such sockets are still held open by the attacker.
  *
@@ -12,6 +13,7 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import tls from 'node:tls';
 import type http from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { meshClient } from 'trellis';
@@ -122,6 +124,14 @@ describe('hostile connections against mesh.serve (issue 13 item 1)', () => {
       const { mesh, server } = await serveIn(mode, 500);
       const hostile = await openHostile(server.port, server.server);
       sockets.push(...hostile);
+      // Ordinary TLS clients that give up mid-handshake, at various points.
+      for (let i = 0; i < 50; i++) {
+        const c = tls.connect({ host: '127.0.0.1', port: server.port, ca: ca.cert, cert: caller.cert, key: caller.key, checkServerIdentity: () => undefined });
+        c.on('error', () => undefined);
+        if (i % 2 === 0) c.once('connect', () => setImmediate(() => c.destroy()));
+        else setTimeout(() => c.destroy(), i % 7);
+        sockets.push(c);
+      }
       const r = await legit(mode, server.port);
       assert.equal(r.status, 200, String(r.error));
       // The attacker keeps every socket it can open; the server must end them all by itself.
