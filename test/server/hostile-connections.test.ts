@@ -12,6 +12,7 @@
  */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import https from 'node:https';
 import net from 'node:net';
 import tls from 'node:tls';
 import type http from 'node:http';
@@ -109,7 +110,8 @@ describe('hostile connections against mesh.serve (issue 13 item 1)', () => {
     const identity = mode === 'off' ? undefined : new TestIdentity(await materialFor(ca, 'b'));
     const mesh = await meshClient({ service: 'b', config: config(mode), ...(identity !== undefined ? { identity } : {}), logger: quietLogger() });
     meshes.push(mesh);
-    const server = await mesh.serve((_req, res) => res.end('ok'), {
+    // Answers the client's port: which connection a request came on.
+    const server = await mesh.serve((req, res) => res.end(String(req.socket.remotePort)), {
       timeouts: { handshakeTimeoutMs, headersTimeoutMs: 500, requestTimeoutMs: 1_000, checkIntervalMs: 100 },
     });
     return { mesh, server };
@@ -146,6 +148,24 @@ describe('hostile connections against mesh.serve (issue 13 item 1)', () => {
   }
 
   for (const mode of ['strict', 'permissive'] as const) {
+    it(`${mode}: a connection handed to HTTP is not ended by the handshake deadline`, async () => {
+      const { server } = await serveIn(mode, 300);
+      const agent = new https.Agent({ keepAlive: true, ca: ca.cert, cert: caller.cert, key: caller.key, checkServerIdentity: () => undefined });
+      try {
+        const ports: string[] = [];
+        for (let i = 0; i < 2; i++) {
+          const r = await tlsRequest({ port: server.port, agent });
+          assert.equal(r.status, 200, String(r.error));
+          ports.push(String(r.body));
+          // Well past the 300 ms deadline (however slow the machine, never less).
+          if (i === 0) await sleep(1_000);
+        }
+        assert.equal(ports[0], ports[1], 'the keep-alive connection was cut after its handshake');
+      } finally {
+        agent.destroy();
+      }
+    });
+
     it(`${mode}: close() ends connections still in their handshake and resolves`, async () => {
       // A handshake timeout far beyond the test: only close() can end these sockets.
       const { mesh, server } = await serveIn(mode, 600_000);
