@@ -41,6 +41,11 @@
  * connection that stays silent would be held forever). All are options (`timeouts`, through
  * `mesh.serve(handler, { timeouts })`). `close()` ends at once every connection still in its
  * handshake: it carries no request.
+ *
+ * Draining (from `close()` on): responses not yet started carry `Connection: close`, and every
+ * keep-alive connection closes as soon as its last response ends, so `close()` resolves when the
+ * work does. Node stops checking the header/request timeouts once `close()` is called, so a slow
+ * client still sending its headers is held until the caller's drain deadline cuts it.
  */
 import http from 'node:http';
 import https from 'node:https';
