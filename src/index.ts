@@ -4,7 +4,7 @@
 export { meshClient } from './mesh-client.js';
 export type { MeshClientOptions, Logger } from './mesh-client.js';
 export { Mesh } from './mesh.js';
-export type { MeshEvents } from './mesh.js';
+export type { MeshCloseOptions, MeshEvents } from './mesh.js';
 export type { MeshHttpClient, HttpClientOptions } from './client/http-client.js';
 export type { MeshRequestOptions } from './client/http-request.js';
 export type { HttpResponseClassifier, ResponseClass } from './client/http-classify.js';

@@ -45,6 +45,13 @@ export interface MeshEvents {
   certificate: [{ spiffeId: string; notAfter: Date }];
 }
 
+export interface MeshCloseOptions {
+  /** How long close() lets inbound and outbound requests in flight finish (default 10 s). */
+  drainTimeoutMs?: number;
+}
+
+const DEFAULT_DRAIN_TIMEOUT_MS = 10_000;
+
 export interface MeshParts {
   service: string | undefined;
   clock: Clock;
@@ -216,14 +223,30 @@ export class Mesh extends EventEmitter<MeshEvents> {
     return inspectDestinations(this.#parts.destinations, this.#parts.clock, this.#parts.inbound.current().overload);
   }
 
-  /** Stops serving (draining), closes pools, timers and watchers; the process can then exit. */
-  async close(): Promise<void> {
+  /**
+   * Stops serving (draining), closes pools, timers and watchers; the process can then exit.
+   *
+   * One drain deadline (`drainTimeoutMs`, default 10 s) bounds the whole close: servers drain
+   * (each also within its own `drainTimeoutMs`) and are cut at the deadline; outbound requests
+   * still in flight then fail with TRELLIS_CLOSED, however long their own timeout, so a hung
+   * upstream cannot hold close() for a request timeout.
+   */
+  async close(options: MeshCloseOptions = {}): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    const drainMs = options.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS;
+    const clock = this.#parts.clock;
+    const deadline = clock.now() + drainMs;
     this.#parts.stopWatching();
-    await Promise.all([...this.#servers].map((s) => s.close()));
+    const servers = [...this.#servers];
+    const cut = setTimeout(() => {
+      for (const s of servers) s.server.closeAllConnections();
+    }, drainMs);
+    cut.unref();
+    await Promise.all(servers.map((s) => s.close()));
+    clearTimeout(cut);
     this.grpc.close();
-    await this.#parts.destinations.close();
+    await this.#parts.destinations.close(Math.max(0, deadline - clock.now()));
     this.#parts.inbound.close();
     await this.#parts.tracer.close();
     this.#parts.identity?.off('rotated', this.#onCertificate);

@@ -103,7 +103,8 @@ export class Destinations {
     return [...this.#states.values()];
   }
 
-  async close(): Promise<void> {
+  /** Closes every destination; outbound requests still in flight after `graceMs` fail with TRELLIS_CLOSED. */
+  async close(graceMs?: number): Promise<void> {
     this.#table = new Map();
     for (const t of this.#retiring) clearTimeout(t);
     this.#retiring.clear();
@@ -111,6 +112,6 @@ export class Destinations {
     this.#tickers.clear();
     const states = [...this.#states.values()];
     this.#states.clear();
-    await Promise.all(states.map((s) => s.close()));
+    await Promise.all(states.map((s) => s.close(graceMs)));
   }
 }

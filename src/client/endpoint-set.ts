@@ -213,10 +213,11 @@ export class EndpointSet {
     return this.#source?.description ?? 'none (registry)';
   }
 
-  async close(): Promise<void> {
+  /** Stops discovery and closes the pools; requests still in flight after `graceMs` fail with TRELLIS_CLOSED. */
+  async close(graceMs?: number): Promise<void> {
     this.#closed = true;
     this.#source?.close();
     this.#outlier?.close();
-    await this.#deps.pools.close();
+    await this.#deps.pools.close(graceMs);
   }
 }

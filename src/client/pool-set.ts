@@ -3,8 +3,14 @@
  * changes while their endpoint stays; a pool whose endpoint leaves the set is closed
  * gracefully (undici's close() lets requests in flight finish, then ends the sockets), and
  * destroyed if it has not drained within the grace period.
+ *
+ * Closing the set (mesh.close()) drains every pool the same way, bounded by the caller's drain
+ * deadline: what is still in flight then fails with TRELLIS_CLOSED, so close() never waits for a
+ * request timeout (a hung upstream would otherwise hold it for the whole timeout). A closed set
+ * hands out no pool: an attempt that starts afterwards (a retry) fails with TRELLIS_CLOSED too.
  */
 import { Pool } from 'undici';
+import { ClosedError } from '../core/errors.js';
 import type { Endpoint } from '../discovery/endpoint.js';
 import type { Connect } from './mtls-connector.js';
 
@@ -40,8 +46,12 @@ export class PoolSet {
     this.retain(new Set());
   }
 
-  /** The pool for an endpoint, created on first use. */
+  /**
+   * The pool for an endpoint, created on first use.
+   * @throws ClosedError once the set is closed.
+   */
   get(endpoint: Endpoint): Pool {
+    if (this.#closed) throw new ClosedError('the mesh client is closed', { endpoint: endpoint.id });
     let pool = this.#pools.get(endpoint.id);
     if (pool === undefined) {
       const tls = this.#connect !== undefined;
@@ -55,7 +65,6 @@ export class PoolSet {
         headersTimeout: 0,
         bodyTimeout: 0,
       });
-      if (this.#closed) void pool.destroy();
       this.#pools.set(endpoint.id, pool);
     }
     return pool;
@@ -71,8 +80,10 @@ export class PoolSet {
     }
   }
 
-  #drain(pool: Pool): Promise<void> {
-    const timer = setTimeout(() => void pool.destroy().catch(() => undefined), this.#params.drainGraceMs);
+  #drain(pool: Pool, graceMs = this.#params.drainGraceMs, reason?: Error): Promise<void> {
+    // undici fails the requests still in flight with `reason` (a TrellisError passes the
+    // transport's error mapping unchanged).
+    const timer = setTimeout(() => void pool.destroy(reason ?? null).catch(() => undefined), graceMs);
     timer.unref();
     return pool.close().then(
       () => clearTimeout(timer),
@@ -80,12 +91,15 @@ export class PoolSet {
     );
   }
 
-  /** Closes every pool gracefully (bounded by the grace period). */
-  async close(): Promise<void> {
+  /**
+   * Closes every pool gracefully; after `graceMs` (default: the drain grace) what is still in
+   * flight fails with TRELLIS_CLOSED.
+   */
+  async close(graceMs = this.#params.drainGraceMs): Promise<void> {
     this.#closed = true;
-    const pools = [...this.#pools.values()];
+    const pools = [...this.#pools.entries()];
     this.#pools.clear();
-    await Promise.all(pools.map((p) => this.#drain(p)));
+    await Promise.all(pools.map(([id, p]) => this.#drain(p, Math.max(0, graceMs), new ClosedError(`the mesh client closed and its drain deadline (${graceMs} ms) passed with this request in flight`, { endpoint: id }))));
   }
 
   size(): number {

@@ -192,11 +192,12 @@ export class ServiceState {
     return this.#budget;
   }
 
-  async close(): Promise<void> {
+  /** Closes breaker, limiters and pools; requests still in flight after `graceMs` fail with TRELLIS_CLOSED. */
+  async close(graceMs?: number): Promise<void> {
     if (this.#breaker !== undefined) this.#deps.onBreakerPresence(this.name, undefined);
     this.#breaker?.close();
     for (const l of this.#limiters.values()) l.limiter.close();
     this.#limiters.clear();
-    await this.endpoints.close();
+    await this.endpoints.close(graceMs);
   }
 }

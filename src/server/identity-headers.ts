@@ -19,6 +19,15 @@
  *
  * Every view of the headers is cleaned: `req.headers`, `req.headersDistinct` and `req.rawHeaders`
  * (in place). Requests without these headers cost one scan of the names and allocate nothing.
+ *
+ * Trailers (a chunked request can send header lines after its body, and an application that
+ * merges them into its view of the headers would otherwise read a forged identity there): every
+ * `x-forwarded-client-cert` and every `x-trellis-*` line is removed from `req.trailers`,
+ * `req.trailersDistinct` and `req.rawTrailers` — no Trellis header means anything as a trailer.
+ * Node parses trailers when the body ends, after the handler started, so `guardIdentityTrailers`
+ * watches the request: when Node stores its trailers, they are cleaned before any other callback
+ * runs (on the next tick, which comes before the request's 'end'). Only requests that can carry
+ * trailers (a `transfer-encoding` header) are watched.
  */
 import type { IncomingMessage } from 'node:http';
 
@@ -75,4 +84,71 @@ export function stripIdentityHeaders(req: IncomingMessage): number {
   }
   raw.length = w;
   return removed;
+}
+
+function isTrailerToStrip(name: string): boolean {
+  if (name.length < 8) return false;
+  const c = name.charCodeAt(0);
+  if (c !== 0x78 /* x */ && c !== 0x58 /* X */) return false;
+  const lower = name.toLowerCase();
+  return lower.startsWith('x-trellis-') || lower === 'x-forwarded-client-cert';
+}
+
+/**
+ * Removes `x-forwarded-client-cert` and every `x-trellis-*` line from the trailers Node already
+ * stored on `req` (see the file comment). Returns how many trailer lines were removed.
+ */
+export function stripIdentityTrailers(req: IncomingMessage): number {
+  const raw = req.rawTrailers;
+  let found = false;
+  for (let i = 0; i < raw.length; i += 2) {
+    if (isTrailerToStrip(raw[i] as string)) {
+      found = true;
+      break;
+    }
+  }
+  if (!found) return 0;
+  // As for headers: Node builds the objects lazily from rawTrailers and a count it keeps.
+  const trailers = req.trailers;
+  const distinct = req.trailersDistinct;
+  let w = 0;
+  let removed = 0;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i] as string;
+    if (isTrailerToStrip(name)) {
+      removed++;
+      const lower = name.toLowerCase();
+      delete trailers[lower];
+      delete distinct[lower];
+      continue;
+    }
+    raw[w++] = name;
+    raw[w++] = raw[i + 1] as string;
+  }
+  raw.length = w;
+  return removed;
+}
+
+/**
+ * Makes sure identity trailers never reach the application: cleans them now if the request is
+ * already complete, else as soon as Node stores them (see the file comment).
+ */
+export function guardIdentityTrailers(req: IncomingMessage): void {
+  if (req.complete) {
+    stripIdentityTrailers(req);
+    return;
+  }
+  if (req.headers['transfer-encoding'] === undefined) return;
+  // Node assigns `rawTrailers` once, when the body ends, and sets the count its lazy `trailers`
+  // getter needs right after; cleaning on the next tick runs after both and before 'end'.
+  let raw = req.rawTrailers;
+  Object.defineProperty(req, 'rawTrailers', {
+    configurable: true,
+    enumerable: true,
+    get: () => raw,
+    set: (value: string[]) => {
+      raw = value;
+      if (value.length > 0) process.nextTick(stripIdentityTrailers, req);
+    },
+  });
 }

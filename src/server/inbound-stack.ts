@@ -3,8 +3,8 @@
  * all run this one function. It wraps a node:http handler, so the steps are node:http-shaped:
  * each gets the request and response and either answers or passes on. The order:
  *
- *   strip identity headers → metrics start → identity (peer) → authorization → rate limit →
- *   overload → fault → trace + deadline ambient → handler
+ *   strip identity headers (and trailers, when they arrive) → metrics start → identity (peer) →
+ *   authorization → rate limit → overload → fault → trace + deadline ambient → handler
  *
  * - Identity headers are stripped first, before metrics, the access log or any rule reads them.
  * - Metrics start before identity so a denied request is counted (`outcome="forbidden"`) with
@@ -29,7 +29,7 @@ import { ERROR_CODES } from '../core/errors.js';
 import { inboundAmbient } from './inbound-context.js';
 import { writeForbidden } from './authorization.js';
 import type { Authorizer, DenyReason } from './authorization.js';
-import { stripIdentityHeaders } from './identity-headers.js';
+import { guardIdentityTrailers, stripIdentityHeaders } from './identity-headers.js';
 import type { PeerResolver } from './peer.js';
 import { DEADLINE_HEADER, parseDeadlineHeader } from '../core/ambient.js';
 import type { OverloadGuard, ShedReason } from './overload-guard.js';
@@ -133,6 +133,7 @@ export function inboundHandler(handler: NodeHandler, deps: InboundDeps): NodeHan
       return;
     }
     stripIdentityHeaders(req);
+    guardIdentityTrailers(req);
     const labels = observability?.observe?.(req, res, service);
     const peer = peers.of(req.socket);
     req.trellis = { peer };

@@ -33,10 +33,20 @@
  * Slow clients (matrix row C4): `headersTimeout` 10 s (Node: 60 s), `requestTimeout` 30 s for
  * the whole request, body included (Node: 300 s), checked every second
  * (`connectionsCheckingInterval`, Node: 30 s, which would let a slowloris hold a socket up to
- * 30 s past its deadline); TLS `handshakeTimeout` 10 s (Node: 120 s); in permissive mode the
- * first byte must arrive within the same 10 s, and in every mode the first request within 10 s
- * of the connection being handed to HTTP (Node starts `headersTimeout` only at the first byte,
- * so a connection that stays silent would be held forever). All are options (`timeouts`).
+ * 30 s past its deadline); in TLS modes a hard deadline of 10 s (`handshakeTimeoutMs`) from
+ * accept to a finished, verified handshake (permissive: sniff and handshake together), whatever
+ * the client sends meanwhile (src/server/handshake-deadline.ts: Node's TLS `handshakeTimeout`
+ * is an idle timer, and a `tls.Server` leaves a failed handshake's socket open, which let one
+ * 0x16 byte hold a descriptor forever); and in every mode the first request within 10 s of the
+ * connection being handed to HTTP (Node starts `headersTimeout` only at the first byte, so a
+ * connection that stays silent would be held forever). All are options (`timeouts`, through
+ * `mesh.serve(handler, { timeouts })`). `close()` ends at once every connection still in its
+ * handshake: it carries no request.
+ *
+ * Draining (from `close()` on): responses not yet started carry `Connection: close`, and every
+ * keep-alive connection closes as soon as its last response ends, so `close()` resolves when the
+ * work does. Node stops checking the header/request timeouts once `close()` is called, so a slow
+ * client still sending its headers is held until the caller's drain deadline cuts it.
  */
 import http from 'node:http';
 import https from 'node:https';
@@ -48,7 +58,9 @@ import type { Clock } from '../core/clock.js';
 import { NoIdentityError } from '../core/errors.js';
 import type { MtlsMode } from '../config/types.js';
 import type { IdentityProvider, TlsMaterial } from '../tls/identity.js';
-import { peerResolver } from './peer.js';
+import { verifySvid } from '../tls/spiffe.js';
+import { HandshakeDeadlines } from './handshake-deadline.js';
+import { peerResolver, UNKNOWN_CALLER } from './peer.js';
 import { answerPlaintextHttp } from './plaintext-refusal.js';
 import type { PeerIdentityFn, PeerResolver } from './peer.js';
 
@@ -59,7 +71,7 @@ export interface ListenerTimeouts {
   requestTimeoutMs: number;
   /** Idle time before a keep-alive connection is closed. */
   keepAliveTimeoutMs: number;
-  /** From connection to a finished TLS handshake (permissive: to its first byte), then again to the first request. */
+  /** From accept to a finished, verified TLS handshake (a hard deadline; permissive: sniff included), then again to the first request. */
   handshakeTimeoutMs: number;
   /** How often Node checks the header and request timeouts. */
   checkIntervalMs: number;
@@ -146,8 +158,38 @@ export function createMeshListener(handler: http.RequestListener, options: MeshL
     // The first-request timer (see `stamp`) ends with the first request.
     if (b.requests++ === 0) socket.setTimeout(0);
     // Must be decided before the handler writes: the header makes Node close after this response.
-    if (b.generation !== generation || (maxAge > 0 && clock.now() - b.at >= maxAge)) res.setHeader('connection', 'close');
+    if (draining || b.generation !== generation || (maxAge > 0 && clock.now() - b.at >= maxAge)) res.setHeader('connection', 'close');
+    inFlight.add(res);
+    res.once('close', () => {
+      inFlight.delete(res);
+      // A response whose headers went out before the drain began promised keep-alive: its
+      // connection is idle now, and nothing else would close it before keepAliveTimeout.
+      if (draining) setImmediate(closeIdle);
+    });
     handler(req, res);
+  };
+
+  // Draining, from close() on: every response not yet started says `Connection: close` (Node
+  // then ends its connection after it), a connection idle after its last response is closed at
+  // once, and connections not yet handed to HTTP are ended — they carry no request, and a
+  // handshake in progress (or an attacker's half-sent ClientHello) would otherwise hold close()
+  // until its deadline, since closeAllConnections() sees only HTTP connections. Without this a
+  // keep-alive client held its connection for keepAliveTimeout after the work ended, and
+  // close() waited for it.
+  let draining = false;
+  const inFlight = new Set<http.ServerResponse>();
+  let closeIdle = (): void => undefined;
+  const drainOnClose = (server: http.Server, deadlines: HandshakeDeadlines | undefined): void => {
+    closeIdle = () => server.closeIdleConnections();
+    const close = server.close;
+    server.close = function (this: http.Server, callback?: (err?: Error) => void) {
+      if (!draining) {
+        draining = true;
+        for (const res of inFlight) if (!res.headersSent) res.setHeader('connection', 'close');
+      }
+      deadlines?.destroyAll();
+      return close.call(this, callback);
+    } as typeof server.close;
   };
 
   const httpOptions: http.ServerOptions = {
@@ -161,6 +203,7 @@ export function createMeshListener(handler: http.RequestListener, options: MeshL
     const server = http.createServer(httpOptions, rolling);
     applyTimeouts(server, t);
     server.on('connection', stamp);
+    drainOnClose(server, undefined);
     return server;
   }
 
@@ -174,22 +217,28 @@ export function createMeshListener(handler: http.RequestListener, options: MeshL
   let lastWarn = -Infinity;
   let suppressed = 0;
   const refuse = (socket: TLSSocket): void => {
-    socket.destroy();
+    // Read before destroy(): a destroyed socket no longer knows its peer (the warning said "from ?").
+    const from = `${socket.remoteAddress ?? 'an unknown address'}${socket.remotePort !== undefined ? `:${socket.remotePort}` : ''}`;
     const now = clock.now();
     if (now - lastWarn < 60_000) {
+      socket.destroy();
       suppressed++;
       return;
     }
+    const reason = refusalReason(socket, peers.trustDomain);
+    socket.destroy();
     lastWarn = now;
     const more = suppressed > 0 ? ` (and ${suppressed} more since the last warning)` : '';
     suppressed = 0;
-    onWarn(`TRELLIS_PEER_IDENTITY: refused an inbound connection from ${socket.remoteAddress ?? '?'}: its certificate chains to our CA but is not a service SVID of trust domain "${peers.trustDomain}"${more}`);
+    onWarn(`TRELLIS_PEER_IDENTITY: refused an inbound connection from caller ${UNKNOWN_CALLER} at ${from}: its certificate chains to our CA but is not a service SVID of trust domain "${peers.trustDomain}": ${reason}${more}`);
   };
   const verified = (socket: TLSSocket): boolean => {
     if (peers.of(socket).verified) return true;
     refuse(socket);
     return false;
   };
+
+  const deadlines = new HandshakeDeadlines(t.handshakeTimeoutMs);
 
   const tlsOptions: tls.TlsOptions = {
     ...secureContextOptions(material),
@@ -203,10 +252,14 @@ export function createMeshListener(handler: http.RequestListener, options: MeshL
   if (mode === 'strict') {
     const s = https.createServer({ ...tlsOptions, ...httpOptions }, rolling);
     answerPlaintextHttp(s, t.handshakeTimeoutMs);
+    s.on('connection', (socket: Socket) => deadlines.arm(socket));
     // Runs after https's own listener attached the HTTP parser, before any data is read.
     s.on('secureConnection', (socket: TLSSocket) => {
-      if (verified(socket)) stamp(socket);
+      if (!verified(socket)) return;
+      deadlines.release(socket);
+      stamp(socket);
     });
+    // https.Server destroys a socket whose handshake failed (through 'clientError'); nothing to add.
     server = s as unknown as http.Server;
     tlsTarget = s;
   } else {
@@ -215,6 +268,7 @@ export function createMeshListener(handler: http.RequestListener, options: MeshL
     if (httpConnection === undefined) throw new Error('node:http server has no connection listener');
     server.removeListener('connection', httpConnection);
     const handToHttp = (socket: Socket): void => {
+      deadlines.release(socket);
       httpConnection.call(server, socket);
       stamp(socket);
     };
@@ -222,19 +276,27 @@ export function createMeshListener(handler: http.RequestListener, options: MeshL
     tlsTarget.on('secureConnection', (socket: TLSSocket) => {
       if (verified(socket)) handToHttp(socket);
     });
-    // A failed handshake is the client's problem; tls.Server already destroys the socket.
-    tlsTarget.on('tlsClientError', () => undefined);
-    server.on('connection', (socket: Socket) => peek(socket, t.handshakeTimeoutMs, (tlsHandshake) => {
-      if (tlsHandshake) {
-        tlsTarget.emit('connection', socket);
-      } else {
-        handToHttp(socket);
-        // The HTTP parser reads the handle directly; the peeked bytes wait in the stream buffer.
-        socket.resume();
-      }
-    }));
+    // A failed handshake (timeout, reset, garbage) must end the connection here: unlike
+    // https.Server, a tls.Server leaves the socket open after 'tlsClientError', and an
+    // attacker sending one 0x16 byte would hold a descriptor until the process ran out.
+    tlsTarget.on('tlsClientError', (_err: Error, socket: TLSSocket) => {
+      socket.destroy();
+    });
+    server.on('connection', (socket: Socket) => {
+      deadlines.arm(socket);
+      peek(socket, (tlsHandshake) => {
+        if (tlsHandshake) {
+          tlsTarget.emit('connection', socket);
+        } else {
+          handToHttp(socket);
+          // The HTTP parser reads the handle directly; the peeked bytes wait in the stream buffer.
+          socket.resume();
+        }
+      });
+    });
   }
   applyTimeouts(server, t);
+  drainOnClose(server, deadlines);
 
   const onRotated = (): void => {
     const next = identity.current();
@@ -251,6 +313,21 @@ export function createMeshListener(handler: http.RequestListener, options: MeshL
   return server;
 }
 
+/**
+ * Why a verified chain's leaf is not a caller, for the refusal warning: what the SVID check
+ * says (it names the certificate and the identity it claims), never a guess.
+ */
+function refusalReason(socket: TLSSocket, trustDomain: string): string {
+  const cert = socket.getPeerX509Certificate();
+  if (cert === undefined) return 'it presented no certificate';
+  try {
+    const id = verifySvid(cert, { trustDomain });
+    return id.service === UNKNOWN_CALLER ? `${id.spiffeId} names the reserved service "${UNKNOWN_CALLER}"` : `${id.spiffeId} was not accepted by the identity check`;
+  } catch (err) {
+    return (err as Error).message.replace(/^TRELLIS_PEER_IDENTITY: /, '');
+  }
+}
+
 function applyTimeouts(server: http.Server, t: ListenerTimeouts): void {
   server.headersTimeout = t.headersTimeoutMs;
   server.requestTimeout = t.requestTimeoutMs;
@@ -259,19 +336,20 @@ function applyTimeouts(server: http.Server, t: ListenerTimeouts): void {
 
 /**
  * Waits for the first chunk of a new connection, puts it back, and says whether it starts a TLS
- * handshake (record type 22). A connection that sends nothing in time, or fails, is destroyed.
+ * handshake (record type 22). A connection that fails or ends before sending a byte is destroyed;
+ * one that stays silent is ended by its handshake deadline (src/server/handshake-deadline.ts).
  */
-function peek(socket: Socket, timeoutMs: number, then: (tlsHandshake: boolean) => void): void {
+function peek(socket: Socket, then: (tlsHandshake: boolean) => void): void {
   const fail = (): void => {
     socket.destroy();
   };
-  socket.setTimeout(timeoutMs, fail);
   socket.on('error', fail);
+  // The HTTP server is half-open: a FIN before any byte would otherwise leave the socket open.
+  socket.on('end', fail);
   socket.once('data', (chunk: Buffer) => {
     socket.pause();
-    socket.setTimeout(0);
-    socket.removeListener('timeout', fail);
     socket.removeListener('error', fail);
+    socket.removeListener('end', fail);
     socket.unshift(chunk);
     then(chunk[0] === 0x16);
   });

@@ -65,12 +65,18 @@ describe('certificate rotation', () => {
       let done = 0;
       let stop = false;
       try {
+        // Paced by requests served, not by the clock: on a loaded machine a fixed 400 ms window
+        // held too few requests to mean anything. 12 requests between rotations, 12 after.
+        const served = async (n: number): Promise<void> => {
+          const target = done + n;
+          while (done < target && failures.length === 0) await new Promise((r) => setTimeout(r, 10));
+        };
         const rotations = (async () => {
           for (let i = 0; i < 5; i++) {
-            await new Promise((r) => setTimeout(r, 60));
+            await served(12);
             identity.rotate(await materialFor(ca, 'b'));
           }
-          await new Promise((r) => setTimeout(r, 100));
+          await served(12);
           stop = true;
         })();
         const workers = agents.flatMap((agent) =>

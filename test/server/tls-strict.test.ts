@@ -105,6 +105,10 @@ describe('strict mTLS listener', () => {
     // Warned, once per minute (a refused client must not flood the log).
     assert.equal(stack.warnings.length, 1, stack.warnings.join('\n'));
     assert.match(stack.warnings[0] as string, /TRELLIS_PEER_IDENTITY/);
+    // It names the caller and the reason (issue 13 item 10b: it said "from ?").
+    assert.match(stack.warnings[0] as string, /from caller unknown at 127\.0\.0\.1:\d+:/);
+    assert.match(stack.warnings[0] as string, /CA certificate, not a leaf SVID/);
+    assert.doesNotMatch(stack.warnings[0] as string, /\?/);
   });
 
   it('a caller with service a\'s certificate is refused where only c may call: 403, no rule in the body', async () => {
