@@ -22,6 +22,12 @@ export const LIMITS = {
   maxAliasCount: 100,
   /** Longest regular expression source. */
   maxRegexLength: 1024,
+  /**
+   * Largest RE2 program a config regex may compile to, in instructions: matching costs at most
+   * this many steps per input character. Envoy's default cap is 100; real route regexes need
+   * 10-60 (`/api/v[12]/orders/[a-f0-9-]{36}` is 53).
+   */
+  maxRegexProgramSize: 200,
   /** Deepest nesting of mappings and lists (a real document needs about 8). */
   maxNestingDepth: 32,
   /** Longest list anywhere. */
