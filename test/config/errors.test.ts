@@ -239,7 +239,10 @@ test('YAML syntax errors and duplicate keys carry a line', () => {
   assert.match(syntax[0]?.message ?? '', /^YAML: /);
   assert.equal(typeof syntax[0]?.line, 'number');
   const dup = issuesOf(() => parseConfigText('apiVersion: trellis/v1\nkind: Service\nkind: Service\n'));
-  assert.deepEqual([dup[0]?.line, dup[0]?.message], [3, 'YAML: Map keys must be unique']);
+  assert.deepEqual([dup[0]?.line, dup[0]?.message], [3, 'YAML: duplicate key "kind" (map keys must be unique)']);
+  // 1 and "1" are one key once converted to JavaScript: refused too.
+  const same = issuesOf(() => parseConfigText('apiVersion: trellis/v1\nkind: Service\nmetadata: { name: a }\nspec: { 1: a, "1": b }\n'));
+  assert.deepEqual([same[0]?.line, same[0]?.message], [4, 'YAML: duplicate key "1" (map keys must be unique)']);
 });
 
 test('a document that is not a mapping', () => {
