@@ -5,6 +5,6 @@
  */
 
 export { loadConfig, parseConfigText, parseConfigDocuments, INLINE, type ConfigSource, type LoadConfigOptions } from './load.js';
-export { compileMatcherRegex, regexProblem } from './safe-regex.js';
+export { compileMatcherRegex, regexProblem, type ConfigRegex } from './config-regex.js';
 export { LIMITS as CONFIG_LIMITS } from './limits.js';
 export type * from './types.js';

@@ -14,6 +14,17 @@ export const LIMITS = {
   maxTextBytes: 4 * 1024 * 1024,
   /** Most documents across all sources of one load. */
   maxDocuments: 1000,
+  /**
+   * Most YAML nodes (scalars, collection starts, entries, aliases, anchors, tags) across all
+   * sources of one load, counted on the lexer's tokens before the parser builds anything for
+   * them: what a YAML text costs to parse, compose and validate grows with this count, not with
+   * its bytes (`[1,1,...]` is 2 bytes a node). A 1000-route Service (240 KB) is about 49 000. A
+   * double-quoted scalar counts one more per 16 characters: `yaml` decodes escapes by appending
+   * one character at a time, which costs tens of bytes of garbage per character.
+   */
+  maxYamlNodes: 100_000,
+  /** Most lexical tokens of any kind (whitespace, line breaks and comments too) in one load (a 1000-route Service: 124 000). */
+  maxYamlTokens: 400_000,
   /** Most routes in one Service. */
   maxRoutesPerService: 1000,
   /** Longest string (keys included), in UTF-16 code units. */
@@ -22,6 +33,12 @@ export const LIMITS = {
   maxAliasCount: 100,
   /** Longest regular expression source. */
   maxRegexLength: 1024,
+  /**
+   * Largest RE2 program a config regex may compile to, in instructions: matching costs at most
+   * this many steps per input character. Envoy's default cap is 100; real route regexes need
+   * 10-60 (`/api/v[12]/orders/[a-f0-9-]{36}` is 53).
+   */
+  maxRegexProgramSize: 200,
   /** Deepest nesting of mappings and lists (a real document needs about 8). */
   maxNestingDepth: 32,
   /** Longest list anywhere. */

@@ -15,7 +15,7 @@ import { ConfigInvalidError, type ConfigIssue } from '../core/errors.js';
 import { assembleConfig } from './assemble.js';
 import { LIMITS } from './limits.js';
 import type { MeshConfig } from './types.js';
-import { objectSource, yamlSource, type DocumentBudget, type ParsedSource } from './yaml-source.js';
+import { loadBudget, objectSource, yamlSource, type ParsedSource } from './yaml-source.js';
 
 /** A file path, YAML text, several files, or already-parsed documents. */
 export type ConfigSource = string | object | readonly object[] | readonly string[];
@@ -31,10 +31,6 @@ export const INLINE = '<inline>';
 /** YAML text rather than a path: it spans lines or starts like a document. */
 function isYamlText(s: string): boolean {
   return s.includes('\n') || s.trimStart().startsWith('apiVersion');
-}
-
-function newBudget(): DocumentBudget {
-  return { remaining: LIMITS.maxDocuments };
 }
 
 /** Reads a file as UTF-8 text, at most the size limit (plus one byte, to detect going over). */
@@ -105,7 +101,7 @@ async function loadStrings(items: readonly string[], options: LoadConfigOptions)
       return { file, ...(await readCapped(resolve(file))) };
     }),
   );
-  const budget = newBudget();
+  const budget = loadBudget();
   const sources: ParsedSource[] = texts.map((t) =>
     // A relative path is shown as given, plus where it was looked for (the working directory is rarely obvious).
     'text' in t ? yamlSource(t.text, t.file, budget) : { file: t.file, documents: [], issues: [fileIssue(t.file, isAbsolute(t.file) ? t.problem : `${t.problem} (looked for ${resolve(t.file)})`)] },
@@ -115,10 +111,10 @@ async function loadStrings(items: readonly string[], options: LoadConfigOptions)
 
 /** Validates YAML text already in memory (one or more `---`-separated documents). */
 export function parseConfigText(text: string, fileName: string = INLINE): MeshConfig {
-  return assembleConfig([yamlSource(text, fileName, newBudget())]);
+  return assembleConfig([yamlSource(text, fileName, loadBudget())]);
 }
 
 /** Validates already-parsed documents (objects shaped as the YAML documents are). */
 export function parseConfigDocuments(documents: readonly unknown[], fileName: string = INLINE): MeshConfig {
-  return assembleConfig([objectSource(documents, fileName, newBudget())]);
+  return assembleConfig([objectSource(documents, fileName, loadBudget())]);
 }

@@ -12,7 +12,7 @@ import { z } from 'zod';
 import { parseDuration } from '../core/duration.js';
 import { describeValue } from './issues.js';
 import { LIMITS } from './limits.js';
-import { regexProblem } from './safe-regex.js';
+import { regexProblem } from './config-regex.js';
 
 /** A string that passes `test`, refused with `message(value)` otherwise. */
 export function checkedString(test: (s: string) => boolean, message: (s: string) => string, max = 253) {
@@ -118,7 +118,7 @@ export const urlPathSchema = checkedString(
   LIMITS.maxStringLength,
 );
 
-/** A regex from config: valid, at most 1 KiB, and free of the backtracking shapes `safe-regex.ts` refuses. */
+/** A regex from config: valid RE2 syntax, at most 1 KiB, and a bounded RE2 program (`config-regex.ts`). */
 export const regexSchema = z.string().superRefine((source, ctx) => {
   const problem = regexProblem(source);
   if (problem !== undefined) ctx.addIssue({ code: 'custom', message: `regex ${describeValue(source)} ${problem}`, input: source });

@@ -4,7 +4,7 @@
  * shadowing) live in `service-checks.ts`; defaults in `normalize-route.ts`.
  *
  * Bounds (RELIABILITY.md, "DoS through config"): at most 64 values per match list, 32 header and
- * 32 query matchers, 64 backends; regexes pass `safe-regex.ts`.
+ * 32 query matchers, 64 backends; regexes compile with RE2 (`config-regex.ts`).
  */
 
 import { z } from 'zod';

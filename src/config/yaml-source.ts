@@ -1,16 +1,26 @@
 /**
  * Text and objects → documents ready for validation, each able to say on which line a field
- * sits. YAML goes through `yaml`'s own pipeline — `Parser` (CST) then `Composer` (documents),
- * which is what `parseAllDocuments` does — with our checks between the steps, because hostile
- * input must be refused before the step it attacks:
+ * sits. YAML goes through `yaml`'s own pipeline — `Lexer` → `Parser` (CST) → `Composer`
+ * (documents), which is what `parseAllDocuments` does — driven one token at a time, with our
+ * checks between the steps, because hostile input must be refused before the step it attacks
+ * (RELIABILITY.md, "DoS through config"; numbers in docs/configuration.md):
  *
- * - size, before parsing (4 MiB);
- * - document count, while the parser streams (it stops at the 1001st document);
- * - nesting depth, on the CST, before composing: `yaml`'s composer recurses per level, and we
- *   have seen a stack overflow there take the whole process down (V8 aborted compiling a regex
- *   on the exhausted stack) rather than throw;
+ * - size, before lexing (4 MiB);
+ * - node and token counts, on each lexical token before the parser sees it: a 4 MiB flow list
+ *   of 2 million items, or a mapping of 300 000 keys, costs 1-2 GB and tens of seconds to
+ *   compose, so the text stops being read at the budget (`maxYamlNodes`, `maxYamlTokens`, for
+ *   the whole load) and at the first scalar far over the string limit;
+ * - document count, as the parser yields documents (it stops at the 1001st);
+ * - nesting depth, list length and mapping size on each document's CST, before composing it:
+ *   `yaml`'s composer recurses per level, and we have seen a stack overflow there take the
+ *   whole process down (V8 aborted compiling a regex on the exhausted stack) rather than throw;
+ * - duplicate keys, in one pass with a Set after composing (`yaml`'s own `uniqueKeys` check
+ *   compares each key with every earlier one: quadratic in a mapping's size);
  * - depth after alias expansion (aliases may nest anchors) and alias count (`maxAliasCount`,
  *   the billion-laughs guard), before `toJS`.
+ *
+ * Documents are composed as soon as their CST is complete, and the CST is dropped, so memory
+ * holds one document's CST plus the composed documents, all bounded by the node budget.
  *
  * Invariant: every walk here is iterative and bounded; no recursion on input shape before the
  * depth checks pass.
@@ -18,7 +28,7 @@
 
 import {
   Composer,
-  type CST,
+  CST,
   type Document,
   isAlias,
   isMap,
@@ -26,6 +36,7 @@ import {
   isPair,
   isScalar,
   isSeq,
+  Lexer,
   LineCounter,
   Parser,
 } from 'yaml';
@@ -47,9 +58,16 @@ export interface ParsedSource {
   issues: ConfigIssue[];
 }
 
-/** Documents still allowed in this load; shared by all of its sources. */
+/** Documents, YAML nodes and tokens still allowed in this load; shared by all of its sources. */
 export interface DocumentBudget {
   remaining: number;
+  nodes: number;
+  tokens: number;
+}
+
+/** A fresh budget for one load. */
+export function loadBudget(): DocumentBudget {
+  return { remaining: LIMITS.maxDocuments, nodes: LIMITS.maxYamlNodes, tokens: LIMITS.maxYamlTokens };
 }
 
 const MIB = 1024 * 1024;
@@ -68,8 +86,12 @@ export function objectSource(values: readonly unknown[], file: string, budget: D
   return { file, documents, issues: [] };
 }
 
-/** Deepest nesting of collections in a CST token, and where it first passes `limit`. */
-function cstTooDeep(root: CST.Token, limit: number): number | undefined {
+/**
+ * The first generic limit a document's CST breaks, before it is composed: nesting deeper than
+ * `maxNestingDepth`, a list longer than `maxListLength`, a mapping with more than
+ * `maxMapEntries` entries. Iterative; the depth check stops the walk from going deeper.
+ */
+function cstProblem(root: CST.Token): { offset: number; message: string } | undefined {
   const stack: { token: CST.Token; depth: number }[] = [{ token: root, depth: 0 }];
   while (stack.length > 0) {
     const { token, depth } = stack.pop() as { token: CST.Token; depth: number };
@@ -79,15 +101,48 @@ function cstTooDeep(root: CST.Token, limit: number): number | undefined {
         break;
       case 'block-map':
       case 'block-seq':
-      case 'flow-collection':
-        if (depth + 1 > limit) return token.offset;
+      case 'flow-collection': {
+        if (depth + 1 > LIMITS.maxNestingDepth) return { offset: token.offset, message: `nesting deeper than ${LIMITS.maxNestingDepth} levels` };
+        const isList = token.type === 'block-seq' || (token.type === 'flow-collection' && token.start.source === '[');
+        const n = token.items.length;
+        if (isList && n > LIMITS.maxListLength) {
+          return { offset: token.offset, message: `list of more than ${LIMITS.maxListLength} items (maxListLength)` };
+        }
+        if (!isList && n > LIMITS.maxMapEntries) {
+          return { offset: token.offset, message: `mapping of more than ${LIMITS.maxMapEntries} keys (maxMapEntries)` };
+        }
         for (const item of token.items) {
-          if (item.key !== undefined && item.key !== null) stack.push({ token: item.key, depth: depth + 1 });
+          if ('key' in item && item.key !== undefined && item.key !== null) stack.push({ token: item.key, depth: depth + 1 });
           if (item.value !== undefined) stack.push({ token: item.value, depth: depth + 1 });
         }
         break;
+      }
       default:
         break;
+    }
+  }
+  return undefined;
+}
+
+/** The first duplicate or non-scalar key of any mapping in a composed document (one pass, a Set per mapping). */
+function keyProblem(doc: Document.Parsed): { offset: number | undefined; message: string } | undefined {
+  const stack: unknown[] = [doc.contents];
+  while (stack.length > 0) {
+    const node = stack.pop();
+    if (isSeq(node)) {
+      for (const item of node.items) stack.push(item);
+    } else if (isMap(node)) {
+      const seen = new Set<string>();
+      for (const pair of node.items) {
+        const key: unknown = pair.key;
+        if (!isScalar(key)) {
+          return { offset: isNode(key) ? key.range?.[0] : undefined, message: 'YAML: a mapping key is a collection or alias (config keys are strings)' };
+        }
+        const name = String(key.value);
+        if (seen.has(name)) return { offset: key.range?.[0], message: `YAML: duplicate key ${JSON.stringify(name.length > 40 ? `${name.slice(0, 37)}...` : name)} (map keys must be unique)` };
+        seen.add(name);
+        stack.push(pair.value);
+      }
     }
   }
   return undefined;
@@ -168,6 +223,19 @@ function near(text: string, offset: number): string | undefined {
   return line === '' ? undefined : line.length > 80 ? `${line.slice(0, 77)}...` : line;
 }
 
+/** Lexical token types that become a node or an entry in the CST and the composed document. */
+const NODE_TOKENS = new Set<string>([
+  'scalar', 'single-quoted-scalar', 'double-quoted-scalar', 'alias', 'anchor', 'tag', 'flow-map-start', 'flow-seq-start',
+  'seq-item-ind', 'map-value-ind', 'explicit-key-ind', 'comma',
+]);
+
+/**
+ * Longest scalar source read before refusing outright. Escapes and folding make a scalar's
+ * source longer than its value, so this is a multiple of the string limit; the exact check on
+ * the value is `checkValueLimits`'.
+ */
+const MAX_SCALAR_SOURCE = 8 * LIMITS.maxStringLength;
+
 /** Parses YAML text (one or more `---`-separated documents). */
 export function yamlSource(text: string, file: string, budget: DocumentBudget): ParsedSource {
   const issues: ConfigIssue[] = [];
@@ -179,31 +247,19 @@ export function yamlSource(text: string, file: string, budget: DocumentBudget): 
   }
 
   const lines = new LineCounter();
-  const tokens: CST.Token[] = [];
-  let count = 0;
-  for (const token of new Parser(lines.addNewLine).parse(text)) {
-    if (token.type === 'document') {
-      if (count >= budget.remaining) {
-        issues.push(tooManyDocuments(file, count));
-        return out;
-      }
-      const deep = cstTooDeep(token, LIMITS.maxNestingDepth);
-      if (deep !== undefined) {
-        issues.push({ file, document: count, path: '', line: lines.linePos(deep).line, message: `nesting deeper than ${LIMITS.maxNestingDepth} levels` });
-      }
-      count++;
-    }
-    tokens.push(token);
-  }
-  budget.remaining -= count;
-  if (issues.length > 0) return out;
+  const parser = new Parser(lines.addNewLine);
+  lines.addNewLine(0); // what Parser.parse() does before the first token
+  const composer = new Composer({ version: '1.2', uniqueKeys: false, prettyErrors: false });
+  let count = 0; // documents seen by the parser
+  let composed = 0; // documents yielded by the composer
+  let stopped = false;
+  const stop = (offset: number, message: string, document = count): void => {
+    issues.push({ file, document, path: '', line: lines.linePos(offset).line, message });
+    stopped = true;
+  };
 
-  const composer = new Composer({ version: '1.2', uniqueKeys: true, prettyErrors: false });
-  const docs = Array.from(composer.compose(tokens));
-  for (const error of composer.streamInfo().errors) {
-    issues.push({ file, document: 0, path: '', line: lines.linePos(error.pos[0]).line, message: `YAML: ${error.message}`, near: near(text, error.pos[0]) });
-  }
-  docs.forEach((doc, index) => {
+  const onDocument = (doc: Document.Parsed): void => {
+    const index = composed++;
     if (doc.errors.length > 0) {
       for (const error of doc.errors) {
         issues.push({ file, document: index, path: '', line: lines.linePos(error.pos[0]).line, message: `YAML: ${error.message}`, near: near(text, error.pos[0]) });
@@ -211,6 +267,11 @@ export function yamlSource(text: string, file: string, budget: DocumentBudget): 
       return;
     }
     if (doc.contents === null) return; // an empty document
+    const keys = keyProblem(doc);
+    if (keys !== undefined) {
+      issues.push({ file, document: index, path: '', line: keys.offset === undefined ? undefined : lines.linePos(keys.offset).line, message: keys.message });
+      return;
+    }
     const depth = expandedDepth(doc);
     if (depth > LIMITS.maxNestingDepth) {
       const what = depth === Infinity ? 'an alias refers to a node that contains it' : `aliases expand to nesting deeper than ${LIMITS.maxNestingDepth} levels`;
@@ -235,6 +296,70 @@ export function yamlSource(text: string, file: string, budget: DocumentBudget): 
     // An empty document (a trailing `---`, or only comments) composes to null: nothing to check.
     if (value === null || value === undefined) return;
     out.documents.push({ file, index, value, lineOf: (path) => locate(doc, path, lines) });
-  });
+  };
+
+  const onToken = (token: CST.Token): void => {
+    if (token.type === 'document') {
+      if (count >= budget.remaining) {
+        issues.push(tooManyDocuments(file, count));
+        stopped = true;
+        return;
+      }
+      const problem = cstProblem(token);
+      if (problem !== undefined) {
+        stop(problem.offset, problem.message);
+        return;
+      }
+      count++;
+    }
+    for (const doc of composer.next(token)) onDocument(doc);
+  };
+
+  // Offsets as the parser counts them (control lexemes take no room in the text).
+  let offset = 0;
+  let atScalar = false;
+  for (const lexeme of new Lexer().lex(text)) {
+    if (--budget.tokens < 0) {
+      stop(offset, `more than ${LIMITS.maxYamlTokens} YAML tokens in this configuration (maxYamlTokens)`);
+      break;
+    }
+    if (atScalar) {
+      atScalar = false;
+      if (lexeme.length > MAX_SCALAR_SOURCE) {
+        stop(offset, `a scalar of ${lexeme.length} characters, far over the ${LIMITS.maxStringLength}-character string limit`);
+        break;
+      }
+    } else {
+      const type = CST.tokenType(lexeme);
+      if (type === 'scalar') atScalar = true;
+      if ((type === 'single-quoted-scalar' || type === 'double-quoted-scalar') && lexeme.length > MAX_SCALAR_SOURCE) {
+        stop(offset, `a scalar of ${lexeme.length} characters, far over the ${LIMITS.maxStringLength}-character string limit`);
+        break;
+      }
+      if (type !== null && NODE_TOKENS.has(type)) budget.nodes -= type === 'double-quoted-scalar' ? 1 + (lexeme.length >> 4) : 1;
+      if (budget.nodes < 0) {
+        stop(offset, `more than ${LIMITS.maxYamlNodes} YAML nodes (scalars, collections, entries, aliases) in this configuration (maxYamlNodes)`);
+        break;
+      }
+    }
+    for (const token of parser.next(lexeme)) {
+      onToken(token);
+      if (stopped) break;
+    }
+    if (stopped) break;
+    if (lexeme !== '\x02' && lexeme !== '\x18' && lexeme !== '\x1f') offset += lexeme.length;
+  }
+  if (!stopped) {
+    for (const token of parser.end()) {
+      onToken(token);
+      if (stopped) break;
+    }
+  }
+  budget.remaining -= count;
+  if (stopped) return { file, documents: [], issues };
+  for (const doc of composer.end()) onDocument(doc);
+  for (const error of composer.streamInfo().errors) {
+    issues.push({ file, document: 0, path: '', line: lines.linePos(error.pos[0]).line, message: `YAML: ${error.message}`, near: near(text, error.pos[0]) });
+  }
   return out;
 }

@@ -13,7 +13,8 @@
  *   a trailing `/` in the prefix is ignored. Istio's `prefix` is a plain string prefix; we differ
  *   on purpose, so a route for `/admin` cannot catch `/administrators` by accident (plain prefixes
  *   remain expressible as `pathRegex: /list.*`). Several matching prefixes: the longest wins.
- * - `pathRegex` matches the whole path, without the query (`compileMatcherRegex` anchors it).
+ * - `pathRegex` matches the whole path, without the query. Every config regex (path, header,
+ *   query) is compiled here by `compileMatcherRegex`: RE2, linear time, whole-value match.
  * - Headers: names lower-case; a multi-valued header matches when any value does; `present: false`
  *   requires the header to be absent. Query parameters likewise, parsed once with URLSearchParams,
  *   and only when a route with query matchers is reached.
@@ -24,7 +25,7 @@
  * throws `ConfigInvalidError` for a refused rewrite or regex; `match` compiles nothing.
  */
 import type { HttpHeaders } from '../client/http-request.js';
-import { compileMatcherRegex } from '../config/index.js';
+import { compileMatcherRegex, type ConfigRegex } from '../config/index.js';
 import { isAuthority } from '../config/address.js';
 import type { HeaderMatchSpec, QueryMatchSpec, RouteMatchSpec, RouteSpec } from '../config/types.js';
 import { ConfigInvalidError } from '../core/errors.js';
@@ -78,7 +79,7 @@ interface Matcher {
   readonly exact: ReadonlySet<string> | undefined;
   /** Normalized prefixes without trailing slash (`/` becomes ``), longest first. */
   readonly prefixes: readonly { readonly stored: string; readonly reported: string }[];
-  readonly regexes: readonly RegExp[];
+  readonly regexes: readonly ConfigRegex[];
   readonly constrainsPath: boolean;
   readonly headers: readonly ValueMatcher[];
   readonly query: readonly ValueMatcher[];
@@ -97,7 +98,7 @@ function compileValue(m: HeaderMatchSpec | QueryMatchSpec, at: string): ValueMat
     return { name: m.name, present: undefined, test: (v) => v === exact };
   }
   if (m.regex !== undefined) {
-    let re: RegExp;
+    let re: ConfigRegex;
     try {
       re = compileMatcherRegex(m.regex);
     } catch (err) {

@@ -154,11 +154,27 @@ test('refuses unsafe rewrites and regexes at compile time', () => {
     route('r', undefined, { rewrite: { path: '/a/../b', authority: undefined } }),
     route('r', undefined, { rewrite: { path: '/a?b', authority: undefined } }),
     route('r', undefined, { rewrite: { path: undefined, authority: 'host\r\nx: 1' } }),
-    route('r', { pathRegex: ['(a+)+'] }),
-    route('r', { headers: [{ name: 'x', regex: '(a|aa)*' }] }),
+    route('r', { pathRegex: ['(a)\\1'] }),
+    route('r', { headers: [{ name: 'x', regex: 'a(?=b)' }] }),
+    route('r', { query: [{ name: 'q', regex: `${'a{0,40}'.repeat(30)}b` }] }),
   ];
   for (const r of bad) assert.throws(() => compileRoutes([r]), ConfigInvalidError, JSON.stringify(r.rewrite ?? r.match));
   assert.throws(() => compileRoutes([route('ok'), bad[0]!]), /routes\[1\]\.rewrite\.path/);
+  assert.throws(() => compileRoutes([route('ok'), bad[7]!]), /routes\[1\]\.match\.query\[0\]\.regex/);
+});
+
+// Matching cost on long inputs is tested in a child process (test/config/config-regex.test.ts).
+test('nested quantifiers, once refused for V8, are accepted and match as RE2 does', () => {
+  const table = compileRoutes([
+    route('nested', { pathRegex: ['/(a+)+'] }),
+    route('alt', { headers: [{ name: 'x', regex: '(a|aa)*' }] }),
+    route('stars', { query: [{ name: 'q', regex: `${'a*'.repeat(10)}b` }] }),
+  ]);
+  assert.equal(hit(table, `/${'a'.repeat(20)}!`), undefined);
+  assert.equal(hit(table, '/x', 'GET', { x: `${'a'.repeat(20)}!` }), undefined);
+  assert.equal(hit(table, `/x?q=${'a'.repeat(20)}`), undefined);
+  assert.equal(hit(table, `/x?q=${'a'.repeat(20)}b`), 'stars');
+  assert.equal(hit(table, '/x', 'GET', { x: 'aaa' }), 'alt');
 });
 
 test('exposes the compiled routes with spec, name and checked rewrite', () => {
