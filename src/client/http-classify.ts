@@ -77,7 +77,7 @@ export function httpClassifier(retryOn: readonly string[]): Classifier<Dispatche
   return (res, err) => {
     if (res !== undefined) {
       // Shed by an overloaded instance before any work: first, whatever a user classifier says.
-      if (res.statusCode === 503 && res.headers[SHED_HEADER] !== undefined) return SHED;
+      if (res.statusCode === 503 && res.headers?.[SHED_HEADER] !== undefined) return SHED;
       const user = (res as Tagged)[kUserClass];
       if (user === 'success') return SUCCESS;
       if (user === 'failure') return USER_FAILURE;

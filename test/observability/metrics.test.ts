@@ -30,6 +30,11 @@ describe('MeshMetrics', () => {
       [N.certificateExpiry, 'gauge'],
       [N.serverRequests, 'counter'],
       [N.serverRequestDuration, 'histogram'],
+      [N.serverShed, 'counter'],
+      [N.concurrencyLimit, 'gauge'],
+      [N.concurrencyInflight, 'gauge'],
+      [N.eventLoopUtilization, 'gauge'],
+      [N.eventLoopDelay, 'gauge'],
     ];
     assert.equal(byName.size, expect.length);
     for (const [name, type] of expect) assert.equal(String(byName.get(name)?.type), type, name);
@@ -39,6 +44,8 @@ describe('MeshMetrics', () => {
     assert.deepEqual(labels(N.serverRequests), ['caller', 'method', 'outcome', 'route', 'service', 'status_code']);
     assert.deepEqual(labels(N.clientRetries), ['reason', 'route', 'service']);
     assert.deepEqual(labels(N.clientRateLimited), ['direction', 'route', 'service']);
+    assert.deepEqual(labels(N.serverShed), ['reason', 'service']);
+    assert.deepEqual(labels(N.concurrencyLimit), ['direction', 'service']);
   });
 
   it('records requests with OTel buckets, and exact counts per label tuple', async () => {
@@ -115,7 +122,7 @@ describe('MeshMetrics', () => {
     // against the other could not fail. An outcome added or lost changes dashboards and alerts.
     assert.deepEqual([...OUTCOMES].sort(), [
       'cancelled', 'circuit_open', 'closed', 'config_invalid', 'connect_failure', 'failure', 'fault', 'forbidden', 'invalid_argument',
-      'invalid_csr', 'no_endpoints', 'no_identity', 'no_route', 'peer_identity', 'rate_limited', 'reset', 'success', 'timeout',
+      'invalid_csr', 'no_endpoints', 'no_identity', 'no_route', 'overloaded', 'peer_identity', 'rate_limited', 'reset', 'success', 'timeout',
       'unauthenticated', 'unknown_service',
     ]);
   });
