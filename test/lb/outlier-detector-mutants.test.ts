@@ -125,6 +125,8 @@ describe('OutlierDetector (mutation-level)', () => {
     assert.equal(ejectAll(99, ['a', 'b']), 1);
     assert.equal(ejectAll(100, ['a', 'b']), 2);
     assert.equal(ejectAll(0, ['a', 'b']), 0);
+    assert.equal(ejectAll(10, ['a', 'b']), 1, 'two endpoints, 10 %: still one (the at-least-one rule starts at 2)');
+    assert.equal(ejectAll(10, ['a', 'b', 'c']), 1);
   });
 
   it('a removed ejected endpoint frees its place under the cap', () => {
@@ -149,6 +151,48 @@ describe('OutlierDetector (mutation-level)', () => {
     t.timers.advance(1_000);
     assert.equal(t.detector.isEjected('a'), false);
     assert.deepEqual(t.returns, ['a'], 'one return for the live ejection only');
+  });
+
+  it('a timer that fires after its endpoint was removed, or after close(), changes nothing', () => {
+    // Timers whose cancel() is too late (the callback already queued): the detector must check.
+    const fired: (() => void)[] = [];
+    const returns: string[] = [];
+    let changes = 0;
+    const d = new OutlierDetector(
+      { consecutiveFailures: 1, ejectionTimeMs: 1_000, maxEjectionTimeMs: 1_000, maxEjectedPercent: 50 },
+      { clock: new ManualClock(), onChange: () => changes++, onReturn: (id) => returns.push(id), setTimer: (cb) => (fired.push(cb), { cancel: () => {} }) },
+    );
+    d.setEndpoints(['a', 'b', 'c', 'd']);
+    d.failure('a');
+    d.setEndpoints(['b', 'c', 'd', 'e']); // a removed while ejected
+    fired[0]!(); // its timer fires anyway
+    assert.deepEqual(returns, []);
+    assert.equal(changes, 1);
+    d.failure('b');
+    d.failure('c'); // 2 of 4 may be out: the stale return must not have freed a third place
+    d.failure('d');
+    assert.deepEqual(d.ejectedIds(), ['b', 'c']);
+    fired[1]!(); // b returns for real
+    fired[1]!(); // and a duplicate firing is ignored
+    assert.deepEqual(returns, ['b']);
+    d.failure('d');
+    assert.deepEqual(d.ejectedIds(), ['c', 'd']);
+    d.close();
+    fired[2]!();
+    assert.deepEqual(returns, ['b']);
+  });
+
+  it('error messages name the parameter', () => {
+    const deps = { clock: new ManualClock(), onChange: () => {} };
+    const ok: OutlierDetectorParams = { consecutiveFailures: 1, ejectionTimeMs: 1, maxEjectionTimeMs: 0, maxEjectedPercent: 0 };
+    for (const [bad, name] of [
+      [{ consecutiveFailures: 0 }, 'consecutiveFailures'],
+      [{ ejectionTimeMs: 0 }, 'ejectionTimeMs'],
+      [{ maxEjectionTimeMs: -1 }, 'maxEjectionTimeMs'],
+      [{ maxEjectedPercent: 101 }, 'maxEjectedPercent'],
+    ] as const) {
+      assert.throws(() => new OutlierDetector({ ...ok, ...bad }, deps), new RegExp(`^RangeError: outlier detection: ${name} must`));
+    }
   });
 
   it('returns call onChange once each, and a returned endpoint starts a clean run', () => {
