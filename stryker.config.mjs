@@ -82,7 +82,9 @@ export default {
   coverageAnalysis: 'perTest',
   // The machine is shared: two test processes at most, plus one checker.
   concurrency: Number(process.env.TRELLIS_MUTATE_CONCURRENCY ?? 2),
-  ignorePatterns: ['dist', 'bench', 'examples', 'reports', '.trellis-tmp'],
+  // .stryker-tmp: the other scopes' sandboxes (tempDirName is per scope, so only this one is
+  // ignored by default).
+  ignorePatterns: ['dist', 'bench', 'examples', 'reports', '.trellis-tmp', '.stryker-tmp'],
   // With --incremental, results are reused for mutants whose code and covering tests did not change.
   incrementalFile: `reports/mutation/${scopeName}.incremental.json`,
   tempDirName: `.stryker-tmp/${scopeName}`,

@@ -80,12 +80,12 @@ describe('bootstrap tokens (mutation-level)', () => {
   it('expiry: valid until the millisecond before exp, refused at exp', () => {
     const t = forge(claims({ exp: iat + 10 }));
     assert.equal(accepted(t, new ManualClock(0, NOW + 9_999)), 'checkout');
-    refused(t, /expired at/, new ManualClock(0, NOW + 10_000));
+    refused(t, new RegExp(`expired at ${new Date(NOW + 10_000).toISOString()} \\(jti j\\)`), new ManualClock(0, NOW + 10_000));
   });
 
   it('issued in the future: up to 60 s of skew is accepted, not a millisecond more', () => {
     assert.equal(accepted(forge(claims({ iat: iat + 60 }))), 'checkout');
-    refused(forge(claims({ iat: iat + 60 })), /issued in the future/, new ManualClock(0, NOW - 1));
+    refused(forge(claims({ iat: iat + 60 })), new RegExp(`issued in the future \\(${new Date(NOW + 60_000).toISOString()}\\)`), new ManualClock(0, NOW - 1));
   });
 
   it('lifetime: exactly 30 days is accepted, a second more is refused', () => {
@@ -135,6 +135,8 @@ describe('bootstrap tokens (mutation-level)', () => {
     refused(pad(MAX_TOKEN_LENGTH), /another key or with another algorithm/);
     refused(pad(MAX_TOKEN_LENGTH + 1), /longer than 4096 characters/);
     refused('a.b=.c', /malformed \(not a compact JWS\)/);
+    refused('=a.b.c', /malformed \(not a compact JWS\)/);
+    refused('a.b.c.', /malformed \(not a compact JWS\)/);
     refused('', /missing/);
   });
 
