@@ -1,7 +1,7 @@
 // @ts-check
 /**
  * Mutation testing (StrykerJS) for the unit-level rules: `npm run mutate` (all scopes, one after
- * another) or `npm run mutate -- resilience security` (named scopes). Not part of `npm test` or CI.
+ * another) or `npm run mutate -- resilience tls` (named scopes). Not part of `npm test` or CI.
  * See docs/testing.md for what each scope covers and the scores.
  *
  * One scope per run, chosen by TRELLIS_MUTATE_SCOPE (scripts/mutate.mjs sets it); the scopes are

@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // Runs Stryker once per scope of stryker.config.mjs, one after another (the machine is shared).
 //   npm run mutate                      all scopes
-//   npm run mutate -- security lb       only these
-//   npm run mutate -- security --incremental --mutate=src/tls/tokens.ts
+//   npm run mutate -- server lb          only these
+//   npm run mutate -- tls --incremental --mutate=src/tls/tokens.ts
 //                                       arguments starting with `-` go to `stryker run` as they are
 // Prints the wall time of each scope and of the whole run.
 import { spawnSync } from 'node:child_process';

@@ -52,9 +52,13 @@ export const SCOPES = {
       'test/traffic/rewrite*.test.ts',
     ],
   },
-  security: {
-    mutate: ['src/server/authorization.ts', 'src/tls/tokens.ts', 'src/tls/spiffe.ts'],
-    tests: ['test/server/authorization*.test.ts', 'test/tls/tokens*.test.ts', 'test/tls/spiffe*.test.ts'],
+  server: {
+    mutate: ['src/server/authorization.ts'],
+    tests: ['test/server/authorization*.test.ts'],
+  },
+  tls: {
+    mutate: ['src/tls/tokens.ts', 'src/tls/spiffe.ts'],
+    tests: ['test/tls/tokens*.test.ts', 'test/tls/spiffe*.test.ts'],
   },
   observability: {
     mutate: ['src/observability/metrics-labels.ts'],
