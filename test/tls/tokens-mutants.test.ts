@@ -65,6 +65,24 @@ describe('bootstrap tokens (mutation-level)', () => {
     assert.equal(body.sub, 'payments');
   });
 
+  it('createToken names the field it refuses, and the value, truncated', () => {
+    const issue = (fn: () => unknown) => {
+      try {
+        fn();
+      } catch (err) {
+        assert.ok(err instanceof ConfigInvalidError);
+        return err.issues;
+      }
+      assert.fail('expected ConfigInvalidError');
+    };
+    assert.deepEqual(issue(() => createToken(key, { service: 'a', ttlMs: 500 }, clock)), [
+      { file: '<inline>', document: 0, path: 'ttl', message: 'token TTL must be between 1s and 30d, got 500 ms' },
+    ]);
+    assert.deepEqual(issue(() => createToken(key, { service: `Bad${'x'.repeat(100)}` }, clock)), [
+      { file: '<inline>', document: 0, path: 'service', message: `"Bad${'x'.repeat(61)}" is not a valid service name` },
+    ]);
+  });
+
   it('createToken needs an Ed25519 private key', () => {
     assert.throws(() => createToken(createPublicKey(key), { service: 'a' }, clock), TypeError);
     const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
