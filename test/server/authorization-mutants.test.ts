@@ -94,6 +94,16 @@ describe('authorization decisions (mutation-level)', () => {
     assert.equal(decide(s, 'y', 'GET', '/public').allowed, true);
   });
 
+  it('deny rule paths are read loosely too: a deny written /Admin/ still covers /admin', () => {
+    const s = spec([], [{ paths: ['/Admin/'] }, { paths: ['/Ops*'] }]);
+    for (const p of ['/admin', '/ADMIN', '/admin/', '/ops', '/ops/x']) assert.equal(decide(s, 'x', 'GET', p).allowed, false, p);
+    assert.equal(decide(s, 'x', 'GET', '/public').allowed, true);
+    // allow rule paths stay exact
+    const allow = spec([{ paths: ['/List'] }]);
+    assert.equal(decide(allow, 'x', 'GET', '/List').allowed, true);
+    assert.equal(decide(allow, 'x', 'GET', '/list').allowed, false);
+  });
+
   it('the query is cut at the first `?` only; a path without one is used whole', () => {
     const s = spec([{ paths: ['/list'] }]);
     assert.equal(decide(s, 'x', 'GET', '/list?a=?b').allowed, true);

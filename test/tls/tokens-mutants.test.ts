@@ -84,9 +84,10 @@ describe('bootstrap tokens (mutation-level)', () => {
   });
 
   it('createToken needs an Ed25519 private key', () => {
-    assert.throws(() => createToken(createPublicKey(key), { service: 'a' }, clock), TypeError);
+    const message = /^TypeError: createToken needs an Ed25519 private key$/;
+    assert.throws(() => createToken(createPublicKey(key), { service: 'a' }, clock), message);
     const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
-    assert.throws(() => createToken(ec, { service: 'a' }, clock), TypeError);
+    assert.throws(() => createToken(ec, { service: 'a' }, clock), message);
   });
 
   it('tokenKeyId: 16 hex characters, the same for the private key and its public half', () => {
@@ -154,6 +155,8 @@ describe('bootstrap tokens (mutation-level)', () => {
     refused(pad(MAX_TOKEN_LENGTH + 1), /longer than 4096 characters/);
     refused('a.b=.c', /malformed \(not a compact JWS\)/);
     refused('=a.b.c', /malformed \(not a compact JWS\)/);
+    refused('a.b', /malformed \(not a compact JWS\)/);
+    refused('a.b.c.d', /malformed \(not a compact JWS\)/);
     refused('a.b.c.', /malformed \(not a compact JWS\)/);
     refused('', /missing/);
   });
