@@ -9,7 +9,12 @@
  * (utilization >= maxUtilization) and late (delay >= maxDelay): a loop at 100 % that still
  * keeps up is at capacity, not overloaded, and shedding there would only lose goodput.
  *
- * Admission is a probability adjusted once per window, AIMD as TCP does: each saturated window
+ * Within a turn: when the window timer is already `maxDelay` overdue at the moment a request is
+ * read, the loop has been stuck in one I/O phase that long (at 4x load one phase can run for
+ * seconds, as libuv runs every ready callback before it gets to the timers), so the request is
+ * shed at once; this bounds how long a turn keeps starting work no caller will wait for.
+ *
+ * Across turns, admission is a probability adjusted once per window, AIMD as TCP does: each saturated window
  * after the first in a row multiplies it by 0.7 (down to 2 %), each healthy one adds 0.1 (up
  * to 1). One saturated window alone (a GC pause, code being compiled on a cold start) sheds
  * nothing: only a loop that stays saturated does. Shedding a share of
@@ -80,8 +85,14 @@ export class EventLoopMonitor {
     this.#saturatedWindows = 0;
   }
 
-  /** Whether to admit one new request now. */
+  /**
+   * Whether to admit one new request now. Two signals: the loop is stalled in this very turn
+   * (its window timer is already `maxDelay` overdue: the I/O phase has been running callbacks
+   * that long, so requests read now waited at least that long in the kernel and more are
+   * queued behind them), and the admission share the windows computed.
+   */
   admit(): boolean {
+    if (this.#timer !== undefined && performance.now() - this.#lastTick > WINDOW_MS + this.#thresholds.maxDelayMs) return false;
     const p = this.#state.admitProbability;
     return p >= 1 || this.#random() < p;
   }

@@ -84,7 +84,7 @@ describe('overload', () => {
       assert.equal(r.shed, undefined);
     }
 
-    // Saturated: 8 callers keep the loop busy with 30 ms CPU handlers (bounded: 240 requests);
+    // Saturated: 8 callers keep the loop busy with 40 ms CPU handlers (bounded: 240 requests);
     // a health checker hits the critical path meanwhile.
     let shedSpins = 0;
     let servedSpins = 0;
@@ -92,7 +92,7 @@ describe('overload', () => {
     let spinning = true;
     const spinner = async (): Promise<void> => {
       for (let i = 0; i < 30; i++) {
-        const r = await get('/spin?ms=30');
+        const r = await get('/spin?ms=40');
         if (r.shed !== undefined) {
           assert.equal(r.status, 503);
           assert.equal(r.shed, 'event-loop');
