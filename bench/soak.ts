@@ -1,5 +1,5 @@
 /**
- * `npm run soak` (RELIABILITY E1; not in CI): mixed traffic at a bounded rate for a fixed time
+ * `npm run soak` (docs/reliability.md rows E1; not in CI): mixed traffic at a bounded rate for a fixed time
  * while everything that may change does:
  *
  * - 3 upstream node:http child processes (test/helpers/server-process.ts) behind the Service

@@ -1,5 +1,5 @@
 /**
- * The response body of one attempt, made safe (RELIABILITY.md C5: reset mid-body). Two jobs:
+ * The response body of one attempt, made safe (docs/reliability.md row C5: reset mid-body). Two jobs:
  *
  * - Typed errors: when the connection dies while the body streams (a reset, the upstream closing
  *   early, a malformed chunk), undici destroys the body with its own socket error. `guardBody`

@@ -3,7 +3,7 @@
  * `[::1]:8081`), DNS names, DNS server addresses and authorities. Used by the schema, and by
  * DNS discovery, which holds every answered address to the same policy (dns-resolve.ts).
  *
- * The policy follows RELIABILITY.md ("SSRF through routing data", after Kubernetes
+ * The policy follows docs/security.md ("SSRF through routing data", after Kubernetes
  * CVE-2021-25737): a static endpoint may not be unspecified (0.0.0.0/8, ::), link-local
  * (169.254.0.0/16 — which holds the cloud metadata service — fe80::/10), multicast or broadcast,
  * nor the AWS IPv6 metadata address; an IPv4 address embedded in IPv6 (::ffff:a.b.c.d, NAT64) is

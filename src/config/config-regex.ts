@@ -2,7 +2,7 @@
  * Regular expressions from config (`pathRegex`, header and query `regex`) are compiled and run
  * by RE2 — `re2js`, a pure-JavaScript port of RE2/J — never by V8's backtracking engine. RE2
  * matches in time linear in the input (work ≤ program size × input length), which is how
- * Envoy makes `safe_regex` safe; RELIABILITY.md: "no backtracking regex from config".
+ * Envoy makes `safe_regex` safe; docs/security.md: "no backtracking regex from config".
  *
  * The dialect is therefore RE2's: no backreferences, no lookahead or lookbehind (refused at
  * load, with RE2's message), repeat counts at most 1000. Two bounds keep compiling and matching

@@ -1,7 +1,7 @@
 /**
  * Hard limits on configuration input, and the walk that enforces the generic ones on any parsed
  * document before schema validation. Config can come from a file someone else wrote or from the
- * control-plane API, so it is treated as hostile (RELIABILITY.md, "DoS through config"): every
+ * control-plane API, so it is treated as hostile (docs/security.md, "DoS through config"): every
  * size that drives work (text, documents, nesting, strings, lists, regexes) has a cap, and
  * validation stops early once a document breaks one.
  *

@@ -3,7 +3,7 @@
  * fault, timeout, retries, rate limit and hash key. Checks that span routes (duplicate names,
  * shadowing) live in `service-checks.ts`; defaults in `normalize-route.ts`.
  *
- * Bounds (RELIABILITY.md, "DoS through config"): at most 64 values per match list, 32 header and
+ * Bounds (docs/security.md, "DoS through config"): at most 64 values per match list, 32 header and
  * 32 query matchers, 64 backends; regexes compile with RE2 (`config-regex.ts`).
  */
 

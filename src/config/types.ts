@@ -1,6 +1,6 @@
 /**
  * The validated, normalized configuration that the rest of Trellis consumes. The YAML (or
- * object) documents of DESIGN.md are parsed and checked by `schema.ts` and turned into these
+ * object) documents of the public contract (docs/) are parsed and checked by `schema.ts` and turned into these
  * shapes by `normalize.ts`: durations in milliseconds, defaults filled in, names resolved.
  * Modules never see raw config; `outbound-stack.ts` maps these to each module's own params.
  */

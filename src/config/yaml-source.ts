@@ -3,7 +3,7 @@
  * sits. YAML goes through `yaml`'s own pipeline — `Lexer` → `Parser` (CST) → `Composer`
  * (documents), which is what `parseAllDocuments` does — driven one token at a time, with our
  * checks between the steps, because hostile input must be refused before the step it attacks
- * (RELIABILITY.md, "DoS through config"; numbers in docs/configuration.md):
+ * (docs/security.md, "DoS through config"; numbers in docs/configuration.md):
  *
  * - size, before lexing (4 MiB);
  * - node and token counts, on each lexical token before the parser sees it: a 4 MiB flow list

@@ -14,7 +14,7 @@
  *   authoritatively gone. Weights are the SRV weights, at least 1. Node's `resolveSrv` does not
  *   report the SRV record's own TTL, so a round's TTL is the lowest A/AAAA TTL of its targets.
  * - Every address, from A, AAAA or an SRV target written as a literal IP, passes the address
- *   policy static endpoints obey (`refusedAddressReason`, RELIABILITY "SSRF through routing
+ *   policy static endpoints obey (`refusedAddressReason`, docs/security.md "SSRF through routing
  *   data"): a link-local (cloud metadata), unspecified, multicast or broadcast answer is dropped
  *   and reported through `onRefused`, never an endpoint. A host whose answer holds only refused
  *   addresses is an `error` (the last good set stays), not an empty set: a poisoned or

@@ -11,7 +11,7 @@
  *   refreshIntervalMs. One query round is in flight at most.
  * - "All endpoints gone" (NXDOMAIN or NODATA) after a good answer is held for a grace period
  *   (default one refresh interval) with a loud `onWarn`, and published as an empty set only when
- *   an answer after the grace still says gone (RELIABILITY A9: an accidental record deletion
+ *   an answer after the grace still says gone (docs/reliability.md rows A9: an accidental record deletion
  *   must not blackhole a service instantly). If the very first answer is gone, the empty set is
  *   published at once (there is nothing to hold) with a warning.
  * - Publishes only when the set changed (ids, weights and labels compared after sorting by id);

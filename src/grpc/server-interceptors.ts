@@ -1,6 +1,6 @@
 /**
  * The mesh's inbound side for grpc-js servers, as a server interceptor (grpc-js >= 1.10), in
- * DESIGN.md's order: TLS identity → authorization → rate limit → fault → trace extract →
+ * the documented order (docs/architecture.md): TLS identity → authorization → rate limit → fault → trace extract →
  * metrics → handler.
  *
  * - Identity: the caller's service from its verified client certificate (the SPIFFE URI SAN in

@@ -1,6 +1,6 @@
 /**
  * Label values of Trellis metrics, kept to small fixed sets so that no request can create an
- * unbounded number of series (DESIGN.md, "Observability names"):
+ * unbounded number of series (the public contract (docs/), "Observability names"):
  *
  * - `method`: the HTTP methods OpenTelemetry knows (RFC 9110 plus PATCH), case-sensitive as the
  *   semantic conventions say; anything else is `_OTHER`.

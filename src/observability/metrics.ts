@@ -1,6 +1,6 @@
 /**
  * MeshMetrics: the Prometheus metrics of one mesh client (prom-client), with the names and
- * labels DESIGN.md fixes under "Observability names". It lives in the application's registry
+ * labels the public contract (docs/) fixes under "Observability names". It lives in the application's registry
  * when one is given (so one /metrics shows both), else in a registry of its own.
  *
  * Request metrics follow the OpenTelemetry HTTP semantic conventions: durations in seconds with

@@ -20,7 +20,7 @@ export type { TraceContext } from '../core/ambient.js';
 /** Propagation formats of the Mesh document's `tracing.propagation`. */
 export type PropagationFormat = 'tracecontext' | 'b3';
 
-/** Inject both, so W3C and Zipkin/Envoy-B3 neighbours continue the trace (DESIGN example). */
+/** Inject both, so W3C and Zipkin/Envoy-B3 neighbours continue the trace (documented example). */
 // W3C only by default: the three B3 headers cost ~14 us per request on the bench (undici
 // validates and writes each one); B3 callers are still read, and `propagation: [tracecontext, b3]`
 // writes both for B3-only callees.

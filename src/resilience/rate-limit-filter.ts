@@ -1,7 +1,7 @@
 /**
  * Rate-limit filter: admits a request when its `RateLimiter` has a token and fails it fast with
  * `RateLimitedError` (TRELLIS_RATE_LIMITED) when not — excess is refused, never queued, so an
- * overloaded caller sheds load at once (RELIABILITY.md C9) and memory stays bounded.
+ * overloaded caller sheds load at once (docs/reliability.md row C9) and memory stays bounded.
  *
  * Where it sits (the stack files say so too): outbound per destination below retry (so each
  * attempt, retries included, spends a token; a refused attempt is never retried) and above the

@@ -1,6 +1,6 @@
 /**
  * RetryBudget: caps retries to a fraction of recent requests plus a small fixed allowance, so
- * retries cannot multiply load on a destination that is failing (a retry storm, RELIABILITY.md
+ * retries cannot multiply load on a destination that is failing (a retry storm, docs/security.md
  * C8). One budget per destination, shared by its HTTP, fetch and gRPC calls; the retry filter
  * calls `deposit()` once per logical request and `tryWithdraw()` before each retry.
  *

@@ -15,7 +15,7 @@
  *   compiled to literal pieces matched left to right (linear, no regex, no backtracking), against
  *   the path without its query, normalized once by src/traffic/normalize-path.ts.
  *
- * Paths (RELIABILITY.md §3, matrix row B10: "normalize once, match what the handler sees, refuse
+ * Paths (docs/security.md, matrix row B10: "normalize once, match what the handler sees, refuse
  * `%2F`, `%5C`, `//`, dot segments"). When authorization is configured, a request whose raw path
  * could be read two ways by the handler's framework is refused (403) before any rule is read:
  * - not starting with `/` (absolute-form `http://host/admin`, which Express routes as `/admin`;

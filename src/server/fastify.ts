@@ -113,7 +113,7 @@ export function fastifyPlugin(deps: FastifyPluginDeps): TrellisFastifyPlugin {
   const routeLabel = (req: IncomingMessage): string | undefined => routes.get(req);
 
   const plugin: TrellisFastifyPlugin = (fastify, _options, pluginDone) => {
-    // Authorization must match paths the way this instance's router will (RELIABILITY.md §3):
+    // Authorization must match paths the way this instance's router will (docs/security.md):
     // a case-insensitive router folds non-ASCII characters onto ASCII ones (the Kelvin sign
     // reaches `/api/keys`), so such paths are refused there (forCaseInsensitiveRouting).
     const policy = routesCaseSensitively(fastify) ? deps.policy : () => strictPaths(deps.policy());

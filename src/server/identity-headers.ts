@@ -1,6 +1,6 @@
 /**
  * Identity headers are stripped from every inbound request before anything reads it, as Envoy
- * sanitizes `x-forwarded-client-cert` (XFCC) unless told to trust it (RELIABILITY.md §3,
+ * sanitizes `x-forwarded-client-cert` (XFCC) unless told to trust it (docs/security.md,
  * "Identity headers"; matrix row B10). The caller's identity comes only from the verified TLS
  * certificate (src/server/peer.ts) and reaches the application as `req.trellis.peer`, never as
  * a header, so an application that reads one of these headers sees it absent instead of forged.

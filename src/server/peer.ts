@@ -4,7 +4,7 @@
  * a valid SPIFFE SVID of our trust domain (`spiffe://<td>/svc/<service>`, checked by
  * src/tls/spiffe.ts `peerIdentity`). Anything else — plaintext (permissive mode), a TLS socket
  * the application's own server accepted without verification, an SVID of another trust domain —
- * is the caller `unknown`. Never inferred from headers (RELIABILITY.md §3: "Permissive plaintext
+ * is the caller `unknown`. Never inferred from headers (docs/security.md: "Permissive plaintext
  * = caller `unknown`, never inferred").
  *
  * The peer is computed once per connection (a TLS 1.3 connection cannot renegotiate, so its

@@ -2,7 +2,7 @@
  * The inbound listener of `mesh.serve`: one port, in the Mesh document's mTLS mode.
  *
  * - `strict`: an `https.Server` with `requestCert` + `rejectUnauthorized: true` and
- *   `minVersion: 'TLSv1.3'` (RELIABILITY.md §3: the `rejectUnauthorized: false` + later
+ *   `minVersion: 'TLSv1.3'` (docs/security.md: the `rejectUnauthorized: false` + later
  *   `authorized` check fails open once someone forgets the check; TLS 1.3 has no renegotiation,
  *   matrix row B11). A client without a certificate, with one from a foreign CA, with an expired
  *   one, or speaking TLS 1.2 fails the handshake. A client whose chain verifies but whose leaf

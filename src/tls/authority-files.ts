@@ -13,7 +13,7 @@
  *
  * Every file is written atomically (`atomic-write.ts`); the directory is created 0700. Loading
  * checks that the pieces fit (`assembleAuthority`) and names the file at fault; it loads
- * expired material too, so that it can be replaced (RELIABILITY B4). Group- or world-readable
+ * expired material too, so that it can be replaced (docs/reliability.md rows B4). Group- or world-readable
  * key files are reported through `onWarn`.
  */
 import { createPrivateKey, type KeyObject } from 'node:crypto';

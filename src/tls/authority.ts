@@ -4,7 +4,7 @@
  * signs workload leaves. This is Linkerd's anchor/issuer split: losing or rotating the issuer
  * never touches what peers trust, and the anchor key need not be on a serving machine.
  *
- * Invariants (RELIABILITY B3-B5, B8):
+ * Invariants (docs/reliability.md rows B3-B5, B8):
  * - a leaf's NotAfter never exceeds its issuer's nor its anchor's; an expired issuer issues
  *   nothing, and says which certificate and when it expired;
  * - leaves are backdated 60 s (`BACKDATE_MS`) so peers whose clocks run behind accept them;
@@ -31,7 +31,7 @@ const DAY_MS = 86_400_000;
 export const DEFAULT_ANCHOR_TTL_MS = 3650 * DAY_MS;
 /** Default issuer life: one year. */
 export const DEFAULT_ISSUER_TTL_MS = 365 * DAY_MS;
-/** How far back every certificate's NotBefore is set, for peers with slow clocks (RELIABILITY B5). */
+/** How far back every certificate's NotBefore is set, for peers with slow clocks (docs/reliability.md rows B5). */
 export const BACKDATE_MS = 60_000;
 /** The most certificates a trust bundle may hold (the current anchor and the next one). */
 export const MAX_ANCHORS = 2;

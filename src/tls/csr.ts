@@ -2,7 +2,7 @@
  * Certificate signing requests (PKCS#10, RFC 2986): building one for our own key, and reading
  * one from a caller the CA has already authenticated by token.
  *
- * Reading is the hostile-input path (RELIABILITY B6), so it is bounded before any parser runs:
+ * Reading is the hostile-input path (docs/reliability.md rows B6), so it is bounded before any parser runs:
  * at most 16 KiB of PEM, one CERTIFICATE REQUEST block, DER shape and depth checked by
  * `der-guard` (iterative) before @peculiar/asn1-schema sees it. Then the public key is parsed
  * by OpenSSL, must be P-256 or RSA ≥ 2048 with e = 65537, and the self-signature must verify

@@ -4,7 +4,7 @@
  * It walks the TLV structure iteratively (no recursion, so no stack to exhaust) and refuses
  * what DER never needs: indefinite lengths, lengths over 4 bytes, children overrunning their
  * parent, trailing bytes, and nesting deeper than the caller allows. A CSR is about 8 levels
- * deep; a "10 k-deep" blob (RELIABILITY B6) is refused here in microseconds, before the
+ * deep; a "10 k-deep" blob (docs/reliability.md rows B6) is refused here in microseconds, before the
  * recursive parser in asn1js could spend time or stack on it.
  */
 

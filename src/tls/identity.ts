@@ -6,11 +6,11 @@
  * `issuedIdentity` (a key made in-process, certified through a bootstrap token and renewed at
  * two thirds of the certificate's life). Both fail closed: `current()` returns undefined once
  * the certificate has expired, so a transport raises `NoIdentityError` rather than falling back
- * to plaintext (RELIABILITY B2).
+ * to plaintext (docs/reliability.md rows B2).
  *
  * Wiring note: open TLS connections keep the certificate they were made with. On 'rotated',
  * build a new secure context for new connections (`server.setSecureContext`, undici's
- * `connect`), and bound connection age so old ones drain (RELIABILITY B1).
+ * `connect`), and bound connection age so old ones drain (docs/reliability.md rows B1).
  */
 import type { TlsMaterial } from './material.js';
 

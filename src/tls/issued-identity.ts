@@ -2,7 +2,7 @@
  * Identity issued by a CA: the key pair is generated in-process (P-256) and never leaves it;
  * only a CSR goes out, through `sign()` (the control-plane client, or `localAuthoritySigner`).
  *
- * Renewal (RELIABILITY B2, B5): a new key and certificate are requested once two thirds of the
+ * Renewal (docs/reliability.md rows B2, B5): a new key and certificate are requested once two thirds of the
  * certificate's life have passed, measured from when it was received (so the CA's 60 s
  * NotBefore backdating does not shorten short-lived certificates). The due time is re-checked
  * against the wall clock on an unref'd interval rather than one long `setTimeout`, so a

@@ -1,7 +1,7 @@
 /**
  * The CA's front door: a bootstrap token and a CSR in, a workload certificate out.
  *
- * Order is the security property (RELIABILITY §3, B6-B8): the token is verified first, and
+ * Order is the security property (docs/security.md, B6-B8): the token is verified first, and
  * only an accepted caller gets its CSR parsed at all (size-capped, depth-checked). The identity
  * is the token's service and nothing else: SANs, subject, basic constraints or key usages the
  * CSR asks for are ignored, so a `checkout` token yields a `checkout` leaf with CA=false

@@ -10,7 +10,7 @@
  *
  * The copy:
  * - a new HttpRequest (the primary is not touched) with `x-trellis-mirror: 1`;
- * - hop-by-hop headers removed (RELIABILITY.md "Smuggling"): `connection` and the headers it
+ * - hop-by-hop headers removed (docs/security.md "Smuggling"): `connection` and the headers it
  *   names, `keep-alive`, `transfer-encoding`, `te`, `trailer`, `upgrade`, `proxy-*`, and
  *   `content-length`, which undici recomputes from the in-memory body (no CL/TE conflict);
  * - `host` kept as it is. Istio appends `-shadow` to the authority; we mark copies with the

@@ -1,6 +1,6 @@
 /**
  * Request path normalization, done once before route matching: what a route matches is what is
- * sent upstream, and so what the handler sees (RELIABILITY.md, "Any cert from our CA is not
+ * sent upstream, and so what the handler sees (docs/security.md, "Any cert from our CA is not
  * permission": path bypasses came from normalization mismatches — Istio CVE-2021-31920 escaped
  * slashes, istio/istio#27409). The routing layer forwards the normalized path, never the raw one.
  *
