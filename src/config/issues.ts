@@ -9,6 +9,7 @@
  * them, one per key, so each gets its own path and line.
  */
 
+import { closestName } from '../core/did-you-mean.js';
 import type { z } from 'zod';
 import type { PathSegment } from './limits.js';
 
@@ -119,34 +120,10 @@ export function zodErrorMap(iss: RawIssue): string | undefined {
   }
 }
 
-/** Levenshtein distance, for "did you mean" on unknown fields (names are short). */
-function distance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    let diag = row[0] as number;
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const up = row[j] as number;
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      row[j] = Math.min(up + 1, (row[j - 1] as number) + 1, diag + cost);
-      diag = up;
-    }
-  }
-  return row[b.length] as number;
-}
-
 function unknownFieldMessage(key: string, known: readonly string[]): string {
-  let best: string | undefined;
-  let bestDistance = Infinity;
-  for (const k of known) {
-    const d = distance(key.toLowerCase(), k.toLowerCase());
-    if (d < bestDistance) {
-      best = k;
-      bestDistance = d;
-    }
-  }
+  const best = closestName(key, known);
   const head = `unknown field ${describeValue(key)}`;
-  if (best !== undefined && bestDistance <= Math.max(1, Math.floor(best.length / 3))) return `${head} (did you mean "${best}"?)`;
+  if (best !== undefined) return `${head} (did you mean "${best}"?)`;
   return known.length > 0 ? `${head} (known fields: ${known.join(', ')})` : head;
 }
 

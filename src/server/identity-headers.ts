@@ -51,31 +51,29 @@ function isIdentityHeader(name: string): boolean {
 }
 
 /**
- * Removes the identity headers from `req` (see the file comment). Returns how many header lines
- * were removed.
+ * Removes the lines `strip` picks from a raw header (or trailer) list and from the two objects
+ * Node builds from it. Node builds those objects lazily from the raw list *and a count it keeps
+ * of them*, so both are built from the full list first and cleaned after. Returns how many
+ * lines were removed.
  */
-export function stripIdentityHeaders(req: IncomingMessage): number {
-  const raw = req.rawHeaders;
+function stripLines(raw: string[], objects: () => [Record<string, unknown>, Record<string, unknown>], strip: (name: string) => boolean): number {
   let found = false;
   for (let i = 0; i < raw.length; i += 2) {
-    if (isIdentityHeader(raw[i] as string)) {
+    if (strip(raw[i] as string)) {
       found = true;
       break;
     }
   }
   if (!found) return 0;
-  // Node builds req.headers / req.headersDistinct lazily from rawHeaders *and a count it keeps
-  // of them*, so both are built from the full list first and cleaned after.
-  const headers = req.headers;
-  const distinct = req.headersDistinct;
+  const [plain, distinct] = objects();
   let w = 0;
   let removed = 0;
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = raw[i] as string;
-    if (isIdentityHeader(name)) {
+    if (strip(name)) {
       removed++;
       const lower = name.toLowerCase();
-      delete headers[lower];
+      delete plain[lower];
       delete distinct[lower];
       continue;
     }
@@ -84,6 +82,14 @@ export function stripIdentityHeaders(req: IncomingMessage): number {
   }
   raw.length = w;
   return removed;
+}
+
+/**
+ * Removes the identity headers from `req` (see the file comment). Returns how many header lines
+ * were removed.
+ */
+export function stripIdentityHeaders(req: IncomingMessage): number {
+  return stripLines(req.rawHeaders, () => [req.headers, req.headersDistinct], isIdentityHeader);
 }
 
 function isTrailerToStrip(name: string): boolean {
@@ -99,34 +105,7 @@ function isTrailerToStrip(name: string): boolean {
  * stored on `req` (see the file comment). Returns how many trailer lines were removed.
  */
 export function stripIdentityTrailers(req: IncomingMessage): number {
-  const raw = req.rawTrailers;
-  let found = false;
-  for (let i = 0; i < raw.length; i += 2) {
-    if (isTrailerToStrip(raw[i] as string)) {
-      found = true;
-      break;
-    }
-  }
-  if (!found) return 0;
-  // As for headers: Node builds the objects lazily from rawTrailers and a count it keeps.
-  const trailers = req.trailers;
-  const distinct = req.trailersDistinct;
-  let w = 0;
-  let removed = 0;
-  for (let i = 0; i + 1 < raw.length; i += 2) {
-    const name = raw[i] as string;
-    if (isTrailerToStrip(name)) {
-      removed++;
-      const lower = name.toLowerCase();
-      delete trailers[lower];
-      delete distinct[lower];
-      continue;
-    }
-    raw[w++] = name;
-    raw[w++] = raw[i + 1] as string;
-  }
-  raw.length = w;
-  return removed;
+  return stripLines(req.rawTrailers, () => [req.trailers, req.trailersDistinct], isTrailerToStrip);
 }
 
 /**

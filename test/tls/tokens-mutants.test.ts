@@ -151,7 +151,8 @@ describe('bootstrap tokens (mutation-level)', () => {
 
   it('size: 4096 characters are read, 4097 are refused unread', () => {
     const pad = (n: number): string => `${'a'.repeat(n - 4)}.b.c`;
-    refused(pad(MAX_TOKEN_LENGTH), /another key or with another algorithm/);
+    // At the limit the token is read (and refused for what it holds), never for its length.
+    refused(pad(MAX_TOKEN_LENGTH), /^(?![\s\S]*longer than 4096)[\s\S]*malformed/);
     refused(pad(MAX_TOKEN_LENGTH + 1), /longer than 4096 characters/);
     refused('a.b=.c', /malformed \(not a compact JWS\)/);
     refused('=a.b.c', /malformed \(not a compact JWS\)/);
