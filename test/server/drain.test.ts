@@ -17,21 +17,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { meshClient } from 'trellis';
 import type { Mesh } from 'trellis';
 import { quietLogger } from '../helpers/servers.js';
+import { listenerConfig } from './helpers.js';
 
 const NEVER_MS = 15_000;
 const LONG_MS = 600_000;
 
-const config = `apiVersion: trellis/v1
-kind: Mesh
-metadata: { name: default }
-spec: { trustDomain: example.org, mtls: off }
----
-apiVersion: trellis/v1
-kind: Service
-metadata: { name: b }
-spec:
-  protocol: http
-`;
+const config = listenerConfig('off');
 
 interface Seen {
   status: number | undefined;

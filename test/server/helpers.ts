@@ -309,3 +309,33 @@ export interface Echo {
   headers: http.IncomingHttpHeaders;
   raw: string[];
 }
+
+/** A Mesh document in `mode` and a plain Service `b`, for listener tests. */
+export function listenerConfig(mode: 'strict' | 'permissive' | 'off'): string {
+  return `apiVersion: trellis/v1
+kind: Mesh
+metadata: { name: default }
+spec: { trustDomain: example.org, mtls: ${mode} }
+---
+apiVersion: trellis/v1
+kind: Service
+metadata: { name: b }
+spec:
+  protocol: http
+`;
+}
+
+/** Connections the server holds now, as it counts them. */
+export function connectionCount(server: http.Server): Promise<number> {
+  return new Promise((resolve, reject) => server.getConnections((err, n) => (err ? reject(err) : resolve(n))));
+}
+
+/** Polls until `cond` holds; false if it still does not after `neverMs` (a liveness bound, not a timing claim). */
+export async function eventually(cond: () => Promise<boolean> | boolean, neverMs: number): Promise<boolean> {
+  const until = performance.now() + neverMs;
+  while (performance.now() < until) {
+    if (await cond()) return true;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return cond();
+}

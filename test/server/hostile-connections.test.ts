@@ -20,7 +20,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { meshClient } from 'trellis';
 import type { Mesh, MeshServer } from 'trellis';
 import { quietLogger } from '../helpers/servers.js';
-import { makeCa, materialFor, plainRequest, tlsRequest, TestIdentity } from './helpers.js';
+import { connectionCount, eventually as eventuallyWithin, listenerConfig, makeCa, materialFor, plainRequest, tlsRequest, TestIdentity } from './helpers.js';
 import type { Leaf, TestCa } from './helpers.js';
 
 type Mode = 'strict' | 'permissive' | 'off';
@@ -28,31 +28,9 @@ const HOSTILE = 200;
 /** Liveness bound: how long a condition may take before the test calls it never. */
 const NEVER_MS = 15_000;
 
-const config = (mode: Mode): string => `apiVersion: trellis/v1
-kind: Mesh
-metadata: { name: default }
-spec: { trustDomain: example.org, mtls: ${mode} }
----
-apiVersion: trellis/v1
-kind: Service
-metadata: { name: b }
-spec:
-  protocol: http
-`;
-
-function connections(server: http.Server): Promise<number> {
-  return new Promise((resolve, reject) => server.getConnections((err, n) => (err ? reject(err) : resolve(n))));
-}
-
-/** Polls until `cond` holds; false if it still does not after NEVER_MS. */
-async function eventually(cond: () => Promise<boolean> | boolean): Promise<boolean> {
-  const until = performance.now() + NEVER_MS;
-  while (performance.now() < until) {
-    if (await cond()) return true;
-    await sleep(50);
-  }
-  return cond();
-}
+const config = listenerConfig;
+const connections = connectionCount;
+const eventually = (cond: () => Promise<boolean> | boolean): Promise<boolean> => eventuallyWithin(cond, NEVER_MS);
 
 /** A TLS record header announcing a 16 KiB ClientHello, and the start of that ClientHello. */
 const CLIENT_HELLO_START = Buffer.from([0x16, 0x03, 0x01, 0x40, 0x00, 0x01, 0x00, 0x3f, 0xfc, 0x03, 0x03]);

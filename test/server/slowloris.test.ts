@@ -11,44 +11,20 @@
  */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import type http from 'node:http';
 import net from 'node:net';
 import tls from 'node:tls';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { meshClient } from 'trellis';
 import type { Mesh } from 'trellis';
 import { quietLogger } from '../helpers/servers.js';
-import { makeCa, materialFor, plainRequest, tlsRequest, TestIdentity } from './helpers.js';
+import { connectionCount, eventually as eventuallyWithin, listenerConfig, makeCa, materialFor, plainRequest, tlsRequest, TestIdentity } from './helpers.js';
 import type { Leaf, TestCa } from './helpers.js';
 
-type Mode = 'strict' | 'permissive' | 'off';
 const SLOW = 100;
 const NEVER_MS = 20_000;
 
-const config = (mode: Mode): string => `apiVersion: trellis/v1
-kind: Mesh
-metadata: { name: default }
-spec: { trustDomain: example.org, mtls: ${mode} }
----
-apiVersion: trellis/v1
-kind: Service
-metadata: { name: b }
-spec:
-  protocol: http
-`;
-
-function connections(server: http.Server): Promise<number> {
-  return new Promise((resolve, reject) => server.getConnections((err, n) => (err ? reject(err) : resolve(n))));
-}
-
-async function eventually(cond: () => Promise<boolean> | boolean): Promise<boolean> {
-  const until = performance.now() + NEVER_MS;
-  while (performance.now() < until) {
-    if (await cond()) return true;
-    await sleep(50);
-  }
-  return cond();
-}
+const config = listenerConfig;
+const connections = connectionCount;
+const eventually = (cond: () => Promise<boolean> | boolean): Promise<boolean> => eventuallyWithin(cond, NEVER_MS);
 
 describe('slowloris into mesh.serve (matrix row C4)', () => {
   let ca: TestCa;
