@@ -7,6 +7,7 @@
  *
  * Usage: node --import tsx examples/demo/main.ts [--duration SECONDS] [--help]
  */
+import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -23,12 +24,14 @@ const USAGE = `usage: npm run demo -- [--duration SECONDS]
   (or: node --import tsx examples/demo/main.ts [--duration SECONDS])
 
   -d, --duration SECONDS  how long to run (default 60); Ctrl-C stops earlier
+  --port-offset N         move every demo port by N (7081+N, ...), to run beside another demo;
+                          mesh.yaml is then read once, with the ports moved, and not watched
   -h, --help              print this and exit`;
 
-function parseDuration(): number {
-  let values: { duration?: string | undefined; help?: boolean | undefined };
+function parseOptions(): { seconds: number; portOffset: number } {
+  let values: { duration?: string | undefined; help?: boolean | undefined; 'port-offset'?: string | undefined };
   try {
-    ({ values } = parseArgs({ options: { duration: { type: 'string', short: 'd', default: '60' }, help: { type: 'boolean', short: 'h' } } }));
+    ({ values } = parseArgs({ options: { duration: { type: 'string', short: 'd', default: '60' }, help: { type: 'boolean', short: 'h' }, 'port-offset': { type: 'string', default: '0' } } }));
   } catch (err) {
     console.error(`${err instanceof Error ? err.message : String(err)}\n${USAGE}`);
     process.exit(2);
@@ -43,10 +46,15 @@ function parseDuration(): number {
     console.error(`--duration must be a positive number of seconds, got "${values.duration}"\n${USAGE}`);
     process.exit(2);
   }
-  return seconds;
+  const portOffset = Number(values['port-offset']);
+  if (!Number.isInteger(portOffset) || portOffset < 0 || portOffset > 50_000) {
+    console.error(`--port-offset must be an integer from 0 to 50000, got "${values['port-offset']}"\n${USAGE}`);
+    process.exit(2);
+  }
+  return { seconds, portOffset };
 }
 
-const durationS = parseDuration();
+const { seconds: durationS, portOffset } = parseOptions();
 const t0 = performance.now();
 const elapsedS = (): number => (performance.now() - t0) / 1000;
 const events: string[] = [];
@@ -58,17 +66,23 @@ const event = (kind: string, text: string): void => {
 
 let services: DemoServices;
 try {
-  services = await startServices((m) => event('', m));
+  services = await startServices((m) => event('', m), portOffset);
 } catch (err) {
   console.error(`demo: ${err instanceof PortInUseError ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
   process.exit(1);
+}
+
+const configPath = fileURLToPath(new URL('./mesh.yaml', import.meta.url));
+/** mesh.yaml with every loopback port moved by `offset` (the services moved with it). */
+function movePorts(text: string, offset: number): string {
+  return text.replace(/127\.0\.0\.1:(\d+)/g, (_, port: string) => `127.0.0.1:${Number(port) + offset}`);
 }
 
 let mesh: Mesh;
 try {
   mesh = await meshClient({
     service: 'demo-caller',
-    config: fileURLToPath(new URL('./mesh.yaml', import.meta.url)),
+    config: portOffset === 0 ? configPath : movePorts(readFileSync(configPath, 'utf8'), portOffset),
     logger: { warn: (m) => event('warnings', `warning   ${m}`) },
   });
 } catch (err) {

@@ -100,10 +100,10 @@ class Server implements DemoService {
   readonly #server: http.Server;
   readonly #pending = new Set<ReturnType<typeof setTimeout>>();
 
-  constructor(spec: Spec, incident: () => boolean) {
+  constructor(spec: Spec, incident: () => boolean, portOffset: number) {
     this.name = spec.name;
     this.service = spec.service;
-    this.port = spec.port;
+    this.port = spec.port + portOffset;
     this.version = spec.version;
     this.behaviour = spec.behaviour;
     const t = spec.timing(incident);
@@ -164,9 +164,10 @@ class Server implements DemoService {
 }
 
 /** Starts every demo service; `onEvent` hears about outages and incidents as they begin and end. */
-export async function startServices(onEvent: (message: string) => void = () => {}): Promise<DemoServices> {
+/** `portOffset` moves every port (7081 + offset, ...), so two demos can run side by side. */
+export async function startServices(onEvent: (message: string) => void = () => {}, portOffset = 0): Promise<DemoServices> {
   let incident = false;
-  const servers = SPECS.map((s) => new Server(s, () => incident));
+  const servers = SPECS.map((s) => new Server(s, () => incident, portOffset));
   const timers = new Set<ReturnType<typeof setTimeout>>();
   let closed = false;
   const after = (ms: number, fn: () => void): void => {
