@@ -9,83 +9,18 @@
  * (a second read rejects with a TypeError); headers carry `x-trellis-fault: abort` unless the
  * caller overrides it, plus a correct `content-length`.
  */
-import { Blob } from 'node:buffer';
 import { STATUS_CODES } from 'node:http';
-import { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
+import { BufferedBody } from '../client/buffered-body.js';
 
-/** The body of a synthetic response: an in-memory Readable with undici's body mixin. */
-export class SyntheticBody extends Readable {
-  readonly #data: Buffer;
-  readonly #contentType: string;
-  #pushed = false;
-  #used = false;
-
+/**
+ * The body of a synthetic response: the in-memory body with undici's mixin that the transport
+ * also uses for bodies it read whole (client/buffered-body.ts); its own class so the metrics
+ * layer can tell an injected answer from a real one.
+ */
+export class SyntheticBody extends BufferedBody {
   constructor(data: Buffer, contentType: string) {
-    super();
-    this.#data = data;
-    this.#contentType = contentType;
-  }
-
-  override _read(): void {
-    if (!this.#pushed) {
-      this.#pushed = true;
-      if (this.#data.length > 0) this.push(this.#data);
-    }
-    this.push(null);
-  }
-
-  /** Whether the body was read (by a mixin method, the stream, or a dump). */
-  get bodyUsed(): boolean {
-    return this.#used || this.readableDidRead || this.destroyed;
-  }
-
-  /** undici's mixin exposes no web stream here either. */
-  get body(): undefined {
-    return undefined;
-  }
-
-  async #consume(): Promise<Buffer> {
-    if (this.bodyUsed) throw new TypeError('Body is unusable: Body has already been read');
-    this.#used = true;
-    const chunks: Buffer[] = [];
-    for await (const chunk of this) chunks.push(chunk as Buffer);
-    return Buffer.concat(chunks);
-  }
-
-  async text(): Promise<string> {
-    return (await this.#consume()).toString('utf8');
-  }
-
-  async json(): Promise<unknown> {
-    return JSON.parse(await this.text()) as unknown;
-  }
-
-  async bytes(): Promise<Uint8Array> {
-    return new Uint8Array(await this.#consume());
-  }
-
-  async arrayBuffer(): Promise<ArrayBuffer> {
-    const bytes = await this.bytes();
-    return bytes.buffer as ArrayBuffer;
-  }
-
-  async blob(): Promise<Blob> {
-    return new Blob([await this.bytes()], { type: this.#contentType });
-  }
-
-  formData(): Promise<never> {
-    return Promise.reject(new TypeError('formData is not supported (as in undici)'));
-  }
-
-  /** Drops the body; resolves once the stream has closed. */
-  dump(_opts?: { limit: number; signal?: AbortSignal }): Promise<void> {
-    this.#used = true;
-    if (this.closed) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      this.once('close', () => resolve());
-      this.destroy();
-    });
+    super(data.length > 0 ? [data] : [], contentType, undefined);
   }
 }
 
@@ -105,7 +40,8 @@ export function syntheticHttpResponse(status: number, body = 'fault filter abort
     statusCode: status,
     statusText: STATUS_CODES[status] ?? '',
     headers: all,
-    body: new SyntheticBody(data, all['content-type'] ?? ''),
+    // undici's type says `body` is undefined on its BodyReadable; ours offers the web stream too.
+    body: new SyntheticBody(data, all['content-type'] ?? '') as unknown as Dispatcher.ResponseData['body'],
     trailers: {},
     opaque: null,
     context: {},
