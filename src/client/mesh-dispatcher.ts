@@ -63,8 +63,7 @@ export class MeshDispatcher extends Dispatcher {
     if (decision.kind === 'refuse') {
       // Refused before anything left the process: reported as the request's error (fetch wraps
       // it in `TypeError: fetch failed`; isTrellisError and trellisErrorOf look through that).
-      const error = decision.error;
-      bridgeToHandler(handler, () => {}, () => Promise.reject(error));
+      failHandler(handler, decision.error);
       return true;
     }
     const service = decision.service;
