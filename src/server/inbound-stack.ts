@@ -22,7 +22,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Clock, Random } from '../core/clock.js';
 import { runWithAmbient } from '../core/ambient.js';
-import type { TraceContext } from '../core/ambient.js';
+import type { AmbientContext, TraceContext } from '../core/ambient.js';
 import type { FaultSpec } from '../config/types.js';
 import type { RateLimiter } from '../resilience/rate-limiter.js';
 import { ERROR_CODES } from '../core/errors.js';
@@ -31,7 +31,6 @@ import { writeForbidden } from './authorization.js';
 import type { Authorizer, DenyReason } from './authorization.js';
 import { guardIdentityTrailers, stripIdentityHeaders } from './identity-headers.js';
 import type { PeerResolver } from './peer.js';
-import { DEADLINE_HEADER, parseDeadlineHeader } from '../core/ambient.js';
 import type { OverloadGuard, ShedReason } from './overload-guard.js';
 import { SHED_HEADER } from '../core/shed.js';
 
@@ -119,9 +118,8 @@ function tooManyRequests(res: ServerResponse, service: string | undefined, retry
 
 export function inboundHandler(handler: NodeHandler, deps: InboundDeps): NodeHandler {
   const { clock, random, service, observability, peers, routeLabel } = deps;
-  const run = (req: IncomingMessage, res: ServerResponse): void => {
+  const run = (req: IncomingMessage, res: ServerResponse, ambient: AmbientContext): void => {
     const span = observability?.startTrace?.(req, res, service);
-    const ambient = inboundAmbient(req.headers, clock, service);
     if (span === undefined) runWithAmbient(ambient, () => handler(req, res));
     else runWithAmbient({ ...ambient, trace: span.ambientTrace }, () => span.run(() => handler(req, res)));
   };
@@ -169,11 +167,12 @@ export function inboundHandler(handler: NodeHandler, deps: InboundDeps): NodeHan
       tooManyRequests(res, service, limiter.retryAfterMs());
       return;
     }
+    // The caller's deadline, read once at arrival: the overload guard judges it, the handler
+    // inherits it, and an injected delay spends it as real latency would.
+    const ambient = inboundAmbient(req.headers, clock, service);
     const guard = policy.overload;
     if (guard !== undefined) {
-      const now = clock.now();
-      const budget = parseDeadlineHeader(req.headers[DEADLINE_HEADER]);
-      const verdict = guard.admit(req.url ?? '/', budget === undefined ? undefined : now + budget, now);
+      const verdict = guard.admit(req.url ?? '/', ambient.deadline, clock.now());
       if (typeof verdict === 'string') {
         observability?.inboundShed?.(service, verdict);
         if (labels !== undefined) labels.outcome = OVERLOADED_OUTCOME;
@@ -199,7 +198,7 @@ export function inboundHandler(handler: NodeHandler, deps: InboundDeps): NodeHan
           res.end('fault filter abort');
           return;
         }
-        run(req, res);
+        run(req, res, ambient);
       };
       if (delay > 0) {
         deps.onFault?.('delay');
@@ -210,6 +209,6 @@ export function inboundHandler(handler: NodeHandler, deps: InboundDeps): NodeHan
       go();
       return;
     }
-    run(req, res);
+    run(req, res, ambient);
   };
 }
