@@ -67,10 +67,50 @@ export class StoreUnavailableError extends Error {
   }
 }
 
+/** A lease that does not exist (never granted, expired or revoked): its holder must register again under a new one. */
+export class StoreLeaseNotFoundError extends Error {
+  readonly lease: string;
+  constructor(lease: string, options?: { cause?: unknown }) {
+    super(`lease ${lease} not found (expired or revoked)`, options);
+    this.name = 'StoreLeaseNotFoundError';
+    this.lease = lease;
+  }
+}
+
+/** The embedded store's directory is held by another live process (single writer). */
+export class StoreLockedError extends StoreUnavailableError {
+  readonly dir: string;
+  readonly pid: number;
+  constructor(dir: string, pid: number, lockFile: string) {
+    super(
+      `the store directory ${dir} is in use by process ${pid} (lock file ${lockFile}): only one control plane may use a data directory; ` +
+        'stop that process, or use etcd (--etcd) to run several replicas',
+    );
+    this.name = 'StoreLockedError';
+    this.dir = dir;
+    this.pid = pid;
+  }
+}
+
+/** The embedded store's files are damaged in a way that would lose acknowledged writes: it refuses to open rather than guess. */
+export class StoreCorruptError extends StoreUnavailableError {
+  readonly file: string;
+  constructor(file: string, detail: string) {
+    super(`the store file ${file} is damaged: ${detail}`);
+    this.name = 'StoreCorruptError';
+    this.file = file;
+  }
+}
+
 export interface Store {
   /** Human name for status and metrics: `embedded` or `etcd`. */
   readonly kind: 'embedded' | 'etcd' | 'memory';
-  /** Applies every op or none. Resolves with the new store revision; rejects with StoreConflictError or StoreUnavailableError. */
+  /**
+   * Applies every op or none. Resolves with the new store revision (the current one, unchanged,
+   * when the ops change nothing: only deletes of absent keys). Rejects with StoreConflictError,
+   * StoreLeaseNotFoundError (a put under a lease that is gone), StoreUnavailableError, or a
+   * TypeError for ops no store accepts (one key twice, a value that is not JSON).
+   */
   commit(ops: readonly StoreOp[]): Promise<number>;
   get<T = unknown>(key: string): Promise<StoreEntry<T> | undefined>;
   /** Every key starting with `prefix`, sorted by key, and the store revision the list was read at. */
@@ -79,6 +119,7 @@ export interface Store {
   watch(prefix: string, afterRevision: number, handlers: StoreWatchHandlers): StoreWatch;
   /** A new lease of `ttlMs`; its keys vanish when it is not kept alive. */
   grantLease(ttlMs: number): Promise<string>;
+  /** Rejects with StoreLeaseNotFoundError when the lease is gone. */
   keepAlive(lease: string): Promise<void>;
   revokeLease(lease: string): Promise<void>;
   /** Current store revision (a cheap read; for status). */
