@@ -5,10 +5,13 @@
  */
 import { join } from 'node:path';
 import { openEmbeddedStore } from './embedded-store.js';
-import { openEtcdStore } from './etcd-store.js';
 import type { Store } from './store.js';
 
 export async function openStore(opts: { dataDir: string; etcd?: string[] }): Promise<Store> {
-  if (opts.etcd !== undefined && opts.etcd.length > 0) return openEtcdStore(opts.etcd);
+  if (opts.etcd !== undefined && opts.etcd.length > 0) {
+    // Loaded on demand: the etcd client parses its protobuf definitions when it loads.
+    const { openEtcdStore } = await import('./etcd-store.js');
+    return openEtcdStore(opts.etcd);
+  }
   return openEmbeddedStore(join(opts.dataDir, 'store'));
 }
