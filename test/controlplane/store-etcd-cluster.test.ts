@@ -66,6 +66,39 @@ describe('etcd store on a 3-member cluster', { skip }, () => {
     }
   });
 
+  it('when the member serving a watch hangs, the watch resumes on another (HTTP/2 keepalive) with no event lost', async () => {
+    const cluster = etcd as EtcdCluster;
+    const [f1, f2] = (await followers(cluster)) as [EtcdMember, EtcdMember];
+    const leader = cluster.members.find((m) => m !== f1 && m !== f2) as EtcdMember;
+    const before1 = await watchStreams(f1);
+    const before2 = await watchStreams(f2);
+    const watching = await openEtcdStore([f1.clientUrl, f2.clientUrl]);
+    // Writes go through the leader: a commit sent to the hung member would end with an unknown outcome.
+    const writer = await openEtcdStore([leader.clientUrl]);
+    let paused: EtcdMember | undefined;
+    try {
+      const p = '/trellis/instances/hang/';
+      const w = collect(watching, p, await watching.revision());
+      const revs = [await writer.commit([{ type: 'put', key: `${p}0`, value: 0 }])];
+      await w.until(() => w.groups.length === 1, 'the first event');
+      paused = (await watchStreams(f1)) > before1 ? f1 : (await watchStreams(f2)) > before2 ? f2 : undefined;
+      assert.ok(paused !== undefined, 'found the member serving the watch');
+      paused.pause();
+      for (let i = 1; i <= 3; i++) revs.push(await writer.commit([{ type: 'put', key: `${p}${i}`, value: i }]));
+      await w.until(() => w.groups.length === 4, 'the events, through the member still answering', 90_000);
+      w.watch.close();
+      assert.deepEqual(
+        w.groups.map((g) => g.revision),
+        revs,
+      );
+      assert.deepEqual(w.resets, []);
+    } finally {
+      paused?.resume();
+      await watching.close();
+      await writer.close();
+    }
+  });
+
   it('when the member serving a watch dies, the watch resumes on another with no event lost or repeated, and commits go on', async () => {
     const cluster = etcd as EtcdCluster;
     const [f1, f2] = (await followers(cluster)) as [EtcdMember, EtcdMember];

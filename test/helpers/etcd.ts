@@ -25,6 +25,10 @@ export interface EtcdMember {
   alive(): boolean;
   /** SIGKILL, and waits for the exit (its data directory stays until the cluster stops). */
   kill(): Promise<void>;
+  /** SIGSTOP: the process hangs with its sockets open (a member that stopped answering). */
+  pause(): void;
+  /** SIGCONT after pause(). */
+  resume(): void;
 }
 
 export interface EtcdCluster {
@@ -139,12 +143,15 @@ export async function startEtcd(size = 1, options: { readyTimeoutMs?: number } =
         child.kill('SIGKILL');
         await exited;
       },
+      pause: () => void child.kill('SIGSTOP'),
+      resume: () => void child.kill('SIGCONT'),
     });
   }
 
   const stop = async (): Promise<void> => {
     for (const m of members) {
       if (!m.alive()) continue;
+      m.child.kill('SIGCONT');
       m.child.kill('SIGTERM');
       const killer = setTimeout(() => m.child.kill('SIGKILL'), 3000);
       await m.exited;

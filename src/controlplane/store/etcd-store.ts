@@ -174,6 +174,9 @@ export class EtcdStore implements Store {
       ...(options.credentials !== undefined ? { credentials: options.credentials } : {}),
       ...(options.auth !== undefined ? { auth: options.auth } : {}),
       dialTimeout: timeout,
+      // HTTP/2 pings on open streams: a member that hangs (alive but not answering) is dropped within
+      // ~15 s and its watches resume elsewhere. etcd refuses pings more often than every 5 s.
+      grpcOptions: { 'grpc.keepalive_time_ms': 10_000, 'grpc.keepalive_timeout_ms': 5_000 },
       defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + timeout }),
     };
     this.client = new Etcd3({
