@@ -5,14 +5,14 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { appendFile, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { appendFile, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { EmbeddedStore, openEmbeddedStore } from '../../src/controlplane/store/embedded-store.js';
+import { openEmbeddedStore } from '../../src/controlplane/store/embedded-store.js';
 import type { Store } from '../../src/controlplane/store/store.js';
-import { StoreCorruptError, StoreLeaseNotFoundError, StoreLockedError } from '../../src/controlplane/store/store.js';
+import { StoreCorruptError, StoreLeaseNotFoundError, StoreLockedError, StoreUnavailableError } from '../../src/controlplane/store/store.js';
 import { collect, storeConformance } from '../helpers/store-conformance.js';
 
 const HISTORY = 5;
@@ -175,6 +175,36 @@ describe('embedded store on disk', () => {
     const seq = Number(/wal-(\d+)/.exec(log)?.[1]);
     await writeFile(path.join(dir, `wal-${String(seq + 1).padStart(12, '0')}.log`), '');
     await assert.rejects(openEmbeddedStore(dir, noWarnings), (e: unknown) => e instanceof StoreCorruptError && e.message.includes(log));
+  });
+
+  it('a failed write (disk full) is not acknowledged; the store then refuses everything until reopened', async () => {
+    const dir = await tempDir();
+    const s = await openEmbeddedStore(dir);
+    const r1 = await s.commit([{ type: 'put', key: '/trellis/a', value: 1 }]);
+    // The next log the store starts is /dev/full: every write to it fails with ENOSPC.
+    const seq = Number(/wal-(\d+)/.exec((await readdir(dir)).find((n) => n.startsWith('wal-')) as string)?.[1]);
+    const next = path.join(dir, `wal-${String(seq + 1).padStart(12, '0')}.log`);
+    await symlink('/dev/full', next);
+    const w = collect(s, '/trellis/', r1);
+    try {
+      await s.compact();
+      await assert.rejects(s.commit([{ type: 'put', key: '/trellis/b', value: 2 }]), (e: unknown) => e instanceof StoreUnavailableError && /could not write.*ENOSPC/.test(e.message));
+      await assert.rejects(s.get('/trellis/a'), (e: unknown) => e instanceof StoreUnavailableError && /must be reopened/.test(e.message));
+      await assert.rejects(s.grantLease(1000), StoreUnavailableError);
+      const h = await s.health();
+      assert.equal(h.ok, false);
+      assert.match(h.detail, /ENOSPC/);
+      await w.until(() => w.resets.length > 0, 'watchers told to re-list');
+      assert.deepEqual(w.groups, [], 'the failed commit was never published');
+    } finally {
+      await s.close();
+      await rm(next, { force: true });
+    }
+    const again = await openEmbeddedStore(dir);
+    assert.equal((await again.get('/trellis/a'))?.value, 1);
+    assert.equal(await again.get('/trellis/b'), undefined);
+    assert.equal(await again.revision(), r1);
+    await again.close();
   });
 
   it('files are private: directory 0700, files 0600', async () => {
