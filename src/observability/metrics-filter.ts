@@ -15,8 +15,8 @@
  * that ended before any route was chosen is labelled `route="unknown"`.
  *
  * Cost per request: a clock read at each end, one closure pair for `then`, and MeshMetrics'
- * cached-child lookup, `inc` and `observe` (~1.6 µs per filter on Node 20, ~1.1 µs of it
- * prom-client's). Recording never throws into the request.
+ * plain-number record (~0.1 µs: nested Map lookups and three additions; prom-client is fed at
+ * scrape time). Recording never throws into the request.
  */
 import type { Classifier } from '../core/classify.js';
 import type { Clock } from '../core/clock.js';
