@@ -8,6 +8,7 @@
  *   breaker closed     µs per call through `CircuitBreaker.filter` around an already-resolved
  *                      `next`, closed circuit, successes (what every attempt pays)
  *   breaker next only  µs per call of that same `next` alone (subtract it)
+ *   breaker admit      µs per `admit()` + `report()` pair (the handler entry points), when present
  *   trace id           µs per `traceId()` + `spanId()` pair (a propagate-only root)
  *
  * Each figure is the median of 7 runs of N calls after a warm-up run; no forced GC.
@@ -100,6 +101,12 @@ const report = (what: string, value: number, unit = 'µs'): void => {
   report('breaker closed (filter around a resolved next)', withBreaker);
   report('breaker next only (async wrapper, subtract)', alone);
   report('breaker added', withBreaker - alone);
+  const b = breaker as unknown as { admit?: () => number; report?: (t: number, o: 'success') => void };
+  if (typeof b.admit === 'function' && typeof b.report === 'function') {
+    const admit = b.admit.bind(breaker);
+    const rep = b.report.bind(breaker);
+    report('breaker admit() + report() (handler entry points)', sync(() => rep(admit(), 'success')));
+  }
   breaker.close();
 }
 
