@@ -9,6 +9,9 @@
  *                      `next`, closed circuit, successes (what every attempt pays)
  *   breaker next only  µs per call of that same `next` alone (subtract it)
  *   breaker admit      µs per `admit()` + `report()` pair (the handler entry points), when present
+ *   tracing filter     µs added by the HTTP attempt tracing filter with no SDK (propagate-only:
+ *                      a new root context and its traceparent on a copy of the request)
+ *   traceparent        µs per `headersFor(newRoot())`
  *   trace id           µs per `traceId()` + `spanId()` pair (a propagate-only root)
  *
  * Each figure is the median of 7 runs of N calls after a warm-up run; no forced GC.
@@ -21,6 +24,11 @@ import { SUCCESS } from '../src/core/classify.js';
 import { CallContext } from '../src/core/context.js';
 import { MeshMetrics } from '../src/observability/metrics.js';
 import { randomTraceIds } from '../src/observability/trace-ids.js';
+import { MeshTracer } from '../src/observability/tracer.js';
+import { tracingAttemptFilter } from '../src/observability/tracing-filter.js';
+import { httpTracingDeps } from '../src/observability/tracing-http.js';
+import type { HttpRequest } from '../src/client/http-request.js';
+import type { HttpResponse } from '../src/client/http-transport.js';
 import { CircuitBreaker } from '../src/resilience/circuit-breaker.js';
 
 const { values: args } = parseArgs({ options: { n: { type: 'string', default: '200000' } } });
@@ -108,6 +116,23 @@ const report = (what: string, value: number, unit = 'µs'): void => {
     report('breaker admit() + report() (handler entry points)', sync(() => rep(admit(), 'success')));
   }
   breaker.close();
+}
+
+// Tracing, propagate-only (no SDK): the attempt filter around a resolved next.
+{
+  const tracer = new MeshTracer({ service: 'bench' });
+  const filter = tracingAttemptFilter(tracer, httpTracingDeps);
+  const res = { statusCode: 200 } as unknown as HttpResponse;
+  const done = Promise.resolve(res);
+  const next = (): Promise<HttpResponse> => done;
+  const ctx = new CallContext('products', true);
+  const req: HttpRequest = { method: 'GET', path: '/list', headers: { accept: 'application/json', 'x-request-id': 'abc' }, body: undefined, replayable: true, classify: undefined, rest: {} };
+  const traced = await serial(() => filter(req, ctx, next));
+  const alone = await serial(async () => next());
+  report('tracing attempt filter, propagate-only (added)', traced - alone);
+  report('traceparent for a new root (newRoot + headersFor)', sync(() => {
+    tracer.headersFor(tracer.newRoot());
+  }));
 }
 
 // Trace ids.
