@@ -133,15 +133,15 @@ export interface StatusResponse {
  * status and takes that error's outcome.
  */
 export function httpDescribe<Res extends StatusResponse>(classify: Classifier<Res>, isFault?: (res: Res) => boolean): MetricsDescribe<Res> {
-  const byStatus = new Map<string, MetricsDescription>();
-  const byOutcome = new Map<string, MetricsDescription>();
+  // status code → outcome → the one frozen description of that pair (no key string built per call).
+  const byStatus = new Map<string, Map<string, MetricsDescription>>();
   const description = (statusCode: string, outcome: string): MetricsDescription => {
-    const key = `${statusCode} ${outcome}`;
-    const table = statusCode === '' ? byOutcome : byStatus;
-    let d = table.get(key);
+    let byOutcome = byStatus.get(statusCode);
+    if (byOutcome === undefined) byStatus.set(statusCode, (byOutcome = new Map()));
+    let d = byOutcome.get(outcome);
     if (d === undefined) {
       d = Object.freeze({ statusCode, outcome });
-      table.set(key, d);
+      byOutcome.set(outcome, d);
     }
     return d;
   };
