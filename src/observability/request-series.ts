@@ -141,7 +141,9 @@ export class RequestSeriesStore {
     const c = counter as unknown as Hooked;
     const h = histogram as unknown as Hooked;
     const found = c[kStore];
-    if (found !== undefined && found.#histogram === histogram) return found;
+    // A store from another copy of Trellis in the process (same Symbol.for key, other class) is
+    // not reused: this one is chained after it, and both hand their changes to the same series.
+    if (found instanceof RequestSeriesStore && #histogram in found && found.#histogram === histogram) return found;
     const store = new RequestSeriesStore(counter, histogram, labelNames, (histogram as unknown as HistogramInternals).upperBounds ?? bounds);
     c[kStore] = store;
     h[kStore] = store;
