@@ -268,6 +268,11 @@ export class CircuitBreaker<Req, Res> {
     } else if (to === 'closed') {
       this.#window.clear();
     }
-    this.#onStateChange?.(to);
+    try {
+      this.#onStateChange?.(to);
+    } catch {
+      // A listener's error (the mesh's 'breaker' event reaches application code) must not fail
+      // the call whose result moved the circuit.
+    }
   }
 }

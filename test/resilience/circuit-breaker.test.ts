@@ -172,6 +172,19 @@ test('admit/report: the entry points a handler-based path uses follow the same r
   assert.equal(breaker.stats().requests, 0, 'a token from an earlier state period counts for nothing');
 });
 
+test('a throwing state listener does not fail the call that moved the circuit', async (t) => {
+  const breaker = new CircuitBreaker<string, FakeRes>({ ...PARAMS, volumeThreshold: 1 }, {
+    classify,
+    service: 'products',
+    onStateChange: () => {
+      throw new Error('listener bug');
+    },
+  });
+  t.after(() => breaker.close());
+  assert.equal((await call(breaker, failing)).status, 503, 'the failed result still reaches the caller');
+  assert.equal(breaker.state, 'open');
+});
+
 test('a shared BreakerTicker rotates the windows of many breakers', async (t) => {
   const ticker = new BreakerTicker(100);
   t.after(() => ticker.close());
