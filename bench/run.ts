@@ -21,7 +21,7 @@
  *        [--concurrency N] [--no-write]
  */
 import os from 'node:os';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { BalancedPool, Pool, request as undiciRequest } from 'undici';
@@ -259,7 +259,7 @@ async function main(): Promise<void> {
 
     if (WRITE) {
       const file = fileURLToPath(new URL('../docs/benchmarks.md', import.meta.url));
-      writeFileSync(file, markdown({ summaries, contenders, throughput, addedCpu, throughputMet, cpuMet, stack: svc?.stack, counters: svc?.counters }));
+      writeFileSync(file, markdown({ summaries, contenders, throughput, addedCpu, throughputMet, cpuMet, stack: svc?.stack, counters: svc?.counters }) + handWritten(file));
       console.log(`wrote ${file}`);
     }
   } finally {
@@ -278,6 +278,21 @@ interface Report {
   cpuMet: boolean;
   stack: string | undefined;
   counters: { requests: number; retries: number; budgetExhausted: number } | undefined;
+}
+
+/** Marks where docs/benchmarks.md turns hand-written (other benches' results): kept by every rewrite. */
+const HAND_WRITTEN = '<!-- Written by hand from here on: bench/run.ts keeps everything below this line. -->';
+
+/** The hand-written tail of the current file, from the marker on ('' when there is none). */
+function handWritten(file: string): string {
+  let old: string;
+  try {
+    old = readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
+  const at = old.indexOf(HAND_WRITTEN);
+  return at === -1 ? '' : `\n${old.slice(at)}`;
 }
 
 function markdown(r: Report): string {

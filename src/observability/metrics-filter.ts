@@ -15,8 +15,8 @@
  * that ended before any route was chosen is labelled `route="unknown"`.
  *
  * Cost per request: a clock read at each end, one closure pair for `then`, and MeshMetrics'
- * cached-child lookup, `inc` and `observe` (~1.6 µs per filter on Node 20, ~1.1 µs of it
- * prom-client's). Recording never throws into the request.
+ * plain-number record (~0.1 µs: nested Map lookups and three additions; prom-client is fed at
+ * scrape time). Recording never throws into the request.
  */
 import type { Classifier } from '../core/classify.js';
 import type { Clock } from '../core/clock.js';
@@ -133,15 +133,15 @@ export interface StatusResponse {
  * status and takes that error's outcome.
  */
 export function httpDescribe<Res extends StatusResponse>(classify: Classifier<Res>, isFault?: (res: Res) => boolean): MetricsDescribe<Res> {
-  const byStatus = new Map<string, MetricsDescription>();
-  const byOutcome = new Map<string, MetricsDescription>();
+  // status code → outcome → the one frozen description of that pair (no key string built per call).
+  const byStatus = new Map<string, Map<string, MetricsDescription>>();
   const description = (statusCode: string, outcome: string): MetricsDescription => {
-    const key = `${statusCode} ${outcome}`;
-    const table = statusCode === '' ? byOutcome : byStatus;
-    let d = table.get(key);
+    let byOutcome = byStatus.get(statusCode);
+    if (byOutcome === undefined) byStatus.set(statusCode, (byOutcome = new Map()));
+    let d = byOutcome.get(outcome);
     if (d === undefined) {
       d = Object.freeze({ statusCode, outcome });
-      table.set(key, d);
+      byOutcome.set(outcome, d);
     }
     return d;
   };

@@ -14,16 +14,30 @@
  * - Several MeshMetrics may share one registry (two mesh clients in one process): a metric
  *   already registered under a name is reused when its type and label names match, and
  *   refused with a clear error otherwise.
- * - The hot path (`recordClientRequest`, `recordClientAttempt`, `recordServerRequest`) finds the
- *   cached labelled children of its label tuple (nested Maps, no string built) and does one `inc`
- *   and one `observe`. Recording never throws into a request. Measured on Node 20: ~1.3 µs per
- *   record, of which ~1.1 µs is prom-client's own `inc` + `observe` (it re-hashes the labels even
- *   on a cached child).
+ * - The hot path (`recordClientRequest`, `recordClientAttempt`, `recordServerRequest`) adds to
+ *   plain numbers per label tuple (request-series.ts): found through nested Maps, no string
+ *   built, no prom-client call; prom-client gets them at scrape time through the metrics'
+ *   `collect` hooks, so names, labels, buckets and HELP of the exposition are unchanged.
+ *   Recording never throws into a request. Measured on Node 20 (bench/primitives.ts): see
+ *   docs/benchmarks.md, "Hot-path primitives".
+ * - Faster still: `clientRequests(service, route, method)`, `clientAttempts(...)` and
+ *   `serverRequests(service, caller, route, method)` return a `RequestRecorder` bound to those
+ *   labels, whose `record(statusCode, outcome, seconds)` does no label lookup but the last two.
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { OpenMetricsContentType, PrometheusContentType } from 'prom-client';
 import type { BreakerState } from '../client/service-state.js';
 import { normalizeMethod, normalizeOutcome, normalizeStatus } from './metrics-labels.js';
+import { RequestSeriesStore } from './request-series.js';
+
+/**
+ * Records requests of one (service, caller, route, method) without looking them up again:
+ * `record(statusCode, outcome, seconds)`, with the same normalization as `recordClientRequest`.
+ * Never throws.
+ */
+export interface RequestRecorder {
+  record(statusCode: string, outcome: string, durationSec: number): void;
+}
 
 /** OTel's advised buckets for `http.client.request.duration` / `http.server.request.duration` (s). */
 export const OTEL_HTTP_DURATION_BUCKETS: readonly number[] = Object.freeze([0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10]);
@@ -72,71 +86,39 @@ export interface MeshMetricsOptions {
   prefix?: never;
 }
 
-/** Bound on cached children per metric; past it the cache restarts (the series stay). */
+/** Bound on cached children of the small caches (retries, rate limits); past it the cache restarts (the series stay). */
 const MAX_CACHED = 10_000;
 
-interface RequestChildren {
-  readonly count: Counter.Internal;
-  readonly duration: Histogram.Internal<string>;
-}
-
-type Level<V> = Map<string, V>;
-
 /**
- * A request counter and its duration histogram, with the labelled children cached per label
- * tuple in nested Maps (one level per label). Nested lookups on label strings that come from
- * config or fixed sets hash nothing new; a joined key would build and hash a fresh string per
- * request (measured: ~40 ns against ~160 ns on Node 20).
+ * A request counter and its duration histogram as plain numbers (request-series.ts), behind
+ * the normalizing entry points: method, status and outcome are reduced to their fixed sets here.
  */
 class RequestSeries {
-  readonly #counter: Counter<string>;
-  readonly #histogram: Histogram<string>;
-  /** Client metrics have no `caller` label; their tuples use '' in that slot. */
-  readonly #withCaller: boolean;
-  #root: Level<Level<Level<Level<Level<Level<RequestChildren>>>>>> = new Map();
-  #size = 0;
+  readonly store: RequestSeriesStore;
 
-  constructor(counter: Counter<string>, histogram: Histogram<string>, withCaller: boolean) {
-    this.#counter = counter;
-    this.#histogram = histogram;
-    this.#withCaller = withCaller;
+  constructor(counter: Counter<string>, histogram: Histogram<string>, labelNames: readonly string[]) {
+    this.store = RequestSeriesStore.of(counter, histogram, labelNames, OTEL_HTTP_DURATION_BUCKETS);
   }
 
   record(service: string, caller: string, route: string, method: string, statusCode: string, outcome: string, durationSec: number): void {
+    // A label value that is not a string (a bug upstream) is dropped here rather than becoming a
+    // series that would fail every scrape.
+    if (typeof service !== 'string' || typeof caller !== 'string' || typeof route !== 'string') return;
     try {
-      const m = normalizeMethod(method);
-      const s = normalizeStatus(statusCode);
-      const o = normalizeOutcome(outcome);
-      const c = this.#children(service, caller, route, m, s, o);
-      c.count.inc();
-      c.duration.observe(durationSec >= 0 && durationSec < Infinity ? durationSec : 0);
+      this.store.recorder(service, caller, route, normalizeMethod(method)).record(normalizeStatus(statusCode), normalizeOutcome(outcome), durationSec);
     } catch {
       // Metrics must never fail a request.
     }
   }
 
-  #children(service: string, caller: string, route: string, m: string, s: string, o: string): RequestChildren {
-    let l1 = this.#root.get(service);
-    if (l1 === undefined) this.#root.set(service, (l1 = new Map()));
-    let l2 = l1.get(caller);
-    if (l2 === undefined) l1.set(caller, (l2 = new Map()));
-    let l3 = l2.get(route);
-    if (l3 === undefined) l2.set(route, (l3 = new Map()));
-    let l4 = l3.get(m);
-    if (l4 === undefined) l3.set(m, (l4 = new Map()));
-    let l5 = l4.get(s);
-    if (l5 === undefined) l4.set(s, (l5 = new Map()));
-    let c = l5.get(o);
-    if (c === undefined) {
-      const values = this.#withCaller ? [service, caller, route, m, s, o] : [service, route, m, s, o];
-      c = { count: this.#counter.labels(...values), duration: this.#histogram.labels(...values) };
-      if (++this.#size > MAX_CACHED) {
-        this.#root = new Map();
-        this.#size = 0;
-      }
-      l5.set(o, c);
-    }
-    return c;
+  /** A recorder bound to (service, caller, route, method) that normalizes status and outcome. */
+  recorder(service: string, caller: string, route: string, method: string): RequestRecorder {
+    const r = this.store.recorder(service, caller, route, normalizeMethod(method));
+    return {
+      record(statusCode: string, outcome: string, durationSec: number): void {
+        r.record(normalizeStatus(statusCode), normalizeOutcome(outcome), durationSec);
+      },
+    };
   }
 }
 
@@ -219,17 +201,17 @@ export class MeshMetrics {
     this.#clientRequests = new RequestSeries(
       counter(r, n.clientRequests, 'Logical client requests (what the caller saw, after retries), by destination service, route, method, status code and outcome.', CLIENT_LABELS),
       histogram(r, n.clientRequestDuration, 'Duration of logical client requests in seconds, until the response body completed or the request failed.', CLIENT_LABELS),
-      false,
+      CLIENT_LABELS,
     );
     this.#clientAttempts = new RequestSeries(
       counter(r, n.clientAttempts, 'Client attempts (each try of a logical request), by destination service, route, method, status code and outcome.', CLIENT_LABELS),
       histogram(r, n.clientAttemptDuration, 'Duration of client attempts in seconds, until the response headers arrived or the attempt failed.', CLIENT_LABELS),
-      false,
+      CLIENT_LABELS,
     );
     this.#serverRequests = new RequestSeries(
       counter(r, n.serverRequests, 'Requests served, by this service, verified caller, route, method, status code and outcome.', SERVER_LABELS),
       histogram(r, n.serverRequestDuration, 'Duration of served requests in seconds, until the response finished.', SERVER_LABELS),
-      true,
+      SERVER_LABELS,
     );
     this.#retries = counter(r, n.clientRetries, 'Retries sent, by destination service, route and the retry condition that triggered them.', ['service', 'route', 'reason']);
     this.#budgetExhausted = counter(r, n.clientRetryBudgetExhausted, 'Retries refused because the destination retry budget was exhausted.', ['service']);
@@ -268,6 +250,25 @@ export class MeshMetrics {
   /** One logical client request (hot path). `statusCode` is '' when there was no response. */
   recordClientRequest(service: string, route: string, method: string, statusCode: string, outcome: string, durationSec: number): void {
     this.#clientRequests.record(service, '', route, method, statusCode, outcome, durationSec);
+  }
+
+  /**
+   * The logical-request recorder of one (destination, route, method): `record(statusCode,
+   * outcome, seconds)` skips the label lookup of `recordClientRequest`. Hold one per route and
+   * method on a request path built once.
+   */
+  clientRequests(service: string, route: string, method: string): RequestRecorder {
+    return this.#clientRequests.recorder(service, '', route, method);
+  }
+
+  /** The attempt recorder of one (destination, route, method); see `clientRequests`. */
+  clientAttempts(service: string, route: string, method: string): RequestRecorder {
+    return this.#clientAttempts.recorder(service, '', route, method);
+  }
+
+  /** The served-request recorder of one (this service, caller, route, method); see `clientRequests`. */
+  serverRequests(service: string, caller: string, route: string, method: string): RequestRecorder {
+    return this.#serverRequests.recorder(service, caller, route, method);
   }
 
   /** One client attempt (hot path). */

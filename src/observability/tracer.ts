@@ -24,7 +24,7 @@ import type { TraceContext } from '../core/ambient.js';
 import { currentAmbient } from '../core/ambient.js';
 import { systemRandom } from '../core/clock.js';
 import type { Random } from '../core/clock.js';
-import { DEFAULT_PROPAGATION, extract, inject } from './propagation.js';
+import { DEFAULT_PROPAGATION, extract, formatTraceparent, inject } from './propagation.js';
 import type { HeaderBag, PropagationFormat } from './propagation.js';
 import { randomTraceIds } from './trace-ids.js';
 import type { TraceIdSource } from './trace-ids.js';
@@ -113,6 +113,10 @@ export function currentTraceContext(): TraceContext | undefined {
   return currentAmbient()?.trace;
 }
 
+function isW3cOnly(formats: readonly PropagationFormat[]): boolean {
+  return formats.length === 1 && formats[0] === 'tracecontext';
+}
+
 function checkSampling(ratio: number): number {
   if (!(ratio >= 0 && ratio <= 1)) throw new RangeError(`tracing sampling must be within 0..1, got ${ratio}`);
   return ratio;
@@ -121,6 +125,8 @@ function checkSampling(ratio: number): number {
 export class MeshTracer {
   readonly service: string | undefined;
   #formats: readonly PropagationFormat[];
+  /** The formats are W3C alone (the default): `headersFor` builds its object in one literal. */
+  #w3cOnly: boolean;
   #sampling: number;
   readonly #random: Random;
   readonly #ids: TraceIdSource;
@@ -140,6 +146,7 @@ export class MeshTracer {
   constructor(options: MeshTracerOptions = {}, owned?: OwnedProvider) {
     this.service = options.service;
     this.#formats = Object.freeze([...new Set(options.propagation ?? DEFAULT_PROPAGATION)]);
+    this.#w3cOnly = isW3cOnly(this.#formats);
     this.#sampling = checkSampling(options.sampling ?? 1);
     this.#random = options.random ?? systemRandom;
     this.#ids = options.ids ?? randomTraceIds();
@@ -172,6 +179,7 @@ export class MeshTracer {
   /** Applies a new `tracing` block (a config reload): formats and sampling change in place. */
   update(settings: TracingSettings | undefined): void {
     this.#formats = Object.freeze([...new Set(settings?.propagation ?? DEFAULT_PROPAGATION)]);
+    this.#w3cOnly = isW3cOnly(this.#formats);
     this.#sampling = checkSampling(settings?.sampling ?? 1);
     this.#owned?.setSampling(this.#sampling);
   }
@@ -196,6 +204,7 @@ export class MeshTracer {
 
   /** A new headers object carrying `ctx` in the configured formats. */
   headersFor(ctx: TraceContext): Record<string, string> {
+    if (this.#w3cOnly && (ctx.traceState === undefined || ctx.traceState === '')) return { traceparent: formatTraceparent(ctx) };
     return inject(ctx, {}, this.#formats);
   }
 

@@ -11,6 +11,8 @@ export { timeoutFilter, deadlineOnlyFilter, type TimeoutParams, type TimeoutDeps
 export {
   CircuitBreaker,
   BreakerTicker,
+  REFUSED,
+  type BreakerOutcome,
   type BreakerState,
   type CircuitBreakerParams,
   type CircuitBreakerDeps,

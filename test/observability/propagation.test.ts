@@ -154,6 +154,31 @@ test('random ids: right length, lower-case hex, never zero, distinct; sequential
     seen.add(t);
   }
   assert.equal(seen.size, 2000);
+  // The pool's bytes, in order, as hex slices: 170 pairs (24 bytes each) and one trace id fill 4 KiB exactly.
+  let fills = 0;
+  const counting = randomTraceIds((buf) => {
+    fills++;
+    for (let i = 0; i < buf.length; i++) buf[i] = (i + fills) & 0xff;
+  });
+  const hexOf = (from: number, n: number): string => Array.from({ length: n }, (_, i) => ((from + i + 1) & 0xff).toString(16).padStart(2, '0')).join('');
+  assert.equal(counting.traceId(), hexOf(0, 16));
+  assert.equal(counting.spanId(), hexOf(16, 8));
+  for (let i = 1; i < 170; i++) {
+    counting.traceId();
+    counting.spanId();
+  }
+  assert.equal(counting.traceId(), hexOf(4080, 16), 'the last 16 bytes of the pool');
+  assert.equal(fills, 1);
+  const s2 = counting.spanId();
+  assert.equal(fills, 2, 'refilled when the pool ran short');
+  assert.equal(s2, Array.from({ length: 8 }, (_, i) => ((i + 2) & 0xff).toString(16).padStart(2, '0')).join(''));
+  // An all-zero id is never handed out: the next bytes are taken instead.
+  let zeros = 0;
+  const zeroFirst = randomTraceIds((buf) => {
+    buf.fill(zeros++ === 0 ? 0 : 0xab, 0, 16);
+    buf.fill(0xcd, 16);
+  });
+  assert.equal(zeroFirst.traceId(), 'cd'.repeat(16));
   const seq = sequentialTraceIds();
   assert.equal(seq.traceId(), '00000000000000000000000000000001');
   assert.equal(seq.spanId(), '0000000000000002');

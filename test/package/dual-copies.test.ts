@@ -2,7 +2,8 @@
  * The ESM build and the CommonJS build loaded in one process (an application that imports
  * trellis while a dependency requires it) behave as one where it matters: errors of one copy are
  * recognised by the other (the `Symbol.for` brand), and they share the process-wide gRPC mesh
- * registry, since grpc-js keeps only the last registered `trellis` resolver.
+ * registry, since grpc-js keeps only the last registered `trellis` resolver; and metrics of both
+ * copies written to one registry count into the same series.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -23,5 +24,22 @@ describe('the ESM and CommonJS copies in one process', () => {
     const fromCjs = new TypeError('fetch failed', { cause: new cjs.TimeoutError('slow') });
     assert.equal(esm.isTrellisError(fromCjs, 'TRELLIS_TIMEOUT'), true);
     assert.ok(fromCjs.cause instanceof esm.TimeoutError);
+  });
+
+  it('count into the same request series when both write to one registry', async () => {
+    type Metrics = typeof import('../../src/observability/metrics.js');
+    const esm = (await import('../../dist/observability/metrics.js')) as unknown as Metrics;
+    const cjs = require('../../dist/cjs/observability/metrics.js') as Metrics;
+    assert.notEqual(esm.MeshMetrics, cjs.MeshMetrics, 'two copies are loaded');
+    const { Registry } = await import('prom-client');
+    const registry = new Registry();
+    const a = new esm.MeshMetrics({ registry });
+    const b = new cjs.MeshMetrics({ registry });
+    a.recordClientRequest('products', 'default', 'GET', '200', 'success', 0.01);
+    b.recordClientRequest('products', 'default', 'GET', '200', 'success', 0.02);
+    b.recordClientRequest('products', 'default', 'GET', '200', 'success', 0.03);
+    const text = await registry.metrics();
+    assert.match(text, /^trellis_client_requests_total\{service="products",route="default",method="GET",status_code="200",outcome="success"\} 3$/m);
+    assert.match(text, /^trellis_client_request_duration_seconds_count\{[^}]*\} 3$/m);
   });
 });

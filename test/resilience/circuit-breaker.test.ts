@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import Opossum from 'opossum';
 import { CircuitOpenError, AbortedError, ResetError } from '../../src/core/errors.js';
 import type { Service } from '../../src/core/service.js';
-import { BreakerTicker, CircuitBreaker, type BreakerState, type CircuitBreakerParams } from '../../src/resilience/circuit-breaker.js';
+import { BreakerTicker, CircuitBreaker, REFUSED, type BreakerState, type CircuitBreakerParams } from '../../src/resilience/circuit-breaker.js';
 import { classify, ctxFor, deferred, delay, res, type FakeRes } from './fakes.js';
 
 const PARAMS: CircuitBreakerParams = { errorThresholdPercent: 50, volumeThreshold: 10, resetTimeoutMs: 50, windowMs: 10_000 };
@@ -138,33 +137,52 @@ test('a call admitted before the circuit opened cannot act as the half-open prob
   assert.equal(breaker.state, 'half-open', 'the stale success was not taken as the probe');
 });
 
-test('opossum 9 itself: PENDING_CLOSE admits one probe, and an errorFilter-ed probe closes the circuit', async () => {
-  const gate = deferred<void>();
-  const raw = new Opossum((mode: string) => (mode === 'fail' ? Promise.reject(new Error('x')) : mode === 'wait' ? gate.promise : Promise.resolve()), {
-    timeout: false, resetTimeout: 30, volumeThreshold: 1, enableSnapshots: false,
-    errorFilter: (e: Error) => e.message === 'ignored',
-  });
-  await raw.fire('fail').catch(() => {});
-  assert.ok(raw.opened);
-  await delay(50);
-  assert.ok(raw.halfOpen && raw.pendingClose);
-  const probe = raw.fire('wait');
-  await assert.rejects(raw.fire('ok'), (e: Error & { code?: string }) => e.code === 'EOPENBREAKER');
-  gate.resolve();
-  await probe;
-  assert.ok(raw.closed);
+test('admit/report: the entry points a handler-based path uses follow the same rules', async (t) => {
+  const { breaker, states } = make({ volumeThreshold: 4 });
+  t.after(() => breaker.close());
+  const ctx = ctxFor();
+  // Closed: every call admitted; failures count, ignored ones do not.
+  const tokens = [breaker.admit(), breaker.admit(), breaker.admit(), breaker.admit(), breaker.admit()];
+  assert.ok(tokens.every((tk) => tk >= 0));
+  breaker.report(tokens[0] as number, 'ignore');
+  breaker.report(tokens[1] as number, 'success');
+  breaker.report(tokens[2] as number, 'failure');
+  breaker.report(tokens[3] as number, 'failure');
+  assert.equal(breaker.state, 'closed', '3 counted calls are below volumeThreshold 4');
+  breaker.report(tokens[4] as number, 'failure');
+  assert.equal(breaker.state, 'open', '3 failures of 4 is above 50%');
+  assert.equal(breaker.admit(), REFUSED);
+  assert.match(breaker.refusal(ctx).message, /circuit is open; next probe in ~\d+ ms/);
+  assert.equal(breaker.stats().rejected, 1);
 
-  // What an "ignored" outcome routed through errorFilter would do: close a half-open circuit.
-  const ignoring = new Opossum(() => Promise.reject(new Error('ignored')), {
-    timeout: false, resetTimeout: 30, enableSnapshots: false, errorFilter: (e: Error) => e.message === 'ignored',
+  await delay(70);
+  const probe = breaker.admit();
+  assert.ok(probe >= 0);
+  assert.equal(breaker.admit(), REFUSED, 'one probe at a time');
+  assert.match(breaker.refusal(ctx).message, /probe is in flight/);
+  breaker.report(probe, 'ignore');
+  const probe2 = breaker.admit();
+  assert.ok(probe2 >= 0, 'an ignored probe hands the slot on');
+  breaker.report(probe, 'success');
+  assert.equal(breaker.state, 'half-open', 'a token reports once: a second report of the released probe is not a second probe result');
+  breaker.report(probe2, 'success');
+  assert.equal(breaker.state, 'closed');
+  assert.deepEqual(states, ['open', 'half-open', 'closed']);
+  breaker.report(tokens[1] as number, 'failure');
+  assert.equal(breaker.stats().requests, 0, 'a token from an earlier state period counts for nothing');
+});
+
+test('a throwing state listener does not fail the call that moved the circuit', async (t) => {
+  const breaker = new CircuitBreaker<string, FakeRes>({ ...PARAMS, volumeThreshold: 1 }, {
+    classify,
+    service: 'products',
+    onStateChange: () => {
+      throw new Error('listener bug');
+    },
   });
-  ignoring.open();
-  await delay(50);
-  assert.ok(ignoring.halfOpen);
-  await ignoring.fire().catch(() => {});
-  assert.ok(ignoring.closed, 'opossum counts a filtered error as success');
-  raw.shutdown();
-  ignoring.shutdown();
+  t.after(() => breaker.close());
+  assert.equal((await call(breaker, failing)).status, 503, 'the failed result still reaches the caller');
+  assert.equal(breaker.state, 'open');
 });
 
 test('a shared BreakerTicker rotates the windows of many breakers', async (t) => {
