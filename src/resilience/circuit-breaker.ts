@@ -213,6 +213,43 @@ export class CircuitBreaker<Req, Res> {
     return result as Res;
   };
 
+  /**
+   * Inline admission, for the handler-based hot path (src/client/outbound-call.ts), with the
+   * filter's rules: a ticket (>= 0) naming the state period and whether the call is the half-open
+   * probe, or -1 when the circuit refuses (then `openError`). Every admitted ticket is settled
+   * once with `release`, and its outcome reported at most once with `record`.
+   */
+  admit(): number {
+    const breaker = this.#breaker;
+    if (breaker.closed || breaker.isShutdown) return this.#epoch * 2;
+    if (breaker.halfOpen && breaker.pendingClose && !this.#probing) {
+      this.#probing = true;
+      return this.#epoch * 2 + 1;
+    }
+    this.#rejected++;
+    return -1;
+  }
+
+  /** Whether `ticket` is the half-open probe. */
+  static isProbe(ticket: number): boolean {
+    return ticket % 2 === 1;
+  }
+
+  /** The error for a refused admission. */
+  openError(route: string | undefined): InstanceType<typeof CircuitOpenError> {
+    return this.#openErrorFor(route);
+  }
+
+  /** The admitted call settled (its response headers or its error): frees the probe it held. */
+  release(ticket: number): void {
+    if (ticket % 2 === 1) this.#probing = false;
+  }
+
+  /** Counts an admitted call's outcome, if the circuit is still in the period it was admitted in. */
+  record(ticket: number, ok: boolean): void {
+    if (Math.floor(ticket / 2) === this.#epoch && !this.#breaker.isShutdown) this.#breaker.fire(ok).then(noop, noop);
+  }
+
   stats(): CircuitBreakerStats {
     const s = this.#breaker.stats;
     const requests = s.successes + s.failures;
@@ -234,9 +271,13 @@ export class CircuitBreaker<Req, Res> {
   }
 
   #openError(ctx: CallContext): InstanceType<typeof CircuitOpenError> {
+    return this.#openErrorFor(ctx.route);
+  }
+
+  #openErrorFor(route: string | undefined): InstanceType<typeof CircuitOpenError> {
     const message = this.#breaker.halfOpen
       ? 'circuit is half-open and its probe is in flight; failing fast until the probe completes'
       : `circuit is open; next probe in ~${Math.max(0, Math.round(this.#openedAt + this.#params.resetTimeoutMs - this.#clock.now()))} ms`;
-    return new CircuitOpenError(message, { service: this.#service, route: ctx.route });
+    return new CircuitOpenError(message, { service: this.#service, route });
   }
 }

@@ -1,0 +1,504 @@
+/**
+ * One outbound HTTP call on the hot path: the object that is the request's state for its whole
+ * life, from the caller's handler to the last attempt (one per call, one OutboundAttempt per try;
+ * no promise, no closure per layer). It applies the destination's policy in the described order
+ * (outbound-core.ts): logical metrics, the overall timeout and propagated deadline, retries with
+ * their budget, backoff, per-try timeout and endpoint avoidance, then per attempt the breaker,
+ * the balancer and the trace headers, and hands each attempt to the endpoint's undici Pool.
+ *
+ * Semantics are the promise stack's (timeout-filter.ts, retry-filter.ts, circuit-breaker.ts,
+ * endpoint-filter.ts, metrics-filter.ts), which its tests pin down:
+ * - a failed response that will be retried (502/503/504 on `gateway-error`, a shed answer, ...)
+ *   never reaches the caller: its body is drained while the next attempt goes elsewhere;
+ * - when a reset could still be retried, a small body of known length is read whole before the
+ *   caller sees the response, so a reset mid-body is retried instead of reaching the caller;
+ * - retries stop on: attempts used, no matching condition, a non-idempotent request (unless
+ *   nothing was sent), a body that cannot be replayed, a cancelled call, a deadline too close for
+ *   the backoff, and last the retry budget; several failed attempts end in
+ *   TRELLIS_RETRIES_EXHAUSTED naming each try;
+ * - the overall timeout bounds every attempt, backoff and the body; the caller's abort cancels
+ *   the call (TRELLIS_ABORTED, its reason as cause) and is charged to no one.
+ */
+import type { Dispatcher } from 'undici';
+import type { Classification } from '../core/classify.js';
+import { currentAmbient, DEADLINE_HEADER } from '../core/ambient.js';
+import { timerDelay } from '../core/timer-limit.js';
+import { AbortedError, isTrellisError, NoEndpointsError, RetriesExhaustedError, TimeoutError } from '../core/errors.js';
+import { errorOutcome, statusLabel } from '../observability/metrics-labels.js';
+import { extract, isTraceHeader } from '../observability/propagation.js';
+import type { CallbackHandler } from './caller-handler.js';
+import { headersObject } from './caller-handler.js';
+import type { HttpResponseClassifier } from './http-classify.js';
+import { tagResponse } from './http-classify.js';
+import { isIdempotentMethod } from './http-request.js';
+import type { HttpResponse } from './http-transport.js';
+import type { OutboundCore } from './outbound-core.js';
+import { OutboundAttempt, outcomeOf } from './outbound-attempt.js';
+import { REPLAY_BODY_CAP } from './response-body.js';
+
+const PER_TRY_TIMEOUT: Classification = Object.freeze({ kind: 'failure', conditions: Object.freeze(['timeout']) });
+const NEVER_RETRIED = new Set<string>(['TRELLIS_CIRCUIT_OPEN', 'TRELLIS_RATE_LIMITED', 'TRELLIS_ABORTED', 'TRELLIS_PEER_IDENTITY', 'TRELLIS_NO_IDENTITY']);
+const NO_HEADERS: HttpResponse['headers'] = Object.freeze({}) as HttpResponse['headers'];
+const SHED_STATUS = 503;
+
+/** What a request body allows: sent again (absent, or held in memory within the cap) or not. */
+function replayableBody(body: unknown, cap: number): boolean {
+  if (body === undefined || body === null) return true;
+  if (typeof body === 'string') return body.length <= cap && Buffer.byteLength(body) <= cap;
+  if (body instanceof Uint8Array) return body.byteLength <= cap;
+  return false;
+}
+
+function describeError(err: unknown): string {
+  if (isTrellisError(err)) return err.code;
+  if (err instanceof Error) {
+    const code = (err as Error & { code?: unknown }).code;
+    return code !== undefined ? String(code) : err.name;
+  }
+  return typeof err;
+}
+
+/** The value of `content-length` in raw headers, or -1. */
+function contentLength(raw: readonly Buffer[]): number {
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const k = raw[i]!;
+    if (k.length === 14 && k.toString('latin1').toLowerCase() === 'content-length') {
+      const n = Number(raw[i + 1]!.toString('latin1'));
+      return Number.isInteger(n) && n >= 0 ? n : -1;
+    }
+  }
+  return -1;
+}
+
+/** Options the mesh reads besides undici's own. */
+export interface CallOptions extends Dispatcher.DispatchOptions {
+  idempotent?: boolean;
+  routeKey?: string;
+}
+
+export class OutboundCall {
+  readonly #core: OutboundCore;
+  readonly #handler: CallbackHandler;
+  readonly #opts: CallOptions;
+  readonly #classify: HttpResponseClassifier | undefined;
+  readonly method: string;
+  /** The caller's headers as name/value pairs, without the ones the mesh writes itself. */
+  readonly #headers: string[] = [];
+  #hasHost = false;
+  /** Trace headers as name/value pairs, the same for every attempt (propagate-only mode). */
+  #trace: string[] | undefined;
+  readonly #idempotent: boolean;
+  readonly #replayable: boolean;
+  readonly #start: number;
+  #deadline: number | undefined;
+  #propagated = false;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #sleep: ReturnType<typeof setTimeout> | undefined;
+  #attempts = 0;
+  #current: OutboundAttempt | undefined;
+  #avoid: Set<string> | undefined;
+  #history: string[] | undefined;
+  /** The caller has been told the end (onComplete or onError). */
+  #finished = false;
+  /** The caller has the response headers. */
+  #delivered = false;
+  #status = 0;
+  #cls: Classification | undefined;
+
+  constructor(core: OutboundCore, opts: CallOptions, handler: CallbackHandler, classify: HttpResponseClassifier | undefined) {
+    this.#core = core;
+    this.#opts = opts;
+    this.#handler = handler;
+    this.#classify = classify;
+    const m = opts.method;
+    this.method = m === 'GET' || m === 'POST' ? m : (m ?? 'GET').toUpperCase();
+    this.#idempotent = opts.idempotent === true || isIdempotentMethod(this.method);
+    this.#replayable = replayableBody(opts.body, core.maxReplayBytes);
+    this.#start = core.clock.now();
+    this.#readHeaders(opts.headers);
+  }
+
+  /** Starts the call: tells the caller how to abort it, then sends the first attempt. */
+  run(): void {
+    const core = this.#core;
+    this.#handler.onConnect?.((reason?: Error) => this.#callerAbort(reason));
+    if (this.#finished) return;
+    core.counters.requests++;
+
+    // Overall timeout and propagated deadline: the sooner wins.
+    const now = this.#start;
+    let deadline = core.timeoutMs > 0 ? now + core.timeoutMs : undefined;
+    const ambient = currentAmbient()?.deadline;
+    if (ambient !== undefined && (deadline === undefined || ambient < deadline)) {
+      deadline = ambient;
+      this.#propagated = true;
+    }
+    this.#deadline = deadline;
+    if (deadline !== undefined) {
+      if (deadline <= now) {
+        this.#fail(this.#timedOut());
+        return;
+      }
+      this.#timer = setTimeout(() => this.#overallTimeout(), timerDelay(deadline - now));
+    }
+    core.budget.deposit();
+    if (core.endpoints.known) this.#attempt();
+    else {
+      // Discovery has not answered yet: wait for it (bounded by the timeout and the caller's abort).
+      core.endpoints.ready(undefined).then(() => {
+        if (!this.#finished) this.#attempt();
+      }, () => undefined);
+    }
+  }
+
+  /** Splits the caller's headers into ours to write and theirs to pass on. */
+  #readHeaders(input: unknown): void {
+    if (input === undefined || input === null) return this.#traceFrom(undefined);
+    const out = this.#headers;
+    let traceBag: Record<string, string> | undefined;
+    const tracing = this.#core.tracer !== undefined;
+    const add = (k: string, v: unknown): void => {
+      if (v === undefined || v === null) return;
+      const lk = k.toLowerCase();
+      if (lk === 'host') this.#hasHost = true;
+      else if (tracing && isTraceHeader(lk)) {
+        // Written by the mesh; a context the application put there is the parent when there is no other.
+        (traceBag ??= {})[lk] = Array.isArray(v) ? String(v[0]) : String(v);
+        return;
+      }
+      if (Array.isArray(v)) for (const item of v) out.push(k, String(item));
+      else out.push(k, typeof v === 'string' ? v : String(v));
+    };
+    if (Array.isArray(input)) {
+      if (input.length > 0 && Array.isArray(input[0])) for (const pair of input as unknown[][]) add(String(pair[0]), pair[1]);
+      else for (let i = 0; i + 1 < input.length; i += 2) add(String(input[i]), input[i + 1]);
+    } else if (typeof (input as { [Symbol.iterator]?: unknown })[Symbol.iterator] === 'function') {
+      for (const [k, v] of input as Iterable<[string, unknown]>) add(k, v);
+    } else {
+      const o = input as Record<string, unknown>;
+      for (const k in o) add(k, o[k]);
+    }
+    this.#traceFrom(traceBag);
+  }
+
+  /** Propagate-only tracing: the active context, else the caller's headers, else a new root. */
+  #traceFrom(bag: Record<string, string> | undefined): void {
+    const tracer = this.#core.tracer;
+    if (tracer === undefined) return;
+    const parent = tracer.currentParent() ?? (bag === undefined ? undefined : extract(bag));
+    const h = tracer.headersFor(parent ?? tracer.newRoot());
+    const trace: string[] = [];
+    for (const k in h) trace.push(k, h[k] as string);
+    this.#trace = trace;
+  }
+
+  #timedOut(): InstanceType<typeof TimeoutError> {
+    const bound = this.#deadline === undefined ? 0 : Math.max(0, Math.round(this.#deadline - this.#start));
+    return new TimeoutError(
+      this.#propagated ? `propagated deadline of ${bound} ms exceeded` : `request timed out after ${bound} ms (overall timeout)`,
+      { service: this.#core.service, route: this.#core.route },
+    );
+  }
+
+  /** Sends the next attempt: breaker admission, endpoint choice, headers, Pool. */
+  #attempt(): void {
+    const core = this.#core;
+    const n = ++this.#attempts;
+    const now = core.clock.now();
+    const breaker = core.breaker;
+    let ticket = -1;
+    if (breaker !== undefined) {
+      ticket = breaker.admit();
+      if (ticket < 0) {
+        this.#refused(breaker.openError(core.route), now);
+        return;
+      }
+    }
+    const backend = core.endpoints.backend(undefined);
+    const picked = backend.balancer.pick({ key: this.#opts.routeKey, avoid: this.#avoid });
+    if (picked === undefined) {
+      if (breaker !== undefined) {
+        // Below the breaker in the described stack: no endpoint is a failure it counts.
+        breaker.release(ticket);
+        breaker.record(ticket, false);
+      }
+      this.#refused(new NoEndpointsError(`no endpoints for ${core.service} (discovery: ${core.endpoints.sourceDescription})`, { service: core.service, route: core.route }), now);
+      return;
+    }
+    const a = new OutboundAttempt(this, core, n, picked, ticket, now);
+    this.#current = a;
+    let pool;
+    try {
+      pool = core.endpoints.pools.get(picked.endpoint);
+    } catch (e) {
+      this.attemptFailed(a, e as Error);
+      return;
+    }
+    const headers = this.#headers.slice();
+    if (!this.#hasHost) headers.push('host', core.service);
+    if (this.#deadline !== undefined) {
+      const remaining = Math.floor(this.#deadline - now);
+      if (remaining <= 0) {
+        this.attemptFailed(a, new TimeoutError('deadline expired before the attempt was sent', { service: core.service, route: core.route, endpoint: picked.id }));
+        return;
+      }
+      headers.push(DEADLINE_HEADER, String(remaining));
+    }
+    const trace = this.#trace;
+    if (trace !== undefined) for (let i = 0; i < trace.length; i++) headers.push(trace[i]!);
+    const perTry = core.perTryTimeoutMs;
+    if (perTry !== undefined && (this.#deadline === undefined || now + perTry < this.#deadline)) {
+      a.timer = setTimeout(() => this.#perTryTimeout(a, perTry), timerDelay(perTry));
+    }
+    const o = this.#opts;
+    pool.dispatch({
+      path: o.path,
+      method: this.method as Dispatcher.HttpMethod,
+      headers,
+      body: o.body,
+      query: o.query,
+      reset: o.reset,
+      expectContinue: o.expectContinue,
+      headersTimeout: o.headersTimeout,
+      bodyTimeout: o.bodyTimeout,
+      typeOfService: o.typeOfService,
+    } as Dispatcher.DispatchOptions, a);
+  }
+
+  /** An attempt refused before any endpoint (circuit open, no endpoints): counted as a try, then judged. */
+  #refused(err: Error, now: number): void {
+    const core = this.#core;
+    core.metrics?.recordClientAttempt(core.service, core.route, this.method, '', errorOutcome(err), (core.clock.now() - now) / 1000);
+    this.#judgeError(err, undefined, core.classify(undefined, err), false);
+  }
+
+  #perTryTimeout(a: OutboundAttempt, ms: number): void {
+    a.timer = undefined;
+    if (a.mode === 'done' || this.#finished) return;
+    const core = this.#core;
+    const err = new TimeoutError(`per-try timeout of ${ms} ms expired on attempt ${a.n}`, { service: core.service, route: core.route, endpoint: a.endpointId, retryable: true });
+    a.cancel(err);
+    this.#attemptError(a, err, PER_TRY_TIMEOUT, true);
+  }
+
+  /** The attempt failed before the caller saw anything (an error, or a reset while buffering). */
+  attemptFailed(a: OutboundAttempt, err: Error): void {
+    this.#attemptError(a, err, this.#core.classify(undefined, err), false);
+  }
+
+  #attemptError(a: OutboundAttempt, err: Error, cls: Classification, perTry: boolean): void {
+    a.mode = 'done';
+    a.settle(cls, 0, err, this.#core.clock.now());
+    if (a !== this.#current || this.#finished) return;
+    this.#judgeError(err, a, cls, perTry);
+  }
+
+  /** Retry or fail after an attempt's error. */
+  #judgeError(err: Error, a: OutboundAttempt | undefined, cls: Classification | undefined, perTry: boolean): void {
+    const n = this.#attempts;
+    if (cls === undefined || cls.kind !== 'failure') {
+      this.#fail(err);
+      return;
+    }
+    const never = isTrellisError(err) && (NEVER_RETRIED.has(err.code) || (err.code === 'TRELLIS_TIMEOUT' && !perTry));
+    const stop = this.#retryStop(cls, a, never ? `${describeError(err)} is never retried` : undefined, describeError(err));
+    if (stop === undefined) return;
+    if (n === 1) this.#fail(err);
+    else {
+      const core = this.#core;
+      this.#fail(new RetriesExhaustedError(`gave up after ${n} attempts (${stop}): ${(this.#history ?? []).join(', ')}`, { cause: err, service: core.service, route: core.route }));
+    }
+  }
+
+  /**
+   * Decides whether a failed attempt is retried (retry-filter.ts's rules, in its order): starts
+   * the retry and returns undefined, or returns why not.
+   */
+  #retryStop(cls: Classification & { kind: 'failure' }, a: OutboundAttempt | undefined, never: string | undefined, what: string): string | undefined {
+    const core = this.#core;
+    const n = this.#attempts;
+    (this.#history ??= []).push(`#${n} ${cls.conditions.length > 0 ? cls.conditions.join('/') : what}${a !== undefined ? ` on ${a.endpointId}` : ''}`);
+    let reason: string | undefined;
+    for (const c of cls.conditions) {
+      if (core.retryOn.has(c)) {
+        reason = c;
+        break;
+      }
+    }
+    if (n >= core.attempts) return `${core.attempts} attempt${core.attempts === 1 ? '' : 's'} allowed`;
+    if (never !== undefined) return never;
+    if (reason === undefined) return 'no retry condition matched';
+    if (!this.#idempotent && !cls.conditions.includes('connect-failure')) return 'request is not idempotent';
+    if (!this.#replayable) return 'request body cannot be replayed';
+    if (this.#finished) return 'call was cancelled';
+    const delay = core.backoff(n);
+    if (this.#deadline !== undefined && core.clock.now() + delay >= this.#deadline) return 'deadline leaves no time for another attempt';
+    if (!core.budget.tryWithdraw()) {
+      core.onBudgetExhausted();
+      return 'retry budget exhausted';
+    }
+    this.#retry(a, reason, delay);
+    return undefined;
+  }
+
+  #retry(a: OutboundAttempt | undefined, reason: string, delay: number): void {
+    if (a !== undefined) (this.#avoid ??= new Set()).add(a.endpointId);
+    this.#current = undefined;
+    this.#core.onRetry(reason);
+    if (delay <= 0) this.#attempt();
+    else {
+      this.#sleep = setTimeout(() => {
+        this.#sleep = undefined;
+        if (!this.#finished) this.#attempt();
+      }, timerDelay(delay));
+    }
+  }
+
+  /** A 1xx response: passed to the caller as it is (undici's request() hands it to onInfo). */
+  informational(status: number, raw: Buffer[], resume: () => void, text: string): boolean {
+    return this.#handler.onHeaders?.(status, raw, resume, text) ?? true;
+  }
+
+  /** The response headers of attempt `a`: retry it, or keep it for the caller (whole or streamed). */
+  headers(a: OutboundAttempt, status: number, raw: Buffer[], resume: () => void, text: string): boolean {
+    const core = this.#core;
+    const now = core.clock.now();
+    const user = this.#classify;
+    const res = { statusCode: status, headers: status === SHED_STATUS || user !== undefined ? headersObject(raw) : NO_HEADERS } as HttpResponse;
+    if (user !== undefined) {
+      try {
+        tagResponse(res, user(res));
+      } catch {
+        // A throwing classifier falls back to the default classification.
+      }
+    }
+    const cls = core.classify(res, undefined);
+    if (a !== this.#current || this.#finished) {
+      a.settle(cls, status, undefined, now);
+      a.keep('drain', status, raw, text);
+      a.cancel(new Error('trellis: attempt no longer wanted'));
+      return false;
+    }
+    if (cls.kind === 'ignore' && cls.shed === true) {
+      // Shed before any work: sent elsewhere whatever the method, without a budget token.
+      if (this.#attempts < core.attempts && this.#replayable && (this.#deadline === undefined || now < this.#deadline)) {
+        a.settle(cls, status, undefined, now);
+        a.keep('drain', status, raw, text);
+        this.#retry(a, 'shed', 0);
+        return true;
+      }
+    } else if (cls.kind === 'failure') {
+      if (this.#retryStopForResponse(cls, a, status, raw, text, now)) return true;
+    }
+    // The caller gets this response.
+    if (core.retriesReset && this.#idempotent && this.#replayable && a.n < core.attempts) {
+      const len = contentLength(raw);
+      if (len >= 0 && len <= REPLAY_BODY_CAP) {
+        a.keep('buffer', status, raw, text);
+        this.#cls = cls;
+        return true;
+      }
+    }
+    a.settle(cls, status, undefined, now);
+    a.keep('deliver', status, raw, text);
+    return this.#deliver(cls, status, raw, resume, text);
+  }
+
+  /** A failed response: true when it is being retried (then it is drained), false when the caller gets it. */
+  #retryStopForResponse(cls: Classification & { kind: 'failure' }, a: OutboundAttempt, status: number, raw: Buffer[], text: string, now: number): boolean {
+    // Settle first (metrics, breaker, latency), as the promise stack's layers did before retry saw the result.
+    a.settle(cls, status, undefined, now);
+    const stop = this.#retryStop(cls, a, undefined, String(status));
+    if (stop !== undefined) return false;
+    a.keep('drain', status, raw, text);
+    return true;
+  }
+
+  #deliver(cls: Classification, status: number, raw: Buffer[], resume: () => void, text: string): boolean {
+    this.#cls = cls;
+    this.#status = status;
+    this.#delivered = true;
+    return this.#handler.onHeaders?.(status, raw, resume, text) ?? true;
+  }
+
+  /** A small body read whole: settles the attempt, then gives the caller the whole response. */
+  buffered(a: OutboundAttempt, status: number, raw: Buffer[], text: string, chunks: Buffer[], trailers: string[] | Buffer[] | null): void {
+    const cls = this.#cls as Classification;
+    a.settle(cls, status, undefined, this.#core.clock.now());
+    // The body is complete: the endpoint's report is due now.
+    a.ended();
+    if (this.#finished) return;
+    this.#deliver(cls, status, raw, () => undefined, text);
+    const h = this.#handler;
+    for (const c of chunks) {
+      if (this.#finished) return;
+      h.onData?.(c);
+    }
+    this.complete(trailers);
+  }
+
+  data(chunk: Buffer): boolean {
+    if (this.#finished) return true;
+    return this.#handler.onData?.(chunk) ?? true;
+  }
+
+  /** The delivered response's body ended. */
+  complete(trailers: string[] | Buffer[] | null): void {
+    if (this.#finished) return;
+    this.#finish();
+    this.#record(statusLabel(this.#status), outcomeOf(this.#cls as Classification));
+    this.#handler.onComplete?.(trailers ?? []);
+  }
+
+  /** The delivered response's body failed (a reset mid-body). */
+  bodyFailed(err: Error): void {
+    if (this.#finished) return;
+    this.#finish();
+    this.#record(statusLabel(this.#status), bodyOutcome(err));
+    this.#handler.onError?.(err);
+  }
+
+  /** Ends the call with `err`: before the headers (no status) or, once delivered, on the body. */
+  #fail(err: Error): void {
+    if (this.#finished) return;
+    this.#finish();
+    const cur = this.#current;
+    if (cur !== undefined) {
+      const mode = cur.mode;
+      cur.cancel(err);
+      if (mode === 'wait' || mode === 'buffer') cur.settle(this.#core.classify(undefined, err), 0, err, this.#core.clock.now());
+    }
+    if (this.#delivered) this.#record(statusLabel(this.#status), bodyOutcome(err));
+    else this.#record('', errorOutcome(err));
+    this.#handler.onError?.(err);
+  }
+
+  #overallTimeout(): void {
+    this.#timer = undefined;
+    if (this.#finished) return;
+    this.#fail(this.#timedOut());
+  }
+
+  #callerAbort(reason: Error | undefined): void {
+    if (this.#finished) return;
+    this.#fail(new AbortedError('the caller aborted the request', { cause: reason, service: this.#core.service, route: this.#core.route }));
+  }
+
+  #finish(): void {
+    this.#finished = true;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    if (this.#sleep !== undefined) clearTimeout(this.#sleep);
+    this.#timer = this.#sleep = undefined;
+  }
+
+  #record(status: string, outcome: string): void {
+    const core = this.#core;
+    core.metrics?.recordClientRequest(core.service, core.route, this.method, status, outcome, (core.clock.now() - this.#start) / 1000);
+  }
+}
+
+/** A body that errored: a Trellis error keeps its outcome (timeout, cancelled), a socket error is a reset. */
+function bodyOutcome(err: unknown): string {
+  const o = errorOutcome(err);
+  return o === 'failure' ? 'reset' : o;
+}
