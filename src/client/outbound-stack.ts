@@ -35,7 +35,7 @@ import { discardResponse, httpClassifier, USER_RETRYABLE, whenBodyDone, whenBody
 import type { ServiceState } from './service-state.js';
 import type { OutboundObservability } from './outbound-observability.js';
 import { breakerModule, concurrencyModule, rateLimitModules, retryModule, splitModule } from './policy-modules.js';
-import { outboundCore } from './outbound-core.js';
+import { coreRefusal, outboundCore } from './outbound-core.js';
 import type { OutboundCore } from './outbound-core.js';
 
 export interface OutboundDeps {
@@ -144,11 +144,17 @@ export function outboundHttpStack(spec: ServiceSpec, state: ServiceState, deps: 
     onBudgetExhausted: () => observability?.budgetExhausted(spec.name),
   });
 
+  // Which composition carries the calls: said first, with the reason when it is the promise stack.
+  const refusal = coreRefusal(spec, observability?.core());
+  const pathLine = core !== undefined
+    ? 'path: handler (one call object down to the Pool; the promise stack while an OpenTelemetry SDK records spans)'
+    : `path: promise stack (${refusal ?? 'not compiled'})`;
+
   return {
     routes: routes.map((r) => ({ name: r.name, stack: r.stack })),
     service,
     core,
-    describe: () => topDescription + routes.map((r) => `route ${r.name}:\n${r.stack.describe()}`).join('\n'),
+    describe: () => `${pathLine}\n${topDescription}${routes.map((r) => `route ${r.name}:\n${r.stack.describe()}`).join('\n')}`,
   };
 }
 
