@@ -112,7 +112,8 @@ export class OutboundCall {
     this.#classify = classify;
     const m = opts.method;
     this.method = m === 'GET' || m === 'POST' ? m : (m ?? 'GET').toUpperCase();
-    this.#idempotent = opts.idempotent === true || isIdempotentMethod(this.method);
+    // `idempotent: true` allows retrying a POST; `false` forbids retrying a GET (as request() documents).
+    this.#idempotent = typeof opts.idempotent === 'boolean' ? opts.idempotent : isIdempotentMethod(this.method);
     this.#replayable = replayableBody(opts.body, core.maxReplayBytes);
     this.#start = core.clock.now();
     this.#readHeaders(opts.headers);
