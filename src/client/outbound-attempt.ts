@@ -131,14 +131,14 @@ export class OutboundAttempt {
     if (this.timer !== undefined) clearTimeout(this.timer);
     const ours = this.#cancelled;
     if (mode === 'wait' || mode === 'buffer') {
-      const e = ours ?? mapTransportError(err, { service: this.#core.service, route: this.#core.route, endpoint: this.endpointId }, mode === 'buffer' ? 'mid-body' : 'request');
+      const e = ours ?? mapTransportError(err, { service: this.#core.service, route: this.#call.routeName, endpoint: this.endpointId }, mode === 'buffer' ? 'mid-body' : 'request');
       this.#call.attemptFailed(this, e);
       return;
     }
     // After the headers: the body was cut short.
     this.#endOfBody(ours === undefined);
     if (mode === 'deliver') {
-      this.#call.bodyFailed(ours ?? mapTransportError(err, { service: this.#core.service, route: this.#core.route, endpoint: this.endpointId }, 'mid-body'));
+      this.#call.bodyFailed(ours ?? mapTransportError(err, { service: this.#core.service, route: this.#call.routeName, endpoint: this.endpointId }, 'mid-body'));
     }
   }
 
@@ -167,7 +167,7 @@ export class OutboundAttempt {
       this.timer = undefined;
     }
     const core = this.#core;
-    core.metrics?.recordClientAttempt(core.service, core.route, this.#call.method, err === undefined ? statusLabel(status) : '', err === undefined ? outcomeOf(cls) : errorOutcome(err), (now - this.#start) / 1000);
+    core.metrics?.recordClientAttempt(core.service, this.#call.routeName, this.#call.method, err === undefined ? statusLabel(status) : '', err === undefined ? outcomeOf(cls) : errorOutcome(err), (now - this.#start) / 1000);
     const breaker = core.breaker;
     const ticket = this.#ticket;
     if (breaker !== undefined && ticket >= 0) {

@@ -23,7 +23,7 @@ import type { Dispatcher } from 'undici';
 import type { Classification } from '../core/classify.js';
 import { currentAmbient, DEADLINE_HEADER } from '../core/ambient.js';
 import { timerDelay } from '../core/timer-limit.js';
-import { AbortedError, isTrellisError, NoEndpointsError, RetriesExhaustedError, TimeoutError } from '../core/errors.js';
+import { AbortedError, isTrellisError, NoEndpointsError, NoRouteError, RetriesExhaustedError, TimeoutError } from '../core/errors.js';
 import { errorOutcome, statusLabel } from '../observability/metrics-labels.js';
 import { extract, isTraceHeader } from '../observability/propagation.js';
 import type { CallbackHandler } from './caller-handler.js';
@@ -32,7 +32,13 @@ import type { HttpResponseClassifier } from './http-classify.js';
 import { tagResponse } from './http-classify.js';
 import { isIdempotentMethod } from './http-request.js';
 import type { HttpResponse } from './http-transport.js';
-import type { OutboundCore } from './outbound-core.js';
+import type { OutboundCore, RoutePolicy } from './outbound-core.js';
+import type { HttpRequest } from './http-request.js';
+import type { CallContext } from '../core/context.js';
+import type { RouteTable } from '../traffic/route-table.js';
+import { rewriteRequest } from '../traffic/rewrite.js';
+import { subsetSelector } from '../traffic/split-filter.js';
+import { rateLimitedError } from '../resilience/rate-limit-filter.js';
 import { OutboundAttempt, outcomeOf } from './outbound-attempt.js';
 import { REPLAY_BODY_CAP } from './response-body.js';
 
@@ -84,7 +90,14 @@ export class OutboundCall {
   readonly method: string;
   /** The caller's headers as name/value pairs, without the ones the mesh writes itself. */
   readonly #headers: string[] = [];
-  #hasHost = false;
+  /** The caller's `host` header (or the route's authority rewrite); the service name when unset. */
+  #host: string | undefined;
+  /** Lower-cased headers for route matching, built only when the destination declares routes. */
+  #matchHeaders: Record<string, string | string[]> | undefined;
+  /** The matched route's policy (the default route when none are declared). */
+  #route: RoutePolicy;
+  #path: string;
+  #routeKey: string | undefined;
   /** Trace headers as name/value pairs, the same for every attempt (propagate-only mode). */
   #trace: string[] | undefined;
   readonly #idempotent: boolean;
@@ -104,6 +117,8 @@ export class OutboundCall {
   #delivered = false;
   #status = 0;
   #cls: Classification | undefined;
+  /** No route matched: metrics say route `unknown`. */
+  #unmatched = false;
 
   constructor(core: OutboundCore, opts: CallOptions, handler: CallbackHandler, classify: HttpResponseClassifier | undefined) {
     this.#core = core;
@@ -116,7 +131,16 @@ export class OutboundCall {
     this.#idempotent = typeof opts.idempotent === 'boolean' ? opts.idempotent : isIdempotentMethod(this.method);
     this.#replayable = replayableBody(opts.body, core.maxReplayBytes);
     this.#start = core.clock.now();
+    this.#route = core.routes[0] as RoutePolicy;
+    this.#path = opts.path;
+    this.#routeKey = opts.routeKey;
+    if (core.table !== undefined) this.#matchHeaders = {};
     this.#readHeaders(opts.headers);
+  }
+
+  /** The matched route's name (the metrics label). */
+  get routeName(): string {
+    return this.#unmatched ? 'unknown' : this.#route.name;
   }
 
   /** Starts the call: tells the caller how to abort it, then sends the first attempt. */
@@ -125,10 +149,11 @@ export class OutboundCall {
     this.#handler.onConnect?.((reason?: Error) => this.#callerAbort(reason));
     if (this.#finished) return;
     core.counters.requests++;
+    if (core.table !== undefined && !this.#matchRoute(core.table)) return;
 
     // Overall timeout and propagated deadline: the sooner wins.
     const now = this.#start;
-    let deadline = core.timeoutMs > 0 ? now + core.timeoutMs : undefined;
+    let deadline = this.#route.timeoutMs > 0 ? now + this.#route.timeoutMs : undefined;
     const ambient = currentAmbient()?.deadline;
     if (ambient !== undefined && (deadline === undefined || ambient < deadline)) {
       deadline = ambient;
@@ -152,6 +177,35 @@ export class OutboundCall {
     }
   }
 
+  /** Picks the route (first match), its path rewrite and authority; fails the call when none matches. */
+  #matchRoute(table: RouteTable): boolean {
+    const core = this.#core;
+    const headers = this.#matchHeaders ?? {};
+    const m = table.match({ method: this.method, path: this.#path, headers });
+    if (m === undefined) {
+      this.#unmatched = true;
+      this.#fail(new NoRouteError(`no route of ${core.service} matches ${this.method} ${this.#path}`, { service: core.service }));
+      return false;
+    }
+    const route = core.routes[m.route.index];
+    if (route === undefined) {
+      this.#unmatched = true;
+      this.#fail(new NoRouteError(`route ${m.name} has no policy`, { service: core.service }));
+      return false;
+    }
+    this.#route = route;
+    if (this.#routeKey === undefined && route.hashHeader !== undefined) {
+      const v = headers[route.hashHeader];
+      this.#routeKey = Array.isArray(v) ? v[0] : v;
+    }
+    const sent = { method: this.method, path: m.path, headers: this.#host === undefined ? {} : { host: this.#host } } as unknown as HttpRequest;
+    const rewritten = rewriteRequest(sent, m.route, m.matchedPrefix);
+    this.#path = rewritten.path;
+    const host = rewritten.headers.host;
+    if (host !== undefined) this.#host = Array.isArray(host) ? host[0] : host;
+    return true;
+  }
+
   /** Splits the caller's headers into ours to write and theirs to pass on. */
   #readHeaders(input: unknown): void {
     if (input === undefined || input === null) return this.#traceFrom(undefined);
@@ -161,8 +215,16 @@ export class OutboundCall {
     const add = (k: string, v: unknown): void => {
       if (v === undefined || v === null) return;
       const lk = k.toLowerCase();
-      if (lk === 'host') this.#hasHost = true;
-      else if (tracing && isTraceHeader(lk)) {
+      const mh = this.#matchHeaders;
+      if (mh !== undefined) {
+        const sv = Array.isArray(v) ? v.map(String) : String(v);
+        const prev = mh[lk];
+        mh[lk] = prev === undefined ? sv : ([] as string[]).concat(prev, sv);
+      }
+      if (lk === 'host') {
+        this.#host = Array.isArray(v) ? String(v[0]) : String(v);
+        return;
+      } else if (tracing && isTraceHeader(lk)) {
         // Written by the mesh; a context the application put there is the parent when there is no other.
         (traceBag ??= {})[lk] = Array.isArray(v) ? String(v[0]) : String(v);
         return;
@@ -197,7 +259,7 @@ export class OutboundCall {
     const bound = this.#deadline === undefined ? 0 : Math.max(0, Math.round(this.#deadline - this.#start));
     return new TimeoutError(
       this.#propagated ? `propagated deadline of ${bound} ms exceeded` : `request timed out after ${bound} ms (overall timeout)`,
-      { service: this.#core.service, route: this.#core.route },
+      { service: this.#core.service, route: this.#route.name },
     );
   }
 
@@ -206,24 +268,33 @@ export class OutboundCall {
     const core = this.#core;
     const n = ++this.#attempts;
     const now = core.clock.now();
+    const route = this.#route;
+    for (const l of route.limits) {
+      if (!l.limiter.tryAcquire()) {
+        route.onLimited();
+        this.#refused(rateLimitedError(l.limiter, l.scope, { service: core.service, route: route.name } as CallContext), now);
+        return;
+      }
+    }
     const breaker = core.breaker;
     let ticket = -1;
     if (breaker !== undefined) {
       ticket = breaker.admit();
       if (ticket < 0) {
-        this.#refused(breaker.openError(core.route), now);
+        this.#refused(breaker.openError(this.#route.name), now);
         return;
       }
     }
-    const backend = core.endpoints.backend(undefined);
-    const picked = backend.balancer.pick({ key: this.#opts.routeKey, avoid: this.#avoid });
+    const backend = core.endpoints.backend(route.split === undefined ? undefined : subsetSelector(route.split(this.#routeKey)));
+    const picked = backend.balancer.pick({ key: this.#routeKey, avoid: this.#avoid });
     if (picked === undefined) {
       if (breaker !== undefined) {
         // Below the breaker in the described stack: no endpoint is a failure it counts.
         breaker.release(ticket);
         breaker.record(ticket, false);
       }
-      this.#refused(new NoEndpointsError(`no endpoints for ${core.service} (discovery: ${core.endpoints.sourceDescription})`, { service: core.service, route: core.route }), now);
+      const subset = backend.key === '' ? '' : ` subset {${backend.key}}`;
+      this.#refused(new NoEndpointsError(`no endpoints for ${core.service}${subset} (discovery: ${core.endpoints.sourceDescription})`, { service: core.service, route: route.name }), now);
       return;
     }
     const a = new OutboundAttempt(this, core, n, picked, ticket, now);
@@ -236,24 +307,24 @@ export class OutboundCall {
       return;
     }
     const headers = this.#headers.slice();
-    if (!this.#hasHost) headers.push('host', core.service);
+    headers.push('host', this.#host ?? core.service);
     if (this.#deadline !== undefined) {
       const remaining = Math.floor(this.#deadline - now);
       if (remaining <= 0) {
-        this.attemptFailed(a, new TimeoutError('deadline expired before the attempt was sent', { service: core.service, route: core.route, endpoint: picked.id }));
+        this.attemptFailed(a, new TimeoutError('deadline expired before the attempt was sent', { service: core.service, route: this.#route.name, endpoint: picked.id }));
         return;
       }
       headers.push(DEADLINE_HEADER, String(remaining));
     }
     const trace = this.#trace;
     if (trace !== undefined) for (let i = 0; i < trace.length; i++) headers.push(trace[i]!);
-    const perTry = core.perTryTimeoutMs;
+    const perTry = this.#route.perTryTimeoutMs;
     if (perTry !== undefined && (this.#deadline === undefined || now + perTry < this.#deadline)) {
       a.timer = setTimeout(() => this.#perTryTimeout(a, perTry), timerDelay(perTry));
     }
     const o = this.#opts;
     pool.dispatch({
-      path: o.path,
+      path: this.#path,
       method: this.method as Dispatcher.HttpMethod,
       headers,
       body: o.body,
@@ -269,22 +340,22 @@ export class OutboundCall {
   /** An attempt refused before any endpoint (circuit open, no endpoints): counted as a try, then judged. */
   #refused(err: Error, now: number): void {
     const core = this.#core;
-    core.metrics?.recordClientAttempt(core.service, core.route, this.method, '', errorOutcome(err), (core.clock.now() - now) / 1000);
-    this.#judgeError(err, undefined, core.classify(undefined, err), false);
+    core.metrics?.recordClientAttempt(core.service, this.#route.name, this.method, '', errorOutcome(err), (core.clock.now() - now) / 1000);
+    this.#judgeError(err, undefined, this.#route.classify(undefined, err), false);
   }
 
   #perTryTimeout(a: OutboundAttempt, ms: number): void {
     a.timer = undefined;
     if (a.mode === 'done' || this.#finished) return;
     const core = this.#core;
-    const err = new TimeoutError(`per-try timeout of ${ms} ms expired on attempt ${a.n}`, { service: core.service, route: core.route, endpoint: a.endpointId, retryable: true });
+    const err = new TimeoutError(`per-try timeout of ${ms} ms expired on attempt ${a.n}`, { service: core.service, route: this.#route.name, endpoint: a.endpointId, retryable: true });
     a.cancel(err);
     this.#attemptError(a, err, PER_TRY_TIMEOUT, true);
   }
 
   /** The attempt failed before the caller saw anything (an error, or a reset while buffering). */
   attemptFailed(a: OutboundAttempt, err: Error): void {
-    this.#attemptError(a, err, this.#core.classify(undefined, err), false);
+    this.#attemptError(a, err, this.#route.classify(undefined, err), false);
   }
 
   #attemptError(a: OutboundAttempt, err: Error, cls: Classification, perTry: boolean): void {
@@ -307,7 +378,7 @@ export class OutboundCall {
     if (n === 1) this.#fail(err);
     else {
       const core = this.#core;
-      this.#fail(new RetriesExhaustedError(`gave up after ${n} attempts (${stop}): ${(this.#history ?? []).join(', ')}`, { cause: err, service: core.service, route: core.route }));
+      this.#fail(new RetriesExhaustedError(`gave up after ${n} attempts (${stop}): ${(this.#history ?? []).join(', ')}`, { cause: err, service: core.service, route: this.#route.name }));
     }
   }
 
@@ -321,21 +392,21 @@ export class OutboundCall {
     (this.#history ??= []).push(`#${n} ${cls.conditions.length > 0 ? cls.conditions.join('/') : what}${a !== undefined ? ` on ${a.endpointId}` : ''}`);
     let reason: string | undefined;
     for (const c of cls.conditions) {
-      if (core.retryOn.has(c)) {
+      if (this.#route.retryOn.has(c)) {
         reason = c;
         break;
       }
     }
-    if (n >= core.attempts) return `${core.attempts} attempt${core.attempts === 1 ? '' : 's'} allowed`;
+    if (n >= this.#route.attempts) return `${this.#route.attempts} attempt${this.#route.attempts === 1 ? '' : 's'} allowed`;
     if (never !== undefined) return never;
     if (reason === undefined) return 'no retry condition matched';
     if (!this.#idempotent && !cls.conditions.includes('connect-failure')) return 'request is not idempotent';
     if (!this.#replayable) return 'request body cannot be replayed';
     if (this.#finished) return 'call was cancelled';
-    const delay = core.backoff(n);
+    const delay = this.#route.backoff(n);
     if (this.#deadline !== undefined && core.clock.now() + delay >= this.#deadline) return 'deadline leaves no time for another attempt';
     if (!core.budget.tryWithdraw()) {
-      core.onBudgetExhausted();
+      this.#route.onBudgetExhausted();
       return 'retry budget exhausted';
     }
     this.#retry(a, reason, delay);
@@ -345,7 +416,7 @@ export class OutboundCall {
   #retry(a: OutboundAttempt | undefined, reason: string, delay: number): void {
     if (a !== undefined) (this.#avoid ??= new Set()).add(a.endpointId);
     this.#current = undefined;
-    this.#core.onRetry(reason);
+    this.#route.onRetry(reason);
     if (delay <= 0) this.#attempt();
     else {
       this.#sleep = setTimeout(() => {
@@ -373,7 +444,7 @@ export class OutboundCall {
         // A throwing classifier falls back to the default classification.
       }
     }
-    const cls = core.classify(res, undefined);
+    const cls = this.#route.classify(res, undefined);
     if (a !== this.#current || this.#finished) {
       a.settle(cls, status, undefined, now);
       a.keep('drain', status, raw, text);
@@ -382,7 +453,7 @@ export class OutboundCall {
     }
     if (cls.kind === 'ignore' && cls.shed === true) {
       // Shed before any work: sent elsewhere whatever the method, without a budget token.
-      if (this.#attempts < core.attempts && this.#replayable && (this.#deadline === undefined || now < this.#deadline)) {
+      if (this.#attempts < this.#route.attempts && this.#replayable && (this.#deadline === undefined || now < this.#deadline)) {
         a.settle(cls, status, undefined, now);
         a.keep('drain', status, raw, text);
         this.#retry(a, 'shed', 0);
@@ -392,7 +463,7 @@ export class OutboundCall {
       if (this.#retryStopForResponse(cls, a, status, raw, text, now)) return true;
     }
     // The caller gets this response.
-    if (core.retriesReset && this.#idempotent && this.#replayable && a.n < core.attempts) {
+    if (this.#route.retriesReset && this.#idempotent && this.#replayable && a.n < this.#route.attempts) {
       const len = contentLength(raw);
       if (len >= 0 && len <= REPLAY_BODY_CAP) {
         a.keep('buffer', status, raw, text);
@@ -467,7 +538,7 @@ export class OutboundCall {
     if (cur !== undefined) {
       const mode = cur.mode;
       cur.cancel(err);
-      if (mode === 'wait' || mode === 'buffer') cur.settle(this.#core.classify(undefined, err), 0, err, this.#core.clock.now());
+      if (mode === 'wait' || mode === 'buffer') cur.settle(this.#route.classify(undefined, err), 0, err, this.#core.clock.now());
     }
     if (this.#delivered) this.#record(statusLabel(this.#status), bodyOutcome(err));
     else this.#record('', errorOutcome(err));
@@ -482,7 +553,7 @@ export class OutboundCall {
 
   #callerAbort(reason: Error | undefined): void {
     if (this.#finished) return;
-    this.#fail(new AbortedError('the caller aborted the request', { cause: reason, service: this.#core.service, route: this.#core.route }));
+    this.#fail(new AbortedError('the caller aborted the request', { cause: reason, service: this.#core.service, route: this.#route.name }));
   }
 
   #finish(): void {
@@ -494,7 +565,7 @@ export class OutboundCall {
 
   #record(status: string, outcome: string): void {
     const core = this.#core;
-    core.metrics?.recordClientRequest(core.service, core.route, this.method, status, outcome, (core.clock.now() - this.#start) / 1000);
+    core.metrics?.recordClientRequest(core.service, this.#unmatched ? 'unknown' : this.#route.name, this.method, status, outcome, (core.clock.now() - this.#start) / 1000);
   }
 }
 

@@ -7,16 +7,24 @@
  * stream (the caller's own handler gets the upstream's raw headers and body chunks).
  *
  * The order it applies, outermost first, is the Stack's (`describe()` prints it):
- *   metrics (logical) → timeout/deadline → retry (budget, backoff, per-try timeout)
- *   → attempt metrics → circuit breaker → balancer → tracing → endpoint (load, outlier) → Pool.
+ *   metrics (logical) → route match + rewrite → timeout/deadline → retry (budget, backoff,
+ *   per-try timeout) → attempt metrics → rate limits → circuit breaker → split → balancer
+ *   → tracing → endpoint (load, outlier) → Pool.
  *
- * Not every destination can take it yet: a destination with declared routes, faults, mirroring,
- * rate limits, adaptive concurrency or an access log, or a call while an OpenTelemetry SDK records
- * spans, runs the promise stack (`coreRefusal` says which), whose layers are not ported yet.
+ * Routes (match, rewrite, per-route timeout and retries), rate limits and weighted splits are
+ * applied here too: route match once per call, limits and split once per attempt. Not every
+ * destination can take it yet: one with injected faults, mirroring, adaptive concurrency or an
+ * access log, or a call while an OpenTelemetry SDK records spans, runs the promise stack
+ * (`coreRefusal` says which), whose layers are not ported yet.
  */
 import type { Clock, Random } from '../core/clock.js';
 import type { Classifier } from '../core/classify.js';
-import type { ServiceSpec } from '../config/types.js';
+import type { RouteSpec, ServiceSpec } from '../config/types.js';
+import type { RateLimiter } from '../resilience/rate-limiter.js';
+import { compileRoutes } from '../traffic/route-table.js';
+import type { RouteTable } from '../traffic/route-table.js';
+import { backendPicker } from '../traffic/weighted-split.js';
+import type { BackendPicker } from '../traffic/weighted-split.js';
 import type { CircuitBreaker } from '../resilience/circuit-breaker.js';
 import type { RetryBudget } from '../resilience/retry-budget.js';
 import { exponentialBackoff } from '../resilience/backoff.js';
@@ -26,7 +34,7 @@ import type { EndpointSet } from './endpoint-set.js';
 import type { HttpResponse } from './http-transport.js';
 import type { HttpRequest } from './http-request.js';
 import type { ServiceCounters, ServiceState } from './service-state.js';
-import { USER_RETRYABLE } from './http-classify.js';
+import { httpClassifier, USER_RETRYABLE } from './http-classify.js';
 
 /** What the hot path needs of the mesh's observability (absent parts record nothing). */
 export interface CoreObservability {
@@ -36,12 +44,18 @@ export interface CoreObservability {
   readonly refusal: string | undefined;
 }
 
-export interface OutboundCore {
-  readonly service: string;
-  /** Route label: no routes declared, so every request is the `default` route's. */
-  readonly route: string;
-  readonly clock: Clock;
-  readonly endpoints: EndpointSet;
+/** A rate limit an attempt must pass (the destination's, then the route's), as the stack pushes them. */
+export interface CoreLimit {
+  readonly limiter: RateLimiter;
+  /** What is limited, for the refusal's message: `products` or `products/route catalog`. */
+  readonly scope: string;
+}
+
+/** One route's policy on the hot path (the service's own when it declares no routes). */
+export interface RoutePolicy {
+  readonly name: string;
+  /** Position in the service's route list (the route table's index). */
+  readonly index: number;
   /** Overall timeout in ms; 0 = only a propagated deadline. */
   readonly timeoutMs: number;
   readonly attempts: number;
@@ -49,22 +63,39 @@ export interface OutboundCore {
   readonly perTryTimeoutMs: number | undefined;
   /** Whether `reset` is a retry condition and another attempt is allowed at all. */
   readonly retriesReset: boolean;
-  readonly budget: RetryBudget;
   readonly backoff: (retry: number) => number;
-  readonly breaker: CircuitBreaker<HttpRequest, HttpResponse> | undefined;
   readonly classify: Classifier<HttpResponse>;
+  readonly limits: readonly CoreLimit[];
+  /** The weighted split over subsets, or undefined for every endpoint. */
+  readonly split: BackendPicker | undefined;
+  /** `hashOn.header`: the header whose value keys ring-hash and sticky splits. */
+  readonly hashHeader: string | undefined;
+  onRetry(reason: string): void;
+  onBudgetExhausted(): void;
+  onLimited(): void;
+}
+
+export interface OutboundCore {
+  readonly service: string;
+  readonly clock: Clock;
+  readonly endpoints: EndpointSet;
+  /** Declared routes, or undefined: then every request is `routes[0]`, the `default` route, as sent. */
+  readonly table: RouteTable | undefined;
+  readonly routes: readonly RoutePolicy[];
+  readonly budget: RetryBudget;
+  readonly breaker: CircuitBreaker<HttpRequest, HttpResponse> | undefined;
   readonly maxReplayBytes: number;
   readonly counters: ServiceCounters;
   readonly metrics: MeshMetrics | undefined;
   readonly tracer: MeshTracer | undefined;
-  onRetry(reason: string): void;
-  onBudgetExhausted(): void;
 }
 
 /** Why `spec` cannot take the hot path yet, or undefined when it can. */
 export function coreRefusal(spec: ServiceSpec, observability: CoreObservability | undefined): string | undefined {
-  if (spec.routes.length > 0) return 'routes are declared';
-  if (spec.rateLimit !== undefined) return 'a rate limit is set';
+  for (const r of spec.routes) {
+    if (r.fault !== undefined && (r.fault.abort !== undefined || r.fault.delay !== undefined)) return `route ${r.name} injects faults`;
+    if (r.mirror !== undefined && r.mirror.percent > 0) return `route ${r.name} mirrors`;
+  }
   if (spec.adaptiveConcurrency !== undefined) return 'adaptive concurrency is set';
   return observability?.refusal;
 }
@@ -72,42 +103,68 @@ export function coreRefusal(spec: ServiceSpec, observability: CoreObservability 
 export interface OutboundCoreDeps {
   clock: Clock;
   random: Random;
+  /** The service's classifier (its own `retries.on`). */
   classify: Classifier<HttpResponse>;
   observability: CoreObservability | undefined;
+  /** The route's and the service's limiters, the same objects the promise stack uses. */
+  limits: (route: RouteSpec) => CoreLimit[];
   onRetry: (route: string, reason: string) => void;
   onBudgetExhausted: () => void;
+  onLimited: (route: string) => void;
 }
 
-/** Compiles the hot path of a destination, or undefined when `coreRefusal` refuses it. */
-export function outboundCore(spec: ServiceSpec, state: ServiceState, deps: OutboundCoreDeps): OutboundCore | undefined {
-  if (coreRefusal(spec, deps.observability) !== undefined) return undefined;
-  const r = spec.retries;
-  const on = new Set([...r.on, USER_RETRYABLE]);
+/** The route used when a service declares none: every endpoint, the service's own policy. */
+const DEFAULT_ROUTE: RouteSpec = { name: 'default', match: undefined, rewrite: undefined, backends: [{ subset: {}, weight: 1 }], mirror: undefined, fault: undefined, timeoutMs: undefined, retries: undefined, rateLimit: undefined, hashOn: undefined };
+
+function routePolicy(spec: ServiceSpec, route: RouteSpec, index: number, state: ServiceState, deps: OutboundCoreDeps): RoutePolicy {
+  const r = route.retries ?? spec.retries;
+  const on = [...r.on, USER_RETRYABLE];
+  const b = route.backends;
+  const single = b.length === 1 && b[0] !== undefined && Object.keys(b[0].subset).length === 0;
   return {
-    service: spec.name,
-    route: 'default',
-    clock: deps.clock,
-    endpoints: state.endpoints,
-    timeoutMs: spec.timeoutMs,
+    name: route.name,
+    index,
+    timeoutMs: route.timeoutMs ?? spec.timeoutMs,
     attempts: r.attempts,
-    retryOn: on,
+    retryOn: new Set(on),
     perTryTimeoutMs: r.perTryTimeoutMs,
     retriesReset: r.on.includes('reset') && r.attempts > 1,
-    budget: state.budget(spec),
     backoff: exponentialBackoff(r.backoff, deps.random),
-    breaker: state.breaker(spec),
-    classify: deps.classify,
-    maxReplayBytes: r.maxReplayBytes,
-    counters: state.counters,
-    metrics: deps.observability?.metrics,
-    tracer: deps.observability?.tracer,
+    classify: r === spec.retries ? deps.classify : httpClassifier(on),
+    limits: deps.limits(route),
+    split: single ? undefined : backendPicker(b, deps.random),
+    hashHeader: route.hashOn?.header.toLowerCase(),
     onRetry: (reason) => {
       state.counters.retries++;
-      deps.onRetry('default', reason);
+      deps.onRetry(route.name, reason);
     },
     onBudgetExhausted: () => {
       state.counters.budgetExhausted++;
       deps.onBudgetExhausted();
     },
+    onLimited: () => {
+      state.counters.rateLimited++;
+      deps.onLimited(route.name);
+    },
+  };
+}
+
+/** Compiles the hot path of a destination, or undefined when `coreRefusal` refuses it. */
+export function outboundCore(spec: ServiceSpec, state: ServiceState, deps: OutboundCoreDeps): OutboundCore | undefined {
+  if (coreRefusal(spec, deps.observability) !== undefined) return undefined;
+  const declared = spec.routes.length > 0;
+  const routes = (declared ? spec.routes : [DEFAULT_ROUTE]).map((route, i) => routePolicy(spec, route, i, state, deps));
+  return {
+    service: spec.name,
+    clock: deps.clock,
+    endpoints: state.endpoints,
+    table: declared ? compileRoutes(spec.routes) : undefined,
+    routes,
+    budget: state.budget(spec),
+    breaker: state.breaker(spec),
+    maxReplayBytes: spec.retries.maxReplayBytes,
+    counters: state.counters,
+    metrics: deps.observability?.metrics,
+    tracer: deps.observability?.tracer,
   };
 }

@@ -142,6 +142,15 @@ export function outboundHttpStack(spec: ServiceSpec, state: ServiceState, deps: 
     observability: observability?.core(),
     onRetry: (route, reason) => observability?.retry(spec.name, route, reason),
     onBudgetExhausted: () => observability?.budgetExhausted(spec.name),
+    // The same limiter objects as the promise stack's (state.limiter keeps one per scope).
+    limits: (route) => {
+      const out: { limiter: ReturnType<ServiceState['limiter']>; scope: string }[] = [];
+      for (const [scope, rl] of [['service', spec.rateLimit], [`route ${route.name}`, route.rateLimit]] as const) {
+        if (rl !== undefined) out.push({ limiter: state.limiter(scope, rl), scope: scope === 'service' ? spec.name : `${spec.name}/${scope}` });
+      }
+      return out;
+    },
+    onLimited: (route) => observability?.rateLimited(spec.name, route),
   });
 
   // Which composition carries the calls: said first, with the reason when it is the promise stack.
