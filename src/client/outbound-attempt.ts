@@ -27,6 +27,7 @@ import type { LbEndpoint } from '../lb/lb-endpoint.js';
 import type { OutboundCore } from './outbound-core.js';
 import { mapTransportError } from './undici-errors.js';
 import type { OutboundCall } from './outbound-call.js';
+import type { Deadline, DeadlineQueue } from '../core/deadline-queue.js';
 
 /** Largest body drained to keep a connection when a response is retried; larger ones are aborted. */
 export const DRAIN_LIMIT = 64 * 1024;
@@ -38,7 +39,7 @@ export function outcomeOf(cls: Classification): string {
   return cls.kind === 'success' ? OUTCOME_SUCCESS : cls.kind === 'failure' ? OUTCOME_FAILURE : OUTCOME_FAULT;
 }
 
-export class OutboundAttempt {
+export class OutboundAttempt implements Deadline {
   readonly #call: OutboundCall;
   readonly #core: OutboundCore;
   /** 1-based attempt number. */
@@ -62,8 +63,11 @@ export class OutboundAttempt {
   #status = 0;
   #raw: Buffer[] | undefined;
   #statusText = '';
-  /** Per-try timer, armed by the call. */
-  timer: ReturnType<typeof setTimeout> | undefined;
+  // The per-try deadline (a Deadline of the route's per-try DeadlineQueue), armed by the call.
+  deadlineAt = 0;
+  deadlinePrev: Deadline | undefined = undefined;
+  deadlineNext: Deadline | undefined = undefined;
+  deadlineQueue: DeadlineQueue | undefined = undefined;
 
   constructor(call: OutboundCall, core: OutboundCore, n: number, load: LbEndpoint, ticket: number, start: number) {
     this.#call = call;
@@ -128,7 +132,7 @@ export class OutboundAttempt {
     const mode = this.mode;
     if (mode === 'done') return;
     this.mode = 'done';
-    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.deadlineQueue?.cancel(this);
     const ours = this.#cancelled;
     if (mode === 'wait' || mode === 'buffer') {
       const e = ours ?? mapTransportError(err, { service: this.#core.service, route: this.#call.routeName, endpoint: this.endpointId }, mode === 'buffer' ? 'mid-body' : 'request');
@@ -140,6 +144,11 @@ export class OutboundAttempt {
     if (mode === 'deliver') {
       this.#call.bodyFailed(ours ?? mapTransportError(err, { service: this.#core.service, route: this.#call.routeName, endpoint: this.endpointId }, 'mid-body'));
     }
+  }
+
+  /** The per-try timeout passed before the attempt settled. */
+  onDeadline(): void {
+    this.#call.perTryTimeout(this);
   }
 
   // Called by the call.
@@ -162,10 +171,7 @@ export class OutboundAttempt {
   settle(cls: Classification, status: number, err: Error | undefined, now: number): void {
     if (this.#settled) return;
     this.#settled = true;
-    if (this.timer !== undefined) {
-      clearTimeout(this.timer);
-      this.timer = undefined;
-    }
+    this.deadlineQueue?.cancel(this);
     const core = this.#core;
     core.metrics?.recordClientAttempt(core.service, this.#call.routeName, this.#call.method, err === undefined ? statusLabel(status) : '', err === undefined ? outcomeOf(cls) : errorOutcome(err), (now - this.#start) / 1000);
     const breaker = core.breaker;
@@ -196,7 +202,7 @@ export class OutboundAttempt {
   cancel(reason: Error): void {
     if (this.#cancelled !== undefined) return;
     this.#cancelled = reason;
-    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.deadlineQueue?.cancel(this);
     const mode = this.mode;
     if (mode === 'done') return;
     // Late callbacks (undici reports our abort, maybe synchronously) are ignored from here: before

@@ -23,6 +23,7 @@ import type { Dispatcher } from 'undici';
 import type { Classification } from '../core/classify.js';
 import { currentAmbient, DEADLINE_HEADER } from '../core/ambient.js';
 import { timerDelay } from '../core/timer-limit.js';
+import type { Deadline, DeadlineQueue } from '../core/deadline-queue.js';
 import { AbortedError, isTrellisError, NoEndpointsError, NoRouteError, RetriesExhaustedError, TimeoutError } from '../core/errors.js';
 import { errorOutcome, statusLabel } from '../observability/metrics-labels.js';
 import { extract, isTraceHeader } from '../observability/propagation.js';
@@ -82,7 +83,13 @@ export interface CallOptions extends Dispatcher.DispatchOptions {
   routeKey?: string;
 }
 
-export class OutboundCall {
+export class OutboundCall implements Deadline {
+  // The overall deadline (a Deadline of the route's DeadlineQueue).
+  deadlineAt = 0;
+  deadlinePrev: Deadline | undefined = undefined;
+  deadlineNext: Deadline | undefined = undefined;
+  deadlineQueue: DeadlineQueue | undefined = undefined;
+
   readonly #core: OutboundCore;
   readonly #handler: CallbackHandler;
   readonly #opts: CallOptions;
@@ -165,7 +172,11 @@ export class OutboundCall {
         this.#fail(this.#timedOut());
         return;
       }
-      this.#timer = setTimeout(() => this.#overallTimeout(), timerDelay(deadline - now));
+      const q = this.#route.overall;
+      // The route's own timeout shares one timer with every call of the route; a sooner propagated
+      // deadline (a different duration) has a timer of its own.
+      if (q !== undefined && !this.#propagated) q.add(this, now);
+      else this.#timer = setTimeout(() => this.#overallTimeout(), timerDelay(deadline - now));
     }
     core.budget.deposit();
     if (core.endpoints.known) this.#attempt();
@@ -318,10 +329,8 @@ export class OutboundCall {
     }
     const trace = this.#trace;
     if (trace !== undefined) for (let i = 0; i < trace.length; i++) headers.push(trace[i]!);
-    const perTry = this.#route.perTryTimeoutMs;
-    if (perTry !== undefined && (this.#deadline === undefined || now + perTry < this.#deadline)) {
-      a.timer = setTimeout(() => this.#perTryTimeout(a, perTry), timerDelay(perTry));
-    }
+    const perTry = this.#route.perTry;
+    if (perTry !== undefined && (this.#deadline === undefined || now + perTry.durationMs < this.#deadline)) perTry.add(a, now);
     const o = this.#opts;
     pool.dispatch({
       path: this.#path,
@@ -344,8 +353,9 @@ export class OutboundCall {
     this.#judgeError(err, undefined, this.#route.classify(undefined, err), false);
   }
 
-  #perTryTimeout(a: OutboundAttempt, ms: number): void {
-    a.timer = undefined;
+  /** Attempt `a`'s per-try timeout passed (its DeadlineQueue calls this). */
+  perTryTimeout(a: OutboundAttempt): void {
+    const ms = this.#route.perTryTimeoutMs ?? 0;
     if (a.mode === 'done' || this.#finished) return;
     const core = this.#core;
     const err = new TimeoutError(`per-try timeout of ${ms} ms expired on attempt ${a.n}`, { service: core.service, route: this.#route.name, endpoint: a.endpointId, retryable: true });
@@ -545,6 +555,11 @@ export class OutboundCall {
     this.#handler.onError?.(err);
   }
 
+  /** The overall timeout passed (the route's DeadlineQueue calls this). */
+  onDeadline(): void {
+    this.#overallTimeout();
+  }
+
   #overallTimeout(): void {
     this.#timer = undefined;
     if (this.#finished) return;
@@ -558,6 +573,7 @@ export class OutboundCall {
 
   #finish(): void {
     this.#finished = true;
+    this.deadlineQueue?.cancel(this);
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     if (this.#sleep !== undefined) clearTimeout(this.#sleep);
     this.#timer = this.#sleep = undefined;

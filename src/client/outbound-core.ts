@@ -28,6 +28,7 @@ import type { BackendPicker } from '../traffic/weighted-split.js';
 import type { CircuitBreaker } from '../resilience/circuit-breaker.js';
 import type { RetryBudget } from '../resilience/retry-budget.js';
 import { exponentialBackoff } from '../resilience/backoff.js';
+import { DeadlineQueue } from '../core/deadline-queue.js';
 import type { MeshMetrics } from '../observability/metrics.js';
 import type { MeshTracer } from '../observability/tracer.js';
 import type { EndpointSet } from './endpoint-set.js';
@@ -66,6 +67,10 @@ export interface RoutePolicy {
   readonly backoff: (retry: number) => number;
   readonly classify: Classifier<HttpResponse>;
   readonly limits: readonly CoreLimit[];
+  /** The overall timeout's deadlines (undefined without one). */
+  readonly overall: DeadlineQueue | undefined;
+  /** The per-try timeout's deadlines (undefined without one). */
+  readonly perTry: DeadlineQueue | undefined;
   /** The weighted split over subsets, or undefined for every endpoint. */
   readonly split: BackendPicker | undefined;
   /** `hashOn.header`: the header whose value keys ring-hash and sticky splits. */
@@ -132,6 +137,8 @@ function routePolicy(spec: ServiceSpec, route: RouteSpec, index: number, state: 
     backoff: exponentialBackoff(r.backoff, deps.random),
     classify: r === spec.retries ? deps.classify : httpClassifier(on),
     limits: deps.limits(route),
+    overall: (route.timeoutMs ?? spec.timeoutMs) > 0 ? new DeadlineQueue(route.timeoutMs ?? spec.timeoutMs, deps.clock) : undefined,
+    perTry: r.perTryTimeoutMs !== undefined ? new DeadlineQueue(r.perTryTimeoutMs, deps.clock) : undefined,
     split: single ? undefined : backendPicker(b, deps.random),
     hashHeader: route.hashOn?.header.toLowerCase(),
     onRetry: (reason) => {
