@@ -123,4 +123,27 @@ describe('outbound hot path', () => {
     assert.equal(n, 6);
     assert.equal(sockets.size, 1, 'one keep-alive connection carried every attempt');
   });
+
+  it("a client's classifier sees status and headers: a 200 it calls a retryable failure is retried elsewhere and never reaches the caller", async () => {
+    const bad = await startServer('bad', { kind: 'ok' }, (_req, res) => {
+      res.setHeader('x-app-error', 'overloaded');
+      res.end('{"errors":[1]}');
+    });
+    const good = await startServer('good');
+    cleanup.push(() => bad.close(), () => good.close());
+    const mesh = await meshClient({
+      config: serviceYaml('graph', [{ address: bad.address }, { address: good.address }], 'loadBalancer: round-robin\noutlierDetection: false\nretries: { attempts: 2, on: [gateway-error], backoff: { base: 1ms, max: 2ms } }'),
+      logger: quietLogger(),
+    });
+    cleanup.push(() => mesh.close());
+    const client = mesh.http('graph', { classify: (res) => (res.headers['x-app-error'] !== undefined ? 'retryable-failure' : undefined) });
+    for (let i = 0; i < 4; i++) {
+      const res = await client.request({ path: '/q' });
+      assert.equal(res.statusCode, 200);
+      assert.equal(res.headers['x-server'], 'good');
+      await res.body.dump();
+    }
+    assert.ok(bad.hits >= 1, `bad saw ${bad.hits}`);
+    assert.equal(good.hits, 4);
+  });
 });
