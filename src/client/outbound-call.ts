@@ -25,7 +25,7 @@ import { currentAmbient, DEADLINE_HEADER } from '../core/ambient.js';
 import { timerDelay } from '../core/timer-limit.js';
 import type { Deadline, DeadlineQueue } from '../core/deadline-queue.js';
 import { AbortedError, isTrellisError, NoEndpointsError, NoRouteError, RetriesExhaustedError, TimeoutError } from '../core/errors.js';
-import { errorOutcome, statusLabel } from '../observability/metrics-labels.js';
+import { errorOutcome, OUTCOME_FAULT, statusLabel } from '../observability/metrics-labels.js';
 import { extract, isTraceHeader } from '../observability/propagation.js';
 import type { CallbackHandler } from './caller-handler.js';
 import { headersObject } from './caller-handler.js';
@@ -33,7 +33,8 @@ import type { HttpResponseClassifier } from './http-classify.js';
 import { tagResponse } from './http-classify.js';
 import { isIdempotentMethod } from './http-request.js';
 import type { HttpResponse } from './http-transport.js';
-import type { OutboundCore, RoutePolicy } from './outbound-core.js';
+import type { CoreFault, OutboundCore, RoutePolicy } from './outbound-core.js';
+import { STATUS_CODES } from 'node:http';
 import type { HttpRequest } from './http-request.js';
 import type { CallContext } from '../core/context.js';
 import type { RouteTable } from '../traffic/route-table.js';
@@ -47,6 +48,8 @@ const PER_TRY_TIMEOUT: Classification = Object.freeze({ kind: 'failure', conditi
 const NEVER_RETRIED = new Set<string>(['TRELLIS_CIRCUIT_OPEN', 'TRELLIS_RATE_LIMITED', 'TRELLIS_ABORTED', 'TRELLIS_PEER_IDENTITY', 'TRELLIS_NO_IDENTITY']);
 const NO_HEADERS: HttpResponse['headers'] = Object.freeze({}) as HttpResponse['headers'];
 const SHED_STATUS = 503;
+/** What an injected abort answers (Envoy's text). */
+const FAULT_BODY = Buffer.from('fault filter abort', 'utf8');
 
 /** What a request body allows: sent again (absent, or held in memory within the cap) or not. */
 function replayableBody(body: unknown, cap: number): boolean {
@@ -111,6 +114,8 @@ export class OutboundCall implements Deadline {
   readonly #replayable: boolean;
   readonly #start: number;
   #deadline: number | undefined;
+  /** When the overall timeout started (after an injected delay). */
+  #timeoutStart = 0;
   #propagated = false;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #sleep: ReturnType<typeof setTimeout> | undefined;
@@ -157,9 +162,55 @@ export class OutboundCall implements Deadline {
     if (this.#finished) return;
     core.counters.requests++;
     if (core.table !== undefined && !this.#matchRoute(core.table)) return;
+    const fault = this.#route.fault;
+    if (fault !== undefined) {
+      // Outermost on the route: a delay precedes the request without eating into its timeout; an
+      // abort is answered as it is (never retried, charged to no breaker or endpoint).
+      if (fault.delayHits()) {
+        fault.onFault();
+        this.#sleep = setTimeout(() => {
+          this.#sleep = undefined;
+          if (!this.#finished) this.#afterDelay(fault);
+        }, timerDelay(fault.delayMs));
+        return;
+      }
+      this.#afterDelay(fault);
+      return;
+    }
+    this.#send();
+  }
 
-    // Overall timeout and propagated deadline: the sooner wins.
-    const now = this.#start;
+  #afterDelay(fault: CoreFault): void {
+    if (fault.abortHits()) {
+      fault.onFault();
+      this.#injectAbort(fault.abortStatus);
+      return;
+    }
+    this.#send();
+  }
+
+  /** Answers the call with an injected abort: `abortStatus`, a short text body, `x-trellis-fault: abort` (as synthetic-response.ts). */
+  #injectAbort(status: number): void {
+    const body = FAULT_BODY;
+    this.#status = status;
+    this.#delivered = true;
+    this.#finish();
+    this.#record(statusLabel(status), OUTCOME_FAULT);
+    const h = this.#handler;
+    const raw = [Buffer.from('content-type'), Buffer.from('text/plain; charset=utf-8'), Buffer.from('content-length'), Buffer.from(String(body.length)), Buffer.from('x-trellis-fault'), Buffer.from('abort')];
+    h.onHeaders?.(status, raw, () => undefined, STATUS_CODES[status] ?? '');
+    h.onData?.(body);
+    h.onComplete?.([]);
+  }
+
+  /** The timeout, the retry budget's deposit, then the first attempt. */
+  #send(): void {
+    const core = this.#core;
+
+    // Overall timeout and propagated deadline: the sooner wins. The timeout starts after an
+    // injected delay (Envoy's router timeout starts after its fault filter).
+    const now = this.#route.fault === undefined ? this.#start : core.clock.now();
+    this.#timeoutStart = now;
     let deadline = this.#route.timeoutMs > 0 ? now + this.#route.timeoutMs : undefined;
     const ambient = currentAmbient()?.deadline;
     if (ambient !== undefined && (deadline === undefined || ambient < deadline)) {
@@ -267,7 +318,7 @@ export class OutboundCall implements Deadline {
   }
 
   #timedOut(): InstanceType<typeof TimeoutError> {
-    const bound = this.#deadline === undefined ? 0 : Math.max(0, Math.round(this.#deadline - this.#start));
+    const bound = this.#deadline === undefined ? 0 : Math.max(0, Math.round(this.#deadline - this.#timeoutStart));
     return new TimeoutError(
       this.#propagated ? `propagated deadline of ${bound} ms exceeded` : `request timed out after ${bound} ms (overall timeout)`,
       { service: this.#core.service, route: this.#route.name },

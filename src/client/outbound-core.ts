@@ -7,13 +7,13 @@
  * stream (the caller's own handler gets the upstream's raw headers and body chunks).
  *
  * The order it applies, outermost first, is the Stack's (`describe()` prints it):
- *   metrics (logical) → route match + rewrite → timeout/deadline → retry (budget, backoff,
+ *   metrics (logical) → route match + rewrite → fault → timeout/deadline → retry (budget, backoff,
  *   per-try timeout) → attempt metrics → rate limits → circuit breaker → split → balancer
  *   → tracing → endpoint (load, outlier) → Pool.
  *
  * Routes (match, rewrite, per-route timeout and retries), rate limits and weighted splits are
- * applied here too: route match once per call, limits and split once per attempt. Not every
- * destination can take it yet: one with injected faults, mirroring, adaptive concurrency or an
+ * applied here too, and injected faults: route match and faults once per call, limits and split
+ * once per attempt. Not every destination can take it yet: one with mirroring, adaptive concurrency or an
  * access log, or a call while an OpenTelemetry SDK records spans, runs the promise stack
  * (`coreRefusal` says which), whose layers are not ported yet.
  */
@@ -52,6 +52,38 @@ export interface CoreLimit {
   readonly scope: string;
 }
 
+/** A route's fault injection, compiled: each percentage drawn independently per call. */
+export interface CoreFault {
+  readonly delayMs: number;
+  readonly delayHits: () => boolean;
+  readonly abortStatus: number;
+  readonly abortHits: () => boolean;
+  /** Counts one injected fault (the destination's `faults` counter). */
+  onFault(): void;
+}
+
+function sampler(percent: number, random: Random): () => boolean {
+  if (!(percent > 0)) return () => false;
+  if (percent >= 100) return () => true;
+  const p = percent / 100;
+  return () => random() < p;
+}
+
+function coreFault(route: RouteSpec, state: ServiceState, random: Random): CoreFault | undefined {
+  const f = route.fault;
+  if (f === undefined || (f.abort === undefined && f.delay === undefined)) return undefined;
+  const delayMs = f.delay?.durationMs ?? 0;
+  return {
+    delayMs,
+    delayHits: f.delay !== undefined && delayMs > 0 ? sampler(f.delay.percent, random) : () => false,
+    abortStatus: f.abort?.status ?? 0,
+    abortHits: f.abort !== undefined ? sampler(f.abort.percent, random) : () => false,
+    onFault: () => {
+      state.counters.faults++;
+    },
+  };
+}
+
 /** One route's policy on the hot path (the service's own when it declares no routes). */
 export interface RoutePolicy {
   readonly name: string;
@@ -75,6 +107,8 @@ export interface RoutePolicy {
   readonly split: BackendPicker | undefined;
   /** `hashOn.header`: the header whose value keys ring-hash and sticky splits. */
   readonly hashHeader: string | undefined;
+  /** Injected faults (Istio's semantics, as traffic/fault-filter.ts), or undefined. */
+  readonly fault: CoreFault | undefined;
   onRetry(reason: string): void;
   onBudgetExhausted(): void;
   onLimited(): void;
@@ -98,7 +132,6 @@ export interface OutboundCore {
 /** Why `spec` cannot take the hot path yet, or undefined when it can. */
 export function coreRefusal(spec: ServiceSpec, observability: CoreObservability | undefined): string | undefined {
   for (const r of spec.routes) {
-    if (r.fault !== undefined && (r.fault.abort !== undefined || r.fault.delay !== undefined)) return `route ${r.name} injects faults`;
     if (r.mirror !== undefined && r.mirror.percent > 0) return `route ${r.name} mirrors`;
   }
   if (spec.adaptiveConcurrency !== undefined) return 'adaptive concurrency is set';
@@ -141,6 +174,7 @@ function routePolicy(spec: ServiceSpec, route: RouteSpec, index: number, state: 
     perTry: r.perTryTimeoutMs !== undefined ? new DeadlineQueue(r.perTryTimeoutMs, deps.clock) : undefined,
     split: single ? undefined : backendPicker(b, deps.random),
     hashHeader: route.hashOn?.header.toLowerCase(),
+    fault: coreFault(route, state, deps.random),
     onRetry: (reason) => {
       state.counters.retries++;
       deps.onRetry(route.name, reason);

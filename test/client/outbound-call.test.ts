@@ -20,13 +20,13 @@ describe('outbound hot path', () => {
     const s = await startServer('a');
     cleanup.push(() => s.close());
     const mesh = await meshClient({
-      config: `${serviceYaml('plain', [{ address: s.address }], 'rateLimit: { requestsPerSecond: 1000, burst: 10 }\nroutes:\n  - name: all\n    timeout: 1s')}---\n${serviceYaml('faulty', [{ address: s.address }], 'routes:\n  - name: all\n    fault: { abort: { status: 503, percent: 1 } }')}`,
+      config: `${serviceYaml('plain', [{ address: s.address }], 'rateLimit: { requestsPerSecond: 1000, burst: 10 }\nroutes:\n  - name: all\n    timeout: 1s')}---\n${serviceYaml('faulty', [{ address: s.address }], 'routes:\n  - name: all\n    mirror: { subset: { version: v3 }, percent: 5 }')}`,
       logger: quietLogger(),
     });
     cleanup.push(() => mesh.close());
     const byName = new Map(mesh.inspect().services.map((v) => [v.name, v.stack]));
     assert.match(byName.get('plain') ?? '', /^path: handler/);
-    assert.match(byName.get('faulty') ?? '', /^path: promise stack \(route all injects faults\)/);
+    assert.match(byName.get('faulty') ?? '', /^path: promise stack \(route all mirrors\)/);
     // Both still answer.
     for (const name of ['plain', 'faulty']) {
       const res = await mesh.http(name).request({ path: '/x' });
@@ -145,5 +145,26 @@ describe('outbound hot path', () => {
     }
     assert.ok(bad.hits >= 1, `bad saw ${bad.hits}`);
     assert.equal(good.hits, 4);
+  });
+
+  it('an injected abort is answered on the hot path as Istio does: never sent, counted as outcome fault', async () => {
+    const s = await startServer('upstream');
+    cleanup.push(() => s.close());
+    const mesh = await meshClient({
+      config: serviceYaml('products', [{ address: s.address }], 'routes:\n  - name: teapot\n    fault: { abort: { status: 418, percent: 100 } }'),
+      logger: quietLogger(),
+    });
+    cleanup.push(() => mesh.close());
+    assert.match(mesh.inspect().services[0]?.stack ?? '', /^path: handler/);
+    for (let i = 0; i < 3; i++) {
+      const res = await mesh.http('products').request({ method: 'POST', path: '/brew', body: 'x' });
+      assert.equal(res.statusCode, 418);
+      assert.equal(res.headers['x-trellis-fault'], 'abort');
+      assert.equal(await res.body.text(), 'fault filter abort');
+    }
+    assert.equal(s.hits, 0);
+    assert.equal(mesh.inspect().services[0]?.counters.faults, 3);
+    const text = await mesh.metricsRegistry.metrics();
+    assert.match(text, /trellis_client_requests_total\{[^}]*route="teapot"[^}]*status_code="418"[^}]*outcome="fault"[^}]*\} 3/);
   });
 });
