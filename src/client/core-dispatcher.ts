@@ -18,10 +18,9 @@ import { CallController } from '../core/call-signal.js';
 import { AbortedError, UnknownServiceError } from '../core/errors.js';
 import type { OutboundCore } from './outbound-core.js';
 
-/** Whether `core` can carry a call now (an OpenTelemetry SDK recording spans needs the span layer). */
+/** The hot path of a destination, when it has one. */
 export function coreFor(core: OutboundCore | undefined): OutboundCore | undefined {
-  if (core === undefined) return undefined;
-  return core.tracer !== undefined && core.tracer.spanTracer() !== undefined ? undefined : core;
+  return core;
 }
 
 /**

@@ -28,6 +28,8 @@ import type { OutboundCore } from './outbound-core.js';
 import { mapTransportError } from './undici-errors.js';
 import type { OutboundCall } from './outbound-call.js';
 import type { Deadline, DeadlineQueue } from '../core/deadline-queue.js';
+import type { Span } from '@opentelemetry/api';
+import { spanError, spanResponse } from './attempt-span.js';
 
 /** Largest body drained to keep a connection when a response is retried; larger ones are aborted. */
 export const DRAIN_LIMIT = 64 * 1024;
@@ -68,6 +70,8 @@ export class OutboundAttempt implements Deadline {
   deadlinePrev: Deadline | undefined = undefined;
   deadlineNext: Deadline | undefined = undefined;
   deadlineQueue: DeadlineQueue | undefined = undefined;
+  /** The attempt's CLIENT span, when an SDK records spans. */
+  span: Span | undefined = undefined;
 
   constructor(call: OutboundCall, core: OutboundCore, n: number, load: LbEndpoint, ticket: number, start: number) {
     this.#call = call;
@@ -181,6 +185,15 @@ export class OutboundAttempt implements Deadline {
       if (cls.kind === 'success' && err === undefined && !CircuitBreaker.isProbe(ticket)) this.#breakerAtEnd = true;
       else if (cls.kind !== 'ignore') breaker.record(ticket, cls.kind === 'success');
     }
+    const span = this.span;
+    if (span !== undefined) {
+      if (err === undefined) spanResponse(span, status);
+      else {
+        spanError(span, err);
+        span.end();
+        this.span = undefined;
+      }
+    }
     const load = this.load;
     if (err === undefined) {
       // A shed answer is instant and says nothing about the endpoint's latency.
@@ -222,6 +235,10 @@ export class OutboundAttempt implements Deadline {
   /** The body ended (`failed`: the connection failed mid-body): the endpoint's and breaker's deferred reports. */
   #endOfBody(failed: boolean): void {
     this.#release();
+    if (this.span !== undefined) {
+      this.span.end();
+      this.span = undefined;
+    }
     const cls = this.#cls;
     const core = this.#core;
     if (failed) core.endpoints.report(this.load.id, false);

@@ -34,6 +34,10 @@ import { tagResponse } from './http-classify.js';
 import { isIdempotentMethod } from './http-request.js';
 import type { HttpResponse } from './http-transport.js';
 import type { CoreFault, OutboundCore, RoutePolicy } from './outbound-core.js';
+import type { Context, Tracer } from '@opentelemetry/api';
+import { fromSpanContext } from '../observability/tracer.js';
+import type { MeshTracer } from '../observability/tracer.js';
+import { startAttemptSpan } from './attempt-span.js';
 import { STATUS_CODES } from 'node:http';
 import type { HttpRequest } from './http-request.js';
 import type { CallContext } from '../core/context.js';
@@ -110,6 +114,9 @@ export class OutboundCall implements Deadline {
   #routeKey: string | undefined;
   /** Trace headers as name/value pairs, the same for every attempt (propagate-only mode). */
   #trace: string[] | undefined;
+  /** The SDK's tracer and the parent context, when spans are recorded. */
+  #otel: Tracer | undefined;
+  #otelParent: Context | undefined;
   readonly #idempotent: boolean;
   readonly #replayable: boolean;
   readonly #start: number;
@@ -306,10 +313,20 @@ export class OutboundCall implements Deadline {
     this.#traceFrom(traceBag);
   }
 
-  /** Propagate-only tracing: the active context, else the caller's headers, else a new root. */
+  /**
+   * Tracing, decided once per call: with an SDK recording spans, one span per attempt under the
+   * active context (headers per attempt); else propagate only: the active context, else the
+   * caller's headers, else a new root (the same headers on every attempt).
+   */
   #traceFrom(bag: Record<string, string> | undefined): void {
     const tracer = this.#core.tracer;
     if (tracer === undefined) return;
+    const otel = tracer.spanTracer();
+    if (otel !== undefined) {
+      this.#otel = otel;
+      this.#otelParent = tracer.parentOtelContext();
+      return;
+    }
     const parent = tracer.currentParent() ?? (bag === undefined ? undefined : extract(bag));
     const h = tracer.headersFor(parent ?? tracer.newRoot());
     const trace: string[] = [];
@@ -380,6 +397,12 @@ export class OutboundCall implements Deadline {
     }
     const trace = this.#trace;
     if (trace !== undefined) for (let i = 0; i < trace.length; i++) headers.push(trace[i]!);
+    else if (this.#otel !== undefined) {
+      const span = startAttemptSpan(this.#otel, this.#otelParent as Context, { service: core.service, route: route.name, method: this.method, path: this.#path }, n, picked);
+      a.span = span;
+      const h = (core.tracer as MeshTracer).headersFor(fromSpanContext(span.spanContext()));
+      for (const k in h) headers.push(k, h[k] as string);
+    }
     const perTry = this.#route.perTry;
     if (perTry !== undefined && (this.#deadline === undefined || now + perTry.durationMs < this.#deadline)) perTry.add(a, now);
     const o = this.#opts;

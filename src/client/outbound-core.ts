@@ -13,9 +13,9 @@
  *
  * Routes (match, rewrite, per-route timeout and retries), rate limits and weighted splits are
  * applied here too, and injected faults: route match and faults once per call, limits and split
- * once per attempt. Not every destination can take it yet: one with mirroring, adaptive concurrency or an
- * access log, or a call while an OpenTelemetry SDK records spans, runs the promise stack
- * (`coreRefusal` says which), whose layers are not ported yet.
+ * once per attempt; with an OpenTelemetry SDK, one CLIENT span per attempt (attempt-span.ts).
+ * Not every destination can take it yet: one with mirroring, adaptive concurrency or an access
+ * log runs the promise stack (`coreRefusal` says which), whose layers are not ported yet.
  */
 import type { Clock, Random } from '../core/clock.js';
 import type { Classifier } from '../core/classify.js';

@@ -156,7 +156,7 @@ export function outboundHttpStack(spec: ServiceSpec, state: ServiceState, deps: 
   // Which composition carries the calls: said first, with the reason when it is the promise stack.
   const refusal = coreRefusal(spec, observability?.core());
   const pathLine = core !== undefined
-    ? 'path: handler (one call object down to the Pool; the promise stack while an OpenTelemetry SDK records spans)'
+    ? 'path: handler (one call object down to the Pool)'
     : `path: promise stack (${refusal ?? 'not compiled'})`;
 
   return {

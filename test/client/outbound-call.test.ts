@@ -8,6 +8,8 @@ import assert from 'node:assert/strict';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Dispatcher } from 'undici';
 import { meshClient, isTrellisError } from 'trellis';
+import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
+import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { quietLogger, serviceYaml, startServer } from '../helpers/servers.js';
 
 describe('outbound hot path', () => {
@@ -166,5 +168,41 @@ describe('outbound hot path', () => {
     assert.equal(mesh.inspect().services[0]?.counters.faults, 3);
     const text = await mesh.metricsRegistry.metrics();
     assert.match(text, /trellis_client_requests_total\{[^}]*route="teapot"[^}]*status_code="418"[^}]*outcome="fault"[^}]*\} 3/);
+  });
+
+  it('with an SDK, each attempt is its own CLIENT span and sends its own span id; a retry is a sibling with resend_count', async () => {
+    const exporter = new InMemorySpanExporter();
+    const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
+    cleanup.push(() => provider.shutdown());
+    const sent: string[] = [];
+    let n = 0;
+    const s = await startServer('traced', { kind: 'ok' }, (req, res) => {
+      sent.push(String(req.headers.traceparent));
+      res.statusCode = ++n === 1 ? 503 : 200;
+      res.end('x');
+    });
+    cleanup.push(() => s.close());
+    const mesh = await meshClient({
+      config: serviceYaml('products', [{ address: s.address }], 'outlierDetection: false\nretries: { attempts: 2, on: [gateway-error], backoff: { base: 1ms, max: 2ms } }'),
+      tracerProvider: provider,
+      logger: quietLogger(),
+    });
+    cleanup.push(() => mesh.close());
+    const res = await mesh.http('products').request({ path: '/list?secret=1' });
+    assert.equal(res.statusCode, 200);
+    await res.body.text();
+    while (exporter.getFinishedSpans().length < 2) await new Promise((r) => setTimeout(r, 5));
+    const spans = exporter.getFinishedSpans().filter((x) => x.kind === SpanKind.CLIENT);
+    assert.equal(spans.length, 2);
+    const [first, second] = spans;
+    // Outside any span each attempt is a root (as the promise stack's tracing filter documents).
+    assert.equal(first?.attributes['http.response.status_code'], 503);
+    assert.equal(first?.attributes['error.type'], '503');
+    assert.equal(first?.status.code, SpanStatusCode.ERROR);
+    assert.equal(first?.attributes['url.path'], '/list');
+    assert.equal(first?.attributes['trellis.route'], 'default');
+    assert.equal(second?.attributes['http.request.resend_count'], 1);
+    assert.equal(second?.status.code, SpanStatusCode.UNSET);
+    assert.deepEqual(sent.map((t) => t.split('-')[2]), spans.map((x) => x.spanContext().spanId));
   });
 });
