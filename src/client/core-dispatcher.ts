@@ -16,12 +16,6 @@ import { sendRequest } from './http-client.js';
 import { isIdempotentMethod, toHttpRequest } from './http-request.js';
 import { CallController } from '../core/call-signal.js';
 import { AbortedError, UnknownServiceError } from '../core/errors.js';
-import type { OutboundCore } from './outbound-core.js';
-
-/** The hot path of a destination, when it has one. */
-export function coreFor(core: OutboundCore | undefined): OutboundCore | undefined {
-  return core;
-}
 
 /**
  * Sends one call to `service` through the hot path when its destination can take it, else
@@ -33,7 +27,7 @@ export function dispatchToService(destinations: Destinations, service: string, o
     failHandler(handler, new UnknownServiceError(`no Service document named "${service}"`, { service }));
     return true;
   }
-  const core = coreFor(dest.http.core);
+  const core = dest.http.core;
   if (core !== undefined) {
     new OutboundCall(core, opts, callbackHandler(handler), classify).run();
     return true;

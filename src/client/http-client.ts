@@ -15,7 +15,7 @@ import { discardRefusedBody, invalidRequestArgument } from './request-validation
 import { isIdempotentMethod, toHttpRequest } from './http-request.js';
 import type { HttpRequest, MeshRequestOptions } from './http-request.js';
 import type { HttpResponseClassifier } from './http-classify.js';
-import { coreFor, ServiceDispatcher } from './core-dispatcher.js';
+import { ServiceDispatcher } from './core-dispatcher.js';
 
 export interface HttpClientOptions {
   /** Decides what counts as failure for retries, breaker and metrics (e.g. a GraphQL error in a 200). */
@@ -57,7 +57,7 @@ export class HttpClient implements MeshHttpClient {
       return Promise.reject(invalid);
     }
     // The hot path: undici's own request() over the destination's dispatcher (core-dispatcher.ts).
-    if (coreFor(dest.http.core) !== undefined) return this.#dispatcher.request(opts as Dispatcher.RequestOptions);
+    if (dest.http.core !== undefined) return this.#dispatcher.request(opts as Dispatcher.RequestOptions);
     const req = toHttpRequest(opts, dest.maxReplayBytes, this.#classify);
     return sendRequest(dest, this.service, req, {
       idempotent: opts.idempotent ?? isIdempotentMethod(req.method),

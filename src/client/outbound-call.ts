@@ -26,7 +26,8 @@ import { timerDelay } from '../core/timer-limit.js';
 import type { Deadline, DeadlineQueue } from '../core/deadline-queue.js';
 import { AbortedError, isTrellisError, NoEndpointsError, NoRouteError, RetriesExhaustedError, TimeoutError } from '../core/errors.js';
 import { errorOutcome, OUTCOME_FAULT, statusLabel } from '../observability/metrics-labels.js';
-import { extract, isTraceHeader } from '../observability/propagation.js';
+import { extract } from '../observability/propagation.js';
+import { CallerHeaders, contentLength, replayableBody } from './call-headers.js';
 import type { CallbackHandler } from './caller-handler.js';
 import { headersObject } from './caller-handler.js';
 import type { HttpResponseClassifier } from './http-classify.js';
@@ -55,14 +56,6 @@ const SHED_STATUS = 503;
 /** What an injected abort answers (Envoy's text). */
 const FAULT_BODY = Buffer.from('fault filter abort', 'utf8');
 
-/** What a request body allows: sent again (absent, or held in memory within the cap) or not. */
-function replayableBody(body: unknown, cap: number): boolean {
-  if (body === undefined || body === null) return true;
-  if (typeof body === 'string') return body.length <= cap && Buffer.byteLength(body) <= cap;
-  if (body instanceof Uint8Array) return body.byteLength <= cap;
-  return false;
-}
-
 function describeError(err: unknown): string {
   if (isTrellisError(err)) return err.code;
   if (err instanceof Error) {
@@ -70,18 +63,6 @@ function describeError(err: unknown): string {
     return code !== undefined ? String(code) : err.name;
   }
   return typeof err;
-}
-
-/** The value of `content-length` in raw headers, or -1. */
-function contentLength(raw: readonly Buffer[]): number {
-  for (let i = 0; i + 1 < raw.length; i += 2) {
-    const k = raw[i]!;
-    if (k.length === 14 && k.toString('latin1').toLowerCase() === 'content-length') {
-      const n = Number(raw[i + 1]!.toString('latin1'));
-      return Number.isInteger(n) && n >= 0 ? n : -1;
-    }
-  }
-  return -1;
 }
 
 /** Options the mesh reads besides undici's own. */
@@ -103,7 +84,7 @@ export class OutboundCall implements Deadline {
   readonly #classify: HttpResponseClassifier | undefined;
   readonly method: string;
   /** The caller's headers as name/value pairs, without the ones the mesh writes itself. */
-  readonly #headers: string[] = [];
+  readonly #headers: string[];
   /** The caller's `host` header (or the route's authority rewrite); the service name when unset. */
   #host: string | undefined;
   /** Lower-cased headers for route matching, built only when the destination declares routes. */
@@ -153,8 +134,11 @@ export class OutboundCall implements Deadline {
     this.#route = core.routes[0] as RoutePolicy;
     this.#path = opts.path;
     this.#routeKey = opts.routeKey;
-    if (core.table !== undefined) this.#matchHeaders = {};
-    this.#readHeaders(opts.headers);
+    const h = new CallerHeaders(opts.headers, core.tracer !== undefined, core.table !== undefined);
+    this.#headers = h.pairs;
+    this.#host = h.host;
+    this.#matchHeaders = h.match;
+    this.#traceFrom(h.trace);
   }
 
   /** The matched route's name (the metrics label). */
@@ -273,44 +257,6 @@ export class OutboundCall implements Deadline {
     const host = rewritten.headers.host;
     if (host !== undefined) this.#host = Array.isArray(host) ? host[0] : host;
     return true;
-  }
-
-  /** Splits the caller's headers into ours to write and theirs to pass on. */
-  #readHeaders(input: unknown): void {
-    if (input === undefined || input === null) return this.#traceFrom(undefined);
-    const out = this.#headers;
-    let traceBag: Record<string, string> | undefined;
-    const tracing = this.#core.tracer !== undefined;
-    const add = (k: string, v: unknown): void => {
-      if (v === undefined || v === null) return;
-      const lk = k.toLowerCase();
-      const mh = this.#matchHeaders;
-      if (mh !== undefined) {
-        const sv = Array.isArray(v) ? v.map(String) : String(v);
-        const prev = mh[lk];
-        mh[lk] = prev === undefined ? sv : ([] as string[]).concat(prev, sv);
-      }
-      if (lk === 'host') {
-        this.#host = Array.isArray(v) ? String(v[0]) : String(v);
-        return;
-      } else if (tracing && isTraceHeader(lk)) {
-        // Written by the mesh; a context the application put there is the parent when there is no other.
-        (traceBag ??= {})[lk] = Array.isArray(v) ? String(v[0]) : String(v);
-        return;
-      }
-      if (Array.isArray(v)) for (const item of v) out.push(k, String(item));
-      else out.push(k, typeof v === 'string' ? v : String(v));
-    };
-    if (Array.isArray(input)) {
-      if (input.length > 0 && Array.isArray(input[0])) for (const pair of input as unknown[][]) add(String(pair[0]), pair[1]);
-      else for (let i = 0; i + 1 < input.length; i += 2) add(String(input[i]), input[i + 1]);
-    } else if (typeof (input as { [Symbol.iterator]?: unknown })[Symbol.iterator] === 'function') {
-      for (const [k, v] of input as Iterable<[string, unknown]>) add(k, v);
-    } else {
-      const o = input as Record<string, unknown>;
-      for (const k in o) add(k, o[k]);
-    }
-    this.#traceFrom(traceBag);
   }
 
   /**
