@@ -149,6 +149,7 @@ export async function meshClient(options: MeshClientOptions = {}): Promise<Mesh>
         : accessLogger(options.accessLog === true ? process.stdout : options.accessLog);
   const inboundLog = log === undefined ? undefined : inboundAccessLog(log, { clock, traceIdOf: inTracing.traceIdOf, callerOf: (req) => req.trellis?.peer.service });
   const hooks: TracingHooks = {
+    tracer,
     attemptModule: () => httpTracingModule(tracer),
     startServerTrace: (req, res, service) => inTracing.startTrace(req, res, service),
     ...(log === undefined ? {} : {

@@ -15,6 +15,7 @@ import { discardRefusedBody, invalidRequestArgument } from './request-validation
 import { isIdempotentMethod, toHttpRequest } from './http-request.js';
 import type { HttpRequest, MeshRequestOptions } from './http-request.js';
 import type { HttpResponseClassifier } from './http-classify.js';
+import { ServiceDispatcher } from './core-dispatcher.js';
 
 export interface HttpClientOptions {
   /** Decides what counts as failure for retries, breaker and metrics (e.g. a GraphQL error in a 200). */
@@ -31,12 +32,14 @@ export class HttpClient implements MeshHttpClient {
   readonly #destinations: Destinations;
   readonly #classify: HttpResponseClassifier | undefined;
   readonly #isClosed: () => boolean;
+  readonly #dispatcher: ServiceDispatcher;
 
   constructor(service: string, destinations: Destinations, options: HttpClientOptions, isClosed: () => boolean) {
     this.service = service;
     this.#destinations = destinations;
     this.#classify = options.classify;
     this.#isClosed = isClosed;
+    this.#dispatcher = new ServiceDispatcher(destinations, service, options.classify);
   }
 
   request(opts: MeshRequestOptions): Promise<Dispatcher.ResponseData> {
@@ -53,6 +56,8 @@ export class HttpClient implements MeshHttpClient {
       discardRefusedBody(opts, invalid);
       return Promise.reject(invalid);
     }
+    // The hot path: undici's own request() over the destination's dispatcher (core-dispatcher.ts).
+    if (dest.http.core !== undefined) return this.#dispatcher.request(opts as Dispatcher.RequestOptions);
     const req = toHttpRequest(opts, dest.maxReplayBytes, this.#classify);
     return sendRequest(dest, this.service, req, {
       idempotent: opts.idempotent ?? isIdempotentMethod(req.method),

@@ -7,14 +7,11 @@
  * Which origins go through the mesh, which are refused and which pass: dispatch-origin.ts.
  */
 import { Agent, Dispatcher } from 'undici';
-import { CallController } from '../core/call-signal.js';
-import { AbortedError } from '../core/errors.js';
 import { decideOrigin, originShape } from './dispatch-origin.js';
 import type { MeshDispatcherOptions, OriginDecision, OriginShape, UnknownHostPolicy } from './dispatch-origin.js';
 import type { Destinations } from './destinations.js';
-import { isIdempotentMethod, toHttpRequest } from './http-request.js';
-import { sendRequest } from './http-client.js';
-import { bridgeToHandler, failHandler } from './dispatch-bridge.js';
+import { failHandler } from './dispatch-bridge.js';
+import { dispatchToService } from './core-dispatcher.js';
 import { invalidRequestArgument } from './request-validation.js';
 
 export class MeshDispatcher extends Dispatcher {
@@ -76,18 +73,9 @@ export class MeshDispatcher extends Dispatcher {
       failHandler(handler, invalid);
       return true;
     }
-    const req = toHttpRequest(
-      { path: opts.path, method: opts.method, headers: opts.headers, body: opts.body, ...(opts.query !== undefined ? { query: opts.query } : {}) },
-      dest.maxReplayBytes,
-    );
-    const ac = new CallController();
-    const call = { idempotent: isIdempotentMethod(req.method) || opts.idempotent === true, routeKey: undefined, signal: ac.signal };
-    bridgeToHandler(
-      handler,
-      (reason) => ac.abort(new AbortedError('aborted by the dispatch handler', { service, cause: reason })),
-      () => sendRequest(dest, service, req, call),
-    );
-    return true;
+    // The caller's handler goes straight down the hot path (or, for a destination it cannot carry
+    // yet, through the promise stack and a bridge).
+    return dispatchToService(this.#destinations, service, opts, handler, undefined);
   }
 
   override async close(): Promise<void> {

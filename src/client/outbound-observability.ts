@@ -9,6 +9,7 @@ import type { Classifier } from '../core/classify.js';
 import type { ServiceSpec } from '../config/types.js';
 import type { HttpRequest } from './http-request.js';
 import type { HttpResponse } from './http-transport.js';
+import type { CoreObservability } from './outbound-core.js';
 
 type Module = StackModule<HttpRequest, HttpResponse>;
 
@@ -19,6 +20,8 @@ export interface OutboundObservability {
   tryModules(spec: ServiceSpec, classify: Classifier<HttpResponse>): Module[];
   /** Backend level, between balancer and endpoint: once per attempt on a chosen endpoint. */
   attemptModules(spec: ServiceSpec, classify: Classifier<HttpResponse>): Module[];
+  /** The same observability for the handler-based hot path (outbound-core.ts). */
+  core(): CoreObservability;
   retry(service: string, route: string, reason: string): void;
   budgetExhausted(service: string): void;
   rateLimited(service: string, route: string): void;

@@ -35,6 +35,8 @@ import { discardResponse, httpClassifier, USER_RETRYABLE, whenBodyDone, whenBody
 import type { ServiceState } from './service-state.js';
 import type { OutboundObservability } from './outbound-observability.js';
 import { breakerModule, concurrencyModule, rateLimitModules, retryModule, splitModule } from './policy-modules.js';
+import { coreRefusal, outboundCore } from './outbound-core.js';
+import type { OutboundCore } from './outbound-core.js';
 
 export interface OutboundDeps {
   clock: Clock;
@@ -47,6 +49,11 @@ export interface BuiltStack {
   /** One stack per route (the backend level included), for describe(). */
   readonly routes: readonly { name: string; stack: Stack<HttpRequest, HttpResponse> }[];
   readonly service: Service<HttpRequest, HttpResponse>;
+  /**
+   * The same stack on the handler-based hot path (outbound-core.ts), or undefined while the
+   * destination uses a layer not ported to it (then `service` carries every call).
+   */
+  readonly core: OutboundCore | undefined;
   describe(): string;
 }
 
@@ -128,10 +135,35 @@ export function outboundHttpStack(spec: ServiceSpec, state: ServiceState, deps: 
   if (top.length > 0) service = new Stack<HttpRequest, HttpResponse>(top).build(service);
   const topDescription = top.length > 0 ? `destination:\n${new Stack<HttpRequest, HttpResponse>(top).describe()}\n` : '';
 
+  const core = outboundCore(spec, state, {
+    clock,
+    random,
+    classify,
+    observability: observability?.core(),
+    onRetry: (route, reason) => observability?.retry(spec.name, route, reason),
+    onBudgetExhausted: () => observability?.budgetExhausted(spec.name),
+    // The same limiter objects as the promise stack's (state.limiter keeps one per scope).
+    limits: (route) => {
+      const out: { limiter: ReturnType<ServiceState['limiter']>; scope: string }[] = [];
+      for (const [scope, rl] of [['service', spec.rateLimit], [`route ${route.name}`, route.rateLimit]] as const) {
+        if (rl !== undefined) out.push({ limiter: state.limiter(scope, rl), scope: scope === 'service' ? spec.name : `${spec.name}/${scope}` });
+      }
+      return out;
+    },
+    onLimited: (route) => observability?.rateLimited(spec.name, route),
+  });
+
+  // Which composition carries the calls: said first, with the reason when it is the promise stack.
+  const refusal = coreRefusal(spec, observability?.core());
+  const pathLine = core !== undefined
+    ? 'path: handler (one call object down to the Pool)'
+    : `path: promise stack (${refusal ?? 'not compiled'})`;
+
   return {
     routes: routes.map((r) => ({ name: r.name, stack: r.stack })),
     service,
-    describe: () => topDescription + routes.map((r) => `route ${r.name}:\n${r.stack.describe()}`).join('\n'),
+    core,
+    describe: () => `${pathLine}\n${topDescription}${routes.map((r) => `route ${r.name}:\n${r.stack.describe()}`).join('\n')}`,
   };
 }
 

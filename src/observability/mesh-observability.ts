@@ -11,6 +11,8 @@ import type { ServiceSpec } from '../config/types.js';
 import type { HttpRequest } from '../client/http-request.js';
 import type { HttpResponse } from '../client/http-transport.js';
 import type { OutboundObservability } from '../client/outbound-observability.js';
+import type { CoreObservability } from '../client/outbound-core.js';
+import type { MeshTracer } from './tracer.js';
 import type { InboundObservability, InboundLabels, InboundSpan } from '../server/inbound-stack.js';
 import type { MeshMetrics } from './metrics.js';
 import { httpMetricsModules } from './metrics-modules.js';
@@ -22,6 +24,8 @@ type Module = StackModule<HttpRequest, HttpResponse>;
 
 /** Tracing and access-log pieces, bound to the mesh's tracer by meshClient. */
 export interface TracingHooks {
+  /** The tracer the attempt module injects from (the hot path injects from it directly). */
+  readonly tracer?: MeshTracer;
   attemptModule(): Module;
   startServerTrace(req: IncomingMessage, res: ServerResponse, service: string | undefined): InboundSpan | undefined;
   /** Access log module for logical requests, when the access log is on. */
@@ -47,6 +51,15 @@ export class MeshObservability implements OutboundObservability, InboundObservab
   requestModules(_spec: ServiceSpec, classify: Classifier<HttpResponse>): Module[] {
     const log = this.#tracing?.accessLogModule?.(classify);
     return log === undefined ? [this.#modules.request(classify)] : [this.#modules.request(classify), log];
+  }
+
+  core(): CoreObservability {
+    const t = this.#tracing;
+    return {
+      metrics: this.metrics,
+      tracer: t?.tracer,
+      refusal: t !== undefined && t.tracer === undefined ? 'tracing has no tracer for the hot path' : t?.accessLogModule !== undefined ? 'the access log is on' : undefined,
+    };
   }
 
   tryModules(_spec: ServiceSpec, classify: Classifier<HttpResponse>): Module[] {

@@ -171,7 +171,7 @@ export class CircuitBreaker<Req, Res> {
   }
 
   /** The error for a refused call: when the next probe is due, or that the probe is in flight. */
-  refusal(ctx: CallContext): InstanceType<typeof CircuitOpenError> {
+  refusal(ctx: Pick<CallContext, 'route'>): InstanceType<typeof CircuitOpenError> {
     const message = this.#state === 'half-open'
       ? 'circuit is half-open and its probe is in flight; failing fast until the probe completes'
       : `circuit is open; next probe in ~${Math.max(0, Math.round(this.#openedAt + this.#params.resetTimeoutMs - this.#clock.now()))} ms`;

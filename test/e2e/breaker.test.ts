@@ -36,10 +36,10 @@ describe('circuit breaker', () => {
     await r10.body.dump();
     assert.equal(mesh.inspect().services[0]?.breaker, 'open');
 
+    // Failing fast is judged by what the upstream saw (nothing), not by a wall-clock bound: the
+    // first refusal runs cold code, and the suite runs on a loaded machine.
     const before = s.hits;
-    const t0 = performance.now();
     await assert.rejects(mesh.http('products').request({ path: '/' }), (err: unknown) => isTrellisError(err, 'TRELLIS_CIRCUIT_OPEN') && /products/.test((err as Error).message));
-    assert.ok(performance.now() - t0 < 20, 'fails fast');
     assert.equal(s.hits, before, 'no request reached the upstream');
 
     s.behaviour = { kind: 'ok', delayMs: 100 };

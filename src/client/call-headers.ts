@@ -1,0 +1,78 @@
+/**
+ * The caller's request headers as the hot path sends them (outbound-call.ts), read once per call
+ * from any shape undici accepts (a plain object, a flat or paired array, an iterable such as
+ * Headers): name/value pairs passed on as given, minus the ones the mesh writes itself — `host`
+ * (kept aside: the service name, or a route's authority, when the caller set none) and, with
+ * tracing, the trace headers (kept aside as the parent when no other is active). With routes, a
+ * lower-cased object for header matching is built alongside; without, nothing else is allocated.
+ */
+import { isTraceHeader } from '../observability/propagation.js';
+
+export class CallerHeaders {
+  /** Name/value pairs to send, in the caller's order and spelling. */
+  readonly pairs: string[] = [];
+  /** The caller's `host` header, if any. */
+  host: string | undefined = undefined;
+  /** Trace headers the caller put there (lower-case names), when tracing strips them. */
+  trace: Record<string, string> | undefined = undefined;
+  /** Lower-cased headers for route matching, when asked for. */
+  readonly match: Record<string, string | string[]> | undefined;
+  readonly #tracing: boolean;
+
+  constructor(input: unknown, tracing: boolean, forMatching: boolean) {
+    this.#tracing = tracing;
+    this.match = forMatching ? {} : undefined;
+    if (input === undefined || input === null) return;
+    if (Array.isArray(input)) {
+      if (input.length > 0 && Array.isArray(input[0])) for (const pair of input as unknown[][]) this.#add(String(pair[0]), pair[1]);
+      else for (let i = 0; i + 1 < input.length; i += 2) this.#add(String(input[i]), input[i + 1]);
+    } else if (typeof (input as { [Symbol.iterator]?: unknown })[Symbol.iterator] === 'function') {
+      for (const [k, v] of input as Iterable<[string, unknown]>) this.#add(k, v);
+    } else {
+      const o = input as Record<string, unknown>;
+      for (const k in o) this.#add(k, o[k]);
+    }
+  }
+
+  #add(k: string, v: unknown): void {
+    if (v === undefined || v === null) return;
+    const lk = k.toLowerCase();
+    const mh = this.match;
+    if (mh !== undefined) {
+      const sv = Array.isArray(v) ? v.map(String) : String(v);
+      const prev = mh[lk];
+      mh[lk] = prev === undefined ? sv : ([] as string[]).concat(prev, sv);
+    }
+    if (lk === 'host') {
+      this.host = Array.isArray(v) ? String(v[0]) : String(v);
+      return;
+    }
+    if (this.#tracing && isTraceHeader(lk)) {
+      (this.trace ??= {})[lk] = Array.isArray(v) ? String(v[0]) : String(v);
+      return;
+    }
+    const out = this.pairs;
+    if (Array.isArray(v)) for (const item of v) out.push(k, String(item));
+    else out.push(k, typeof v === 'string' ? v : String(v));
+  }
+}
+
+/** Whether a request body can be sent again: absent, or held in memory within `cap` bytes. */
+export function replayableBody(body: unknown, cap: number): boolean {
+  if (body === undefined || body === null) return true;
+  if (typeof body === 'string') return body.length <= cap && Buffer.byteLength(body) <= cap;
+  if (body instanceof Uint8Array) return body.byteLength <= cap;
+  return false;
+}
+
+/** The value of `content-length` in a response's raw headers, or -1. */
+export function contentLength(raw: readonly Buffer[]): number {
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const k = raw[i]!;
+    if (k.length === 14 && k.toString('latin1').toLowerCase() === 'content-length') {
+      const n = Number(raw[i + 1]!.toString('latin1'));
+      return Number.isInteger(n) && n >= 0 ? n : -1;
+    }
+  }
+  return -1;
+}

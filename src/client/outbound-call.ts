@@ -1,0 +1,611 @@
+/**
+ * One outbound HTTP call on the hot path: the object that is the request's state for its whole
+ * life, from the caller's handler to the last attempt (one per call, one OutboundAttempt per try;
+ * no promise, no closure per layer). It applies the destination's policy in the described order
+ * (outbound-core.ts): logical metrics, the overall timeout and propagated deadline, retries with
+ * their budget, backoff, per-try timeout and endpoint avoidance, then per attempt the breaker,
+ * the balancer and the trace headers, and hands each attempt to the endpoint's undici Pool.
+ *
+ * Semantics are the promise stack's (timeout-filter.ts, retry-filter.ts, circuit-breaker.ts,
+ * endpoint-filter.ts, metrics-filter.ts), which its tests pin down:
+ * - a failed response that will be retried (502/503/504 on `gateway-error`, a shed answer, ...)
+ *   never reaches the caller: its body is drained while the next attempt goes elsewhere;
+ * - when a reset could still be retried, a small body of known length is read whole before the
+ *   caller sees the response, so a reset mid-body is retried instead of reaching the caller;
+ * - retries stop on: attempts used, no matching condition, a non-idempotent request (unless
+ *   nothing was sent), a body that cannot be replayed, a cancelled call, a deadline too close for
+ *   the backoff, and last the retry budget; several failed attempts end in
+ *   TRELLIS_RETRIES_EXHAUSTED naming each try;
+ * - the overall timeout bounds every attempt, backoff and the body; the caller's abort cancels
+ *   the call (TRELLIS_ABORTED, its reason as cause) and is charged to no one.
+ */
+import type { Dispatcher } from 'undici';
+import type { Classification } from '../core/classify.js';
+import { currentAmbient, DEADLINE_HEADER } from '../core/ambient.js';
+import { timerDelay } from '../core/timer-limit.js';
+import type { Deadline, DeadlineQueue } from '../core/deadline-queue.js';
+import { AbortedError, isTrellisError, NoEndpointsError, NoRouteError, RetriesExhaustedError, TimeoutError } from '../core/errors.js';
+import { errorOutcome, OUTCOME_FAULT, statusLabel } from '../observability/metrics-labels.js';
+import { extract } from '../observability/propagation.js';
+import { CallerHeaders, contentLength, replayableBody } from './call-headers.js';
+import type { CallbackHandler } from './caller-handler.js';
+import { headersObject } from './caller-handler.js';
+import type { HttpResponseClassifier } from './http-classify.js';
+import { tagResponse } from './http-classify.js';
+import { isIdempotentMethod } from './http-request.js';
+import type { HttpResponse } from './http-transport.js';
+import type { CoreFault, OutboundCore, RoutePolicy } from './outbound-core.js';
+import type { Context, Tracer } from '@opentelemetry/api';
+import { fromSpanContext } from '../observability/tracer.js';
+import type { MeshTracer } from '../observability/tracer.js';
+import { startAttemptSpan } from './attempt-span.js';
+import { STATUS_CODES } from 'node:http';
+import type { HttpRequest } from './http-request.js';
+import type { CallContext } from '../core/context.js';
+import type { RouteTable } from '../traffic/route-table.js';
+import { rewriteRequest } from '../traffic/rewrite.js';
+import { subsetSelector } from '../traffic/split-filter.js';
+import { rateLimitedError } from '../resilience/rate-limit-filter.js';
+import { OutboundAttempt, outcomeOf } from './outbound-attempt.js';
+import { REPLAY_BODY_CAP } from './response-body.js';
+
+const PER_TRY_TIMEOUT: Classification = Object.freeze({ kind: 'failure', conditions: Object.freeze(['timeout']) });
+const NEVER_RETRIED = new Set<string>(['TRELLIS_CIRCUIT_OPEN', 'TRELLIS_RATE_LIMITED', 'TRELLIS_ABORTED', 'TRELLIS_PEER_IDENTITY', 'TRELLIS_NO_IDENTITY']);
+const NO_HEADERS: HttpResponse['headers'] = Object.freeze({}) as HttpResponse['headers'];
+const SHED_STATUS = 503;
+/** What an injected abort answers (Envoy's text). */
+const FAULT_BODY = Buffer.from('fault filter abort', 'utf8');
+
+function describeError(err: unknown): string {
+  if (isTrellisError(err)) return err.code;
+  if (err instanceof Error) {
+    const code = (err as Error & { code?: unknown }).code;
+    return code !== undefined ? String(code) : err.name;
+  }
+  return typeof err;
+}
+
+/** Options the mesh reads besides undici's own. */
+export interface CallOptions extends Dispatcher.DispatchOptions {
+  idempotent?: boolean;
+  routeKey?: string;
+}
+
+export class OutboundCall implements Deadline {
+  // The overall deadline (a Deadline of the route's DeadlineQueue).
+  deadlineAt = 0;
+  deadlinePrev: Deadline | undefined = undefined;
+  deadlineNext: Deadline | undefined = undefined;
+  deadlineQueue: DeadlineQueue | undefined = undefined;
+
+  readonly #core: OutboundCore;
+  readonly #handler: CallbackHandler;
+  readonly #opts: CallOptions;
+  readonly #classify: HttpResponseClassifier | undefined;
+  readonly method: string;
+  /** The caller's headers as name/value pairs, without the ones the mesh writes itself. */
+  readonly #headers: string[];
+  /** The caller's `host` header (or the route's authority rewrite); the service name when unset. */
+  #host: string | undefined;
+  /** Lower-cased headers for route matching, built only when the destination declares routes. */
+  #matchHeaders: Record<string, string | string[]> | undefined;
+  /** The matched route's policy (the default route when none are declared). */
+  #route: RoutePolicy;
+  #path: string;
+  #routeKey: string | undefined;
+  /** Trace headers as name/value pairs, the same for every attempt (propagate-only mode). */
+  #trace: string[] | undefined;
+  /** The SDK's tracer and the parent context, when spans are recorded. */
+  #otel: Tracer | undefined;
+  #otelParent: Context | undefined;
+  readonly #idempotent: boolean;
+  readonly #replayable: boolean;
+  readonly #start: number;
+  #deadline: number | undefined;
+  /** When the overall timeout started (after an injected delay). */
+  #timeoutStart = 0;
+  #propagated = false;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #sleep: ReturnType<typeof setTimeout> | undefined;
+  #attempts = 0;
+  #current: OutboundAttempt | undefined;
+  #avoid: Set<string> | undefined;
+  #history: string[] | undefined;
+  /** The caller has been told the end (onComplete or onError). */
+  #finished = false;
+  /** The caller has the response headers. */
+  #delivered = false;
+  #status = 0;
+  #cls: Classification | undefined;
+  /** No route matched: metrics say route `unknown`. */
+  #unmatched = false;
+
+  constructor(core: OutboundCore, opts: CallOptions, handler: CallbackHandler, classify: HttpResponseClassifier | undefined) {
+    this.#core = core;
+    this.#opts = opts;
+    this.#handler = handler;
+    this.#classify = classify;
+    const m = opts.method;
+    this.method = m === 'GET' || m === 'POST' ? m : (m ?? 'GET').toUpperCase();
+    // `idempotent: true` allows retrying a POST; `false` forbids retrying a GET (as request() documents).
+    this.#idempotent = typeof opts.idempotent === 'boolean' ? opts.idempotent : isIdempotentMethod(this.method);
+    this.#replayable = replayableBody(opts.body, core.maxReplayBytes);
+    this.#start = core.clock.now();
+    this.#route = core.routes[0] as RoutePolicy;
+    this.#path = opts.path;
+    this.#routeKey = opts.routeKey;
+    const h = new CallerHeaders(opts.headers, core.tracer !== undefined, core.table !== undefined);
+    this.#headers = h.pairs;
+    this.#host = h.host;
+    this.#matchHeaders = h.match;
+    this.#traceFrom(h.trace);
+  }
+
+  /** The matched route's name (the metrics label). */
+  get routeName(): string {
+    return this.#unmatched ? 'unknown' : this.#route.name;
+  }
+
+  /** Starts the call: tells the caller how to abort it, then sends the first attempt. */
+  run(): void {
+    const core = this.#core;
+    this.#handler.onConnect?.((reason?: Error) => this.#callerAbort(reason));
+    if (this.#finished) return;
+    core.counters.requests++;
+    if (core.table !== undefined && !this.#matchRoute(core.table)) return;
+    const fault = this.#route.fault;
+    if (fault !== undefined) {
+      // Outermost on the route: a delay precedes the request without eating into its timeout; an
+      // abort is answered as it is (never retried, charged to no breaker or endpoint).
+      if (fault.delayHits()) {
+        fault.onFault();
+        this.#sleep = setTimeout(() => {
+          this.#sleep = undefined;
+          if (!this.#finished) this.#afterDelay(fault);
+        }, timerDelay(fault.delayMs));
+        return;
+      }
+      this.#afterDelay(fault);
+      return;
+    }
+    this.#send();
+  }
+
+  #afterDelay(fault: CoreFault): void {
+    if (fault.abortHits()) {
+      fault.onFault();
+      this.#injectAbort(fault.abortStatus);
+      return;
+    }
+    this.#send();
+  }
+
+  /** Answers the call with an injected abort: `abortStatus`, a short text body, `x-trellis-fault: abort` (as synthetic-response.ts). */
+  #injectAbort(status: number): void {
+    const body = FAULT_BODY;
+    this.#status = status;
+    this.#delivered = true;
+    this.#finish();
+    this.#record(statusLabel(status), OUTCOME_FAULT);
+    const h = this.#handler;
+    const raw = [Buffer.from('content-type'), Buffer.from('text/plain; charset=utf-8'), Buffer.from('content-length'), Buffer.from(String(body.length)), Buffer.from('x-trellis-fault'), Buffer.from('abort')];
+    h.onHeaders?.(status, raw, () => undefined, STATUS_CODES[status] ?? '');
+    h.onData?.(body);
+    h.onComplete?.([]);
+  }
+
+  /** The timeout, the retry budget's deposit, then the first attempt. */
+  #send(): void {
+    const core = this.#core;
+
+    // Overall timeout and propagated deadline: the sooner wins. The timeout starts after an
+    // injected delay (Envoy's router timeout starts after its fault filter).
+    const now = this.#route.fault === undefined ? this.#start : core.clock.now();
+    this.#timeoutStart = now;
+    let deadline = this.#route.timeoutMs > 0 ? now + this.#route.timeoutMs : undefined;
+    const ambient = currentAmbient()?.deadline;
+    if (ambient !== undefined && (deadline === undefined || ambient < deadline)) {
+      deadline = ambient;
+      this.#propagated = true;
+    }
+    this.#deadline = deadline;
+    if (deadline !== undefined) {
+      if (deadline <= now) {
+        this.#fail(this.#timedOut());
+        return;
+      }
+      const q = this.#route.overall;
+      // The route's own timeout shares one timer with every call of the route; a sooner propagated
+      // deadline (a different duration) has a timer of its own.
+      if (q !== undefined && !this.#propagated) q.add(this, now);
+      else this.#timer = setTimeout(() => this.#overallTimeout(), timerDelay(deadline - now));
+    }
+    core.budget.deposit();
+    if (core.endpoints.known) this.#attempt();
+    else {
+      // Discovery has not answered yet: wait for it (bounded by the timeout and the caller's abort).
+      core.endpoints.ready(undefined).then(() => {
+        if (!this.#finished) this.#attempt();
+      }, () => undefined);
+    }
+  }
+
+  /** Picks the route (first match), its path rewrite and authority; fails the call when none matches. */
+  #matchRoute(table: RouteTable): boolean {
+    const core = this.#core;
+    const headers = this.#matchHeaders ?? {};
+    const m = table.match({ method: this.method, path: this.#path, headers });
+    if (m === undefined) {
+      this.#unmatched = true;
+      this.#fail(new NoRouteError(`no route of ${core.service} matches ${this.method} ${this.#path}`, { service: core.service }));
+      return false;
+    }
+    const route = core.routes[m.route.index];
+    if (route === undefined) {
+      this.#unmatched = true;
+      this.#fail(new NoRouteError(`route ${m.name} has no policy`, { service: core.service }));
+      return false;
+    }
+    this.#route = route;
+    if (this.#routeKey === undefined && route.hashHeader !== undefined) {
+      const v = headers[route.hashHeader];
+      this.#routeKey = Array.isArray(v) ? v[0] : v;
+    }
+    const sent = { method: this.method, path: m.path, headers: this.#host === undefined ? {} : { host: this.#host } } as unknown as HttpRequest;
+    const rewritten = rewriteRequest(sent, m.route, m.matchedPrefix);
+    this.#path = rewritten.path;
+    const host = rewritten.headers.host;
+    if (host !== undefined) this.#host = Array.isArray(host) ? host[0] : host;
+    return true;
+  }
+
+  /**
+   * Tracing, decided once per call: with an SDK recording spans, one span per attempt under the
+   * active context (headers per attempt); else propagate only: the active context, else the
+   * caller's headers, else a new root (the same headers on every attempt).
+   */
+  #traceFrom(bag: Record<string, string> | undefined): void {
+    const tracer = this.#core.tracer;
+    if (tracer === undefined) return;
+    const otel = tracer.spanTracer();
+    if (otel !== undefined) {
+      this.#otel = otel;
+      this.#otelParent = tracer.parentOtelContext();
+      return;
+    }
+    const parent = tracer.currentParent() ?? (bag === undefined ? undefined : extract(bag));
+    const h = tracer.headersFor(parent ?? tracer.newRoot());
+    const trace: string[] = [];
+    for (const k in h) trace.push(k, h[k] as string);
+    this.#trace = trace;
+  }
+
+  #timedOut(): InstanceType<typeof TimeoutError> {
+    const bound = this.#deadline === undefined ? 0 : Math.max(0, Math.round(this.#deadline - this.#timeoutStart));
+    return new TimeoutError(
+      this.#propagated ? `propagated deadline of ${bound} ms exceeded` : `request timed out after ${bound} ms (overall timeout)`,
+      { service: this.#core.service, route: this.#route.name },
+    );
+  }
+
+  /** Sends the next attempt: breaker admission, endpoint choice, headers, Pool. */
+  #attempt(): void {
+    const core = this.#core;
+    const n = ++this.#attempts;
+    const now = core.clock.now();
+    const route = this.#route;
+    for (const l of route.limits) {
+      if (!l.limiter.tryAcquire()) {
+        route.onLimited();
+        this.#refused(rateLimitedError(l.limiter, l.scope, { service: core.service, route: route.name } as CallContext), now);
+        return;
+      }
+    }
+    const breaker = core.breaker;
+    let ticket = -1;
+    if (breaker !== undefined) {
+      ticket = breaker.admit();
+      if (ticket < 0) {
+        this.#refused(breaker.refusal({ route: this.#route.name }), now);
+        return;
+      }
+    }
+    const backend = core.endpoints.backend(route.split === undefined ? undefined : subsetSelector(route.split(this.#routeKey)));
+    const picked = backend.balancer.pick({ key: this.#routeKey, avoid: this.#avoid });
+    if (picked === undefined) {
+      if (breaker !== undefined) {
+        // Below the breaker in the described stack: no endpoint is a failure it counts.
+        breaker.report(ticket, 'failure');
+      }
+      const subset = backend.key === '' ? '' : ` subset {${backend.key}}`;
+      this.#refused(new NoEndpointsError(`no endpoints for ${core.service}${subset} (discovery: ${core.endpoints.sourceDescription})`, { service: core.service, route: route.name }), now);
+      return;
+    }
+    const a = new OutboundAttempt(this, core, n, picked, ticket, now);
+    this.#current = a;
+    let pool;
+    try {
+      pool = core.endpoints.pools.get(picked.endpoint);
+    } catch (e) {
+      this.attemptFailed(a, e as Error);
+      return;
+    }
+    const headers = this.#headers.slice();
+    headers.push('host', this.#host ?? core.service);
+    if (this.#deadline !== undefined) {
+      const remaining = Math.floor(this.#deadline - now);
+      if (remaining <= 0) {
+        this.attemptFailed(a, new TimeoutError('deadline expired before the attempt was sent', { service: core.service, route: this.#route.name, endpoint: picked.id }));
+        return;
+      }
+      headers.push(DEADLINE_HEADER, String(remaining));
+    }
+    const trace = this.#trace;
+    if (trace !== undefined) for (let i = 0; i < trace.length; i++) headers.push(trace[i]!);
+    else if (this.#otel !== undefined) {
+      const span = startAttemptSpan(this.#otel, this.#otelParent as Context, { service: core.service, route: route.name, method: this.method, path: this.#path }, n, picked);
+      a.span = span;
+      const h = (core.tracer as MeshTracer).headersFor(fromSpanContext(span.spanContext()));
+      for (const k in h) headers.push(k, h[k] as string);
+    }
+    const perTry = this.#route.perTry;
+    if (perTry !== undefined && (this.#deadline === undefined || now + perTry.durationMs < this.#deadline)) perTry.add(a, now);
+    const o = this.#opts;
+    pool.dispatch({
+      path: this.#path,
+      method: this.method as Dispatcher.HttpMethod,
+      headers,
+      body: o.body,
+      query: o.query,
+      reset: o.reset,
+      expectContinue: o.expectContinue,
+      headersTimeout: o.headersTimeout,
+      bodyTimeout: o.bodyTimeout,
+      typeOfService: o.typeOfService,
+    } as Dispatcher.DispatchOptions, a);
+  }
+
+  /** An attempt refused before any endpoint (circuit open, no endpoints): counted as a try, then judged. */
+  #refused(err: Error, now: number): void {
+    const core = this.#core;
+    core.metrics?.recordClientAttempt(core.service, this.#route.name, this.method, '', errorOutcome(err), (core.clock.now() - now) / 1000);
+    this.#judgeError(err, undefined, this.#route.classify(undefined, err), false);
+  }
+
+  /** Attempt `a`'s per-try timeout passed (its DeadlineQueue calls this). */
+  perTryTimeout(a: OutboundAttempt): void {
+    const ms = this.#route.perTryTimeoutMs ?? 0;
+    if (a.mode === 'done' || this.#finished) return;
+    const core = this.#core;
+    const err = new TimeoutError(`per-try timeout of ${ms} ms expired on attempt ${a.n}`, { service: core.service, route: this.#route.name, endpoint: a.endpointId, retryable: true });
+    a.cancel(err);
+    this.#attemptError(a, err, PER_TRY_TIMEOUT, true);
+  }
+
+  /** The attempt failed before the caller saw anything (an error, or a reset while buffering). */
+  attemptFailed(a: OutboundAttempt, err: Error): void {
+    this.#attemptError(a, err, this.#route.classify(undefined, err), false);
+  }
+
+  #attemptError(a: OutboundAttempt, err: Error, cls: Classification, perTry: boolean): void {
+    a.mode = 'done';
+    a.settle(cls, 0, err, this.#core.clock.now());
+    if (a !== this.#current || this.#finished) return;
+    this.#judgeError(err, a, cls, perTry);
+  }
+
+  /** Retry or fail after an attempt's error. */
+  #judgeError(err: Error, a: OutboundAttempt | undefined, cls: Classification | undefined, perTry: boolean): void {
+    const n = this.#attempts;
+    if (cls === undefined || cls.kind !== 'failure') {
+      this.#fail(err);
+      return;
+    }
+    const never = isTrellisError(err) && (NEVER_RETRIED.has(err.code) || (err.code === 'TRELLIS_TIMEOUT' && !perTry));
+    const stop = this.#retryStop(cls, a, never ? `${describeError(err)} is never retried` : undefined, describeError(err));
+    if (stop === undefined) return;
+    if (n === 1) this.#fail(err);
+    else {
+      const core = this.#core;
+      this.#fail(new RetriesExhaustedError(`gave up after ${n} attempts (${stop}): ${(this.#history ?? []).join(', ')}`, { cause: err, service: core.service, route: this.#route.name }));
+    }
+  }
+
+  /**
+   * Decides whether a failed attempt is retried (retry-filter.ts's rules, in its order): starts
+   * the retry and returns undefined, or returns why not.
+   */
+  #retryStop(cls: Classification & { kind: 'failure' }, a: OutboundAttempt | undefined, never: string | undefined, what: string): string | undefined {
+    const core = this.#core;
+    const n = this.#attempts;
+    (this.#history ??= []).push(`#${n} ${cls.conditions.length > 0 ? cls.conditions.join('/') : what}${a !== undefined ? ` on ${a.endpointId}` : ''}`);
+    let reason: string | undefined;
+    for (const c of cls.conditions) {
+      if (this.#route.retryOn.has(c)) {
+        reason = c;
+        break;
+      }
+    }
+    if (n >= this.#route.attempts) return `${this.#route.attempts} attempt${this.#route.attempts === 1 ? '' : 's'} allowed`;
+    if (never !== undefined) return never;
+    if (reason === undefined) return 'no retry condition matched';
+    if (!this.#idempotent && !cls.conditions.includes('connect-failure')) return 'request is not idempotent';
+    if (!this.#replayable) return 'request body cannot be replayed';
+    if (this.#finished) return 'call was cancelled';
+    const delay = this.#route.backoff(n);
+    if (this.#deadline !== undefined && core.clock.now() + delay >= this.#deadline) return 'deadline leaves no time for another attempt';
+    if (!core.budget.tryWithdraw()) {
+      this.#route.onBudgetExhausted();
+      return 'retry budget exhausted';
+    }
+    this.#retry(a, reason, delay);
+    return undefined;
+  }
+
+  #retry(a: OutboundAttempt | undefined, reason: string, delay: number): void {
+    if (a !== undefined) (this.#avoid ??= new Set()).add(a.endpointId);
+    this.#current = undefined;
+    this.#route.onRetry(reason);
+    if (delay <= 0) this.#attempt();
+    else {
+      this.#sleep = setTimeout(() => {
+        this.#sleep = undefined;
+        if (!this.#finished) this.#attempt();
+      }, timerDelay(delay));
+    }
+  }
+
+  /** A 1xx response: passed to the caller as it is (undici's request() hands it to onInfo). */
+  informational(status: number, raw: Buffer[], resume: () => void, text: string): boolean {
+    return this.#handler.onHeaders?.(status, raw, resume, text) ?? true;
+  }
+
+  /** The response headers of attempt `a`: retry it, or keep it for the caller (whole or streamed). */
+  headers(a: OutboundAttempt, status: number, raw: Buffer[], resume: () => void, text: string): boolean {
+    const core = this.#core;
+    const now = core.clock.now();
+    const user = this.#classify;
+    const res = { statusCode: status, headers: status === SHED_STATUS || user !== undefined ? headersObject(raw) : NO_HEADERS } as HttpResponse;
+    if (user !== undefined) {
+      try {
+        tagResponse(res, user(res));
+      } catch {
+        // A throwing classifier falls back to the default classification.
+      }
+    }
+    const cls = this.#route.classify(res, undefined);
+    if (a !== this.#current || this.#finished) {
+      a.settle(cls, status, undefined, now);
+      a.keep('drain', status, raw, text);
+      a.cancel(new Error('trellis: attempt no longer wanted'));
+      return false;
+    }
+    if (cls.kind === 'ignore' && cls.shed === true) {
+      // Shed before any work: sent elsewhere whatever the method, without a budget token.
+      if (this.#attempts < this.#route.attempts && this.#replayable && (this.#deadline === undefined || now < this.#deadline)) {
+        a.settle(cls, status, undefined, now);
+        a.keep('drain', status, raw, text);
+        this.#retry(a, 'shed', 0);
+        return true;
+      }
+    } else if (cls.kind === 'failure') {
+      if (this.#retryStopForResponse(cls, a, status, raw, text, now)) return true;
+    }
+    // The caller gets this response.
+    if (this.#route.retriesReset && this.#idempotent && this.#replayable && a.n < this.#route.attempts) {
+      const len = contentLength(raw);
+      if (len >= 0 && len <= REPLAY_BODY_CAP) {
+        a.keep('buffer', status, raw, text);
+        this.#cls = cls;
+        return true;
+      }
+    }
+    a.settle(cls, status, undefined, now);
+    a.keep('deliver', status, raw, text);
+    return this.#deliver(cls, status, raw, resume, text);
+  }
+
+  /** A failed response: true when it is being retried (then it is drained), false when the caller gets it. */
+  #retryStopForResponse(cls: Classification & { kind: 'failure' }, a: OutboundAttempt, status: number, raw: Buffer[], text: string, now: number): boolean {
+    // Settle first (metrics, breaker, latency), as the promise stack's layers did before retry saw the result.
+    a.settle(cls, status, undefined, now);
+    const stop = this.#retryStop(cls, a, undefined, String(status));
+    if (stop !== undefined) return false;
+    a.keep('drain', status, raw, text);
+    return true;
+  }
+
+  #deliver(cls: Classification, status: number, raw: Buffer[], resume: () => void, text: string): boolean {
+    this.#cls = cls;
+    this.#status = status;
+    this.#delivered = true;
+    return this.#handler.onHeaders?.(status, raw, resume, text) ?? true;
+  }
+
+  /** A small body read whole: settles the attempt, then gives the caller the whole response. */
+  buffered(a: OutboundAttempt, status: number, raw: Buffer[], text: string, chunks: Buffer[], trailers: string[] | Buffer[] | null): void {
+    const cls = this.#cls as Classification;
+    a.settle(cls, status, undefined, this.#core.clock.now());
+    // The body is complete: the endpoint's report is due now.
+    a.ended();
+    if (this.#finished) return;
+    this.#deliver(cls, status, raw, () => undefined, text);
+    const h = this.#handler;
+    for (const c of chunks) {
+      if (this.#finished) return;
+      h.onData?.(c);
+    }
+    this.complete(trailers);
+  }
+
+  data(chunk: Buffer): boolean {
+    if (this.#finished) return true;
+    return this.#handler.onData?.(chunk) ?? true;
+  }
+
+  /** The delivered response's body ended. */
+  complete(trailers: string[] | Buffer[] | null): void {
+    if (this.#finished) return;
+    this.#finish();
+    this.#record(statusLabel(this.#status), outcomeOf(this.#cls as Classification));
+    this.#handler.onComplete?.(trailers ?? []);
+  }
+
+  /** The delivered response's body failed (a reset mid-body). */
+  bodyFailed(err: Error): void {
+    if (this.#finished) return;
+    this.#finish();
+    this.#record(statusLabel(this.#status), bodyOutcome(err));
+    this.#handler.onError?.(err);
+  }
+
+  /** Ends the call with `err`: before the headers (no status) or, once delivered, on the body. */
+  #fail(err: Error): void {
+    if (this.#finished) return;
+    this.#finish();
+    const cur = this.#current;
+    if (cur !== undefined) {
+      const mode = cur.mode;
+      cur.cancel(err);
+      if (mode === 'wait' || mode === 'buffer') cur.settle(this.#route.classify(undefined, err), 0, err, this.#core.clock.now());
+    }
+    if (this.#delivered) this.#record(statusLabel(this.#status), bodyOutcome(err));
+    else this.#record('', errorOutcome(err));
+    this.#handler.onError?.(err);
+  }
+
+  /** The overall timeout passed (the route's DeadlineQueue calls this). */
+  onDeadline(): void {
+    this.#overallTimeout();
+  }
+
+  #overallTimeout(): void {
+    this.#timer = undefined;
+    if (this.#finished) return;
+    this.#fail(this.#timedOut());
+  }
+
+  #callerAbort(reason: Error | undefined): void {
+    if (this.#finished) return;
+    this.#fail(new AbortedError('the caller aborted the request', { cause: reason, service: this.#core.service, route: this.#route.name }));
+  }
+
+  #finish(): void {
+    this.#finished = true;
+    this.deadlineQueue?.cancel(this);
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    if (this.#sleep !== undefined) clearTimeout(this.#sleep);
+    this.#timer = this.#sleep = undefined;
+  }
+
+  #record(status: string, outcome: string): void {
+    const core = this.#core;
+    core.metrics?.recordClientRequest(core.service, this.#unmatched ? 'unknown' : this.#route.name, this.method, status, outcome, (core.clock.now() - this.#start) / 1000);
+  }
+}
+
+/** A body that errored: a Trellis error keeps its outcome (timeout, cancelled), a socket error is a reset. */
+function bodyOutcome(err: unknown): string {
+  const o = errorOutcome(err);
+  return o === 'failure' ? 'reset' : o;
+}

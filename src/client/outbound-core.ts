@@ -1,0 +1,211 @@
+/**
+ * The handler-based outbound HTTP path of one destination and config version: what the
+ * per-request object (outbound-call.ts) reads, compiled once from the same parameters and
+ * per-destination state the described Stack (outbound-stack.ts) is built from. It is the mesh as
+ * an undici Dispatcher at its core: `dispatch(opts, handler)` takes the caller's handler and
+ * passes it down to the endpoint's Pool, with no promise per layer and no second response
+ * stream (the caller's own handler gets the upstream's raw headers and body chunks).
+ *
+ * The order it applies, outermost first, is the Stack's (`describe()` prints it):
+ *   metrics (logical) → route match + rewrite → fault → timeout/deadline → retry (budget, backoff,
+ *   per-try timeout) → attempt metrics → rate limits → circuit breaker → split → balancer
+ *   → tracing → endpoint (load, outlier) → Pool.
+ *
+ * Routes (match, rewrite, per-route timeout and retries), rate limits and weighted splits are
+ * applied here too, and injected faults: route match and faults once per call, limits and split
+ * once per attempt; with an OpenTelemetry SDK, one CLIENT span per attempt (attempt-span.ts).
+ * Not every destination can take it yet: one with mirroring, adaptive concurrency or an access
+ * log runs the promise stack (`coreRefusal` says which), whose layers are not ported yet.
+ */
+import type { Clock, Random } from '../core/clock.js';
+import type { Classifier } from '../core/classify.js';
+import type { RouteSpec, ServiceSpec } from '../config/types.js';
+import type { RateLimiter } from '../resilience/rate-limiter.js';
+import { compileRoutes } from '../traffic/route-table.js';
+import type { RouteTable } from '../traffic/route-table.js';
+import { backendPicker } from '../traffic/weighted-split.js';
+import type { BackendPicker } from '../traffic/weighted-split.js';
+import type { CircuitBreaker } from '../resilience/circuit-breaker.js';
+import type { RetryBudget } from '../resilience/retry-budget.js';
+import { exponentialBackoff } from '../resilience/backoff.js';
+import { DeadlineQueue } from '../core/deadline-queue.js';
+import type { MeshMetrics } from '../observability/metrics.js';
+import type { MeshTracer } from '../observability/tracer.js';
+import type { EndpointSet } from './endpoint-set.js';
+import type { HttpResponse } from './http-transport.js';
+import type { HttpRequest } from './http-request.js';
+import type { ServiceCounters, ServiceState } from './service-state.js';
+import { httpClassifier, USER_RETRYABLE } from './http-classify.js';
+
+/** What the hot path needs of the mesh's observability (absent parts record nothing). */
+export interface CoreObservability {
+  readonly metrics: MeshMetrics | undefined;
+  readonly tracer: MeshTracer | undefined;
+  /** Why the hot path cannot carry a destination's observability (an access log), if it cannot. */
+  readonly refusal: string | undefined;
+}
+
+/** A rate limit an attempt must pass (the destination's, then the route's), as the stack pushes them. */
+export interface CoreLimit {
+  readonly limiter: RateLimiter;
+  /** What is limited, for the refusal's message: `products` or `products/route catalog`. */
+  readonly scope: string;
+}
+
+/** A route's fault injection, compiled: each percentage drawn independently per call. */
+export interface CoreFault {
+  readonly delayMs: number;
+  readonly delayHits: () => boolean;
+  readonly abortStatus: number;
+  readonly abortHits: () => boolean;
+  /** Counts one injected fault (the destination's `faults` counter). */
+  onFault(): void;
+}
+
+function sampler(percent: number, random: Random): () => boolean {
+  if (!(percent > 0)) return () => false;
+  if (percent >= 100) return () => true;
+  const p = percent / 100;
+  return () => random() < p;
+}
+
+function coreFault(route: RouteSpec, state: ServiceState, random: Random): CoreFault | undefined {
+  const f = route.fault;
+  if (f === undefined || (f.abort === undefined && f.delay === undefined)) return undefined;
+  const delayMs = f.delay?.durationMs ?? 0;
+  return {
+    delayMs,
+    delayHits: f.delay !== undefined && delayMs > 0 ? sampler(f.delay.percent, random) : () => false,
+    abortStatus: f.abort?.status ?? 0,
+    abortHits: f.abort !== undefined ? sampler(f.abort.percent, random) : () => false,
+    onFault: () => {
+      state.counters.faults++;
+    },
+  };
+}
+
+/** One route's policy on the hot path (the service's own when it declares no routes). */
+export interface RoutePolicy {
+  readonly name: string;
+  /** Position in the service's route list (the route table's index). */
+  readonly index: number;
+  /** Overall timeout in ms; 0 = only a propagated deadline. */
+  readonly timeoutMs: number;
+  readonly attempts: number;
+  readonly retryOn: ReadonlySet<string>;
+  readonly perTryTimeoutMs: number | undefined;
+  /** Whether `reset` is a retry condition and another attempt is allowed at all. */
+  readonly retriesReset: boolean;
+  readonly backoff: (retry: number) => number;
+  readonly classify: Classifier<HttpResponse>;
+  readonly limits: readonly CoreLimit[];
+  /** The overall timeout's deadlines (undefined without one). */
+  readonly overall: DeadlineQueue | undefined;
+  /** The per-try timeout's deadlines (undefined without one). */
+  readonly perTry: DeadlineQueue | undefined;
+  /** The weighted split over subsets, or undefined for every endpoint. */
+  readonly split: BackendPicker | undefined;
+  /** `hashOn.header`: the header whose value keys ring-hash and sticky splits. */
+  readonly hashHeader: string | undefined;
+  /** Injected faults (Istio's semantics, as traffic/fault-filter.ts), or undefined. */
+  readonly fault: CoreFault | undefined;
+  onRetry(reason: string): void;
+  onBudgetExhausted(): void;
+  onLimited(): void;
+}
+
+export interface OutboundCore {
+  readonly service: string;
+  readonly clock: Clock;
+  readonly endpoints: EndpointSet;
+  /** Declared routes, or undefined: then every request is `routes[0]`, the `default` route, as sent. */
+  readonly table: RouteTable | undefined;
+  readonly routes: readonly RoutePolicy[];
+  readonly budget: RetryBudget;
+  readonly breaker: CircuitBreaker<HttpRequest, HttpResponse> | undefined;
+  readonly maxReplayBytes: number;
+  readonly counters: ServiceCounters;
+  readonly metrics: MeshMetrics | undefined;
+  readonly tracer: MeshTracer | undefined;
+}
+
+/** Why `spec` cannot take the hot path yet, or undefined when it can. */
+export function coreRefusal(spec: ServiceSpec, observability: CoreObservability | undefined): string | undefined {
+  for (const r of spec.routes) {
+    if (r.mirror !== undefined && r.mirror.percent > 0) return `route ${r.name} mirrors`;
+  }
+  if (spec.adaptiveConcurrency !== undefined) return 'adaptive concurrency is set';
+  return observability?.refusal;
+}
+
+export interface OutboundCoreDeps {
+  clock: Clock;
+  random: Random;
+  /** The service's classifier (its own `retries.on`). */
+  classify: Classifier<HttpResponse>;
+  observability: CoreObservability | undefined;
+  /** The route's and the service's limiters, the same objects the promise stack uses. */
+  limits: (route: RouteSpec) => CoreLimit[];
+  onRetry: (route: string, reason: string) => void;
+  onBudgetExhausted: () => void;
+  onLimited: (route: string) => void;
+}
+
+/** The route used when a service declares none: every endpoint, the service's own policy. */
+const DEFAULT_ROUTE: RouteSpec = { name: 'default', match: undefined, rewrite: undefined, backends: [{ subset: {}, weight: 1 }], mirror: undefined, fault: undefined, timeoutMs: undefined, retries: undefined, rateLimit: undefined, hashOn: undefined };
+
+function routePolicy(spec: ServiceSpec, route: RouteSpec, index: number, state: ServiceState, deps: OutboundCoreDeps): RoutePolicy {
+  const r = route.retries ?? spec.retries;
+  const on = [...r.on, USER_RETRYABLE];
+  const b = route.backends;
+  const single = b.length === 1 && b[0] !== undefined && Object.keys(b[0].subset).length === 0;
+  return {
+    name: route.name,
+    index,
+    timeoutMs: route.timeoutMs ?? spec.timeoutMs,
+    attempts: r.attempts,
+    retryOn: new Set(on),
+    perTryTimeoutMs: r.perTryTimeoutMs,
+    retriesReset: r.on.includes('reset') && r.attempts > 1,
+    backoff: exponentialBackoff(r.backoff, deps.random),
+    classify: r === spec.retries ? deps.classify : httpClassifier(on),
+    limits: deps.limits(route),
+    overall: (route.timeoutMs ?? spec.timeoutMs) > 0 ? new DeadlineQueue(route.timeoutMs ?? spec.timeoutMs, deps.clock) : undefined,
+    perTry: r.perTryTimeoutMs !== undefined ? new DeadlineQueue(r.perTryTimeoutMs, deps.clock) : undefined,
+    split: single ? undefined : backendPicker(b, deps.random),
+    hashHeader: route.hashOn?.header.toLowerCase(),
+    fault: coreFault(route, state, deps.random),
+    onRetry: (reason) => {
+      state.counters.retries++;
+      deps.onRetry(route.name, reason);
+    },
+    onBudgetExhausted: () => {
+      state.counters.budgetExhausted++;
+      deps.onBudgetExhausted();
+    },
+    onLimited: () => {
+      state.counters.rateLimited++;
+      deps.onLimited(route.name);
+    },
+  };
+}
+
+/** Compiles the hot path of a destination, or undefined when `coreRefusal` refuses it. */
+export function outboundCore(spec: ServiceSpec, state: ServiceState, deps: OutboundCoreDeps): OutboundCore | undefined {
+  if (coreRefusal(spec, deps.observability) !== undefined) return undefined;
+  const declared = spec.routes.length > 0;
+  const routes = (declared ? spec.routes : [DEFAULT_ROUTE]).map((route, i) => routePolicy(spec, route, i, state, deps));
+  return {
+    service: spec.name,
+    clock: deps.clock,
+    endpoints: state.endpoints,
+    table: declared ? compileRoutes(spec.routes) : undefined,
+    routes,
+    budget: state.budget(spec),
+    breaker: state.breaker(spec),
+    maxReplayBytes: spec.retries.maxReplayBytes,
+    counters: state.counters,
+    metrics: deps.observability?.metrics,
+    tracer: deps.observability?.tracer,
+  };
+}
