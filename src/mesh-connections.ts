@@ -1,0 +1,124 @@
+/**
+ * The connection-level edges of one mesh client, wired from its parts and holding no logic of
+ * their own: `connect()` (raw TCP out), `listen()` (raw TCP in), and their shared connection
+ * metrics (made on first use). `Mesh` delegates to it, so mesh.ts stays the public surface only.
+ */
+import type { Clock, Random } from './core/clock.js';
+import type { MeshConfig, MeshSpec, MtlsMode, ServiceSpec } from './config/types.js';
+import type { Destinations } from './client/destinations.js';
+import type { Connect } from './client/mtls-connector.js';
+import { TcpConnector } from './client/tcp-connect.js';
+import type { ConnectionEdgeDeps, ConnectOptions, MeshSocket } from './client/tcp-connect.js';
+import type { MeshMetrics } from './observability/metrics.js';
+import { ConnectionMetrics } from './observability/connection-metrics.js';
+import type { IdentityProvider } from './tls/identity.js';
+import type { PeerResolver } from './server/peer.js';
+import { listenTcp } from './server/tcp-listen.js';
+import type { ConnectionHandler, ListenOptions, MeshTcpServer } from './server/tcp-listen.js';
+import { compileCallerAuthorization } from './server/tcp-authorization.js';
+import type { CallerAuthorizer } from './server/tcp-authorization.js';
+
+export interface MeshConnectionsDeps {
+  service: string | undefined;
+  clock: Clock;
+  random: Random;
+  destinations: Destinations;
+  metrics: MeshMetrics;
+  identity: IdentityProvider | undefined;
+  peers: PeerResolver;
+  onWarn: (message: string) => void;
+  config: () => MeshConfig | undefined;
+  /** The mTLS mode this instance serves in (its own Service's, else the Mesh's). */
+  serveMode: () => MtlsMode;
+  transportPolicy: (service: ServiceSpec, mesh: MeshSpec) => Connect | undefined;
+  closed: () => boolean;
+}
+
+export class MeshConnections {
+  readonly #deps: MeshConnectionsDeps;
+  #metrics: ConnectionMetrics | undefined;
+  #tcp: TcpConnector | undefined;
+  readonly #listeners = new Set<MeshTcpServer>();
+  readonly #authorizers = new WeakMap<object, CallerAuthorizer>();
+
+  constructor(deps: MeshConnectionsDeps) {
+    this.#deps = deps;
+  }
+
+  /** The connection metrics, registered on first use. */
+  metrics(): ConnectionMetrics {
+    this.#metrics ??= new ConnectionMetrics(this.#deps.metrics.registry);
+    return this.#metrics;
+  }
+
+  /** What the connection edges need of the outbound side. */
+  edgeDeps(): ConnectionEdgeDeps {
+    const d = this.#deps;
+    const m = d.metrics;
+    return {
+      clock: d.clock,
+      random: d.random,
+      destinations: d.destinations,
+      config: d.config,
+      transportFor: (spec) => {
+        const mesh = d.config()?.mesh;
+        return mesh === undefined ? undefined : d.transportPolicy(spec, mesh);
+      },
+      metrics: () => this.metrics(),
+      stack: {
+        onRetry: (service, route, reason) => m.retry(service, route, reason),
+        onBudgetExhausted: (service) => m.retryBudgetExhausted(service),
+        onRateLimited: (service, route) => m.rateLimited(service, route, 'outbound'),
+      },
+      closed: d.closed,
+    };
+  }
+
+  connect(service: string, options?: ConnectOptions): Promise<MeshSocket> {
+    this.#tcp ??= new TcpConnector(this.edgeDeps());
+    return this.#tcp.connect(service, options);
+  }
+
+  /** The connection stack of a `protocol: tcp` destination, for describe(). */
+  describeTcp(service: string): string | undefined {
+    this.#tcp ??= new TcpConnector(this.edgeDeps());
+    return this.#tcp.describe(service);
+  }
+
+  /** Authorization by caller from this service's `inbound.authorization`, compiled once per config version. */
+  authorizer(): CallerAuthorizer {
+    const self = this.#deps.service;
+    const spec = self === undefined ? undefined : this.#deps.config()?.services.get(self);
+    const authz = spec?.inbound?.authorization;
+    if (spec === undefined || authz === undefined) return compileCallerAuthorization(undefined);
+    let a = this.#authorizers.get(spec);
+    if (a === undefined) {
+      a = compileCallerAuthorization(authz);
+      this.#authorizers.set(spec, a);
+    }
+    return a;
+  }
+
+  async listen(handler: ConnectionHandler, options: ListenOptions = {}): Promise<MeshTcpServer> {
+    const d = this.#deps;
+    const server = await listenTcp(handler, options, {
+      mode: d.serveMode(),
+      identity: d.identity,
+      peers: d.peers,
+      clock: d.clock,
+      onWarn: d.onWarn,
+      service: d.service,
+      authorizer: () => this.authorizer(),
+      metrics: () => this.metrics(),
+    });
+    this.#listeners.add(server);
+    return server;
+  }
+
+  /** Closes the listeners, draining within `drainMs`. */
+  async close(drainMs: number): Promise<void> {
+    const servers = [...this.#listeners];
+    this.#listeners.clear();
+    await Promise.all(servers.map((s) => s.close(drainMs)));
+  }
+}
