@@ -1,7 +1,7 @@
 /**
  * The connection-level edges of one mesh client, wired from its parts and holding no logic of
- * their own: `connect()` (raw TCP out), `listen()` (raw TCP in), and their shared connection
- * metrics (made on first use). `Mesh` delegates to it, so mesh.ts stays the public surface only.
+ * their own: `connect()` (raw TCP out), `listen()` (raw TCP in), the node:http Agents, and their
+ * shared connection metrics (made on first use). `Mesh` delegates to it, so mesh.ts stays the public surface only.
  */
 import type { Clock, Random } from './core/clock.js';
 import type { MeshConfig, MeshSpec, MtlsMode, ServiceSpec } from './config/types.js';
@@ -17,6 +17,10 @@ import { listenTcp } from './server/tcp-listen.js';
 import type { ConnectionHandler, ListenOptions, MeshTcpServer } from './server/tcp-listen.js';
 import { compileCallerAuthorization } from './server/tcp-authorization.js';
 import type { CallerAuthorizer } from './server/tcp-authorization.js';
+import { MeshAgent, MeshHttpsAgent } from './client/mesh-agent.js';
+import type { MeshAgentDeps } from './client/mesh-agent.js';
+import type { MeshTracer } from './observability/tracer.js';
+import type { UnknownHostPolicy } from './client/dispatch-origin.js';
 
 export interface MeshConnectionsDeps {
   service: string | undefined;
@@ -32,12 +36,17 @@ export interface MeshConnectionsDeps {
   serveMode: () => MtlsMode;
   transportPolicy: (service: ServiceSpec, mesh: MeshSpec) => Connect | undefined;
   closed: () => boolean;
+  tracer: MeshTracer;
+  /** `dispatcher.unknownHosts` of meshClient: the Agents follow the dispatcher's origin rules. */
+  unknownHosts: UnknownHostPolicy;
 }
 
 export class MeshConnections {
   readonly #deps: MeshConnectionsDeps;
   #metrics: ConnectionMetrics | undefined;
   #tcp: TcpConnector | undefined;
+  #agent: MeshAgent | undefined;
+  #httpsAgent: MeshHttpsAgent | undefined;
   readonly #listeners = new Set<MeshTcpServer>();
   readonly #authorizers = new WeakMap<object, CallerAuthorizer>();
 
@@ -77,6 +86,20 @@ export class MeshConnections {
   connect(service: string, options?: ConnectOptions): Promise<MeshSocket> {
     this.#tcp ??= new TcpConnector(this.edgeDeps());
     return this.#tcp.connect(service, options);
+  }
+
+  #agentDeps(): MeshAgentDeps {
+    return { edge: this.edgeDeps(), metrics: this.#deps.metrics, tracer: this.#deps.tracer, unknownHosts: this.#deps.unknownHosts };
+  }
+
+  get agent(): MeshAgent {
+    this.#agent ??= new MeshAgent(this.#agentDeps());
+    return this.#agent;
+  }
+
+  get httpsAgent(): MeshHttpsAgent {
+    this.#httpsAgent ??= new MeshHttpsAgent(this.#agentDeps());
+    return this.#httpsAgent;
   }
 
   /** The connection stack of a `protocol: tcp` destination, for describe(). */
@@ -120,5 +143,7 @@ export class MeshConnections {
     const servers = [...this.#listeners];
     this.#listeners.clear();
     await Promise.all(servers.map((s) => s.close(drainMs)));
+    this.#agent?.destroy();
+    this.#httpsAgent?.destroy();
   }
 }

@@ -38,6 +38,7 @@ import type { MeshSpec, ServiceSpec } from './config/types.js';
 import type { Connect } from './client/mtls-connector.js';
 import { InvalidArgumentError } from './core/errors.js';
 import { MeshConnections } from './mesh-connections.js';
+import type { MeshAgent, MeshHttpsAgent } from './client/mesh-agent.js';
 import type { ConnectOptions, MeshSocket } from './client/tcp-connect.js';
 import type { ConnectionHandler, ListenOptions, MeshTcpServer } from './server/tcp-listen.js';
 
@@ -129,6 +130,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
       serveMode: () => this.#config?.services.get(this.service ?? '')?.mtls ?? parts.mtlsMode(),
       transportPolicy: parts.transportPolicy,
       closed: () => this.#closed,
+      tracer: parts.tracer,
+      unknownHosts: parts.dispatcher.unknownHosts ?? 'refuse',
     });
     parts.identity?.on('rotated', this.#onCertificate);
     const first = parts.identity?.current();
@@ -205,6 +208,23 @@ export class Mesh extends EventEmitter<MeshEvents> {
   get dispatcher(): MeshDispatcher {
     this.#dispatcher ??= new MeshDispatcher(this.#parts.destinations, this.#parts.dispatcher);
     return this.#dispatcher;
+  }
+
+  /**
+   * An `http.Agent` for node:http clients (axios, got, node-fetch): `http://<service>/` goes
+   * through the mesh, other hosts follow the dispatcher's rules. See docs/api.md for what an
+   * Agent can and cannot do (it retries connect failures only).
+   *
+   * @example
+   * await axios.get('http://products/list', { httpAgent: mesh.agent });
+   */
+  get agent(): MeshAgent {
+    return this.#connections.agent;
+  }
+
+  /** The `https.Agent` counterpart: ordinary HTTPS for other hosts, `https://<service>` refused (write `http://<service>`). */
+  get httpsAgent(): MeshHttpsAgent {
+    return this.#connections.httpsAgent;
   }
 
   /** Serves a node:http handler or Express app with the mesh's inbound side. */

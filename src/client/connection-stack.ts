@@ -48,12 +48,16 @@ export interface ConnectionEdge<Req, Res> {
   readonly discard: Discard<Res>;
   /** The index of the route `req` takes in `spec.routes` (0 when it declares none), or undefined for none. */
   readonly route: (req: Req) => number | undefined;
-  /** Whether this stack retries (the Agent cannot: it retries connects below, see mesh-agent.ts). */
+  /** Whether this stack retries at all. */
   readonly retries: boolean;
+  /** The retry conditions this edge can act on (the Agent: only `connect-failure`), when not all. */
+  readonly retryOnly?: readonly string[];
   /** Modules between balancer and endpoint (tracing), when the edge has them. */
   readonly attemptModules?: readonly StackModule<Req, Res>[];
   /** Classifies results; default: every result is a success, errors by their code. */
   readonly classify?: Classifier<Res>;
+  /** Keeps the timeout armed after the result, until `done` (the Agent: until the response body ends). */
+  readonly whenDone?: (res: Res, done: () => void) => void;
 }
 
 export interface ConnectionStackDeps {
@@ -138,16 +142,17 @@ function routeModules<Req, Res>(spec: ServiceSpec, route: RouteSpec, state: Serv
   const timeoutMs = route.timeoutMs ?? spec.timeoutMs;
   modules.push({
     role: 'timeout',
-    why: 'above retry: bounds every connect attempt and backoff together (not the life of the open connection)',
+    why: 'above retry: bounds every connect attempt and backoff together (not the life of an open connection; an HTTP response through the Agent until its body ends)',
     params: timeoutMs > 0 ? formatDuration(timeoutMs) : 'deadline only',
-    make: (next) => applyFilter(timeoutFilter<Req, Res>({ timeoutMs }, { clock, discard: edge.discard }), next),
+    make: (next) => applyFilter(timeoutFilter<Req, Res>({ timeoutMs }, { clock, discard: edge.discard, ...(edge.whenDone !== undefined ? { whenDone: edge.whenDone } : {}) }), next),
   });
   if (edge.retries) {
     const r = route.retries ?? spec.retries;
+    const only = edge.retryOnly;
     modules.push(retryModule<Req, Res>(spec, r, state, {
       clock,
       random,
-      on: r.on,
+      on: only === undefined ? r.on : r.on.filter((c) => only.includes(c)),
       classify,
       discard: edge.discard,
       // Nothing is replayed: only a connect that failed (nothing sent) is tried again.
