@@ -77,3 +77,4 @@ export type { ConnectOptions, MeshSocket, OutboundConnectionInfo } from './clien
 export type { ListenOptions, MeshTcpServer, MeshInboundSocket, ConnectionHandler, InboundConnectionInfo } from './server/tcp-listen.js';
 export { CONNECTION_METRIC_NAMES } from './observability/connection-metrics.js';
 export type { MeshAgent, MeshHttpsAgent } from './client/mesh-agent.js';
+export type { WebSocketOptions, MeshWebSocketClientOptions } from './client/websocket.js';

@@ -21,6 +21,12 @@ import { MeshAgent, MeshHttpsAgent } from './client/mesh-agent.js';
 import type { MeshAgentDeps } from './client/mesh-agent.js';
 import type { MeshTracer } from './observability/tracer.js';
 import type { UnknownHostPolicy } from './client/dispatch-origin.js';
+import { WebSocketConnector } from './client/websocket.js';
+import type { WebSocketOptions } from './client/websocket.js';
+import type WebSocket from 'ws';
+import { guardUpgrades } from './server/upgrade-guard.js';
+import type { Authorizer } from './server/authorization.js';
+import type http from 'node:http';
 
 export interface MeshConnectionsDeps {
   service: string | undefined;
@@ -39,6 +45,8 @@ export interface MeshConnectionsDeps {
   tracer: MeshTracer;
   /** `dispatcher.unknownHosts` of meshClient: the Agents follow the dispatcher's origin rules. */
   unknownHosts: UnknownHostPolicy;
+  /** The request authorizer in force (mesh.serve's), for upgrades. */
+  inboundAuthorizer: () => Authorizer | undefined;
 }
 
 export class MeshConnections {
@@ -47,6 +55,7 @@ export class MeshConnections {
   #tcp: TcpConnector | undefined;
   #agent: MeshAgent | undefined;
   #httpsAgent: MeshHttpsAgent | undefined;
+  #websockets: WebSocketConnector | undefined;
   readonly #listeners = new Set<MeshTcpServer>();
   readonly #authorizers = new WeakMap<object, CallerAuthorizer>();
 
@@ -100,6 +109,17 @@ export class MeshConnections {
   get httpsAgent(): MeshHttpsAgent {
     this.#httpsAgent ??= new MeshHttpsAgent(this.#agentDeps());
     return this.#httpsAgent;
+  }
+
+  websocket(service: string, path: string, options?: WebSocketOptions): Promise<WebSocket> {
+    this.#websockets ??= new WebSocketConnector(this.edgeDeps(), this.#deps.tracer);
+    return this.#websockets.open(service, path, options);
+  }
+
+  /** Puts authorization in front of a mesh.serve server's upgrade listeners. */
+  guardUpgrades(server: http.Server): void {
+    const d = this.#deps;
+    guardUpgrades(server, { service: d.service, peers: d.peers, clock: d.clock, authorizer: d.inboundAuthorizer, metrics: () => this.metrics() });
   }
 
   /** The connection stack of a `protocol: tcp` destination, for describe(). */

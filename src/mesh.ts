@@ -39,6 +39,8 @@ import type { Connect } from './client/mtls-connector.js';
 import { InvalidArgumentError } from './core/errors.js';
 import { MeshConnections } from './mesh-connections.js';
 import type { MeshAgent, MeshHttpsAgent } from './client/mesh-agent.js';
+import type { WebSocketOptions } from './client/websocket.js';
+import type WebSocket from 'ws';
 import type { ConnectOptions, MeshSocket } from './client/tcp-connect.js';
 import type { ConnectionHandler, ListenOptions, MeshTcpServer } from './server/tcp-listen.js';
 
@@ -132,6 +134,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
       closed: () => this.#closed,
       tracer: parts.tracer,
       unknownHosts: parts.dispatcher.unknownHosts ?? 'refuse',
+      inboundAuthorizer: () => parts.inbound.current().authorizer,
     });
     parts.identity?.on('rotated', this.#onCertificate);
     const first = parts.identity?.current();
@@ -233,6 +236,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     const own = this.#config?.services.get(this.service ?? '');
     const s = await serve(handler, options, { ...this.#inboundDeps(), mode: own?.mtls ?? p.mtlsMode(), identity: p.identity, onWarn: p.onWarn });
     this.#servers.add(s);
+    this.#connections.guardUpgrades(s.server);
     this.emit('listening', { address: s.address, port: s.port, protocol: 'http' });
     return s;
   }
@@ -248,6 +252,18 @@ export class Mesh extends EventEmitter<MeshEvents> {
    */
   connect(service: string, options?: ConnectOptions): Promise<MeshSocket> {
     return this.#connections.connect(service, options);
+  }
+
+  /**
+   * Opens a `ws` WebSocket to an HTTP service: balanced, over mTLS when the mode says so, the
+   * upgrade authorized by the server and traced. Resolves once the upgrade completed.
+   *
+   * @example
+   * const ws = await mesh.websocket('chat', '/rooms/1');
+   * ws.on('message', (m) => console.log(String(m)));
+   */
+  websocket(service: string, path: string, options?: WebSocketOptions): Promise<WebSocket> {
+    return this.#connections.websocket(service, path, options);
   }
 
   /**
