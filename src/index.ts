@@ -75,6 +75,5 @@ export type { MeshMetrics } from './observability/metrics.js';
 export { metricsHandler } from './observability/metrics-handler.js';
 export type { ConnectOptions, MeshSocket, OutboundConnectionInfo } from './client/tcp-connect.js';
 export type { ListenOptions, MeshTcpServer, MeshInboundSocket, ConnectionHandler, InboundConnectionInfo } from './server/tcp-listen.js';
-export { CONNECTION_METRIC_NAMES } from './observability/connection-metrics.js';
 export type { MeshAgent, MeshHttpsAgent } from './client/mesh-agent.js';
 export type { WebSocketOptions, MeshWebSocketClientOptions } from './client/websocket.js';

@@ -8,7 +8,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { meshClient, isTrellisError, CONNECTION_METRIC_NAMES } from 'trellis';
+import { meshClient, isTrellisError } from 'trellis';
+import { CONNECTION_METRIC_NAMES } from '../../src/observability/connection-metrics.js';
 import type { Mesh, MeshInboundSocket, MeshTcpServer } from 'trellis';
 import { makeIdentities, TRUST_DOMAIN } from '../helpers/identities.js';
 import type { Identities } from '../helpers/identities.js';
