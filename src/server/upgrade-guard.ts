@@ -46,10 +46,15 @@ function forbidden(socket: Duplex, service: string | undefined): void {
 /** Puts the inbound side in front of `server`'s 'upgrade' listeners (see the file comment). */
 export function guardUpgrades(server: http.Server, deps: UpgradeGuardDeps): void {
   const self = deps.service ?? UNKNOWN_CALLER;
-  const emit = server.emit as (this: http.Server, event: string | symbol, ...args: unknown[]) => boolean;
-  server.emit = function (this: http.Server, event: string | symbol, ...args: unknown[]): boolean {
-    if (event !== 'upgrade') return emit.call(this, event, ...args);
-    const [req, socket] = args as [IncomingMessage, Duplex];
+  const emit = server.emit;
+  // Every event of the server passes here ('request' included): no rest array, one comparison.
+  server.emit = function (this: http.Server, event: string | symbol, req?: unknown, socket?: unknown): boolean {
+    // eslint-disable-next-line prefer-rest-params
+    if (event !== 'upgrade') return Reflect.apply(emit, this, arguments) as boolean;
+    return upgrade(this, arguments, req as IncomingMessage, socket as Duplex);
+  } as typeof server.emit;
+
+  const upgrade = (target: http.Server, args: IArguments, req: IncomingMessage, socket: Duplex): boolean => {
     const peer = deps.peers.of(req.socket);
     stripIdentityHeaders(req);
     const authz = deps.authorizer();
@@ -66,6 +71,6 @@ export function guardUpgrades(server: http.Server, deps: UpgradeGuardDeps): void
     socket.once('close', () => {
       metrics.serverClosed(self, peer.service, 'websocket', { durationSec: (deps.clock.now() - since) / 1000, bytesSent: s.bytesWritten ?? 0, bytesReceived: s.bytesRead ?? 0 });
     });
-    return emit.call(this, event, ...args);
-  } as typeof server.emit;
+    return Reflect.apply(emit, target, args) as boolean;
+  };
 }
