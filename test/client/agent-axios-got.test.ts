@@ -105,6 +105,22 @@ describe('mesh.agent with axios and got', () => {
     assert.equal(failing.hits, 3);
   });
 
+  it('over strict mTLS: the server sees the verified caller, and a server with the wrong identity is refused', async () => {
+    const { makeIdentities, TRUST_DOMAIN } = await import('../helpers/identities.js');
+    const ids = await makeIdentities();
+    after(() => ids.close());
+    const meshDoc = `apiVersion: trellis/v1\nkind: Mesh\nmetadata: { name: default }\nspec: { trustDomain: ${TRUST_DOMAIN}, mtls: strict }\n---\n`;
+    const serverMesh = await meshClient({ service: 'catalog', config: `${meshDoc}apiVersion: trellis/v1\nkind: Service\nmetadata: { name: catalog }\nspec: { protocol: http }\n`, identity: ids.identityFor('catalog'), logger: quietLogger() });
+    meshes.push(serverMesh);
+    const served = await serverMesh.serve((req, res) => res.end(JSON.stringify({ caller: req.trellis?.peer.service })));
+    const client = await meshClient({ service: 'c', config: meshDoc + serviceYaml('catalog', [{ address: served.address }]) + '---\n' + serviceYaml('impostor', [{ address: served.address }]), identity: ids.identityFor('c'), logger: quietLogger() });
+    meshes.push(client);
+    const res = await axios.get('http://catalog/items', { httpAgent: client.agent });
+    assert.deepEqual(res.data, { caller: 'c' });
+    // The same server called as "impostor": its certificate names catalog, so the handshake is refused.
+    await assert.rejects(axios.get('http://impostor/items', { httpAgent: client.agent }), (err: unknown) => isTrellisError(err, 'TRELLIS_PEER_IDENTITY'));
+  });
+
   it('follows the dispatcher\'s origin rules: an unknown single-label host is refused, other hosts pass through', async () => {
     const plain = await server('plain');
     const m = await mesh(serviceYaml('known', [{ address: plain.address }]));
