@@ -9,6 +9,8 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { IncomingMessage } from 'node:http';
 import { WebSocketServer } from 'ws';
+import { SpanKind } from '@opentelemetry/api';
+import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import type WebSocket from 'ws';
 import { meshClient, isTrellisError } from 'trellis';
 import { CONNECTION_METRIC_NAMES } from '../../src/observability/connection-metrics.js';
@@ -109,6 +111,25 @@ describe('mesh.websocket', () => {
     await closed(ws);
     assert.equal(await metricValue(c, CONNECTION_METRIC_NAMES.clientConnections, { service: 'chat', protocol: 'websocket', outcome: 'success' }), 1);
     assert.equal(await metricValue(one.mesh, CONNECTION_METRIC_NAMES.serverConnections, { service: 'chat', caller: 'c', protocol: 'websocket', outcome: 'success' }), 1);
+  });
+
+  it('the upgrade is a CLIENT span, and the server receives that span as the parent', async () => {
+    const exporter = new InMemorySpanExporter();
+    const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
+    const c = await meshClient({ service: 'c', config: meshDoc + chatDoc([one.server.port]), identity: ids.identityFor('c'), tracerProvider: provider, logger: quietLogger() });
+    meshes.push(c);
+    const ws = await c.websocket('chat', '/rooms/traced?x=1');
+    await closed(ws);
+    const spans = exporter.getFinishedSpans().filter((sp) => sp.attributes['url.scheme'] === 'ws');
+    assert.equal(spans.length, 1);
+    const span = spans[0];
+    assert.equal(span?.kind, SpanKind.CLIENT);
+    assert.equal(span?.attributes['url.path'], '/rooms/traced');
+    assert.equal(span?.attributes['http.response.status_code'], 101);
+    assert.equal(span?.attributes['server.address'], 'chat');
+    const upgrade = one.upgrades.at(-1);
+    assert.equal(String(upgrade?.headers.traceparent), `00-${span?.spanContext().traceId}-${span?.spanContext().spanId}-01`);
+    await provider.shutdown();
   });
 
   it('a caller the rules do not allow gets 403 before any handshake, and the WebSocket server never sees it', async () => {
