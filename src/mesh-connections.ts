@@ -119,7 +119,7 @@ export class MeshConnections {
   /** Puts authorization in front of a mesh.serve server's upgrade listeners. */
   guardUpgrades(server: http.Server): void {
     const d = this.#deps;
-    guardUpgrades(server, { service: d.service, peers: d.peers, clock: d.clock, authorizer: d.inboundAuthorizer, metrics: () => this.metrics() });
+    guardUpgrades(server, { service: d.service, peers: d.peers, clock: d.clock, authorizer: d.inboundAuthorizer, metrics: () => this.metrics(), tracer: d.tracer });
   }
 
   /** The connection stack of a `protocol: tcp` destination, for describe(). */

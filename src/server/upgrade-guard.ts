@@ -11,7 +11,8 @@
  * any handshake — `403` with the same body as a refused request, `Connection: close` — and the
  * socket closes; the listeners never see it. An allowed one carries `req.trellis.peer` (so a
  * `ws` server's `connection` handler knows the caller) and is counted in the connection metrics
- * (`protocol: websocket`) until its socket closes.
+ * (`protocol: websocket`) until its socket closes. Either way the upgrade is a SERVER span whose
+ * parent is the caller's (its `traceparent`), ended once the listeners took the socket.
  */
 import type http from 'node:http';
 import type { IncomingMessage } from 'node:http';
@@ -24,6 +25,8 @@ import { stripIdentityHeaders } from './identity-headers.js';
 import type { PeerResolver } from './peer.js';
 import { UNKNOWN_CALLER } from './peer.js';
 import type { Socket } from 'node:net';
+import type { MeshTracer } from '../observability/tracer.js';
+import { startServerSpan } from '../observability/tracing-inbound.js';
 
 export interface UpgradeGuardDeps {
   service: string | undefined;
@@ -32,6 +35,7 @@ export interface UpgradeGuardDeps {
   /** The authorizer in force (read per upgrade, so a reload applies at once). */
   authorizer: () => Authorizer | undefined;
   metrics: () => ConnectionMetrics;
+  tracer: MeshTracer;
 }
 
 function forbidden(socket: Duplex, service: string | undefined): void {
@@ -59,9 +63,12 @@ export function guardUpgrades(server: http.Server, deps: UpgradeGuardDeps): void
     stripIdentityHeaders(req);
     const authz = deps.authorizer();
     const metrics = deps.metrics();
+    // The upgrade is a SERVER span, child of the caller's upgrade span (its traceparent).
+    const span = startServerSpan(deps.tracer, req, deps.service);
     if (authz !== undefined && authz.enabled && !authz.authorize({ caller: peer.service, method: req.method ?? '', path: req.url ?? '' }).allowed) {
       metrics.serverAccept(self, peer.service, 'websocket', 'forbidden');
       forbidden(socket, deps.service);
+      span.end(403);
       return true;
     }
     req.trellis = { peer };
@@ -71,6 +78,11 @@ export function guardUpgrades(server: http.Server, deps: UpgradeGuardDeps): void
     socket.once('close', () => {
       metrics.serverClosed(self, peer.service, 'websocket', { durationSec: (deps.clock.now() - since) / 1000, bytesSent: s.bytesWritten ?? 0, bytesReceived: s.bytesRead ?? 0 });
     });
-    return Reflect.apply(emit, target, args) as boolean;
+    try {
+      return span.run(() => Reflect.apply(emit, target, args) as boolean);
+    } finally {
+      // The listener took the socket over (a ws server answers 101 or refuses it itself).
+      span.end(101);
+    }
   };
 }

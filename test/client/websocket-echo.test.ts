@@ -113,10 +113,15 @@ describe('mesh.websocket', () => {
     assert.equal(await metricValue(one.mesh, CONNECTION_METRIC_NAMES.serverConnections, { service: 'chat', caller: 'c', protocol: 'websocket', outcome: 'success' }), 1);
   });
 
-  it('the upgrade is a CLIENT span, and the server receives that span as the parent', async () => {
+  it('the upgrade is a CLIENT span, and the server makes a SERVER span under it', async () => {
     const exporter = new InMemorySpanExporter();
     const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
-    const c = await meshClient({ service: 'c', config: meshDoc + chatDoc([one.server.port]), identity: ids.identityFor('c'), tracerProvider: provider, logger: quietLogger() });
+    const traced = await meshClient({ service: 'chat', config: meshDoc + chatDoc([], AUTHZ), identity: ids.identityFor('chat'), tracerProvider: provider, logger: quietLogger() });
+    meshes.push(traced);
+    const tracedServer = await traced.serve((_req, res) => res.end());
+    const tracedWss = new WebSocketServer({ server: tracedServer.server });
+    wsServers.push(tracedWss);
+    const c = await meshClient({ service: 'c', config: meshDoc + chatDoc([tracedServer.port]), identity: ids.identityFor('c'), tracerProvider: provider, logger: quietLogger() });
     meshes.push(c);
     const ws = await c.websocket('chat', '/rooms/traced?x=1');
     await closed(ws);
@@ -127,8 +132,10 @@ describe('mesh.websocket', () => {
     assert.equal(span?.attributes['url.path'], '/rooms/traced');
     assert.equal(span?.attributes['http.response.status_code'], 101);
     assert.equal(span?.attributes['server.address'], 'chat');
-    const upgrade = one.upgrades.at(-1);
-    assert.equal(String(upgrade?.headers.traceparent), `00-${span?.spanContext().traceId}-${span?.spanContext().spanId}-01`);
+    const server = exporter.getFinishedSpans().find((sp) => sp.kind === SpanKind.SERVER);
+    assert.ok(server !== undefined, 'the server recorded the upgrade');
+    assert.equal(server.spanContext().traceId, span?.spanContext().traceId);
+    assert.equal(server.parentSpanContext?.spanId, span?.spanContext().spanId);
     await provider.shutdown();
   });
 
