@@ -37,6 +37,11 @@ if (process.argv[2] === 'overload') {
   await import('./overload.js');
   process.exit(0);
 }
+// `npm run bench -- net`: the connection-level edges (mesh.connect, mesh.agent) against raw.
+if (process.argv[2] === 'net') {
+  await import('./net.js');
+  process.exit(0);
+}
 
 const { values: args } = parseArgs({
   options: {

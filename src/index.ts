@@ -73,3 +73,7 @@ export type { AccessLog, AccessLogEntry } from './observability/access-log.js';
 export { METRIC_NAMES } from './observability/metrics.js';
 export type { MeshMetrics } from './observability/metrics.js';
 export { metricsHandler } from './observability/metrics-handler.js';
+export type { ConnectOptions, MeshSocket, OutboundConnectionInfo } from './client/tcp-connect.js';
+export type { ListenOptions, MeshTcpServer, MeshInboundSocket, ConnectionHandler, InboundConnectionInfo } from './server/tcp-listen.js';
+export type { MeshAgent, MeshHttpsAgent } from './client/mesh-agent.js';
+export type { WebSocketOptions, MeshWebSocketClientOptions } from './client/websocket.js';

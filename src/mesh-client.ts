@@ -11,7 +11,7 @@ import type { Clock, Random } from './core/clock.js';
 import { ConfigInvalidError, NoIdentityError, TrellisError } from './core/errors.js';
 import { loadConfig } from './config/load.js';
 import type { ConfigSource } from './config/load.js';
-import type { MeshConfig, MeshSpec, MtlsMode } from './config/types.js';
+import type { MeshConfig, MeshSpec, MtlsMode, ServiceSpec } from './config/types.js';
 import type { IdentityProvider } from './tls/identity.js';
 import { fileIdentity } from './tls/file-identity.js';
 import { MtlsConnectors } from './client/mtls-connector.js';
@@ -188,12 +188,13 @@ export async function meshClient(options: MeshClientOptions = {}): Promise<Mesh>
       mesh?.emit('warning', message);
     },
   }, observability);
-  destinations.setTransportPolicy((svc, meshSpec) => {
+  const transportPolicy = (svc: ServiceSpec, meshSpec: MeshSpec): Connect | undefined => {
     const mode = svc.mtls ?? mtlsMode(meshSpec);
     if (mode === 'off') return undefined;
     // mTLS asked for and no identity: fail closed, never plaintext.
     return connectors?.forService(svc.name, svc.connection.connectTimeoutMs) ?? noIdentityConnect(svc.name);
-  });
+  };
+  destinations.setTransportPolicy(transportPolicy);
 
   const paths = configPaths(source);
   const watch = options.watchConfig ?? paths.length > 0;
@@ -241,6 +242,7 @@ export async function meshClient(options: MeshClientOptions = {}): Promise<Mesh>
     },
     stopWatching,
     dispatcher: options.dispatcher ?? {},
+    transportPolicy,
   });
   mesh.applyConfig(initial);
 

@@ -34,6 +34,15 @@ import { serve } from './server/serve.js';
 import type { MeshServer, RequestHandler, ServeOptions } from './server/serve.js';
 import type { MeshInspection } from './inspect.js';
 import { inspectDestinations } from './inspect.js';
+import type { MeshSpec, ServiceSpec } from './config/types.js';
+import type { Connect } from './client/mtls-connector.js';
+import { InvalidArgumentError } from './core/errors.js';
+import { MeshConnections } from './mesh-connections.js';
+import type { MeshAgent, MeshHttpsAgent } from './client/mesh-agent.js';
+import type { WebSocketOptions } from './client/websocket.js';
+import type WebSocket from 'ws';
+import type { ConnectOptions, MeshSocket } from './client/tcp-connect.js';
+import type { ConnectionHandler, ListenOptions, MeshTcpServer } from './server/tcp-listen.js';
 
 export interface MeshEvents {
   config: [{ version: number; services: string[] }];
@@ -43,6 +52,8 @@ export interface MeshEvents {
   ejection: [{ service: string; endpoint: string; ejected: boolean }];
   warning: [string];
   certificate: [{ spiffeId: string; notAfter: Date }];
+  /** A server of this mesh (mesh.serve: `http`, mesh.listen: `tcp`) is bound and accepting. */
+  listening: [{ address: string; port: number; protocol: 'http' | 'tcp' }];
 }
 
 export interface MeshCloseOptions {
@@ -72,6 +83,8 @@ export interface MeshParts {
   stopWatching: () => void;
   /** How `mesh.dispatcher` treats origins that are not mesh services. */
   dispatcher: MeshDispatcherOptions;
+  /** A destination's transport: its mTLS connect function, or undefined for plaintext. */
+  transportPolicy: (service: ServiceSpec, mesh: MeshSpec) => Connect | undefined;
 }
 
 export class Mesh extends EventEmitter<MeshEvents> {
@@ -87,6 +100,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
 
   /** gRPC: target, credentials and interceptors for @grpc/grpc-js clients and servers. */
   readonly grpc: MeshGrpc;
+  readonly #connections: MeshConnections;
 
   constructor(parts: MeshParts) {
     super();
@@ -104,6 +118,23 @@ export class Mesh extends EventEmitter<MeshEvents> {
       inboundPolicy: () => parts.inbound.current(),
       identity: parts.identity,
       checkServerIdentityFor,
+    });
+    this.#connections = new MeshConnections({
+      service: parts.service,
+      clock: parts.clock,
+      random: parts.random,
+      destinations: parts.destinations,
+      metrics: parts.metrics,
+      identity: parts.identity,
+      peers: parts.peers,
+      onWarn: parts.onWarn,
+      config: () => this.#config,
+      serveMode: () => this.#config?.services.get(this.service ?? '')?.mtls ?? parts.mtlsMode(),
+      transportPolicy: parts.transportPolicy,
+      closed: () => this.#closed,
+      tracer: parts.tracer,
+      unknownHosts: parts.dispatcher.unknownHosts ?? 'refuse',
+      inboundAuthorizer: () => parts.inbound.current().authorizer,
     });
     parts.identity?.on('rotated', this.#onCertificate);
     const first = parts.identity?.current();
@@ -160,6 +191,9 @@ export class Mesh extends EventEmitter<MeshEvents> {
 
   /** An undici-shaped client for one destination service. */
   http(service: string, options: HttpClientOptions = {}): MeshHttpClient {
+    if (this.#config?.services.get(service)?.protocol === 'tcp') {
+      throw new InvalidArgumentError(`mesh.http() needs a service that speaks HTTP, and ${service} is protocol tcp (open connections to it with mesh.connect)`, { service });
+    }
     if (options.classify !== undefined) return new HttpClient(service, this.#parts.destinations, options, () => this.#closed);
     let c = this.#clients.get(service);
     if (c === undefined) {
@@ -179,12 +213,69 @@ export class Mesh extends EventEmitter<MeshEvents> {
     return this.#dispatcher;
   }
 
+  /**
+   * An `http.Agent` for node:http clients (axios, got, node-fetch): `http://<service>/` goes
+   * through the mesh, other hosts follow the dispatcher's rules. See docs/api.md for what an
+   * Agent can and cannot do (it retries connect failures only).
+   *
+   * @example
+   * await axios.get('http://products/list', { httpAgent: mesh.agent });
+   */
+  get agent(): MeshAgent {
+    return this.#connections.agent;
+  }
+
+  /** The `https.Agent` counterpart: ordinary HTTPS for other hosts, `https://<service>` refused (write `http://<service>`). */
+  get httpsAgent(): MeshHttpsAgent {
+    return this.#connections.httpsAgent;
+  }
+
   /** Serves a node:http handler or Express app with the mesh's inbound side. */
   async serve(handler: RequestHandler, options: ServeOptions = {}): Promise<MeshServer> {
     const p = this.#parts;
     const own = this.#config?.services.get(this.service ?? '');
     const s = await serve(handler, options, { ...this.#inboundDeps(), mode: own?.mtls ?? p.mtlsMode(), identity: p.identity, onWarn: p.onWarn });
     this.#servers.add(s);
+    this.#connections.guardUpgrades(s.server);
+    this.emit('listening', { address: s.address, port: s.port, protocol: 'http' });
+    return s;
+  }
+
+  /**
+   * Opens a raw TCP connection to a `protocol: tcp` service: balanced, retried on connect
+   * failure, guarded by its breaker and outlier detection, over mTLS when the mode says so.
+   * Resolves with the socket (a tls.TLSSocket under mTLS) once it can carry bytes.
+   *
+   * @example
+   * const socket = await mesh.connect('redis');
+   * socket.write('PING\r\n');
+   */
+  connect(service: string, options?: ConnectOptions): Promise<MeshSocket> {
+    return this.#connections.connect(service, options);
+  }
+
+  /**
+   * Opens a `ws` WebSocket to an HTTP service: balanced, over mTLS when the mode says so, the
+   * upgrade authorized by the server and traced. Resolves once the upgrade completed.
+   *
+   * @example
+   * const ws = await mesh.websocket('chat', '/rooms/1');
+   * ws.on('message', (m) => console.log(String(m)));
+   */
+  websocket(service: string, path: string, options?: WebSocketOptions): Promise<WebSocket> {
+    return this.#connections.websocket(service, path, options);
+  }
+
+  /**
+   * Serves raw TCP with the mesh's inbound side: mTLS per the mode, the caller on
+   * `socket.trellis.peer`, authorization by caller (`from:`). Drains on `mesh.close()`.
+   *
+   * @example
+   * await mesh.listen((socket) => socket.end(`hello ${socket.trellis.peer.service}\n`), { port: 6380 });
+   */
+  async listen(handler: ConnectionHandler, options?: ListenOptions): Promise<MeshTcpServer> {
+    const s = await this.#connections.listen(handler, options);
+    this.emit('listening', { address: s.address, port: s.port, protocol: 'tcp' });
     return s;
   }
 
@@ -243,7 +334,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
       for (const s of servers) s.server.closeAllConnections();
     }, drainMs);
     cut.unref();
-    await Promise.all(servers.map((s) => s.close()));
+    await Promise.all([...servers.map((s) => s.close()), this.#connections.close(drainMs)]);
     clearTimeout(cut);
     this.grpc.close();
     await this.#parts.destinations.close(Math.max(0, deadline - clock.now()));

@@ -2,7 +2,9 @@
  * Checks on a Service spec that span fields or routes: endpoints and dns both set, duplicate
  * endpoints, duplicate route names, conflicting routes (one that shadows the rest, or repeats an
  * earlier route's match), all-zero weights, `hashOn` without ring-hash, HTTP matching on a TCP
- * service.
+ * service, and what a TCP service cannot honour (faults, mirrors, request-level retry conditions,
+ * adaptive concurrency; inbound rules naming methods or paths, inbound rate limits, faults and
+ * overload: a connection has no request to apply them to).
  *
  * They read the raw spec defensively rather than zod's output, so they run — and report —
  * even when some other field of the same document is invalid: a user fixing a config sees every
@@ -76,6 +78,8 @@ export function checkServiceSpec(spec: unknown): PathMessage[] {
     });
   }
 
+  if (spec['protocol'] === 'tcp') issues.push(...checkTcpSpec(spec));
+
   const routes = spec['routes'];
   if (!Array.isArray(routes)) return issues;
   const lb = spec['loadBalancer'] ?? 'ewma';
@@ -120,7 +124,63 @@ export function checkServiceSpec(spec: unknown): PathMessage[] {
           at(['routes', i, field], `protocol tcp has no paths, methods or headers: ${field} cannot apply`);
         }
       }
+      for (const [field, why] of TCP_ROUTE_REFUSED) {
+        if (route[field] !== undefined) at(['routes', i, field], `protocol tcp: ${why}`);
+      }
     }
   });
+  return issues;
+}
+
+const TCP_ROUTE_REFUSED: readonly (readonly [string, string])[] = [
+  ['fault', 'fault injection answers or delays requests, and a TCP connection has none (remove fault)'],
+  ['mirror', 'a TCP stream cannot be copied to a second endpoint (remove mirror)'],
+  ['hashOn', 'hashOn reads a request header, and a TCP connection has none (use mesh.connect(service, { routeKey }))'],
+];
+
+/** Retry conditions a TCP connect can meet: nothing else happens before the connection is the caller's. */
+const TCP_RETRY_CONDITIONS = new Set(['connect-failure', 'timeout']);
+
+/** What a `protocol: tcp` Service declares and mesh.connect / mesh.listen could not honour. */
+function checkTcpSpec(spec: Record<string, unknown>): PathMessage[] {
+  const issues: PathMessage[] = [];
+  const at = (path: (string | number)[], message: string): void => {
+    issues.push({ path: ['spec', ...path], message });
+  };
+  const retryOn = (retries: unknown, path: (string | number)[]): void => {
+    if (!isRecord(retries)) return;
+    const on = retries['on'];
+    const list = typeof on === 'string' ? [on] : Array.isArray(on) ? on : [];
+    list.forEach((c: unknown, i) => {
+      if (typeof c === 'string' && !TCP_RETRY_CONDITIONS.has(c)) {
+        at([...path, 'on', ...(Array.isArray(on) ? [i] : [])], `protocol tcp retries only what happens before a connection is open (connect-failure, timeout of a connect attempt); ${describeValue(c)} cannot occur`);
+      }
+    });
+  };
+  retryOn(spec['retries'], ['retries']);
+  const routes = spec['routes'];
+  if (Array.isArray(routes)) routes.forEach((r: unknown, i) => isRecord(r) && retryOn(r['retries'], ['routes', i, 'retries']));
+  if (spec['adaptiveConcurrency'] !== undefined) {
+    at(['adaptiveConcurrency'], 'protocol tcp: an adaptive concurrency limit measures request latency, and a TCP connection has no requests (remove adaptiveConcurrency)');
+  }
+  const inbound = spec['inbound'];
+  if (isRecord(inbound)) {
+    for (const field of ['rateLimit', 'fault', 'overload'] as const) {
+      if (inbound[field] !== undefined) at(['inbound', field], `protocol tcp: mesh.listen authorizes connections by caller and applies no ${field} (remove inbound.${field})`);
+    }
+    const authz = inbound['authorization'];
+    if (isRecord(authz)) {
+      for (const kind of ['allow', 'deny'] as const) {
+        const rules = authz[kind];
+        if (!Array.isArray(rules)) continue;
+        rules.forEach((rule: unknown, i) => {
+          if (!isRecord(rule)) return;
+          for (const field of ['methods', 'paths'] as const) {
+            if (rule[field] !== undefined) at(['inbound', 'authorization', kind, i, field], `protocol tcp: a connection has no ${field === 'methods' ? 'method' : 'path'}; authorize it by caller (from) only`);
+          }
+        });
+      }
+    }
+  }
   return issues;
 }

@@ -106,7 +106,7 @@ export interface MeshListenerOptions {
 }
 
 /** Settings of every mesh TLS context: TLS 1.3 only, no session tickets. */
-function secureContextOptions(m: TlsMaterial): tls.SecureContextOptions {
+export function secureContextOptions(m: TlsMaterial): tls.SecureContextOptions {
   return {
     ca: m.ca,
     cert: m.cert,
@@ -317,7 +317,7 @@ export function createMeshListener(handler: http.RequestListener, options: MeshL
  * Why a verified chain's leaf is not a caller, for the refusal warning: what the SVID check
  * says (it names the certificate and the identity it claims), never a guess.
  */
-function refusalReason(socket: TLSSocket, trustDomain: string): string {
+export function refusalReason(socket: TLSSocket, trustDomain: string): string {
   const cert = socket.getPeerX509Certificate();
   if (cert === undefined) return 'it presented no certificate';
   try {
@@ -339,7 +339,7 @@ function applyTimeouts(server: http.Server, t: ListenerTimeouts): void {
  * handshake (record type 22). A connection that fails or ends before sending a byte is destroyed;
  * one that stays silent is ended by its handshake deadline (src/server/handshake-deadline.ts).
  */
-function peek(socket: Socket, then: (tlsHandshake: boolean) => void): void {
+export function peek(socket: Socket, then: (tlsHandshake: boolean) => void): void {
   const fail = (): void => {
     socket.destroy();
   };

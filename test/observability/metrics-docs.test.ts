@@ -10,12 +10,13 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { METRIC_NAMES } from '../../src/observability/metrics.js';
+import { CONNECTION_METRIC_NAMES } from '../../src/observability/connection-metrics.js';
 import { OUTCOMES } from '../../src/observability/metrics-labels.js';
 import { dashboardQueries } from '../helpers/prometheus.js';
 
 const docs = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../docs');
-const names = new Set<string>(Object.values(METRIC_NAMES));
-const histograms = [METRIC_NAMES.clientRequestDuration, METRIC_NAMES.clientAttemptDuration, METRIC_NAMES.serverRequestDuration];
+const names = new Set<string>([...Object.values(METRIC_NAMES), ...Object.values(CONNECTION_METRIC_NAMES)]);
+const histograms = [METRIC_NAMES.clientRequestDuration, METRIC_NAMES.clientAttemptDuration, METRIC_NAMES.serverRequestDuration, CONNECTION_METRIC_NAMES.clientConnectionDuration, CONNECTION_METRIC_NAMES.serverConnectionDuration];
 const series = new Set<string>([...names, ...histograms.flatMap((h) => [`${h}_bucket`, `${h}_sum`, `${h}_count`])]);
 
 interface Panel {
