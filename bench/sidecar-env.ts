@@ -294,7 +294,8 @@ export async function startEnv(maxSeconds: number, which: { haproxyPlain: boolea
     const client: Proc = { name: 'client', pid: 'self' };
     const paths: Path[] = [];
 
-    const direct = new Pool(`http://127.0.0.1:${up.plain}`);
+    // Raw pools get the mesh's default connection limit (100 per endpoint); the rest are undici's defaults.
+    const direct = new Pool(`http://127.0.0.1:${up.plain}`, { connections: 100 });
     pools.push(direct);
     paths.push({ key: 'direct', label: 'raw undici `Pool` → upstream', call: () => get(direct), procs: [client, upstream] });
 
@@ -310,7 +311,7 @@ export async function startEnv(maxSeconds: number, which: { haproxyPlain: boolea
         children.push(server);
         const clientSide = await startHaproxy(dir, `client-${mode}`, pc, '', ps, serverTls, maxSeconds);
         children.push(clientSide);
-        const pool = new Pool(`http://127.0.0.1:${pc}`);
+        const pool = new Pool(`http://127.0.0.1:${pc}`, { connections: 100 });
         pools.push(pool);
         paths.push({
           key: `haproxy-${mode}`,
