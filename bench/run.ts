@@ -37,6 +37,10 @@ if (process.argv[2] === 'overload') {
   await import('./overload.js');
   process.exit(0);
 }
+// `npm run bench -- sidecar | latency | memory`: the sidecar comparison, open-loop latency, memory.
+if (process.argv[2] === 'sidecar') await import('./sidecar.js').then(() => process.exit(process.exitCode ?? 0));
+if (process.argv[2] === 'latency') await import('./latency.js').then(() => process.exit(process.exitCode ?? 0));
+if (process.argv[2] === 'memory') await import('./memory.js').then(() => process.exit(process.exitCode ?? 0));
 
 const { values: args } = parseArgs({
   options: {
