@@ -129,7 +129,7 @@ function pct(sorted: number[], p: number): number {
 
 async function main(): Promise<void> {
   console.log(`latency bench: ${machineLine()}`);
-  env = await startEnv(Math.ceil(budgetMs / 1000) + 30, { haproxyPlain: false });
+  env = await startEnv(Math.ceil(budgetMs / 1000) + 30, { haproxyPlain: false, trellisPlain: false });
   if (env.haproxyMissing) {
     console.log(`\n*** ${HAPROXY} NOT FOUND: the HAProxy (sidecar) path is SKIPPED. Install Debian's haproxy to compare. ***\n`);
   }

@@ -8,6 +8,7 @@
  *                   between them: the sidecar pattern (one proxy per side, the app speaking
  *                   plaintext to its local proxy)
  *   trellis-mtls    `meshClient` with tls files → `mesh.serve()` upstream with strict mTLS
+ *   trellis-plain   (optional) the same client stack, `mtls: off`, to the plain server
  *
  * Every process but the client is a child: the upstream (bench/sidecar-upstream.ts: a plain
  * server and a mesh-served one) and one HAProxy per side and mode (Debian's /usr/sbin/haproxy,
@@ -275,13 +276,15 @@ const get = async (pool: Pool): Promise<boolean> => {
 };
 
 /** Starts every process and client; `maxSeconds` bounds each child's life. */
-export async function startEnv(maxSeconds: number, which: { haproxyPlain: boolean }): Promise<Env> {
+export async function startEnv(maxSeconds: number, which: { haproxyPlain: boolean; trellisPlain: boolean }): Promise<Env> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'trellis-sidecar-'));
   const children: Child[] = [];
   const pools: Pool[] = [];
   let mesh: Mesh | undefined;
+  let plainMesh: Mesh | undefined;
   const close = async (): Promise<void> => {
     await mesh?.close({ drainTimeoutMs: 0 }).catch(() => {});
+    await plainMesh?.close({ drainTimeoutMs: 0 }).catch(() => {});
     await Promise.all(pools.map((p) => p.destroy().catch(() => {})));
     for (const c of children) c.stop();
     rmSync(dir, { recursive: true, force: true });
@@ -339,6 +342,26 @@ export async function startEnv(maxSeconds: number, which: { haproxyPlain: boolea
       },
       procs: [client, upstream],
     });
+    if (which.trellisPlain) {
+      // The same client stack without TLS, straight to the plain server (no inbound stack): what
+      // the mesh's layers cost apart from mTLS and the inbound side.
+      plainMesh = await meshClient({
+        service: 'bench',
+        config: clientConfig(up.plain).replace('mtls: strict', 'mtls: off'),
+        logger: { warn: (m) => process.stderr.write(`[trellis] ${m}\n`) },
+      });
+      const plainProducts = plainMesh.http('products');
+      paths.push({
+        key: 'trellis-plain',
+        label: "the same mesh client with `mtls: off`, to the plain upstream server (no inbound stack): the client-side layers alone",
+        call: async () => {
+          const res = await plainProducts.request({ method: 'GET', path: '/' });
+          await res.body.dump();
+          return res.statusCode < 300;
+        },
+        procs: [client, upstream],
+      });
+    }
     const m = mesh;
     return { paths, haproxyMissing, mesh: m, connections: up.connections, close };
   } catch (err) {

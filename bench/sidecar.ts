@@ -2,12 +2,13 @@
  * `npm run bench -- sidecar`: the comparison users ask for. The same closed-loop load (32 GETs
  * in flight) over each path of bench/sidecar-env.ts: direct (raw undici → upstream), two HAProxy
  * processes (one per side, plain and with mTLS between them), and Trellis with mTLS (mesh client
- * → `mesh.serve()` upstream, strict). Interleaved rounds (the order rotates each round), each
+ * → `mesh.serve()` upstream, strict), plus the same mesh client without TLS to the plain server
+ * (to split the mesh's layers from mTLS and the inbound side). Interleaved rounds (the order rotates each round), each
  * preceded by an unmeasured 300 ms of the same path; no forced GC.
  *
  * Reported per path: medians over rounds of req/s, p50/p99 and CPU µs per request of every
  * process it runs through (client, each proxy, upstream), and their sum. Prints a markdown
- * table; writes nothing. Bounded: about 4 × rounds × (seconds + 0.3) + 10 s; a watchdog ends
+ * table; writes nothing. Bounded: about 5 × rounds × (seconds + 0.3) + 10 s; a watchdog ends
  * everything (children included) if it runs long.
  *
  * Usage: node --import tsx bench/sidecar.ts [--rounds N] [--seconds S] [--concurrency N]
@@ -29,7 +30,7 @@ const WARMUP_MS = Number(args.warmup) * 1000;
 const ROUND_WARMUP_MS = 300;
 const CONCURRENCY = Number(args.concurrency);
 
-const budgetMs = 4 * (ROUNDS * (ROUND_MS + ROUND_WARMUP_MS) + WARMUP_MS) + 30_000;
+const budgetMs = 5 * (ROUNDS * (ROUND_MS + ROUND_WARMUP_MS) + WARMUP_MS) + 30_000;
 let env: Env | undefined;
 const watchdog = setTimeout(() => {
   process.stderr.write(`sidecar bench: still running after ${Math.round(budgetMs / 1000)} s; giving up\n`);
@@ -75,7 +76,7 @@ function remembering(p: Path): Path {
 
 async function main(): Promise<void> {
   console.log(`sidecar bench: ${machineLine()}`);
-  env = await startEnv(Math.ceil(budgetMs / 1000) + 30, { haproxyPlain: true });
+  env = await startEnv(Math.ceil(budgetMs / 1000) + 30, { haproxyPlain: true, trellisPlain: true });
   if (env.haproxyMissing) {
     console.log(`\n*** ${HAPROXY} NOT FOUND: the HAProxy (sidecar) contenders are SKIPPED. Install Debian's haproxy to compare. ***\n`);
   }
