@@ -62,6 +62,7 @@ interface Cell {
   /** CPU µs of each process of the path, summed over rounds. */
   cpu: number[];
   wallMs: number;
+  firstError?: string;
 }
 
 /** One open-loop run of `path` at `rate` for `seconds`; latencies (ms from due time) into `cell` when given. */
@@ -99,10 +100,11 @@ function openLoop(path: Path, rate: number, seconds: number, cell: Cell | undefi
           }
           settle();
         },
-        () => {
+        (err: unknown) => {
           if (cell !== undefined) {
             cell.lat.push(performance.now() - due);
             cell.errors++;
+            cell.firstError ??= err instanceof Error ? `${(err as { code?: string }).code ?? err.name}: ${err.message}` : String(err);
           }
           settle();
         },
@@ -137,6 +139,7 @@ async function main(): Promise<void> {
   // Open the connections and warm the JIT of every path once, before any rate.
   for (const p of paths) await openLoop(p, 500, 1, undefined);
   const rows: string[][] = [];
+  const errorsSeen: string[] = [];
   for (const rate of RATES) {
     const cells = new Map<string, Cell>(paths.map((p) => [p.key, { lat: [], sent: 0, late: 0, errors: 0, cpu: p.procs.map(() => 0), wallMs: 0 }]));
     for (const p of paths) await openLoop(p, rate, WARMUP_S, undefined);
@@ -159,6 +162,7 @@ async function main(): Promise<void> {
     }
     for (const p of paths) {
       const c = cells.get(p.key) as Cell;
+      if (c.firstError !== undefined) errorsSeen.push(`first error of ${p.key} at ${rate} req/s: ${c.firstError}`);
       const s = c.lat.sort((a, b) => a - b);
       const cpuPerReq = c.cpu.map((v) => v / Math.max(1, c.sent));
       const proxies = p.procs.reduce((a, q, k) => a + (q.name.startsWith('proxy') ? (cpuPerReq[k] as number) : 0), 0);
@@ -181,6 +185,7 @@ async function main(): Promise<void> {
       ]);
     }
   }
+  for (const e of errorsSeen) console.log(e);
   const head = ['req/s', 'path', 'p50 ms', 'p99 ms', 'p99.9 ms', 'max ms', 'sent', 'errors + late', 'client µs/req', 'proxies µs/req', 'upstream µs/req', 'total µs/req'];
   console.log(`\nopen loop, latency from each request's due time, ${ROUNDS} rounds × ${SECONDS} s pooled per cell:\n\n${markdownTable(head, rows)}\n`);
   for (const p of paths) console.log(`- \`${p.key}\`: ${p.label}`);
