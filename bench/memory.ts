@@ -68,8 +68,9 @@ function serviceDoc(name: string, ports: number[], routeTimeout: string): object
       endpoints: ports.map((p) => ({ address: `127.0.0.1:${p}` })),
       loadBalancer: 'round-robin',
       connection: { keepAliveTimeout: '120s' },
-      timeout: '2s',
-      retries: { attempts: 3, perTryTimeout: '500ms', on: ['connect-failure', 'reset', 'gateway-error'], backoff: { base: '25ms', max: '250ms' }, budget: { ratio: 0.2, minPerSecond: 10 } },
+      // Generous timeouts: what is measured is memory, and a loaded machine must not fail a case.
+      timeout: '20s',
+      retries: { attempts: 3, perTryTimeout: '8s', on: ['connect-failure', 'reset', 'gateway-error'], backoff: { base: '25ms', max: '250ms' }, budget: { ratio: 0.2, minPerSecond: 10 } },
       circuitBreaker: { errorThresholdPercent: 50, volumeThreshold: 20, resetTimeout: '5s' },
       outlierDetection: { consecutiveFailures: 5, ejectionTime: '10s', maxEjectedPercent: 50 },
       routes: [{ name: 'api', match: { pathPrefix: ['/api'] }, timeout: routeTimeout }, { name: 'default' }],
