@@ -42,6 +42,10 @@ if (process.argv[2] === 'net') {
   await import('./net.js');
   process.exit(0);
 }
+// `npm run bench -- sidecar | latency | memory`: the sidecar comparison, open-loop latency, memory.
+if (process.argv[2] === 'sidecar') await import('./sidecar.js').then(() => process.exit(process.exitCode ?? 0));
+if (process.argv[2] === 'latency') await import('./latency.js').then(() => process.exit(process.exitCode ?? 0));
+if (process.argv[2] === 'memory') await import('./memory.js').then(() => process.exit(process.exitCode ?? 0));
 
 const { values: args } = parseArgs({
   options: {
