@@ -32,6 +32,7 @@ import { credentials as grpcCredentials } from '@grpc/grpc-js';
 import type { Server } from '@grpc/grpc-js';
 import type { MtlsMode } from '../config/types.js';
 import { listenGrpc } from './listen.js';
+import { DeadlineQueue } from './deadline-queue.js';
 import type { GrpcListener, GrpcListenOptions } from './listen.js';
 import { grpcStacks } from './grpc-stack.js';
 import type { GrpcStacks } from './grpc-stack.js';
@@ -109,12 +110,15 @@ export class MeshGrpc {
   #authorizer: { spec: unknown; check: Authorizer } | undefined;
   #closed = false;
   #secureChannel: ChannelCredentials | undefined;
+  /** One timer for the deadlines of every call this mesh's gRPC stacks have in flight. */
+  readonly #deadlines: DeadlineQueue;
   #channelCredentials: ChannelCredentials | undefined;
 
   constructor(parts: GrpcMeshParts) {
     ensureTrellisResolver();
     ensureTrellisLoadBalancer();
     this.#parts = parts;
+    this.#deadlines = new DeadlineQueue(parts.clock);
     this.#client = { clock: parts.clock, stacks: (service) => this.#stacksOf(service) };
     this.#source = {
       clock: parts.clock,
@@ -249,7 +253,7 @@ export class MeshGrpc {
     if (s === undefined) {
       const spec = p.config()?.services.get(service);
       if (spec === undefined) return undefined;
-      s = grpcStacks(spec, dest.state, { clock: p.clock, random: p.random, metrics: p.metrics, tracer: p.tracer });
+      s = grpcStacks(spec, dest.state, { clock: p.clock, random: p.random, deadlines: this.#deadlines, metrics: p.metrics, tracer: p.tracer });
       this.#stacks.set(dest, s);
     }
     return s;

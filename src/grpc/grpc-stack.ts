@@ -28,7 +28,8 @@ import { balancerFilter } from '../client/balancer-filter.js';
 import { endpointFilter } from '../client/endpoint-filter.js';
 import type { ServiceState } from '../client/service-state.js';
 import { breakerModule, concurrencyModule, rateLimitModules, retryModule, splitModule } from '../client/policy-modules.js';
-import { timeoutFilter } from '../resilience/timeout-filter.js';
+import { grpcDeadlineFilter } from './deadline-filter.js';
+import type { DeadlineQueue } from './deadline-queue.js';
 import { compileRoutes } from '../traffic/route-table.js';
 import { faultFilter } from '../traffic/fault-filter.js';
 import { backendPicker } from '../traffic/weighted-split.js';
@@ -49,6 +50,8 @@ type Module = StackModule<GrpcCall, GrpcResult>;
 export interface GrpcStackDeps {
   clock: Clock;
   random: Random;
+  /** The mesh's shared deadline timer (one per MeshGrpc). */
+  deadlines: DeadlineQueue;
   metrics: MeshMetrics | undefined;
   tracer: MeshTracer | undefined;
 }
@@ -184,7 +187,7 @@ function routeModules(spec: ServiceSpec, route: RouteSpec, state: ServiceState, 
     role: 'timeout',
     why: "above retry: the call's deadline (its own, the propagated one, and for unary calls the route timeout) bounds every attempt and backoff together",
     params: timeoutMs > 0 ? formatDuration(timeoutMs) : 'deadline only',
-    make: (next) => applyFilter(timeoutFilter<GrpcCall, GrpcResult>({ timeoutMs }, { clock }), next),
+    make: (next) => applyFilter(grpcDeadlineFilter(timeoutMs, { clock, queue: deps.deadlines }), next),
   });
 
   const r = route.retries ?? spec.retries;

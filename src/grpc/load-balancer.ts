@@ -30,6 +30,7 @@ import type { Clock } from '../core/clock.js';
 import type { EndpointSet } from '../client/endpoint-set.js';
 import type { LbEndpoint } from '../lb/lb-endpoint.js';
 import { describeConnectFailure } from './connect-failure.js';
+import { takeOwn } from './metadata-entries.js';
 import { isLocalRefusal } from './local-refusal.js';
 import { CONNECT_FAILURE_KEY, ERROR_KEY, FAILURE_CODES, PICK_HINT_KEY, ROUTE_KEY } from './status.js';
 
@@ -107,11 +108,8 @@ class TrellisPicker implements Picker {
   }
 
   pick(args: PickArgs): PickResult {
-    const hint = args.metadata.get(PICK_HINT_KEY)[0];
-    if (typeof hint === 'string') {
-      args.metadata.remove(PICK_HINT_KEY);
-      return this.#hinted(hint, args);
-    }
+    const hint = takeOwn(args.metadata, PICK_HINT_KEY);
+    if (hint !== undefined) return this.#hinted(hint, args);
     return this.#balanced(args);
   }
 

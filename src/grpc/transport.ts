@@ -22,6 +22,7 @@ import type { Deadline } from '@grpc/grpc-js';
 import type { Clock } from '../core/clock.js';
 import type { Service } from '../core/service.js';
 import type { GrpcCall, GrpcResult } from './grpc-call.js';
+import { setOwn } from './metadata-entries.js';
 import { CONNECT_FAILURE_KEY, PICK_HINT_KEY, Status } from './status.js';
 
 /** A monotonic deadline (ms, the clock's `now`) as the wall-clock Deadline grpc-js takes. */
@@ -41,7 +42,7 @@ export function grpcTransport(clock: Clock): Service<GrpcCall, GrpcResult> {
       const call = req.open(wallDeadline(ctx.deadline, clock));
       const relay = req.relay;
       const metadata = req.ownsMetadata === true ? req.metadata : req.metadata.clone();
-      if (ctx.endpoint !== undefined) metadata.set(PICK_HINT_KEY, ctx.endpoint.id);
+      if (ctx.endpoint !== undefined) setOwn(metadata, PICK_HINT_KEY, ctx.endpoint.id);
       let headers: GrpcResult['metadata'];
       let message: unknown;
       let hasMessage = false;
