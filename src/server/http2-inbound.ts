@@ -16,8 +16,8 @@
  *   on the connection (measured: a graceful GOAWAY under load lost requests the server had
  *   already answered), so a busy old session waits for its first quiet moment, or for twice the
  *   maximum age, whichever comes first.
- * - An idle session (no frames) ends after the keep-alive timeout, as an idle HTTP/1.1
- *   connection does.
+ * - A session with no stream in flight and no frames for the keep-alive timeout is closed, as an
+ *   idle HTTP/1.1 connection is; one waiting on a slow handler is not.
  */
 import http2 from 'node:http2';
 import type { Http2ServerRequest, Http2ServerResponse, Http2Session } from 'node:http2';
@@ -61,6 +61,11 @@ export class Http2Inbound {
     this.#params = params;
     this.#server = http2.createServer();
     this.#server.setTimeout(params.idleTimeoutMs);
+    // node:http2 destroys a session silent for the timeout, streams in flight or not: a handler
+    // slower than the keep-alive timeout would lose its response. Only an idle one is closed.
+    this.#server.on('timeout', (session: Http2Session) => {
+      if ((this.#sessions.get(session)?.open ?? 0) === 0) session.close();
+    });
     this.#server.on('session', (session: Http2Session) => this.#track(session));
     this.#server.on('request', (req: Http2ServerRequest, res: Http2ServerResponse) => {
       const state = this.#sessions.get(req.stream.session as Http2Session);
@@ -85,7 +90,11 @@ export class Http2Inbound {
     // A peer that ends its side of the connection (a client that gave up right after the
     // handshake) is seen by the socket, not by node:http2's session, which would otherwise wait
     // for frames until the idle timeout: close the session once its streams are done.
-    socket.once('end', () => session?.close());
+    if (socket.readableEnded) session?.close();
+    else socket.once('end', () => session?.close());
+    socket.once('close', () => {
+      if (session !== undefined && !session.destroyed) session.destroy();
+    });
   }
 
   /** Sessions opened before this call roll over (a certificate rotation). */

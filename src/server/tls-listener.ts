@@ -306,14 +306,18 @@ export function createMeshListener(handler: http.RequestListener, options: MeshL
   const tlsTarget = tls.createServer(tlsOptions);
   tlsTarget.on('secureConnection', (socket: TLSSocket) => {
     if (!verified(socket)) return;
+    // The listening server reports its TLS connections as an https.Server would (applications
+    // and tests count handshakes on `MeshServer.server`).
+    server.emit('secureConnection', socket);
     if (socket.alpnProtocol === 'h2') handToHttp2(socket);
     else handToHttp(socket);
   });
   // A failed handshake (timeout, reset, garbage) must end the connection here: unlike
   // https.Server, a tls.Server leaves the socket open after 'tlsClientError', and an
   // attacker sending one 0x16 byte would hold a descriptor until the process ran out.
-  tlsTarget.on('tlsClientError', (_err: Error, socket: TLSSocket) => {
+  tlsTarget.on('tlsClientError', (err: Error, socket: TLSSocket) => {
     socket.destroy();
+    server.emit('tlsClientError', err, socket);
   });
   if (mode === 'strict') {
     // Plaintext HTTP gets a plaintext 400 saying mTLS is required; everything else goes to TLS.

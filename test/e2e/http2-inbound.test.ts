@@ -211,6 +211,16 @@ describe('mesh.serve: HTTP/2 and HTTP/1.1 on one port', () => {
     }
   });
 
+  it('a handler slower than the keep-alive timeout still answers over HTTP/2 (only idle sessions time out)', async () => {
+    const b = await mesh('b', meshDoc('off') + selfDoc, false);
+    const server = await b.serve((_req, res) => {
+      setTimeout(() => res.end('slow but whole'), 600);
+    }, { timeouts: { keepAliveTimeoutMs: 150 } });
+    const h2 = await mesh('caller', meshDoc('off') + targetDoc(server.port, 'http2'), false);
+    const r = await h2.http('b').request({ method: 'GET', path: '/open/slow' });
+    assert.equal(await r.body.text(), 'slow but whole');
+  });
+
   it('close() lets an HTTP/2 stream in flight finish, then resolves', async () => {
     let release: () => void = () => undefined;
     const held = new Promise<void>((r) => {
