@@ -18,6 +18,7 @@ export { IDENTITY_HEADERS } from './server/identity-headers.js';
 export type { ExpressMiddleware } from './server/express.js';
 export type { TrellisFastifyPlugin } from './server/fastify.js';
 export type { ListenerTimeouts } from './server/tls-listener.js';
+export type { GrpcListener, GrpcListenOptions } from './grpc/listen.js';
 export { fileIdentity, issuedIdentity, localAuthoritySigner } from './tls/identity.js';
 export type { IdentityProvider, TlsMaterial, SignFunction } from './tls/identity.js';
 export { createAuthority, issueLeaf } from './tls/authority.js';

@@ -7,6 +7,8 @@
  * default identity check ignores URI SANs). Without a valid certificate it fails closed with
  * TRELLIS_NO_IDENTITY: never plaintext when mTLS was asked for. A refused server certificate
  * (untrusted chain or wrong SPIFFE identity) fails the connection with TRELLIS_PEER_IDENTITY.
+ * A Pool made with `allowH2` (a `protocol: http2` service, see http2-pool.ts) passes `allowH2`
+ * in the connect options: its connections then offer ALPN `h2` as well as `http/1.1`.
  */
 import { createSecureContext } from 'node:tls';
 import type { SecureContext } from 'node:tls';
@@ -40,8 +42,9 @@ export class MtlsConnectors {
    * service's connect timeout is applied here.)
    */
   forService(service: string, connectTimeoutMs: number): Connect {
-    const key = `${service}\u0000${connectTimeoutMs}`;
     return (opts, callback) => {
+      const h2 = (opts as { allowH2?: unknown }).allowH2 === true;
+      const key = `${service}\u0000${connectTimeoutMs}\u0000${h2 ? 'h2' : 'h1'}`;
       const m = this.#identity.current();
       if (m === undefined) {
         callback(new NoIdentityError(`no valid workload certificate to call ${service} over mTLS`, { service }), null);
@@ -64,6 +67,7 @@ export class MtlsConnectors {
           rejectUnauthorized: true,
           checkServerIdentity: checkServerIdentityFor(m.trustDomain, service),
           timeout: connectTimeoutMs,
+          allowH2: h2,
         });
         this.#byService.set(key, connect);
       }

@@ -13,6 +13,7 @@ import { Pool } from 'undici';
 import { ClosedError } from '../core/errors.js';
 import type { Endpoint } from '../discovery/endpoint.js';
 import type { Connect } from './mtls-connector.js';
+import { http2Pool } from './http2-pool.js';
 
 export interface PoolParams {
   maxConnections: number;
@@ -27,6 +28,7 @@ export class PoolSet {
   readonly #pools = new Map<string, Pool>();
   #closed = false;
   #connect: Connect | undefined;
+  #http2 = false;
 
   constructor(params: PoolParams) {
     this.#params = params;
@@ -38,11 +40,13 @@ export class PoolSet {
 
   /**
    * Switches between plaintext and mTLS (a `connect` from MtlsConnectors). Existing pools drain
-   * gracefully; new requests get pools of the new kind.
+   * gracefully; new requests get pools of the new kind. `http2`: the service's `protocol` is
+   * `http2` (see http2-pool.ts).
    */
-  setTransport(connect: Connect | undefined): void {
-    if (connect === this.#connect) return;
+  setTransport(connect: Connect | undefined, http2 = false): void {
+    if (connect === this.#connect && http2 === this.#http2) return;
     this.#connect = connect;
+    this.#http2 = http2;
     this.retain(new Set());
   }
 
@@ -55,7 +59,7 @@ export class PoolSet {
     let pool = this.#pools.get(endpoint.id);
     if (pool === undefined) {
       const tls = this.#connect !== undefined;
-      pool = new Pool(`${tls ? 'https' : 'http'}://${endpoint.id}`, {
+      pool = this.#http2 ? http2Pool(`${tls ? 'https' : 'http'}://${endpoint.id}`, this.#connect, this.#params) : new Pool(`${tls ? 'https' : 'http'}://${endpoint.id}`, {
         ...(tls ? { connect: this.#connect } : {}),
         connections: this.#params.maxConnections,
         pipelining: 1,

@@ -90,7 +90,7 @@ export class ServiceState {
 
   /** Applies a config version's endpoint-related settings, and the transport (mTLS or plaintext). */
   configure(spec: ServiceSpec, mesh: MeshSpec, connect: Connect | undefined): void {
-    this.endpoints.pools.setTransport(connect);
+    this.endpoints.pools.setTransport(connect, spec.protocol === 'http2');
     this.#redisUrl = mesh.redis?.url;
     const sourceKey = JSON.stringify({ e: spec.endpoints, d: spec.dns, m: mesh.dns });
     this.endpoints.configure({

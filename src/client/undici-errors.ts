@@ -11,7 +11,18 @@ const CONNECT_CODES = new Set([
   'ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'EAI_AGAIN',
   'UND_ERR_CONNECT_TIMEOUT', 'ETIMEDOUT',
 ]);
-const RESET_CODES = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'ECONNABORTED']);
+/**
+ * HTTP/2 (`protocol: http2`): a stream reset by the peer (RST_STREAM, `ERR_HTTP2_STREAM_ERROR`),
+ * a session that failed or went away (a GOAWAY is UND_ERR_SOCKET), and undici's informational
+ * errors for a stream that closed or broke before its response completed are resets too.
+ */
+const HTTP2_RESET_CODES = ['ERR_HTTP2_STREAM_ERROR', 'ERR_HTTP2_STREAM_CANCEL', 'ERR_HTTP2_SESSION_ERROR', 'ERR_HTTP2_GOAWAY_SESSION', 'ERR_HTTP2_INVALID_SESSION', 'ERR_HTTP2_ERROR'];
+const RESET_CODES = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'ECONNABORTED', ...HTTP2_RESET_CODES]);
+
+/** undici's InformationalError about an HTTP/2 stream ("HTTP/2: stream closed before ..."). */
+function isHttp2StreamInfo(code: string, message: string): boolean {
+  return code === 'UND_ERR_INFO' && message.startsWith('HTTP/2');
+}
 const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
 
 /** Errors that can end a response body from the transport's side (undici, socket, parser). */
@@ -26,7 +37,7 @@ const BODY_RESET_CODES = new Set([...RESET_CODES, 'ETIMEDOUT', 'UND_ERR_DESTROYE
 export function isTransportError(err: unknown): boolean {
   if (isMalformedBody(err)) return true;
   const code = typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
-  return typeof code === 'string' && BODY_RESET_CODES.has(code);
+  return typeof code === 'string' && (BODY_RESET_CODES.has(code) || isHttp2StreamInfo(code, err instanceof Error ? err.message : ''));
 }
 
 /** A response the HTTP parser refused (undici 7 leaves HTTPParserError's `code` unset for some errors, so its name counts too). */
@@ -52,7 +63,7 @@ export function mapTransportError(err: unknown, subject: ErrorSubject, phase: 'r
   }
   if (typeof code === 'string') {
     if (CONNECT_CODES.has(code)) return new ConnectFailedError(`connect failed (${code}): ${message}`, opts);
-    if (RESET_CODES.has(code)) return new ResetError(`connection reset (${code}): ${message}`, opts);
+    if (RESET_CODES.has(code) || isHttp2StreamInfo(code, message)) return new ResetError(`connection reset (${code}): ${message}`, opts);
     if (TIMEOUT_CODES.has(code)) return new TimeoutError(`transport timeout (${code}): ${message}`, { ...opts, retryable: true });
   }
   return new UpstreamError(`upstream error${typeof code === 'string' ? ` (${code})` : ''}: ${message}`, opts);

@@ -27,7 +27,13 @@ import { compileAuthorization } from './authorization.js';
 import type { Authorizer } from './authorization.js';
 import { meshClientInterceptor } from './client-interceptors.js';
 import type { GrpcClientSide } from './client-interceptors.js';
-import { channelCredentials, serverCredentials } from './credentials.js';
+import { channelCredentials, permissiveServerCredentials, perServiceCredentials, serverCredentials } from './credentials.js';
+import { credentials as grpcCredentials } from '@grpc/grpc-js';
+import type { Server } from '@grpc/grpc-js';
+import type { MtlsMode } from '../config/types.js';
+import { listenGrpc } from './listen.js';
+import { DeadlineQueue } from './deadline-queue.js';
+import type { GrpcListener, GrpcListenOptions } from './listen.js';
 import { grpcStacks } from './grpc-stack.js';
 import type { GrpcStacks } from './grpc-stack.js';
 import type { IdentitySource, ServerIdentityCheckFor } from './identity.js';
@@ -103,11 +109,16 @@ export class MeshGrpc {
   readonly #interceptors = new Map<string, Interceptor>();
   #authorizer: { spec: unknown; check: Authorizer } | undefined;
   #closed = false;
+  #secureChannel: ChannelCredentials | undefined;
+  /** One timer for the deadlines of every call this mesh's gRPC stacks have in flight. */
+  readonly #deadlines: DeadlineQueue;
+  #channelCredentials: ChannelCredentials | undefined;
 
   constructor(parts: GrpcMeshParts) {
     ensureTrellisResolver();
     ensureTrellisLoadBalancer();
     this.#parts = parts;
+    this.#deadlines = new DeadlineQueue(parts.clock);
     this.#client = { clock: parts.clock, stacks: (service) => this.#stacksOf(service) };
     this.#source = {
       clock: parts.clock,
@@ -123,10 +134,33 @@ export class MeshGrpc {
     return `${TRELLIS_SCHEME}://${this.id}/${service}`;
   }
 
-  /** Channel credentials: insecure without an identity (or with `mtls: off`), else rotating mTLS. */
-  credentials(): ChannelCredentials {
+  /**
+   * Channel credentials: rotating mTLS, or insecure without an identity or where the mode is
+   * `off`. The mode is the destination's: with `service`, that Service's `mtls` (else the
+   * Mesh's); without, decided per channel from its `trellis:` target, when grpc-js connects (a
+   * channel to another target takes the Mesh's mode). Read per connection, so a config change
+   * applies to new connections.
+   */
+  credentials(service?: string): ChannelCredentials {
+    const plaintext = (svc: string | undefined): boolean => this.#modeOf(svc) === 'off';
+    if (service !== undefined) return plaintext(service) ? grpcCredentials.createInsecure() : this.#secure();
+    this.#channelCredentials ??= perServiceCredentials((svc) => plaintext(svc ?? service), () => this.#secure(), grpcCredentials.createInsecure());
+    return this.#channelCredentials;
+  }
+
+  /** The mTLS mode for `service` (its own `mtls`, else the Mesh's); `off` without an identity. */
+  #modeOf(service: string | undefined): MtlsMode {
     const p = this.#parts;
-    return channelCredentials({ identity: p.identity, checkServerIdentityFor: p.checkServerIdentityFor, plaintext: p.config()?.mesh.mtls === 'off' });
+    if (p.identity === undefined) return 'off';
+    const config = p.config();
+    const own = service === undefined ? undefined : config?.services.get(service)?.mtls;
+    return own ?? config?.mesh.mtls ?? 'strict';
+  }
+
+  #secure(): ChannelCredentials {
+    const p = this.#parts;
+    this.#secureChannel ??= channelCredentials({ identity: p.identity, checkServerIdentityFor: p.checkServerIdentityFor, plaintext: false });
+    return this.#secureChannel;
   }
 
   /**
@@ -166,10 +200,37 @@ export class MeshGrpc {
     ];
   }
 
-  /** Server credentials: insecure without an identity (or with `mtls: off`), else rotating mTLS requiring client certificates. */
+  /**
+   * Server credentials for `bindAsync`, in this service's mode (its Service document's `mtls`,
+   * else the Mesh's): rotating mTLS requiring client certificates (`strict`), mTLS with the
+   * client certificate optional (`permissive`: callers without one are `unknown`; for plaintext
+   * callers on the same port use `listen()`), or insecure (`off`, or no identity).
+   */
   serverCredentials(): ServerCredentials {
     const p = this.#parts;
-    return serverCredentials({ identity: p.identity, plaintext: p.config()?.mesh.mtls === 'off' });
+    const mode = this.#modeOf(p.service);
+    if (mode === 'permissive' && p.identity !== undefined) return permissiveServerCredentials(p.identity);
+    return serverCredentials({ identity: p.identity, plaintext: mode === 'off' });
+  }
+
+  /**
+   * Listens for a grpc-js server on `port` in this service's mode: `strict` mTLS, `off`
+   * plaintext, and `permissive` both on one port (which `bindAsync` cannot do). Shut the server
+   * down as usual; `close()` the listener too.
+   *
+   * @example
+   * const server = new grpc.Server({ interceptors: mesh.grpc.serverInterceptors() });
+   * server.addService(Greeter.service, impl);
+   * const listener = await mesh.grpc.listen(server, { port: 50051 });
+   */
+  listen(server: Server, options: GrpcListenOptions = {}): Promise<GrpcListener> {
+    const p = this.#parts;
+    const mode = this.#modeOf(p.service);
+    const identity = p.identity;
+    return listenGrpc(server, {
+      secure: mode === 'off' || identity === undefined ? undefined : serverCredentials({ identity, plaintext: false }),
+      plaintext: mode === 'strict' ? undefined : serverCredentials({ identity: undefined, plaintext: true }),
+    }, options);
   }
 
   /** The gRPC stacks of a destination, described (for inspection and the CLI). */
@@ -192,7 +253,7 @@ export class MeshGrpc {
     if (s === undefined) {
       const spec = p.config()?.services.get(service);
       if (spec === undefined) return undefined;
-      s = grpcStacks(spec, dest.state, { clock: p.clock, random: p.random, metrics: p.metrics, tracer: p.tracer });
+      s = grpcStacks(spec, dest.state, { clock: p.clock, random: p.random, deadlines: this.#deadlines, metrics: p.metrics, tracer: p.tracer });
       this.#stacks.set(dest, s);
     }
     return s;

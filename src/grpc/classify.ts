@@ -16,17 +16,27 @@
  *   with conditions `reset`, `cancelled` and `unavailable` — the last because grpc-js says
  *   CANCELLED where gRPC's C core says UNAVAILABLE for a server that went away, and gRPC's
  *   default retry condition (`unavailable`) must cover a server that dies mid-call.
- * - Injected faults are ignored (neither success nor failure).
+ * - Injected faults are ignored (neither success nor failure), and so is a call grpc-js refused
+ *   itself before sending it (local-refusal.ts: a message over `grpc.max_send_message_length`):
+ *   the caller's mistake, never charged to the endpoint, the breaker or the budget, never retried.
+ * - A refusal by the picker because the endpoint's certificate is not the destination's identity
+ *   (`x-trellis-error: TRELLIS_PEER_IDENTITY`, connect-failure.ts) is a failure of that endpoint
+ *   with no retry condition, as for HTTP: another attempt cannot change a certificate.
  * - Errors thrown by the mesh's layers classify as they do for HTTP (`httpClassifier`).
  */
 import { IGNORE, SHED, SUCCESS } from '../core/classify.js';
 import { SHED_HEADER } from '../core/shed.js';
+import { ERROR_CODES } from '../core/errors.js';
 import type { Classification, Classifier } from '../core/classify.js';
 import { httpClassifier } from '../client/http-classify.js';
 import type { MetricsDescribe, MetricsDescription } from '../observability/metrics-filter.js';
 import { errorOutcome, OUTCOME_FAILURE, OUTCOME_FAULT, OUTCOME_SUCCESS } from '../observability/metrics-labels.js';
 import type { GrpcResult } from './grpc-call.js';
-import { CONNECT_FAILURE_KEY, FAILURE_CODES, grpcCodeLabel, grpcCodeName, grpcCodeOf, Status, codeForError } from './status.js';
+import { isLocalRefusal } from './local-refusal.js';
+import { CONNECT_FAILURE_KEY, ERROR_KEY, FAILURE_CODES, grpcCodeLabel, grpcCodeName, grpcCodeOf, Status, codeForError } from './status.js';
+
+const NOT_RETRIED_FAILURE: Classification = failure([]);
+const OUTCOME_INVALID_ARGUMENT = ERROR_CODES.TRELLIS_INVALID_ARGUMENT.outcome;
 
 function failure(conditions: string[]): Classification {
   return Object.freeze({ kind: 'failure', conditions: Object.freeze(conditions) });
@@ -49,8 +59,9 @@ export function grpcClassifier(retryOn: readonly string[]): Classifier<GrpcResul
     if (res === undefined) return errors(undefined, err);
     const code = res.status.code;
     if (code === Status.OK) return SUCCESS;
-    if (res.injected) return IGNORE;
+    if (res.injected || isLocalRefusal(code, res.status.details)) return IGNORE;
     if (code === Status.UNAVAILABLE && res.status.metadata.get(SHED_HEADER).length > 0) return SHED;
+    if (code === Status.UNAVAILABLE && res.status.metadata.get(ERROR_KEY)[0] === 'TRELLIS_PEER_IDENTITY') return NOT_RETRIED_FAILURE;
     if (res.status.metadata.get(CONNECT_FAILURE_KEY).length > 0) return connectFailure.get(code) ?? IGNORE;
     return byCode.get(code) ?? SUCCESS;
   };
@@ -77,6 +88,7 @@ export function grpcDescribe(classify: Classifier<GrpcResult>): MetricsDescribe<
     if (res === undefined) return description(grpcCodeLabel(codeForError(err)), errorOutcome(err));
     const label = grpcCodeLabel(res.status.code);
     if (res.injected) return description(label, OUTCOME_FAULT);
+    if (isLocalRefusal(res.status.code, res.status.details)) return description(label, OUTCOME_INVALID_ARGUMENT);
     const c = classify(res, undefined);
     if (c.kind === 'ignore') return description(label, res.status.code === Status.CANCELLED ? 'cancelled' : OUTCOME_FAULT);
     return description(label, c.kind === 'success' ? OUTCOME_SUCCESS : OUTCOME_FAILURE);

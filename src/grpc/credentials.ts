@@ -8,8 +8,8 @@
  * resolver sets to the service name. A server requires and verifies client certificates; the
  * caller's identity is then read by the server interceptor.
  */
-import { credentials as grpcCredentials, experimental, ServerCredentials } from '@grpc/grpc-js';
-import type { ChannelCredentials } from '@grpc/grpc-js';
+import { ChannelCredentials, credentials as grpcCredentials, experimental, ServerCredentials } from '@grpc/grpc-js';
+
 import { NoIdentityError } from '../core/errors.js';
 import { certificateProvider } from './identity.js';
 import type { IdentitySource, ServerIdentityCheckFor } from './identity.js';
@@ -43,4 +43,56 @@ export function serverCredentials(p: Omit<CredentialsParams, 'checkServerIdentit
   if (p.identity === undefined || p.plaintext) return ServerCredentials.createInsecure();
   const provider = certificateProvider(p.identity);
   return experimental.createCertificateProviderServerCredentials(provider, provider, true);
+}
+
+/** The Service a `trellis:` channel target names (`trellis://m1/products` → `products`), else undefined. */
+function serviceOfTarget(target: { scheme?: string | undefined; path: string }): string | undefined {
+  if (target.scheme !== 'trellis') return undefined;
+  const name = target.path.replace(/^\/+/, '');
+  return name === '' ? undefined : name;
+}
+
+/**
+ * Channel credentials that choose per channel: each connection grpc-js makes asks for a secure
+ * connector with the channel's target, and a `trellis:` target names its Service, whose own
+ * `mtls` (or else the Mesh's mode) decides between `secure` and `insecure`. So one credentials
+ * object serves every destination, as one `mesh.dispatcher` does for HTTP.
+ */
+class PerServiceChannelCredentials extends ChannelCredentials {
+  readonly #pick: (service: string | undefined) => ChannelCredentials;
+
+  constructor(pick: (service: string | undefined) => ChannelCredentials) {
+    super();
+    this.#pick = pick;
+  }
+
+  _isSecure(): boolean {
+    // Call credentials may be composed with it (they apply where the connection is secure).
+    return true;
+  }
+
+  _equals(other: ChannelCredentials): boolean {
+    return other === this;
+  }
+
+  _createSecureConnector(channelTarget: Parameters<ChannelCredentials['_createSecureConnector']>[0], options: Parameters<ChannelCredentials['_createSecureConnector']>[1], callCredentials?: Parameters<ChannelCredentials['_createSecureConnector']>[2]): ReturnType<ChannelCredentials['_createSecureConnector']> {
+    return this.#pick(serviceOfTarget(channelTarget))._createSecureConnector(channelTarget, options, callCredentials);
+  }
+}
+
+/**
+ * Credentials deciding per destination: `plaintext(service)` says whether a channel to `service`
+ * (undefined: not a `trellis:` target) goes without TLS.
+ *
+ * @example
+ * const creds = perServiceCredentials((svc) => modeOf(svc) === 'off', secure, insecure);
+ */
+export function perServiceCredentials(plaintext: (service: string | undefined) => boolean, secure: () => ChannelCredentials, insecure: ChannelCredentials): ChannelCredentials {
+  return new PerServiceChannelCredentials((service) => (plaintext(service) ? insecure : secure()));
+}
+
+/** Server credentials for `permissive`: mTLS with the client certificate optional (callers without one are `unknown`). */
+export function permissiveServerCredentials(identity: IdentitySource): ServerCredentials {
+  const provider = certificateProvider(identity);
+  return experimental.createCertificateProviderServerCredentials(provider, provider, false);
 }

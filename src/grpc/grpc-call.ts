@@ -53,21 +53,48 @@ export interface StreamSink {
 }
 
 interface Outgoing {
-  readonly context: object;
+  readonly context: { callback?: (() => void) | undefined };
   readonly message: unknown;
+  /** The application's write callback ran (once, whichever attempt's call wrote the message). */
+  done: boolean;
 }
 
 /**
+ * Messages kept for a replay until the stream commits. gRPC's transparent retry needs them only
+ * while no attempt has reached a server; a client stream that sends more than this before the
+ * server answers commits early (it can no longer be moved to another endpoint).
+ */
+export const REPLAY_MESSAGES = 64;
+
+/**
  * Joins the application's stream to the attempt's call. Before `attach`, sends, the half-close
- * and read requests queue (bounded by the application's own flow control: grpc-js writes one
- * message at a time); after it they go straight through.
+ * and read requests queue; after it they go through, one message at a time: a grpc-js call
+ * holds a single message while its interceptors work (a second one sent meanwhile replaces the
+ * first), so the next goes only when the previous one's write callback ran — as grpc-js's own
+ * streams do. The application's flow control keeps the queue short (it writes the next message
+ * after the callback).
+ *
+ * Transparent retry (gRPC's, for a stream that never reached a server): until the stream
+ * commits — the server sent headers or a message, or more than `REPLAY_MESSAGES` went out — the
+ * relay keeps what it forwarded, so an attempt refused before anything left the process (the
+ * picker found no connection) can be `rewind`ed and played again on the next attempt's call.
+ * Each write callback of the application runs once, when some attempt's call wrote it.
  */
 export class StreamRelay {
   readonly sink: StreamSink;
   #call: InterceptingCallInterface | undefined;
+  #sendsRequest = false;
   #queue: Outgoing[] = [];
+  /** What went to the current call while uncommitted; undefined once committed. */
+  #sent: Outgoing[] | undefined = [];
   #halfClosed = false;
+  #halfCloseSent = false;
+  /** A message is with the call and its write callback has not run yet. */
+  #writing = false;
+  /** Counts attaches: a callback from an earlier attempt's call must not drive this one. */
+  #generation = 0;
   #reads = 0;
+  #forwardedReads = 0;
   #detached = false;
 
   constructor(sink: StreamSink) {
@@ -78,39 +105,106 @@ export class StreamRelay {
     return this.#call;
   }
 
+  /** Whether another attempt could still replay the stream (nothing reached a server yet). */
+  get replayable(): boolean {
+    return this.#sent !== undefined;
+  }
+
   send(context: object, message: unknown): void {
     if (this.#detached) return;
-    if (this.#call !== undefined) this.#call.sendMessageWithContext(context, message);
-    else this.#queue.push({ context, message });
+    this.#queue.push({ context: context as Outgoing['context'], message, done: false });
+    this.#pump();
   }
 
   halfClose(): void {
     if (this.#detached) return;
-    if (this.#call !== undefined) this.#call.halfClose();
-    else this.#halfClosed = true;
+    this.#halfClosed = true;
+    this.#pump();
   }
 
   startRead(): void {
     if (this.#detached) return;
-    if (this.#call !== undefined) this.#call.startRead();
-    else this.#reads++;
+    if (this.#call !== undefined) {
+      this.#forwardedReads++;
+      this.#call.startRead();
+    } else this.#reads++;
   }
 
   /** Binds the attempt's call and flushes what queued. `sendsRequest`: the stream carries the requests. */
   attach(call: InterceptingCallInterface, sendsRequest: boolean): void {
     this.#call = call;
-    if (sendsRequest) {
-      const queue = this.#queue;
-      this.#queue = [];
-      for (const m of queue) call.sendMessageWithContext(m.context, m.message);
-      if (this.#halfClosed) call.halfClose();
+    this.#sendsRequest = sendsRequest;
+    this.#generation++;
+    this.#writing = false;
+    this.#halfCloseSent = false;
+    this.#pump();
+    for (; this.#reads > 0; this.#reads--) {
+      this.#forwardedReads++;
+      call.startRead();
     }
-    for (; this.#reads > 0; this.#reads--) call.startRead();
+  }
+
+  /** The server answered (headers or a message): the stream is bound to this attempt for good. */
+  commit(): void {
+    this.#sent = undefined;
+  }
+
+  /**
+   * The attempt's call ended before reaching a server: unbinds it and queues again what it was
+   * given, for the next attempt. False (nothing done) once committed.
+   */
+  rewind(): boolean {
+    const sent = this.#sent;
+    if (sent === undefined || this.#detached) return false;
+    this.#call = undefined;
+    this.#writing = false;
+    this.#queue = [...sent, ...this.#queue];
+    this.#sent = [];
+    this.#reads += this.#forwardedReads;
+    this.#forwardedReads = 0;
+    return true;
   }
 
   /** The call ended: later sends are dropped (grpc-js's own calls ignore writes after the status). */
   detach(): void {
     this.#detached = true;
     this.#queue = [];
+    this.#sent = undefined;
+  }
+
+  /** Sends the next queued message when the call is free, then the half-close after the last. */
+  #pump(): void {
+    const call = this.#call;
+    if (call === undefined || !this.#sendsRequest || this.#writing) return;
+    const out = this.#queue.shift();
+    if (out === undefined) {
+      if (this.#halfClosed && !this.#halfCloseSent) {
+        this.#halfCloseSent = true;
+        call.halfClose();
+      }
+      return;
+    }
+    const sent = this.#sent;
+    if (sent !== undefined) {
+      if (sent.length >= REPLAY_MESSAGES) this.#sent = undefined;
+      else sent.push(out);
+    }
+    this.#writing = true;
+    const generation = this.#generation;
+    call.sendMessageWithContext(
+      {
+        ...out.context,
+        callback: () => {
+          if (!out.done) {
+            out.done = true;
+            out.context.callback?.();
+          }
+          if (generation !== this.#generation || this.#call !== call) return;
+          this.#writing = false;
+          this.#pump();
+        },
+      },
+      out.message,
+    );
   }
 }

@@ -9,9 +9,11 @@
  *   backend:   balancer → tracing → endpoint → transport (grpc-js call with a pick hint)
  *
  * Two stacks per destination and config version: `unary` (unary calls: retried, bounded by the
- * route's timeout) and `stream` (streaming calls: never retried, since messages already flowed;
- * bounded only by the call's own and the propagated deadline, as a long-lived stream must not
- * be cut by a request timeout). Route `rewrite` and `mirror` do not apply to gRPC.
+ * route's timeout) and `stream` (streaming calls, bounded only by the call's own and the
+ * propagated deadline, as a long-lived stream must not be cut by a request timeout). A stream is
+ * retried only transparently, as gRPC does: when an attempt never left the process (the picker
+ * had no connection to the endpoint the balancer chose), it is played again on another endpoint
+ * before its first message reaches a server; once a server answered, never. Route `rewrite` and `mirror` do not apply to gRPC.
  */
 import type { Clock, Random } from '../core/clock.js';
 import type { Classifier } from '../core/classify.js';
@@ -26,7 +28,8 @@ import { balancerFilter } from '../client/balancer-filter.js';
 import { endpointFilter } from '../client/endpoint-filter.js';
 import type { ServiceState } from '../client/service-state.js';
 import { breakerModule, concurrencyModule, rateLimitModules, retryModule, splitModule } from '../client/policy-modules.js';
-import { timeoutFilter } from '../resilience/timeout-filter.js';
+import { grpcDeadlineFilter } from './deadline-filter.js';
+import type { DeadlineQueue } from './deadline-queue.js';
 import { compileRoutes } from '../traffic/route-table.js';
 import { faultFilter } from '../traffic/fault-filter.js';
 import { backendPicker } from '../traffic/weighted-split.js';
@@ -47,6 +50,8 @@ type Module = StackModule<GrpcCall, GrpcResult>;
 export interface GrpcStackDeps {
   clock: Clock;
   random: Random;
+  /** The mesh's shared deadline timer (one per MeshGrpc). */
+  deadlines: DeadlineQueue;
   metrics: MeshMetrics | undefined;
   tracer: MeshTracer | undefined;
 }
@@ -56,6 +61,9 @@ export interface GrpcStacks {
   readonly stream: Service<GrpcCall, GrpcResult>;
   describe(): string;
 }
+
+/** Attempts a stream gets for transparent retries (or the route's `retries.attempts`, if more). */
+const TRANSPARENT_ATTEMPTS = 3;
 
 /** gRPC calls are HTTP/2 POSTs: the `method` of metrics, routes and authorization. */
 export const GRPC_METHOD = 'POST';
@@ -179,12 +187,29 @@ function routeModules(spec: ServiceSpec, route: RouteSpec, state: ServiceState, 
     role: 'timeout',
     why: "above retry: the call's deadline (its own, the propagated one, and for unary calls the route timeout) bounds every attempt and backoff together",
     params: timeoutMs > 0 ? formatDuration(timeoutMs) : 'deadline only',
-    make: (next) => applyFilter(timeoutFilter<GrpcCall, GrpcResult>({ timeoutMs }, { clock }), next),
+    make: (next) => applyFilter(grpcDeadlineFilter(timeoutMs, { clock, queue: deps.deadlines }), next),
   });
 
   const r = route.retries ?? spec.retries;
   const routeClassify = r === spec.retries ? classify : grpcClassifier(r.on);
-  if (!streaming) {
+  if (streaming) {
+    // gRPC's transparent retry: only what never reached a server, whatever `retries.on` says.
+    const transparent = { ...r, attempts: Math.max(r.attempts, TRANSPARENT_ATTEMPTS), on: ['connect-failure'], perTryTimeoutMs: undefined };
+    modules.push({
+      ...retryModule<GrpcCall, GrpcResult>(spec, transparent, state, {
+        clock,
+        random,
+        on: transparent.on,
+        classify: routeClassify,
+        discard: () => undefined,
+        replayable: (req) => req.relay?.replayable ?? true,
+        onRetry: (ctx, reason) => metrics?.retry(spec.name, ctx.route ?? route.name, reason),
+        onBudgetExhausted: () => metrics?.retryBudgetExhausted(spec.name),
+      }),
+      role: 'transparent-retry',
+      why: "gRPC's transparent retry, where retry sits for unary calls: a stream refused before anything left the process goes to another endpoint with its queued messages; once a server answered it is never retried",
+    });
+  } else {
     modules.push(retryModule<GrpcCall, GrpcResult>(spec, r, state, {
       clock,
       random,

@@ -29,7 +29,10 @@ import type { ChannelOptions } from '@grpc/grpc-js';
 import type { Clock } from '../core/clock.js';
 import type { EndpointSet } from '../client/endpoint-set.js';
 import type { LbEndpoint } from '../lb/lb-endpoint.js';
-import { CONNECT_FAILURE_KEY, FAILURE_CODES, PICK_HINT_KEY, ROUTE_KEY } from './status.js';
+import { describeConnectFailure } from './connect-failure.js';
+import { takeOwn } from './metadata-entries.js';
+import { isLocalRefusal } from './local-refusal.js';
+import { CONNECT_FAILURE_KEY, ERROR_KEY, FAILURE_CODES, PICK_HINT_KEY, ROUTE_KEY } from './status.js';
 
 type Picker = experimental.Picker;
 type PickArgs = experimental.PickArgs;
@@ -78,9 +81,10 @@ function endpointId(e: GrpcEndpoint): string {
 
 const QUEUE: PickResult = Object.freeze({ pickResultType: PickResultType.QUEUE, subchannel: null, status: null, onCallStarted: null, onCallEnded: null });
 
-function refused(details: string, connectFailure: boolean, drop: boolean): PickResult {
+function refused(details: string, connectFailure: boolean, drop: boolean, errorCode?: string): PickResult {
   const metadata = new Metadata();
   if (connectFailure) metadata.set(CONNECT_FAILURE_KEY, '1');
+  if (errorCode !== undefined) metadata.set(ERROR_KEY, errorCode);
   return { pickResultType: drop ? PickResultType.DROP : PickResultType.TRANSIENT_FAILURE, subchannel: null, status: { code: Status.UNAVAILABLE, details, metadata }, onCallStarted: null, onCallEnded: null };
 }
 
@@ -91,9 +95,11 @@ class TrellisPicker implements Picker {
   readonly #notReady: ReadonlySet<string>;
   readonly #anyReady: boolean;
   readonly #handle: DestinationHandle | undefined;
+  readonly #errors: ReadonlyMap<string, string>;
 
-  constructor(children: ReadonlyMap<string, Child>, handle: DestinationHandle | undefined) {
+  constructor(children: ReadonlyMap<string, Child>, handle: DestinationHandle | undefined, errors: ReadonlyMap<string, string>) {
     this.#children = children;
+    this.#errors = errors;
     this.#handle = handle;
     const notReady = new Set<string>();
     for (const [id, c] of children) if (c.getConnectivityState() !== ConnectivityState.READY) notReady.add(id);
@@ -102,11 +108,8 @@ class TrellisPicker implements Picker {
   }
 
   pick(args: PickArgs): PickResult {
-    const hint = args.metadata.get(PICK_HINT_KEY)[0];
-    if (typeof hint === 'string') {
-      args.metadata.remove(PICK_HINT_KEY);
-      return this.#hinted(hint, args);
-    }
+    const hint = takeOwn(args.metadata, PICK_HINT_KEY);
+    if (hint !== undefined) return this.#hinted(hint, args);
     return this.#balanced(args);
   }
 
@@ -116,8 +119,11 @@ class TrellisPicker implements Picker {
     switch (child.getConnectivityState()) {
       case ConnectivityState.READY:
         return child.getPicker().pick(args);
-      case ConnectivityState.TRANSIENT_FAILURE:
-        return refused(`trellis: no connection to ${id}`, true, true);
+      case ConnectivityState.TRANSIENT_FAILURE: {
+        // Say why (a certificate that is not the destination's, a foreign CA...), not only where.
+        const f = describeConnectFailure(this.#handle?.service ?? 'the destination', id, this.#errors.get(id));
+        return f.identity ? refused(f.details, false, true, 'TRELLIS_PEER_IDENTITY') : refused(f.details, true, true);
+      }
       case ConnectivityState.IDLE:
         child.exitIdle();
         return QUEUE;
@@ -163,7 +169,8 @@ function accounted(result: PickResult, load: LbEndpoint, handle: DestinationHand
     onCallEnded: (code, details, metadata) => {
       load.outstanding--;
       const now = clock.now();
-      const failed = FAILURE_CODES.has(code);
+      // A call grpc-js refused itself (never sent) says nothing about the endpoint.
+      const failed = FAILURE_CODES.has(code) && !isLocalRefusal(code, details);
       if (code === Status.OK || failed) {
         load.observe(now - start, now);
         set.report(load.id, !failed);
@@ -175,17 +182,27 @@ function accounted(result: PickResult, load: LbEndpoint, handle: DestinationHand
 
 export class TrellisLoadBalancer implements experimental.LoadBalancer {
   readonly #helper: experimental.ChannelControlHelper;
-  readonly #childHelper: experimental.ChannelControlHelper;
   #children = new Map<string, Child>();
+  /** The last connection error grpc-js reported per endpoint, until it connects. */
+  readonly #errors = new Map<string, string>();
   #handle: DestinationHandle | undefined;
   #paused = false;
   #lastError: string | null = null;
 
   constructor(helper: experimental.ChannelControlHelper) {
     this.#helper = helper;
-    this.#childHelper = experimental.createChildChannelControlHelper(helper, {
-      updateState: (_state, _picker, errorMessage) => {
-        if (errorMessage !== null) this.#lastError = errorMessage;
+  }
+
+  /** A child's helper: records its own last error, so a refusal names the endpoint's reason. */
+  #helperFor(id: string): experimental.ChannelControlHelper {
+    return experimental.createChildChannelControlHelper(this.#helper, {
+      updateState: (state, _picker, errorMessage) => {
+        if (errorMessage !== null) {
+          this.#lastError = errorMessage;
+          this.#errors.set(id, errorMessage);
+        } else if (state === ConnectivityState.READY) {
+          this.#errors.delete(id);
+        }
         this.#publish();
       },
     });
@@ -207,11 +224,15 @@ export class TrellisLoadBalancer implements experimental.LoadBalancer {
         next.set(id, cur);
         continue;
       }
-      const child = new experimental.LeafLoadBalancer(e, this.#childHelper, options, resolutionNote);
+      const child = new experimental.LeafLoadBalancer(e, this.#helperFor(id), options, resolutionNote);
       next.set(id, child);
       child.startConnecting();
     }
-    for (const [id, c] of this.#children) if (!next.has(id)) c.destroy();
+    for (const [id, c] of this.#children) {
+      if (next.has(id)) continue;
+      c.destroy();
+      this.#errors.delete(id);
+    }
     this.#children = next;
     this.#paused = false;
     this.#publish();
@@ -230,7 +251,7 @@ export class TrellisLoadBalancer implements experimental.LoadBalancer {
       else if (s === ConnectivityState.CONNECTING) connecting++;
       else if (s === ConnectivityState.TRANSIENT_FAILURE) failed++;
     }
-    const picker = new TrellisPicker(new Map(this.#children), this.#handle);
+    const picker = new TrellisPicker(new Map(this.#children), this.#handle, new Map(this.#errors));
     if (ready > 0) this.#helper.updateState(ConnectivityState.READY, picker, null);
     else if (connecting > 0) this.#helper.updateState(ConnectivityState.CONNECTING, picker, null);
     else if (failed > 0) {

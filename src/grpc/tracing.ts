@@ -22,6 +22,7 @@ import type { TracingAttemptDeps } from '../observability/tracing-filter.js';
 import type { MeshTracer } from '../observability/tracer.js';
 import { fromSpanContext, toSpanContext } from '../observability/tracer.js';
 import type { GrpcCall, GrpcResult } from './grpc-call.js';
+import { firstOwn, hasAny, setOwn } from './metadata-entries.js';
 import { grpcCodeName, SERVER_FAILURE_CODES, Status } from './status.js';
 
 /** Metadata as a header bag (string values only; binary `-bin` entries are not trace headers). */
@@ -49,20 +50,27 @@ function rpcAttributes(path: string, into: Attributes): string {
   return path.startsWith('/') ? path.slice(1) : path;
 }
 
-/** A copy of the call's metadata without trace entries, with `trace` set; the attempt owns it. */
+/**
+ * A copy of the call's metadata without trace entries, with `trace` set; the attempt owns it.
+ * The usual call carries no trace entry of its own: then nothing is removed, and the mesh's
+ * own entries are written without grpc-js's validation (metadata-entries.ts).
+ */
 function injectMetadata(req: GrpcCall, headers: Record<string, string>): GrpcCall {
   const md = req.metadata.clone();
-  for (const k of TRACE_HEADERS) md.remove(k);
-  for (const k in headers) md.set(k, headers[k] as string);
+  if (hasAny(md, TRACE_HEADERS)) for (const k of TRACE_HEADERS) md.remove(k);
+  for (const k in headers) setOwn(md, k, headers[k] as string);
   return { ...req, metadata: md, ownsMetadata: true };
 }
 
+const NO_CARRIER: HeaderBag = Object.freeze({});
+
 /** Only the trace entries of the metadata (what `extract` reads), without building the whole map. */
 function traceCarrier(req: GrpcCall): HeaderBag {
+  if (!hasAny(req.metadata, TRACE_HEADERS)) return NO_CARRIER;
   const out: Record<string, string> = {};
   for (const k of TRACE_HEADERS) {
-    const v = req.metadata.get(k)[0];
-    if (typeof v === 'string') out[k] = v;
+    const v = firstOwn(req.metadata, k);
+    if (v !== undefined) out[k] = v;
   }
   return out;
 }

@@ -10,12 +10,20 @@
  * `grpc-timeout` and its own outbound calls inherit it. When `ctx.signal` aborts (a timeout, a
  * per-try timeout, the caller's cancel) the call is cancelled and the attempt rejects with the
  * signal's reason, as the HTTP transport does, so the layers above see the mesh's typed error.
+ *
+ * Streams: the first response headers or message of a response stream commit the stream's
+ * relay to this attempt (the application has seen them); an attempt the picker refused before
+ * anything left the process (the `x-trellis-connect-failure` status: no connection to the chosen
+ * endpoint) rewinds the relay instead of detaching it, so the stack's transparent retry can play
+ * the stream again on another endpoint (grpc-call.ts). A unary response's headers and message
+ * are held until the status anyway (grpc-js hands a unary response's message over with it).
  */
 import type { Deadline } from '@grpc/grpc-js';
 import type { Clock } from '../core/clock.js';
 import type { Service } from '../core/service.js';
 import type { GrpcCall, GrpcResult } from './grpc-call.js';
-import { PICK_HINT_KEY, Status } from './status.js';
+import { setOwn } from './metadata-entries.js';
+import { CONNECT_FAILURE_KEY, PICK_HINT_KEY, Status } from './status.js';
 
 /** A monotonic deadline (ms, the clock's `now`) as the wall-clock Deadline grpc-js takes. */
 export function wallDeadline(deadline: number | undefined, clock: Clock): Deadline | undefined {
@@ -34,7 +42,7 @@ export function grpcTransport(clock: Clock): Service<GrpcCall, GrpcResult> {
       const call = req.open(wallDeadline(ctx.deadline, clock));
       const relay = req.relay;
       const metadata = req.ownsMetadata === true ? req.metadata : req.metadata.clone();
-      if (ctx.endpoint !== undefined) metadata.set(PICK_HINT_KEY, ctx.endpoint.id);
+      if (ctx.endpoint !== undefined) setOwn(metadata, PICK_HINT_KEY, ctx.endpoint.id);
       let headers: GrpcResult['metadata'];
       let message: unknown;
       let hasMessage = false;
@@ -51,13 +59,17 @@ export function grpcTransport(clock: Clock): Service<GrpcCall, GrpcResult> {
       call.start(metadata, {
         onReceiveMetadata: (m) => {
           if (done) return;
-          if (streamed) relay.sink.onReceiveMetadata(m);
-          else headers = m;
+          if (streamed) {
+            relay.commit();
+            relay.sink.onReceiveMetadata(m);
+          } else headers = m;
         },
         onReceiveMessage: (m: unknown) => {
           if (done) return;
-          if (streamed) relay.sink.onReceiveMessage(m);
-          else {
+          if (streamed) {
+            relay.commit();
+            relay.sink.onReceiveMessage(m);
+          } else {
             message = m;
             hasMessage = true;
           }
@@ -66,7 +78,8 @@ export function grpcTransport(clock: Clock): Service<GrpcCall, GrpcResult> {
           if (done) return;
           done = true;
           signal?.removeEventListener('abort', onAbort);
-          relay?.detach();
+          // Nothing reached a server: keep the stream for another attempt (the stack decides).
+          if (relay !== undefined && !(status.metadata.get(CONNECT_FAILURE_KEY).length > 0 && relay.rewind())) relay.detach();
           resolve({ status, metadata: headers, message, hasMessage, injected: false });
         },
       });

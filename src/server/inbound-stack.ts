@@ -30,6 +30,7 @@ import { inboundAmbient } from './inbound-context.js';
 import { writeForbidden } from './authorization.js';
 import type { Authorizer, DenyReason } from './authorization.js';
 import { guardIdentityTrailers, stripIdentityHeaders } from './identity-headers.js';
+import { connectionOf } from './peer.js';
 import type { PeerResolver } from './peer.js';
 import type { OverloadGuard, ShedReason } from './overload-guard.js';
 import { SHED_HEADER } from '../core/shed.js';
@@ -133,7 +134,7 @@ export function inboundHandler(handler: NodeHandler, deps: InboundDeps): NodeHan
     stripIdentityHeaders(req);
     guardIdentityTrailers(req);
     const labels = observability?.observe?.(req, res, service);
-    const peer = peers.of(req.socket);
+    const peer = peers.of(connectionOf(req));
     req.trellis = { peer };
     if (labels !== undefined) {
       labels.caller = peer.service;

@@ -37,6 +37,15 @@ export const UNKNOWN_PEER: PeerInfo = Object.freeze({ service: UNKNOWN_CALLER, s
  */
 export type PeerIdentityFn = (socket: TLSSocket, trustDomain: string) => { service: string; spiffeId: string } | undefined;
 
+/**
+ * The connection a request arrived on, as the key its peer is cached under: the socket for
+ * HTTP/1.1; for an HTTP/2 request the session's socket (node:http2 gives each stream's
+ * `req.socket` a proxy of its own, which would cost one certificate check per request).
+ */
+export function connectionOf(req: { socket: Socket | null; stream?: { session?: { socket?: Socket } | undefined } | undefined }): Socket | null {
+  return req.stream?.session?.socket ?? req.socket;
+}
+
 export interface PeerResolver {
   readonly trustDomain: string;
   /** The peer behind a connection (`UNKNOWN_PEER` unless verified). */

@@ -2,7 +2,9 @@
  * `mesh.serve(handler, { port, host })`: serves a node:http handler or an Express app behind the
  * whole inbound stack (src/server/inbound-security.ts, then src/server/inbound-stack.ts) on a
  * mesh listener: mTLS (strict), mTLS and plaintext on one port (permissive), or plaintext (off),
- * with live certificate rotation. `close()` stops accepting, lets requests in flight finish up
+ * with live certificate rotation. HTTP/1.1 and HTTP/2 share the port (ALPN over TLS, prior
+ * knowledge over plaintext); an HTTP/2 request reaches the handler through node:http2's
+ * compatibility API, and an Express app through express-http2.ts. `close()` stops accepting, lets requests in flight finish up
  * to a grace period, then cuts what remains.
  */
 import type http from 'node:http';
@@ -11,6 +13,7 @@ import type { MtlsMode } from '../config/types.js';
 import { NoIdentityError } from '../core/errors.js';
 import type { IdentityProvider } from '../tls/identity.js';
 import type { NodeHandler } from './inbound-stack.js';
+import { http2Ready } from './express-http2.js';
 import { meshInboundHandler } from './inbound-security.js';
 import type { MeshInboundDeps } from './inbound-security.js';
 import { createMeshListener } from './tls-listener.js';
@@ -66,7 +69,7 @@ export async function serve(handler: RequestHandler, options: ServeOptions, deps
       );
     });
   }
-  const server = createMeshListener(meshInboundHandler(handler, deps), {
+  const server = createMeshListener(meshInboundHandler(http2Ready(handler), deps), {
     mode: deps.mode,
     identity: deps.identity,
     trustDomain: deps.peers.trustDomain,

@@ -162,7 +162,8 @@ export async function listenTcp(handler: ConnectionHandler, options: ListenOptio
     } else {
       server = net.createServer((socket) => {
         deadlines.arm(socket);
-        peek(socket, (tlsHandshake) => {
+        peek(socket, (first) => {
+          const tlsHandshake = first[0] === 22;
           if (tlsHandshake) tlsServer.emit('connection', socket);
           else {
             // Flowing again before the handler runs (it may pause it); data waits for its listeners.

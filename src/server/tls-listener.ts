@@ -1,21 +1,24 @@
 /**
  * The inbound listener of `mesh.serve`: one port, in the Mesh document's mTLS mode.
  *
- * - `strict`: an `https.Server` with `requestCert` + `rejectUnauthorized: true` and
- *   `minVersion: 'TLSv1.3'` (docs/security.md: the `rejectUnauthorized: false` + later
- *   `authorized` check fails open once someone forgets the check; TLS 1.3 has no renegotiation,
- *   matrix row B11). A client without a certificate, with one from a foreign CA, with an expired
- *   one, or speaking TLS 1.2 fails the handshake. A client whose chain verifies but whose leaf
- *   is not an SVID of our trust domain (src/tls/spiffe.ts) is disconnected right after the
- *   handshake, before a byte of HTTP is read. A plaintext HTTP request gets a plaintext 400
- *   saying mTLS is required, from before TLS, never the handler (plaintext-refusal.ts).
- * - `permissive`: one port for both. The listening `http.Server` peeks at the first byte of each
- *   connection: 0x16 (a TLS handshake record) goes to a non-listening `tls.Server` with the
- *   strict settings and, once verified, back to the HTTP server as a TLS socket; anything else is
- *   plaintext HTTP, whose caller is `unknown` (src/server/peer.ts). The HTTP server is the one
- *   that listens, so its connection tracking, timeouts, `close()`, `closeIdleConnections()` and
- *   `closeAllConnections()` cover both kinds of connection.
- * - `off`: a plain `http.Server`.
+ * Every mode listens with one `http.Server` (its connection tracking, timeouts, `close()`,
+ * `closeIdleConnections()` and `closeAllConnections()` cover every connection) and decides per
+ * connection who speaks to it; HTTP/1.1 and HTTP/2 share the port (src/server/http2-inbound.ts):
+ *
+ * - `strict`: TLS through a non-listening `tls.Server` with `requestCert` +
+ *   `rejectUnauthorized: true` and `minVersion: 'TLSv1.3'` (docs/security.md: the
+ *   `rejectUnauthorized: false` + later `authorized` check fails open once someone forgets the
+ *   check; TLS 1.3 has no renegotiation, matrix row B11). A client without a certificate, with one
+ *   from a foreign CA, with an expired one, or speaking TLS 1.2 fails the handshake. A client whose
+ *   chain verifies but whose leaf is not an SVID of our trust domain (src/tls/spiffe.ts) is
+ *   disconnected right after the handshake, before a byte of HTTP is read. ALPN picks HTTP/2
+ *   (`h2`) when the client offers it, else HTTP/1.1. A plaintext HTTP request gets a plaintext
+ *   400 saying mTLS is required, from before TLS, never the handler (plaintext-refusal.ts).
+ * - `permissive`: one port for both. The first byte of each connection is peeked at: 0x16 (a
+ *   TLS handshake record) goes to the TLS server with the strict settings; anything else is
+ *   plaintext — HTTP/2 when it opens with the connection preface (prior knowledge, h2c), else
+ *   HTTP/1.1 — whose caller is `unknown` (src/server/peer.ts).
+ * - `off`: plaintext, HTTP/2 (prior knowledge) or HTTP/1.1 by the first bytes.
  *
  * Without workload material in `strict` or `permissive` mode the listener is not made:
  * TRELLIS_NO_IDENTITY — it fails closed, never plaintext.
@@ -24,7 +27,8 @@
  * and key; new handshakes use the new ones at once. Open connections keep the certificate they
  * negotiated, so each rolls over by itself: every connection opened before the rotation (or
  * older than `maxConnectionAgeMs`, default 5 min) answers its next response with
- * `Connection: close` and is closed after it — no request is cut, the client reconnects and
+ * `Connection: close` and is closed after it (an HTTP/2 session: a GOAWAY at its first quiet
+ * moment) — no request is cut, the client reconnects and
  * handshakes with the new certificate. Idle ones end by the keep-alive timeout (5 s). So a
  * rotation is complete after at most keepAliveTimeout + the longest request in flight. TLS
  * session tickets are off (`SSL_OP_NO_TICKET`): every connection verifies the chain against the
@@ -45,11 +49,10 @@
  *
  * Draining (from `close()` on): responses not yet started carry `Connection: close`, and every
  * keep-alive connection closes as soon as its last response ends, so `close()` resolves when the
- * work does. Node stops checking the header/request timeouts once `close()` is called, so a slow
+ * work does; an HTTP/2 session gets its GOAWAY once it has no stream in flight. Node stops checking the header/request timeouts once `close()` is called, so a slow
  * client still sending its headers is held until the caller's drain deadline cuts it.
  */
 import http from 'node:http';
-import https from 'node:https';
 import type { Socket } from 'node:net';
 import tls from 'node:tls';
 import type { TLSSocket } from 'node:tls';
@@ -60,6 +63,7 @@ import type { MtlsMode } from '../config/types.js';
 import type { IdentityProvider, TlsMaterial } from '../tls/identity.js';
 import { verifySvid } from '../tls/spiffe.js';
 import { HandshakeDeadlines } from './handshake-deadline.js';
+import { Http2Inbound, startsHttp2Preface } from './http2-inbound.js';
 import { peerResolver, UNKNOWN_CALLER } from './peer.js';
 import { answerPlaintextHttp } from './plaintext-refusal.js';
 import type { PeerIdentityFn, PeerResolver } from './peer.js';
@@ -179,7 +183,19 @@ export function createMeshListener(handler: http.RequestListener, options: MeshL
   let draining = false;
   const inFlight = new Set<http.ServerResponse>();
   let closeIdle = (): void => undefined;
-  const drainOnClose = (server: http.Server, deadlines: HandshakeDeadlines | undefined): void => {
+  const drainOnClose = (server: http.Server, deadlines: HandshakeDeadlines, h2: Http2Inbound): void => {
+    // HTTP/2 sessions are not node:http connections: the server's own idle/all/close cover
+    // them through these wrappers, so serve.ts drains both protocols the same way.
+    const closeIdleHttp = server.closeIdleConnections.bind(server);
+    const closeAllHttp = server.closeAllConnections.bind(server);
+    server.closeIdleConnections = () => {
+      closeIdleHttp();
+      h2.closeIdle();
+    };
+    server.closeAllConnections = () => {
+      closeAllHttp();
+      h2.destroyAll();
+    };
     closeIdle = () => server.closeIdleConnections();
     const close = server.close;
     server.close = function (this: http.Server, callback?: (err?: Error) => void) {
@@ -187,7 +203,8 @@ export function createMeshListener(handler: http.RequestListener, options: MeshL
         draining = true;
         for (const res of inFlight) if (!res.headersSent) res.setHeader('connection', 'close');
       }
-      deadlines?.destroyAll();
+      deadlines.destroyAll();
+      h2.close();
       return close.call(this, callback);
     } as typeof server.close;
   };
@@ -199,11 +216,50 @@ export function createMeshListener(handler: http.RequestListener, options: MeshL
     connectionsCheckingInterval: t.checkIntervalMs,
   };
 
+  // HTTP/2 on the same port (ALPN `h2` over TLS, the connection preface over plaintext), with
+  // the same handler: node:http2's compatibility request and response have node:http's shape.
+  const h2 = new Http2Inbound((req, res) => handler(req as unknown as http.IncomingMessage, res as unknown as http.ServerResponse), {
+    clock,
+    idleTimeoutMs: t.keepAliveTimeoutMs,
+    maxConnectionAgeMs: maxAge,
+  });
+  const deadlines = new HandshakeDeadlines(t.handshakeTimeoutMs);
+  // The listening server is always node:http's: its connection tracking, timeouts, `close()`,
+  // `closeIdleConnections()` and `closeAllConnections()` cover every connection. Its own
+  // connection listener runs only for connections handed to HTTP/1.1.
+  const server = http.createServer(httpOptions, rolling);
+  const [httpConnection] = server.listeners('connection') as ((socket: Socket) => void)[];
+  if (httpConnection === undefined) throw new Error('node:http server has no connection listener');
+  server.removeListener('connection', httpConnection);
+  const handToHttp = (socket: Socket): void => {
+    deadlines.release(socket);
+    httpConnection.call(server, socket);
+    stamp(socket);
+  };
+  const handToHttp2 = (socket: Socket): void => {
+    deadlines.release(socket);
+    h2.accept(socket);
+  };
+  /** A plaintext connection: HTTP/2 with prior knowledge when it opens with the preface, else HTTP/1.1. */
+  const plaintext = (socket: Socket, first: Buffer): void => {
+    if (startsHttp2Preface(first)) {
+      // node:http2 feeds the session what waits in the stream buffer (the peeked bytes) on the
+      // next tick: resuming the socket here would hand them to nobody.
+      handToHttp2(socket);
+    } else {
+      handToHttp(socket);
+      // The HTTP parser reads the handle directly; the peeked bytes wait in the stream buffer.
+      socket.resume();
+    }
+  };
+
   if (mode === 'off') {
-    const server = http.createServer(httpOptions, rolling);
+    server.on('connection', (socket: Socket) => {
+      deadlines.arm(socket);
+      peek(socket, (first) => plaintext(socket, first));
+    });
     applyTimeouts(server, t);
-    server.on('connection', stamp);
-    drainOnClose(server, undefined);
+    drainOnClose(server, deadlines, h2);
     return server;
   }
 
@@ -238,65 +294,49 @@ export function createMeshListener(handler: http.RequestListener, options: MeshL
     return false;
   };
 
-  const deadlines = new HandshakeDeadlines(t.handshakeTimeoutMs);
-
   const tlsOptions: tls.TlsOptions = {
     ...secureContextOptions(material),
     requestCert: true,
     rejectUnauthorized: true,
     handshakeTimeout: t.handshakeTimeoutMs,
+    // Server preference: HTTP/2 when the client offers it; a client offering nothing is HTTP/1.1.
+    ALPNProtocols: ['h2', 'http/1.1'],
   };
 
-  let server: http.Server;
-  let tlsTarget: tls.Server;
+  const tlsTarget = tls.createServer(tlsOptions);
+  tlsTarget.on('secureConnection', (socket: TLSSocket) => {
+    if (!verified(socket)) return;
+    // The listening server reports its TLS connections as an https.Server would (applications
+    // and tests count handshakes on `MeshServer.server`).
+    server.emit('secureConnection', socket);
+    if (socket.alpnProtocol === 'h2') handToHttp2(socket);
+    else handToHttp(socket);
+  });
+  // A failed handshake (timeout, reset, garbage) must end the connection here: unlike
+  // https.Server, a tls.Server leaves the socket open after 'tlsClientError', and an
+  // attacker sending one 0x16 byte would hold a descriptor until the process ran out.
+  tlsTarget.on('tlsClientError', (err: Error, socket: TLSSocket) => {
+    socket.destroy();
+    server.emit('tlsClientError', err, socket);
+  });
   if (mode === 'strict') {
-    const s = https.createServer({ ...tlsOptions, ...httpOptions }, rolling);
-    answerPlaintextHttp(s, t.handshakeTimeoutMs);
-    s.on('connection', (socket: Socket) => deadlines.arm(socket));
-    // Runs after https's own listener attached the HTTP parser, before any data is read.
-    s.on('secureConnection', (socket: TLSSocket) => {
-      if (!verified(socket)) return;
-      deadlines.release(socket);
-      stamp(socket);
-    });
-    // https.Server destroys a socket whose handshake failed (through 'clientError'); nothing to add.
-    server = s as unknown as http.Server;
-    tlsTarget = s;
-  } else {
-    server = http.createServer(httpOptions, rolling);
-    const [httpConnection] = server.listeners('connection') as ((socket: Socket) => void)[];
-    if (httpConnection === undefined) throw new Error('node:http server has no connection listener');
-    server.removeListener('connection', httpConnection);
-    const handToHttp = (socket: Socket): void => {
-      deadlines.release(socket);
-      httpConnection.call(server, socket);
-      stamp(socket);
-    };
-    tlsTarget = tls.createServer(tlsOptions);
-    tlsTarget.on('secureConnection', (socket: TLSSocket) => {
-      if (verified(socket)) handToHttp(socket);
-    });
-    // A failed handshake (timeout, reset, garbage) must end the connection here: unlike
-    // https.Server, a tls.Server leaves the socket open after 'tlsClientError', and an
-    // attacker sending one 0x16 byte would hold a descriptor until the process ran out.
-    tlsTarget.on('tlsClientError', (_err: Error, socket: TLSSocket) => {
-      socket.destroy();
-    });
+    // Plaintext HTTP gets a plaintext 400 saying mTLS is required; everything else goes to TLS.
+    answerPlaintextHttp(tlsTarget, t.handshakeTimeoutMs);
     server.on('connection', (socket: Socket) => {
       deadlines.arm(socket);
-      peek(socket, (tlsHandshake) => {
-        if (tlsHandshake) {
-          tlsTarget.emit('connection', socket);
-        } else {
-          handToHttp(socket);
-          // The HTTP parser reads the handle directly; the peeked bytes wait in the stream buffer.
-          socket.resume();
-        }
+      tlsTarget.emit('connection', socket);
+    });
+  } else {
+    server.on('connection', (socket: Socket) => {
+      deadlines.arm(socket);
+      peek(socket, (first) => {
+        if (first[0] === 0x16) tlsTarget.emit('connection', socket);
+        else plaintext(socket, first);
       });
     });
   }
   applyTimeouts(server, t);
-  drainOnClose(server, deadlines);
+  drainOnClose(server, deadlines, h2);
 
   const onRotated = (): void => {
     const next = identity.current();
@@ -304,6 +344,7 @@ export function createMeshListener(handler: http.RequestListener, options: MeshL
     try {
       tlsTarget.setSecureContext(secureContextOptions(next));
       generation++;
+      h2.rotate();
     } catch (err) {
       onWarn(`certificate rotation refused by TLS, keeping the previous certificate: ${(err as Error).message}`);
     }
@@ -335,11 +376,11 @@ function applyTimeouts(server: http.Server, t: ListenerTimeouts): void {
 }
 
 /**
- * Waits for the first chunk of a new connection, puts it back, and says whether it starts a TLS
- * handshake (record type 22). A connection that fails or ends before sending a byte is destroyed;
+ * Waits for the first chunk of a new connection, puts it back, and hands it on (a TLS handshake
+ * starts with record type 22). A connection that fails or ends before sending a byte is destroyed;
  * one that stays silent is ended by its handshake deadline (src/server/handshake-deadline.ts).
  */
-export function peek(socket: Socket, then: (tlsHandshake: boolean) => void): void {
+export function peek(socket: Socket, then: (first: Buffer) => void): void {
   const fail = (): void => {
     socket.destroy();
   };
@@ -351,6 +392,6 @@ export function peek(socket: Socket, then: (tlsHandshake: boolean) => void): voi
     socket.removeListener('error', fail);
     socket.removeListener('end', fail);
     socket.unshift(chunk);
-    then(chunk[0] === 0x16);
+    then(chunk);
   });
 }

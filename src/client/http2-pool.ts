@@ -1,0 +1,54 @@
+/**
+ * Outbound HTTP/2 (`protocol: http2`): how an endpoint's undici Pool is made when the service
+ * speaks HTTP/2, kept in this one file so the pool-building code stays protocol-blind.
+ *
+ * - One connection per endpoint (`connections: 1`) carrying up to `HTTP2_MAX_STREAMS` concurrent
+ *   streams (undici's `pipelining` is the stream limit on an h2 connection; its own h2c client
+ *   defaults to 100). More requests queue in the pool until a stream ends. Balancers already
+ *   count attempts in flight (`LbEndpoint.outstanding`), which over HTTP/2 are streams, so
+ *   least-request and peak-EWMA compare endpoints by streams, not by connections.
+ * - Over mTLS the connection offers ALPN `h2` (undici's `allowH2`, read by the mTLS connector
+ *   from the connect options undici passes it); a server that answers `http/1.1` is spoken to in
+ *   HTTP/1.1, as ALPN intends. Over plaintext there is no ALPN: HTTP/2 with prior knowledge
+ *   (h2c, undici's `useH2c`), so the upstream must speak h2c (`mesh.serve` with `mtls: off`
+ *   does, as does `http2.createServer()`).
+ * - undici holds back a request it believes non-idempotent while other streams are open on the
+ *   connection (a rule for HTTP/1.1 pipelining, where one failure poisons the requests behind
+ *   it). HTTP/2 streams fail independently, and retries are the mesh's decision (it passes
+ *   undici no retry handler), so every request is marked idempotent for undici's scheduling
+ *   alone: a POST is multiplexed like a GET instead of waiting for the connection to go quiet.
+ */
+import { Pool } from 'undici';
+import type { Dispatcher } from 'undici';
+import type { Connect } from './mtls-connector.js';
+
+/** Concurrent streams per HTTP/2 connection before requests queue. */
+export const HTTP2_MAX_STREAMS = 100;
+
+/** A Pool for one HTTP/2 endpoint, multiplexing every request on its connection. */
+export class Http2Pool extends Pool {
+  override dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    return super.dispatch(opts.idempotent === undefined ? { ...opts, idempotent: true } : opts, handler);
+  }
+}
+
+export interface Http2PoolParams {
+  connectTimeoutMs: number;
+  keepAliveTimeoutMs: number;
+}
+
+/** The Pool of an HTTP/2 endpoint at `origin` (`https://` with `connect`, else h2c). */
+export function http2Pool(origin: string, connect: Connect | undefined, params: Http2PoolParams): Pool {
+  return new Http2Pool(origin, {
+    // Plaintext: undici's own connector with prior-knowledge h2c (not in its typings).
+    connect: connect ?? ({ useH2c: true } as Record<string, unknown>),
+    allowH2: true,
+    connections: 1,
+    pipelining: HTTP2_MAX_STREAMS,
+    connectTimeout: params.connectTimeoutMs,
+    keepAliveTimeout: params.keepAliveTimeoutMs,
+    // Mesh-level timeouts are ours (millisecond precision); undici's are a backstop.
+    headersTimeout: 0,
+    bodyTimeout: 0,
+  });
+}
