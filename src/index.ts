@@ -62,6 +62,7 @@ export {
 } from './core/errors.js';
 export { startControlPlane } from './controlplane/control-plane.js';
 export type { ControlPlane, ControlPlaneOptions } from './controlplane/control-plane.js';
+export type { Store, StoreEntry, StoreOp, StoreEvent, StoreWatch, StoreWatchHandlers, StoredResource, InstanceRecord, InstanceStatus, RegisteredEndpoint } from './controlplane/store/store.js';
 export type { ApiHandler, ApiRequest, ApiResponse, RouteOptions, AuthRule, HttpMethod } from './controlplane/router.js';
 export type { Caller } from './controlplane/caller.js';
 export type { ErrorCode, ErrorCodeInfo, ConfigIssue } from './core/errors.js';

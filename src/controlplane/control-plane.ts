@@ -67,6 +67,8 @@ export interface ControlPlane {
   readonly replicaId: string;
   /** The Prometheus registry served at `/metrics`. */
   readonly registry: Registry;
+  /** The store this replica reads and writes (for parts added at `route()`, and tests). */
+  readonly store: Store;
   /** Adds an API route (for the fleet view, the dashboard): it gets the same rate limits, auth rules and error shape. */
   route(method: HttpMethod, path: string, handler: ApiHandler, options: RouteOptions): void;
   /** Stops accepting, ends instance streams, closes the store. */
@@ -197,6 +199,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     adminTokenPath: authority.adminTokenPath,
     replicaId,
     registry: metrics.registry,
+    store,
     route: (method, path, handler, routeOptions) => router.route(method, path, handler, routeOptions),
     close() {
       closing ??= (async () => {
