@@ -71,7 +71,9 @@ export async function runCli(argv: readonly string[], io: CliIo, commands: reado
       io.stdout(`${overview(under, words)}\n`);
       return 0;
     }
-    io.stderr(`error: unknown command "${words.slice(0, 2).join(' ')}"${suggestion(argv, commands)}\n\n${overview(commands)}\n`);
+    let known = 0; // how many leading words some command path starts with
+    while (known < words.length && commands.some((c) => words.slice(0, known + 1).every((w, i) => c.path[i] === w))) known++;
+    io.stderr(`error: unknown command "${words.slice(0, known + 1).join(' ')}"${suggestion(argv, commands)}\n\n${overview(commands)}\n`);
     return 2;
   }
   try {
