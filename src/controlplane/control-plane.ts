@@ -44,7 +44,7 @@ export interface ControlPlaneOptions {
   readonly trustDomain?: string;
   /** This replica's id in status and registry records (default: random). */
   readonly replicaId?: string;
-  /** API rate limit per client address (default 50/s, burst 100). */
+  /** API rate limit per client: per instance certificate, else per address (default 100/s, burst 200). */
   readonly rateLimit?: ClientLimitParams;
   readonly clock?: Clock;
   /** Warnings (default: stderr). */
@@ -77,11 +77,12 @@ export interface ControlPlane {
 
 const DEFAULT_LISTEN = '127.0.0.1:7400';
 const DEFAULT_TRUST_DOMAIN = 'cluster.local';
-const DEFAULT_RATE: ClientLimitParams = { requestsPerSecond: 50, burst: 100 };
+const DEFAULT_RATE: ClientLimitParams = { requestsPerSecond: 100, burst: 200 };
 /** Headers larger than this are refused by the HTTP/2 layer (HTTP/1.1 keeps Node's 16 KiB). */
 const MAX_HEADER_BYTES = 16 * 1024;
 /** How often the serving certificate's age is looked at (it is reissued at two thirds of its life). */
 const RENEW_CHECK_MS = 60_000;
+const IDLE_TIMEOUT_MS = 120_000;
 /** How long close() lets requests in flight finish before cutting connections. */
 const CLOSE_GRACE_MS = 2_000;
 
@@ -152,6 +153,9 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     maxSessionMemory: 10,
   });
   server.on('request', (req, res) => router.handle(req, res));
+  // Idle connections (HTTP/1.1 keep-alive, HTTP/2 sessions without frames) are closed; instance
+  // streams ping every 5 s and are never idle this long.
+  server.setTimeout(IDLE_TIMEOUT_MS);
   const sessions = new Set<ServerHttp2Session>();
   const sockets = new Set<TLSSocket>();
   server.on('session', (s: ServerHttp2Session) => {

@@ -3,7 +3,7 @@
  * rule holds for every route, including the ones registered later (`route()` is how the fleet
  * view and dashboard add theirs). Order, cheapest refusal first:
  *
- *   rate limit (per client address, before anything is read)
+ *   rate limit (per client: its verified certificate, else its address; before anything is read)
  *   → route match (404 / 405), query names (unknown ones refused)
  *   → caller identity (admin token, instance certificate, nobody) → the route's auth rule
  *   → handler (reads its body through `body()`, size-capped; 413 before reading when the
@@ -176,7 +176,7 @@ export class Router {
     const refuse = (e: ApiError): void => answer(e.status, `${JSON.stringify(errorBody(e))}\n`, 'application/json', e.headers);
 
     const socket = socketOf(req);
-    const limited = this.#deps.limiter.take(socket?.remoteAddress ?? 'unknown');
+    const limited = this.#deps.limiter.take(clientKey(socket));
     if (limited !== undefined) {
       const seconds = Math.max(1, Math.ceil(limited / 1000));
       refuse(new ApiError(429, 'TRELLIS_RATE_LIMITED', `too many requests from this client; retry after ${seconds} s`, { headers: { 'retry-after': String(seconds) } }));
@@ -248,6 +248,19 @@ export class Router {
       },
     );
   }
+}
+
+/**
+ * Whose bucket a request draws from: an instance with a verified certificate has its own (many
+ * instances may share an address: a host, a NAT, a benchmark), anyone else its address's.
+ */
+function clientKey(socket: TLSSocket | undefined): string {
+  if (socket === undefined) return 'unknown';
+  if (socket.authorized === true) {
+    const fp = socket.getPeerX509Certificate()?.fingerprint256;
+    if (fp !== undefined) return `cert:${fp}`;
+  }
+  return `addr:${socket.remoteAddress ?? 'unknown'}`;
 }
 
 function authProblem(rule: AuthRule, caller: Caller): ApiError | undefined {

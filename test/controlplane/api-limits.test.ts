@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { checkControlPlaneIdentity } from '../../src/controlplane-client/pin.js';
-import { call, SERVICE_YAML, startTestPlane, type TestPlane } from './api-fixtures.js';
+import { call, instanceIdentity, SERVICE_YAML, startTestPlane, type TestPlane } from './api-fixtures.js';
 
 describe('control-plane API: limits', () => {
   let plane: TestPlane;
@@ -83,9 +83,10 @@ describe('control-plane API: limits', () => {
 });
 
 describe('control-plane API: rate limit', () => {
-  it('answers 429 with Retry-After once a client is over its rate, before touching the store', async () => {
-    const plane = await startTestPlane({ rateLimit: { requestsPerSecond: 0.01, burst: 3 } });
+  it('answers 429 with Retry-After once a client is over its rate, before touching the store; an instance has its own bucket', async () => {
+    const plane = await startTestPlane({ rateLimit: { requestsPerSecond: 0.01, burst: 5 } });
     try {
+      const id = await instanceIdentity(plane, 'products'); // two requests from this address
       const statuses: number[] = [];
       let last;
       for (let i = 0; i < 5; i++) {
@@ -97,6 +98,8 @@ describe('control-plane API: rate limit', () => {
       assert.ok(Number(last?.headers['retry-after']) >= 1);
       const { entries } = await plane.cp.store.list('/trellis/resources/');
       assert.equal(entries.length, 3);
+      const own = await call(plane, 'GET', '/v1/ca', { cert: id.cert, key: id.key });
+      assert.equal(own.status, 200, 'an instance certificate draws from its own bucket, not its address\'s');
     } finally {
       await plane.close();
     }
