@@ -55,8 +55,16 @@ export {
   CsrInvalidError,
   InvalidArgumentError,
   OverloadedError,
+  ConflictError,
+  NotFoundError,
+  ControlPlaneStoreError,
   ConfigInvalidError,
 } from './core/errors.js';
+export { startControlPlane } from './controlplane/control-plane.js';
+export type { ControlPlane, ControlPlaneOptions } from './controlplane/control-plane.js';
+export type { Store, StoreEntry, StoreOp, StoreEvent, StoreWatch, StoreWatchHandlers, StoredResource, InstanceRecord, InstanceStatus, RegisteredEndpoint } from './controlplane/store/store.js';
+export type { ApiHandler, ApiRequest, ApiResponse, RouteOptions, AuthRule, HttpMethod } from './controlplane/router.js';
+export type { Caller } from './controlplane/caller.js';
 export type { ErrorCode, ErrorCodeInfo, ConfigIssue } from './core/errors.js';
 // Public isTrellisError looks through `cause` (fetch wraps mesh errors in `TypeError: fetch failed`).
 export { isOrWrapsTrellisError as isTrellisError, trellisErrorOf } from './core/error-chain.js';

@@ -1,0 +1,137 @@
+/**
+ * The control plane's guards, over real TLS: an oversize body is refused from its declared
+ * length before it is read (413), and also when it arrives chunked with no length; a client
+ * over its rate gets 429 with Retry-After while the store sees nothing; unknown query
+ * parameters, paths and methods are refused with stable error bodies; `/metrics` counts
+ * requests by route template; the first start writes the admin token 0600 and a restart on
+ * the same data directory keeps the CA, the pin and the admin token.
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { request } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { checkControlPlaneIdentity } from '../../src/controlplane-client/pin.js';
+import { call, instanceIdentity, SERVICE_YAML, startTestPlane, type TestPlane } from './api-fixtures.js';
+
+describe('control-plane API: limits', () => {
+  let plane: TestPlane;
+  before(async () => {
+    plane = await startTestPlane();
+  });
+  after(async () => {
+    await plane.close();
+  });
+
+  it('refuses a body declared over the limit with 413 before reading it', async () => {
+    const revision = await plane.cp.store.revision();
+    // Declares 64 MiB and sends only a few bytes: the answer comes from the header alone.
+    const r = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = request(new URL('/v1/apply', plane.cp.url), {
+        method: 'POST',
+        agent: false,
+        ca: plane.bundlePem,
+        checkServerIdentity: checkControlPlaneIdentity('example.org'),
+        headers: { authorization: `Bearer ${plane.adminToken}`, 'content-type': 'application/yaml', 'content-length': String(64 * 1024 * 1024) },
+      }, (res) => {
+        const parts: Buffer[] = [];
+        res.on('data', (c: Buffer) => parts.push(c));
+        res.on('end', () => {
+          resolve({ status: res.statusCode ?? 0, body: Buffer.concat(parts).toString() });
+          req.destroy();
+        });
+      });
+      req.on('error', reject);
+      req.write('apiVersion: trellis/v1\n');
+    });
+    assert.equal(r.status, 413, r.body);
+    assert.equal(JSON.parse(r.body).error.code, 'TRELLIS_INVALID_ARGUMENT');
+    assert.equal(await plane.cp.store.revision(), revision);
+  });
+
+  it('refuses a chunked body that grows over the limit (413), and small JSON endpoints have small limits', async () => {
+    const big = Buffer.alloc(5 * 1024 * 1024, 'a');
+    const r = await call(plane, 'POST', '/v1/apply', { token: plane.adminToken, contentType: 'application/yaml', body: big, headers: { 'transfer-encoding': 'chunked' } });
+    assert.equal(r.status, 413);
+    const tokens = await call(plane, 'POST', '/v1/tokens', { token: plane.adminToken, contentType: 'application/json', body: JSON.stringify({ service: 'a', pad: 'x'.repeat(100_000) }) });
+    assert.equal(tokens.status, 413);
+  });
+
+  it('refuses unknown query parameters, paths and methods with stable error bodies', async () => {
+    const q = await call(plane, 'POST', '/v1/apply?dryrun=true', { token: plane.adminToken, contentType: 'application/yaml', body: SERVICE_YAML });
+    assert.equal(q.status, 400);
+    assert.match(q.json.error.message, /did you mean "dryRun"/);
+    const p = await call(plane, 'GET', '/v1/service', { token: plane.adminToken });
+    assert.equal(p.status, 404);
+    assert.equal(p.json.error.code, 'TRELLIS_NOT_FOUND');
+    const m = await call(plane, 'PUT', '/v1/services/products', { token: plane.adminToken });
+    assert.equal(m.status, 405);
+    assert.match(String(m.headers['allow']), /GET/);
+    const ct = await call(plane, 'POST', '/v1/apply', { token: plane.adminToken, contentType: 'text/html', body: SERVICE_YAML });
+    assert.equal(ct.status, 415);
+  });
+
+  it('counts requests by route template in /metrics', async () => {
+    await call(plane, 'GET', '/v1/services/whatever', { token: plane.adminToken });
+    const r = await call(plane, 'GET', '/metrics');
+    assert.equal(r.status, 200);
+    assert.match(r.text, /trellis_controlplane_requests_total\{route="\/v1\/services\/:name",method="GET",code="404"\} 1/);
+    assert.match(r.text, /trellis_controlplane_store_duration_seconds_count\{op="get",outcome="ok"\}/);
+    assert.doesNotMatch(r.text, /whatever/, 'no raw paths in labels');
+  });
+});
+
+describe('control-plane API: rate limit', () => {
+  it('answers 429 with Retry-After once a client is over its rate, before touching the store; an instance has its own bucket', async () => {
+    const plane = await startTestPlane({ rateLimit: { requestsPerSecond: 0.01, burst: 5 } });
+    try {
+      const id = await instanceIdentity(plane, 'products'); // two requests from this address
+      const statuses: number[] = [];
+      let last;
+      for (let i = 0; i < 5; i++) {
+        last = await call(plane, 'POST', '/v1/apply', { token: plane.adminToken, contentType: 'application/yaml', body: SERVICE_YAML.replace('products', `s${i}`) });
+        statuses.push(last.status);
+      }
+      assert.deepEqual(statuses, [200, 200, 200, 429, 429]);
+      assert.equal(last?.json.error.code, 'TRELLIS_RATE_LIMITED');
+      assert.ok(Number(last?.headers['retry-after']) >= 1);
+      const { entries } = await plane.cp.store.list('/trellis/resources/');
+      assert.equal(entries.length, 3);
+      const own = await call(plane, 'GET', '/v1/ca', { cert: id.cert, key: id.key });
+      assert.equal(own.status, 200, 'an instance certificate draws from its own bucket, not its address\'s');
+    } finally {
+      await plane.close();
+    }
+  });
+});
+
+describe('control-plane: data directory', () => {
+  let dir: string;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'trellis-cp-restart-'));
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('first start writes the admin token 0600 and the CA; a restart keeps both', async () => {
+    const first = await startTestPlane({}, dir);
+    const pin = first.cp.caPin;
+    const token = first.adminToken;
+    assert.equal(first.cp.created, true);
+    await first.close();
+    assert.equal((await stat(join(dir, 'admin-token'))).mode & 0o777, 0o600);
+    for (const f of ['issuer.key', 'anchor.key', 'token.key']) assert.equal((await stat(join(dir, 'ca', f))).mode & 0o777, 0o600, f);
+
+    const second = await startTestPlane({}, dir);
+    try {
+      assert.equal(second.cp.caPin, pin);
+      assert.equal(second.adminToken, token);
+      const r = await call(second, 'POST', '/v1/apply', { token, contentType: 'application/yaml', body: SERVICE_YAML });
+      assert.equal(r.status, 200, 'the old admin token still works');
+    } finally {
+      await second.close();
+    }
+  });
+});
