@@ -34,6 +34,7 @@ import { serve } from './server/serve.js';
 import type { MeshServer, RequestHandler, ServeOptions } from './server/serve.js';
 import type { MeshInspection } from './inspect.js';
 import { inspectDestinations } from './inspect.js';
+import type { ControlPlaneStateEvent, RegisteredAddress } from './controlplane-client/control-plane-stream.js';
 
 export interface MeshEvents {
   config: [{ version: number; services: string[] }];
@@ -43,6 +44,17 @@ export interface MeshEvents {
   ejection: [{ service: string; endpoint: string; ejected: boolean }];
   warning: [string];
   certificate: [{ spiffeId: string; notAfter: Date }];
+  /** The stream to the control plane connected, is connecting, or was lost (with the reason). */
+  'control-plane': [ControlPlaneStateEvent];
+}
+
+/** The control-plane client as the mesh drives it: registration of what it serves, and shutdown. */
+export interface MeshControlPlane {
+  served(endpoint: RegisteredAddress): void;
+  unserved(address: string): void;
+  /** Leaves the registry; resolves once the control plane wrote it (bounded). */
+  deregister(): Promise<void>;
+  close(): void;
 }
 
 export interface MeshCloseOptions {
@@ -72,6 +84,8 @@ export interface MeshParts {
   stopWatching: () => void;
   /** How `mesh.dispatcher` treats origins that are not mesh services. */
   dispatcher: MeshDispatcherOptions;
+  /** The control-plane client, when the mesh has one. */
+  controlPlane?: MeshControlPlane | undefined;
 }
 
 export class Mesh extends EventEmitter<MeshEvents> {
@@ -184,8 +198,16 @@ export class Mesh extends EventEmitter<MeshEvents> {
     const p = this.#parts;
     const own = this.#config?.services.get(this.service ?? '');
     const s = await serve(handler, options, { ...this.#inboundDeps(), mode: own?.mtls ?? p.mtlsMode(), identity: p.identity, onWarn: p.onWarn });
-    this.#servers.add(s);
-    return s;
+    const cp = p.controlPlane;
+    if (cp === undefined) {
+      this.#servers.add(s);
+      return s;
+    }
+    // Registered while it serves: out of the registry before it stops accepting.
+    cp.served({ address: s.address, protocol: 'http' });
+    const registered: MeshServer = { ...s, close: () => (cp.unserved(s.address), s.close()) };
+    this.#servers.add(registered);
+    return registered;
   }
 
   /** The prom-client registry holding Trellis's metrics (the application's, when it gave one). */
@@ -234,6 +256,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
   async close(options: MeshCloseOptions = {}): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    // Deregister first, so callers stop choosing this instance while it drains.
+    await this.#parts.controlPlane?.deregister().catch(() => {});
     const drainMs = options.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS;
     const clock = this.#parts.clock;
     const deadline = clock.now() + drainMs;
@@ -250,6 +274,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     this.#parts.inbound.close();
     await this.#parts.tracer.close();
     this.#parts.identity?.off('rotated', this.#onCertificate);
+    this.#parts.controlPlane?.close();
     this.#parts.closeIdentity();
     await this.#dispatcher?.close();
   }

@@ -246,9 +246,16 @@ export class InstanceStream {
         return;
       }
       case 'ping': {
-        this.#stream.write(encodeMessage({ type: 'pong', now: this.#hub.wall() }));
         if (this.#hub.now() - this.#statusAt > STATUS_REFRESH_MS) this.#setStatus({ clockSkewMs: msg.now - this.#hub.wall() });
-        if (this.#endpoints.length > 0) this.#serially(() => this.#keepAlive());
+        // The pong follows every earlier registry write of this stream: an instance that sent
+        // `register []` then a ping knows, at the pong, that it is out of the registry.
+        this.#serially(async () => {
+          try {
+            if (this.#endpoints.length > 0) await this.#keepAlive();
+          } finally {
+            if (this.#state === 'open' && this.#stream.writable) this.#stream.write(encodeMessage({ type: 'pong', now: this.#hub.wall() }));
+          }
+        });
         return;
       }
       case 'report':
