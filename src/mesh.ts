@@ -35,6 +35,8 @@ import type { MeshServer, RequestHandler, ServeOptions } from './server/serve.js
 import type { MeshInspection } from './inspect.js';
 import { inspectDestinations } from './inspect.js';
 import type { ControlPlaneStateEvent, RegisteredAddress } from './controlplane-client/control-plane-stream.js';
+import { advertise } from './controlplane-client/advertise.js';
+import type { AdvertiseOptions, AdvertiseTarget } from './controlplane-client/advertise.js';
 
 export interface MeshEvents {
   config: [{ version: number; services: string[] }];
@@ -210,6 +212,22 @@ export class Mesh extends EventEmitter<MeshEvents> {
     return registered;
   }
 
+  /**
+   * Registers a server this instance runs itself (Express `app.listen()`, a gRPC server's bound
+   * port) with the control plane while it serves; `mesh.serve` and `mesh.fastify()` do it by
+   * themselves. Without a control plane it does nothing. Returns the function that deregisters.
+   *
+   * @example
+   * const server = app.listen(8080, '127.0.0.1');
+   * mesh.advertise(server);
+   * grpcServer.bindAsync('127.0.0.1:9090', mesh.grpc.serverCredentials(), (err, port) => mesh.advertise({ port }, { protocol: 'grpc' }));
+   */
+  advertise(target: AdvertiseTarget, options: AdvertiseOptions = {}): () => void {
+    const cp = this.#parts.controlPlane;
+    if (cp === undefined) return () => {};
+    return advertise(cp, target, options, this.#parts.onWarn);
+  }
+
   /** The prom-client registry holding Trellis's metrics (the application's, when it gave one). */
   get metricsRegistry(): MeshMetrics['registry'] {
     return this.#parts.metrics.registry;
@@ -237,7 +255,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
 
   /** The same inbound stack as a Fastify 5 plugin: `await fastify.register(mesh.fastify())`. */
   fastify(): TrellisFastifyPlugin {
-    return fastifyPlugin(this.#inboundDeps());
+    return fastifyPlugin({ ...this.#inboundDeps(), advertise: (server) => this.advertise(server) });
   }
 
   /** A snapshot of every destination: stack, endpoints, load, ejections, breaker, budget. */
