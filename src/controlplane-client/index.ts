@@ -157,7 +157,7 @@ export async function startControlPlaneClient(o: ControlPlaneClientOptions): Pro
   id.on('rotated', persist);
   try {
     const first = await within(id.ready(), startTimeoutMs, () => new ConnectFailedError(`no certificate from the control plane (${o.urls.join(', ')}) within ${startTimeoutMs} ms`));
-    if (first !== initialMaterial) persist(first);
+    if (first !== initialMaterial) await cache.saveIdentity(first).catch((err: unknown) => o.onWarn(`cannot keep the certificate in ${cache.dir}: ${(err as Error).message}`));
   } catch (err) {
     id.close();
     throw err;

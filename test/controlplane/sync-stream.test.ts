@@ -170,6 +170,16 @@ describe('sync: the instance stream', () => {
     await until(async () => ((await store.get(KEYS.instanceStatus('catalog', 'cat-1'))) === undefined ? true : undefined));
   });
 
+  it('an instance that never registered leaves no status behind when its stream ends', async () => {
+    const c = await rawClient(cp, m, 'checkout');
+    c.send(hello('checkout', 'co-pure'));
+    const s = await c.next(isSnapshot);
+    c.send({ type: 'ack', version: s.version });
+    await until(async () => (await store.get<InstanceStatus>(KEYS.instanceStatus('checkout', 'co-pure')))?.value.acked);
+    c.close();
+    await until(async () => ((await store.get(KEYS.instanceStatus('checkout', 'co-pure'))) === undefined ? true : undefined));
+  });
+
   it('a certificate for one service cannot subscribe or register as another', async () => {
     const c = await rawClient(cp, m, 'checkout');
     clients.push(c);

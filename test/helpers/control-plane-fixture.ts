@@ -70,6 +70,8 @@ export interface CpFixture {
   readonly registry: Registry;
   readonly warnings: string[];
   readonly reports: unknown[];
+  /** Certificates issued with a bootstrap token, and renewals authenticated by a current certificate. */
+  readonly issued: { bootstrap: number; renewal: number };
   close(): Promise<void>;
 }
 
@@ -111,6 +113,7 @@ export async function startCpFixture(o: CpFixtureOptions): Promise<CpFixture> {
     ...(o.leaseTtlMs !== undefined ? { leaseTtlMs: o.leaseTtlMs } : {}),
   });
   const ttlMs = o.certificateTtlMs ?? 3_600_000;
+  const issued = { bootstrap: 0, renewal: 0 };
   const server = http2.createSecureServer({ allowHTTP1: true, requestCert: true, rejectUnauthorized: false, ca: ca.bundlePem, cert: o.material.serving.cert, key: o.material.serving.key });
   const sessions = new Set<http2.ServerHttp2Session>();
   server.on('session', (s) => {
@@ -128,10 +131,12 @@ export async function startCpFixture(o: CpFixtureOptions): Promise<CpFixture> {
           if (peer !== undefined) {
             if (body.service !== peer.service) return json(res, 403, { error: { code: 'TRELLIS_FORBIDDEN', message: 'not your service' } });
             const leaf = issueLeaf(ca, { service: peer.service, publicKey: parseCsr(body.csrPem).publicKey, ttlMs }, systemClock);
+            issued.renewal++;
             return json(res, 200, { certificateChainPem: leaf.certificateChainPem, caBundlePem: leaf.caBundlePem, notAfter: leaf.notAfter, spiffeId: leaf.spiffeId });
           }
           const token = (req.headers.authorization ?? '').replace(/^Bearer /, '');
           const r = signCsr({ token, csrPem: body.csrPem, service: body.service }, { issuer: ca, tokenKey, ttlMs, clock: systemClock });
+          issued.bootstrap++;
           return json(res, 200, { certificateChainPem: r.certificateChainPem, caBundlePem: r.caBundlePem, notAfter: r.notAfter, spiffeId: r.spiffeId });
         } catch (err) {
           return json(res, 401, { error: { code: (err as { code?: string }).code ?? 'TRELLIS_TOKEN_INVALID', message: (err as Error).message } });
@@ -161,6 +166,7 @@ export async function startCpFixture(o: CpFixtureOptions): Promise<CpFixture> {
     registry,
     warnings,
     reports,
+    issued,
     async close() {
       if (closed) return;
       closed = true;

@@ -11,7 +11,8 @@
  * `version` is the store revision the view was computed at.
  *
  * When an instance record disappears (lease expired, deregistered) and no stream of this replica
- * holds that instance, its status entry is removed too.
+ * holds that instance, its status entry is removed too; an instance that never registered loses
+ * its status when its stream ends (a replica it fails over to writes it again).
  */
 import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import { performance } from 'node:perf_hooks';
@@ -166,6 +167,8 @@ export function createSync(deps: SyncDeps): Sync {
       const members = streams.get(s.service);
       if (members?.get(s.id) !== s) return;
       members.delete(s.id);
+      // A pure client (never registered) leaves no record whose removal would take its status.
+      if (!s.registered) status.delete(s.service, s.id);
       if (members.size === 0) {
         streams.delete(s.service);
         views.delete(s.service);

@@ -108,6 +108,11 @@ export class InstanceStream {
     return this.#hello?.instance ?? '';
   }
 
+  /** Whether the instance has a registry record (its status then goes with the record). */
+  get registered(): boolean {
+    return this.#lease !== undefined || this.#endpoints.length > 0;
+  }
+
   get open(): boolean {
     return this.#state === 'open';
   }
