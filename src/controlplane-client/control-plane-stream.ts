@@ -53,6 +53,8 @@ export interface ControlPlaneStreamParams {
 }
 
 const SILENCE_MS = 3 * PING_INTERVAL_MS;
+/** A replica that has not answered the stream's request by then is left for the next. */
+const CONNECT_TIMEOUT_MS = 10_000;
 const BARRIER_MS = 2000;
 
 export class ControlPlaneStream {
@@ -160,7 +162,12 @@ export class ControlPlaneStream {
     const splitter = new LineSplitter(MAX_MESSAGE_BYTES);
     const errorBody: Buffer[] = [];
     let status = 0;
+    // A blackholed address gives no error for minutes: bound the wait for the answer.
+    const connectTimer = setTimeout(() => fail(`no answer within ${CONNECT_TIMEOUT_MS} ms`), CONNECT_TIMEOUT_MS);
+    connectTimer.unref();
+    session.once('close', () => clearTimeout(connectTimer));
     stream.on('response', (headers) => {
+      clearTimeout(connectTimer);
       status = Number(headers[':status']);
       if (status !== 200) return;
       this.#live = true;

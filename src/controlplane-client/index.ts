@@ -172,7 +172,16 @@ export async function startControlPlaneClient(o: ControlPlaneClientOptions): Pro
   let failures = 0;
   let wake: () => void = () => {};
 
+  let appliedContent: string | undefined;
   const onSnapshot = async (snap: SnapshotMessage): Promise<string | undefined> => {
+    // The same content under another version (another replica computed it at its revision, after
+    // a failover): nothing to swap, only the version to take.
+    const content = JSON.stringify([snap.mesh, snap.services, snap.endpoints]);
+    if (content === appliedContent) {
+      version = snap.version;
+      gauges?.setVersion(version);
+      return undefined;
+    }
     let config: MeshConfig;
     try {
       config = snapshotConfig(snap, o.onWarn);
@@ -186,6 +195,7 @@ export async function startControlPlaneClient(o: ControlPlaneClientOptions): Pro
     }
     if (target === undefined) firstConfig = config;
     else target.applyConfig(config);
+    appliedContent = content;
     version = snap.version;
     gauges?.setVersion(version);
     cache.saveSnapshot(snap).catch((err: unknown) => o.onWarn(`cannot keep snapshot ${snap.version} in ${cache.dir}: ${(err as Error).message}`));
@@ -246,6 +256,7 @@ export async function startControlPlaneClient(o: ControlPlaneClientOptions): Pro
   else if (cachedConfig !== undefined && cached.snapshot !== undefined) {
     initial = cachedConfig;
     version = cached.snapshot.version;
+    appliedContent = JSON.stringify([cached.snapshot.mesh, cached.snapshot.services, cached.snapshot.endpoints]);
     o.onWarn(`no control plane answered (${lastState?.reason ?? 'no answer'}); starting from the snapshot kept in ${cache.dir} (version ${version}) and retrying`);
   } else {
     stream.close();

@@ -80,6 +80,8 @@ export class InstanceStream {
   #tokens = BURST;
   #tokensAt: number;
   #lease: string | undefined;
+  /** Whether the record for the current endpoints is in the store (under `#lease`). */
+  #recorded = false;
   #endpoints: RegisterMessage['endpoints'] = [];
   #work: Promise<void> = Promise.resolve();
   #status: InstanceStatus | undefined;
@@ -281,6 +283,7 @@ export class InstanceStream {
 
   async #register(endpoints: RegisterMessage['endpoints']): Promise<void> {
     this.#endpoints = endpoints;
+    this.#recorded = false;
     if (endpoints.length === 0) {
       // Deregistration before a drain: the record goes now, not when the lease expires.
       const lease = this.#lease;
@@ -296,12 +299,13 @@ export class InstanceStream {
     if (lease !== undefined) {
       try {
         await this.#hub.store.keepAlive(lease);
-        return;
+        if (this.#recorded) return;
       } catch {
         // The lease is gone (expired during a partition, lost by the store): register again.
         if (this.#lease === lease) this.#lease = undefined;
       }
     }
+    // Also when an earlier write of the record failed: the ping retries it.
     if (this.#endpoints.length > 0) await this.#putRecord();
   }
 
@@ -320,7 +324,14 @@ export class InstanceStream {
       certificateNotAfter: this.#peer.certificateNotAfter,
       agent: hello.agent,
     };
-    await store.commit([{ type: 'put', key: KEYS.instance(this.service, hello.instance), value: record, lease: this.#lease }]);
+    try {
+      await store.commit([{ type: 'put', key: KEYS.instance(this.service, hello.instance), value: record, lease: this.#lease }]);
+    } catch (err) {
+      // A lease that vanished between grant and write is granted again on the next ping.
+      this.#lease = undefined;
+      throw err;
+    }
+    this.#recorded = true;
   }
 
   #setStatus(change: Partial<InstanceStatus>): void {
