@@ -34,6 +34,9 @@ import { serve } from './server/serve.js';
 import type { MeshServer, RequestHandler, ServeOptions } from './server/serve.js';
 import type { MeshInspection } from './inspect.js';
 import { inspectDestinations } from './inspect.js';
+import type { ControlPlaneStateEvent, RegisteredAddress } from './controlplane-client/control-plane-stream.js';
+import { advertise } from './controlplane-client/advertise.js';
+import type { AdvertiseOptions, AdvertiseTarget } from './controlplane-client/advertise.js';
 
 export interface MeshEvents {
   config: [{ version: number; services: string[] }];
@@ -43,6 +46,17 @@ export interface MeshEvents {
   ejection: [{ service: string; endpoint: string; ejected: boolean }];
   warning: [string];
   certificate: [{ spiffeId: string; notAfter: Date }];
+  /** The stream to the control plane connected, is connecting, or was lost (with the reason). */
+  'control-plane': [ControlPlaneStateEvent];
+}
+
+/** The control-plane client as the mesh drives it: registration of what it serves, and shutdown. */
+export interface MeshControlPlane {
+  served(endpoint: RegisteredAddress): void;
+  unserved(address: string): void;
+  /** Leaves the registry; resolves once the control plane wrote it (bounded). */
+  deregister(): Promise<void>;
+  close(): void;
 }
 
 export interface MeshCloseOptions {
@@ -72,6 +86,8 @@ export interface MeshParts {
   stopWatching: () => void;
   /** How `mesh.dispatcher` treats origins that are not mesh services. */
   dispatcher: MeshDispatcherOptions;
+  /** The control-plane client, when the mesh has one. */
+  controlPlane?: MeshControlPlane | undefined;
 }
 
 export class Mesh extends EventEmitter<MeshEvents> {
@@ -184,8 +200,32 @@ export class Mesh extends EventEmitter<MeshEvents> {
     const p = this.#parts;
     const own = this.#config?.services.get(this.service ?? '');
     const s = await serve(handler, options, { ...this.#inboundDeps(), mode: own?.mtls ?? p.mtlsMode(), identity: p.identity, onWarn: p.onWarn });
-    this.#servers.add(s);
-    return s;
+    const cp = p.controlPlane;
+    if (cp === undefined) {
+      this.#servers.add(s);
+      return s;
+    }
+    // Registered while it serves: out of the registry before it stops accepting.
+    cp.served({ address: s.address, protocol: 'http' });
+    const registered: MeshServer = { ...s, close: () => (cp.unserved(s.address), s.close()) };
+    this.#servers.add(registered);
+    return registered;
+  }
+
+  /**
+   * Registers a server this instance runs itself (Express `app.listen()`, a gRPC server's bound
+   * port) with the control plane while it serves; `mesh.serve` and `mesh.fastify()` do it by
+   * themselves. Without a control plane it does nothing. Returns the function that deregisters.
+   *
+   * @example
+   * const server = app.listen(8080, '127.0.0.1');
+   * mesh.advertise(server);
+   * grpcServer.bindAsync('127.0.0.1:9090', mesh.grpc.serverCredentials(), (err, port) => mesh.advertise({ port }, { protocol: 'grpc' }));
+   */
+  advertise(target: AdvertiseTarget, options: AdvertiseOptions = {}): () => void {
+    const cp = this.#parts.controlPlane;
+    if (cp === undefined) return () => {};
+    return advertise(cp, target, options, this.#parts.onWarn);
   }
 
   /** The prom-client registry holding Trellis's metrics (the application's, when it gave one). */
@@ -215,7 +255,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
 
   /** The same inbound stack as a Fastify 5 plugin: `await fastify.register(mesh.fastify())`. */
   fastify(): TrellisFastifyPlugin {
-    return fastifyPlugin(this.#inboundDeps());
+    return fastifyPlugin({ ...this.#inboundDeps(), advertise: (server) => this.advertise(server) });
   }
 
   /** A snapshot of every destination: stack, endpoints, load, ejections, breaker, budget. */
@@ -234,6 +274,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
   async close(options: MeshCloseOptions = {}): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    // Deregister first, so callers stop choosing this instance while it drains.
+    await this.#parts.controlPlane?.deregister().catch(() => {});
     const drainMs = options.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS;
     const clock = this.#parts.clock;
     const deadline = clock.now() + drainMs;
@@ -250,6 +292,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     this.#parts.inbound.close();
     await this.#parts.tracer.close();
     this.#parts.identity?.off('rotated', this.#onCertificate);
+    this.#parts.controlPlane?.close();
     this.#parts.closeIdentity();
     await this.#dispatcher?.close();
   }
