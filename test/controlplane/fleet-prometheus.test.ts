@@ -58,10 +58,11 @@ describe('fleet stat from Prometheus', { skip: binary === undefined }, () => {
     cleanup.push(() => prom.close());
     // Counters must be scraped once before the traffic the window counts (increase() of a
     // series first seen at N says nothing about N).
+    const served = ['frontend', 'products', 'reviews', 'ratings'];
     await mesh.traffic(5);
-    await waitScraped('reviews', 5);
+    for (const s of served) await waitScraped(s, 5);
     await mesh.traffic(30);
-    await waitScraped('reviews', 35);
+    for (const s of served) await waitScraped(s, 35);
   });
 
   it('serves the same body from PromQL: every service with traffic, routes, edges as servers saw them', async () => {
@@ -80,7 +81,7 @@ describe('fleet stat from Prometheus', { skip: binary === undefined }, () => {
     assert.ok((catalog?.figures?.requests ?? 0) > 0, 'route figures from the callers\' client metrics');
     assert.deepEqual(catalog?.backends.map((b) => b.weight), [50, 50]);
     // Plaintext here: servers see every caller as unknown, so the edges say so.
-    assert.deepEqual(body.edges.map((e) => `${e.from}->${e.to}:${e.source}`), ['unknown->products']);
+    assert.deepEqual(body.edges.map((e) => `${e.from}->${e.to}:${e.source}`), ['unknown->products:server']);
 
     const all = await fleet.stat(new URLSearchParams('window=1m'));
     const names = all.services.filter((s) => (s.figures?.rps ?? 0) > 0).map((s) => s.name);
