@@ -27,7 +27,9 @@ export interface Command {
   /** Option lines for `--help`, one per option. */
   readonly help: readonly string[];
   readonly options: NonNullable<ParseArgsConfig['options']>;
-  run(values: OptionValues, io: CliIo): Promise<number>;
+  /** Words after the command's own (e.g. `[SERVICE]`), for the usage line; absent: none allowed. */
+  readonly positionals?: { readonly usage: string; readonly max: number } | undefined;
+  run(values: OptionValues, io: CliIo, positionals: readonly string[]): Promise<number>;
 }
 
 /** The command line was wrong: exit 2 with the message and the command's usage. */

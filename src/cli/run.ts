@@ -13,7 +13,7 @@ import { UsageError, type CliIo, type Command } from './command.js';
 
 function usageOf(cmd: Command): string {
   const column = Math.max(8, ...cmd.help.map((h) => /^.*?\S\s{2,}/.exec(h)?.[0].length ?? 0));
-  return [`Usage: trellis ${cmd.path.join(' ')} [options]`, '', cmd.summary, '', 'Options:', ...cmd.help.map((h) => `  ${h}`), `  ${'--help'.padEnd(column)}show this help`].join('\n');
+  return [`Usage: trellis ${cmd.path.join(' ')}${cmd.positionals !== undefined ? ` ${cmd.positionals.usage}` : ''} [options]`, '', cmd.summary, '', 'Options:', ...cmd.help.map((h) => `  ${h}`), `  ${'--help'.padEnd(column)}show this help`].join('\n');
 }
 
 function overview(commands: readonly Command[]): string {
@@ -44,15 +44,16 @@ export async function runCli(argv: readonly string[], io: CliIo, commands: reado
   try {
     let parsed;
     try {
-      parsed = parseArgs({ args: argv.slice(cmd.path.length), options: { ...cmd.options, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: false });
+      parsed = parseArgs({ args: argv.slice(cmd.path.length), options: { ...cmd.options, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: cmd.positionals !== undefined });
     } catch (err) {
       throw new UsageError((err as Error).message);
     }
+    if (parsed.positionals.length > (cmd.positionals?.max ?? 0)) throw new UsageError(`unexpected argument "${(parsed.positionals[cmd.positionals?.max ?? 0] ?? '').slice(0, 64)}"`);
     if (parsed.values.help === true) {
       io.stdout(`${usageOf(cmd)}\n`);
       return 0;
     }
-    return await cmd.run(parsed.values as Record<string, string | boolean | undefined>, io);
+    return await cmd.run(parsed.values as Record<string, string | boolean | undefined>, io, parsed.positionals);
   } catch (err) {
     if (err instanceof UsageError) {
       io.stderr(`error: ${err.message}\n\n${usageOf(cmd)}\n`);
