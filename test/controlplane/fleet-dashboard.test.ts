@@ -26,6 +26,10 @@ import { KEYS } from '../../src/controlplane/store/store.js';
 import { startFleetMesh } from '../helpers/fleet-mesh.js';
 import type { FleetMesh } from '../helpers/fleet-mesh.js';
 
+// What the page functions below use of the browser's globals (they run in chromium, not here).
+interface PageElement { getAttribute(name: string): string | null; textContent: string | null }
+declare const document: { querySelectorAll(selector: string): ArrayLike<PageElement>; activeElement: PageElement | null };
+
 const CHROMIUM = process.env.TRELLIS_CHROMIUM ?? '/usr/bin/chromium';
 const hasChromium = await access(CHROMIUM, constants.X_OK).then(() => true, () => false);
 if (!hasChromium && process.env.CI !== undefined) throw new Error(`chromium is not installed at ${CHROMIUM} and CI is set: .ci/run installs Debian's chromium`);
@@ -94,7 +98,7 @@ describe('dashboard in a real browser', { skip: !hasChromium }, () => {
     const started = performance.now();
     await page.goto(dashboard.url);
     await page.waitForFunction(() => {
-      const rows = [...document.querySelectorAll('tr[data-service]')];
+      const rows = Array.from(document.querySelectorAll('tr[data-service]'));
       return rows.length === 5 && rows.every((r) => Number(r.getAttribute('data-rps')) > 0);
     }, undefined, { timeout: 60_000 });
     const firstLoadMs = performance.now() - started;
@@ -140,7 +144,7 @@ describe('dashboard in a real browser', { skip: !hasChromium }, () => {
     const entry = await store.get(KEYS.resource('Service', 'products'));
     await store.commit([{ type: 'put', key: KEYS.resource('Service', 'products'), value: mesh.productsDocument(90, 10), ifModRevision: entry?.modRevision }]);
     await page.waitForFunction(() => {
-      const w = [...document.querySelectorAll('tr[data-route="catalog"] [data-weight]')].map((e) => e.getAttribute('data-weight'));
+      const w = Array.from(document.querySelectorAll('tr[data-route="catalog"] [data-weight]')).map((e) => e.getAttribute('data-weight'));
       return w.join(',') === '90,10';
     }, undefined, { timeout: 30_000 });
     assert.match((await page.textContent('tr[data-route="catalog"]')) ?? '', /weight 90 ·\s+90 % configured/);
