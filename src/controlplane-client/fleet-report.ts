@@ -35,6 +35,8 @@ export const FLEET_REPORT_VERSION = 1;
 export const MAX_EDGES = 512;
 export const MAX_DESTINATIONS = 128;
 export const MAX_ENDPOINTS = 32;
+/** Readings between two endpoint lists of an unchanged destination (6 x 5 s = 30 s). */
+export const ENDPOINTS_EVERY = 6;
 
 /** Counts of one edge over one interval. */
 export interface FleetEdgeReport {
@@ -61,7 +63,7 @@ export interface FleetDestinationReport {
   /** Circuit breaker state, when the destination has a breaker. */
   readonly breaker?: 'closed' | 'open' | 'half-open' | undefined;
   readonly endpoints: { readonly healthy: number; readonly ejected: number };
-  /** Up to MAX_ENDPOINTS endpoints with their state (from `mesh.inspect()`, when given). */
+  /** Up to MAX_ENDPOINTS endpoints with their state (from `mesh.inspect()`, when given); only when it changed, and every ENDPOINTS_EVERY reports (absent: as last sent). */
   readonly endpointList?: readonly { readonly id: string; readonly ejected: boolean; readonly outstanding: number; readonly ewmaMs: number; readonly labels: Readonly<Record<string, string>> }[] | undefined;
   /** Deltas in the interval. */
   readonly ejections: number;
@@ -250,6 +252,9 @@ export function createFleetReporter(source: FleetReportSource): FleetReporter {
   let lastAt = 0;
   let latest: FleetReport | undefined;
   let inFlight: Promise<FleetReport> | undefined;
+  /** Per destination, the endpoint list (ids and ejections) last sent; and readings taken. */
+  let sent = new Map<string, string>();
+  let readings = 0;
 
   const read = async (): Promise<FleetReport> => {
     const all = (await source.registry.getMetricsAsJSON()) as unknown as PromMetric[];
@@ -278,12 +283,19 @@ export function createFleetReporter(source: FleetReportSource): FleetReporter {
     const inspected = new Map((inspection?.services ?? []).map((s) => [s.name, s]));
     const names = new Set([...breakers.keys(), ...endpoints.keys(), ...ejections.keys(), ...retries.keys(), ...inspected.keys()]);
     const destinations: FleetDestinationReport[] = [];
+    const nextSent = new Map<string, string>();
     for (const service of names) {
       if (destinations.length >= MAX_DESTINATIONS || service === '') break;
       const b = breakers.get(service);
       const state = b === undefined ? undefined : ([...b.entries()].find(([, v]) => v === 1)?.[0] as FleetDestinationReport['breaker']);
       const ep = endpoints.get(service);
-      const list = inspected.get(service)?.endpoints.slice(0, MAX_ENDPOINTS).map((x) => ({ id: x.id, ejected: x.ejected, outstanding: x.outstanding, ewmaMs: Math.round(x.ewmaMs * 100) / 100, labels: x.labels }));
+      const all = inspected.get(service)?.endpoints.slice(0, MAX_ENDPOINTS).map((x) => ({ id: x.id, ejected: x.ejected, outstanding: x.outstanding, ewmaMs: Math.round(x.ewmaMs * 100) / 100, labels: x.labels }));
+      // The endpoint list is most of a report's bytes: sent when its membership or ejections
+      // changed, and every ENDPOINTS_EVERY readings for the load figures; the control plane
+      // keeps the last one it got.
+      const sig = all?.map((x) => `${x.id}${x.ejected ? '!' : ''}`).join(',');
+      const list = all !== undefined && (sig !== sent.get(service) || readings % ENDPOINTS_EVERY === 0) ? all : undefined;
+      if (sig !== undefined) nextSent.set(service, sig);
       destinations.push({
         service,
         ...(state !== undefined ? { breaker: state } : {}),
@@ -295,6 +307,8 @@ export function createFleetReporter(source: FleetReportSource): FleetReporter {
       });
     }
 
+    sent = nextSent;
+    readings++;
     const now = clock.wall();
     const out: FleetEdgeReport[] = [];
     let dropped = 0;

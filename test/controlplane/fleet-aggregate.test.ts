@@ -125,6 +125,21 @@ describe('fleet aggregation', () => {
     await store.close();
   });
 
+  it('keeps the last endpoint list of a destination when a report leaves it out', async () => {
+    const { clock, store, fleet, stat } = await setup();
+    clock.advance(60_000);
+    const dest = (list: boolean) => ({ service: 'reviews', breaker: 'open' as const, endpoints: { healthy: 1, ejected: 1 }, ...(list ? { endpointList: [{ id: '10.0.0.1:80', ejected: true, outstanding: 0, ewmaMs: 3, labels: {} }, { id: '10.0.0.2:80', ejected: false, outstanding: 1, ewmaMs: 4, labels: {} }] } : {}), ejections: 1, retries: 3, rateLimited: 0 });
+    fleet.ingest({ id: 'a', service: 'products' }, { ...report([]), destinations: [dest(true)] });
+    clock.advance(5_000);
+    fleet.ingest({ id: 'a', service: 'products' }, { ...report([]), destinations: [dest(false)] });
+    const d = (await stat('window=1m&service=products')).instances?.[0]?.destinations[0];
+    assert.deepEqual(d?.endpointList.map((e) => [e.id, e.ejected]), [['10.0.0.1:80', true], ['10.0.0.2:80', false]]);
+    assert.equal(d?.breaker, 'open');
+    assert.equal(d?.ejections, 2, 'counters summed over the window');
+    assert.equal(d?.retries, 6);
+    await store.close();
+  });
+
   it('gives per-service steps over ten minutes with series=true', async () => {
     const { clock, store, fleet, stat } = await setup();
     clock.advance(60_000 - (clock.wall() % 10_000));

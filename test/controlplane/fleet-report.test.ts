@@ -61,6 +61,9 @@ describe('fleet reporter', () => {
     const second = await reporter.sample();
     assert.deepEqual(second.edges.map((e) => [e.route, e.requests]), [['catalog', 2]]);
     assert.equal(second.interval.from, first.interval.to);
+    // The endpoint list goes again only when it changed (or every 6th reading).
+    assert.equal(second.destinations.find((d) => d.service === 'payments')?.endpointList, undefined);
+    assert.equal(second.destinations.find((d) => d.service === 'payments')?.endpoints.healthy, 1);
     const third = await reporter.sample();
     assert.deepEqual(third.edges, []);
   });

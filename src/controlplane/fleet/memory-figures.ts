@@ -95,7 +95,9 @@ export class MemoryFigures {
     }
     st.lastReport = now;
     st.certificateNotAfter = report.certificateNotAfter;
-    st.destinations = report.destinations;
+    // A destination without its endpoint list has the one last sent (see ENDPOINTS_EVERY).
+    const before = new Map(st.destinations.map((d) => [d.service, d.endpointList]));
+    st.destinations = report.destinations.map((d) => (d.endpointList === undefined && before.get(d.service) !== undefined ? { ...d, endpointList: before.get(d.service) } : d));
     for (const d of report.destinations) {
       if (d.ejections === 0 && d.retries === 0 && d.rateLimited === 0) continue;
       let list = st.events.get(d.service);
