@@ -32,6 +32,9 @@ import { issueServingCertificate, type ServingCertificate } from './serving-cert
 import { openStore } from './store/open-store.js';
 import type { Store } from './store/store.js';
 import { createSync, type Sync } from './sync/index.js';
+import { createFleet, type Fleet } from './fleet/index.js';
+import { startDashboard, type Dashboard } from './dashboard/index.js';
+import { adminTokenMatches } from './admin-token.js';
 
 export interface ControlPlaneOptions {
   /** The data directory (created 0700): the embedded store, `ca/` and `admin-token`. */
@@ -46,6 +49,10 @@ export interface ControlPlaneOptions {
   readonly replicaId?: string;
   /** API rate limit per client: per instance certificate, else per address (default 100/s, burst 200). */
   readonly rateLimit?: ClientLimitParams;
+  /** Serve the read-only dashboard on `HOST:PORT` (the CLI's default is `127.0.0.1:7401`; off when absent). */
+  readonly dashboard?: string | undefined;
+  /** Read golden metrics from this Prometheus (which scrapes the instances) instead of aggregating reports. */
+  readonly prometheus?: string | undefined;
   readonly clock?: Clock;
   /** Warnings (default: stderr). */
   readonly onWarn?: (message: string) => void;
@@ -67,6 +74,10 @@ export interface ControlPlane {
   readonly replicaId: string;
   /** The Prometheus registry served at `/metrics`. */
   readonly registry: Registry;
+  /** The fleet view: golden metrics from reports (or Prometheus), served at `GET /v1/stat`. */
+  readonly fleet: Fleet;
+  /** `http://host:port/` of the dashboard, when one was asked for. */
+  readonly dashboardUrl: string | undefined;
   /** The store this replica reads and writes (for parts added at `route()`, and tests). */
   readonly store: Store;
   /** Adds an API route (for the fleet view, the dashboard): it gets the same rate limits, auth rules and error shape. */
@@ -116,7 +127,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const ca = authority.ca;
   let serving: ServingCertificate = await issueServingCertificate(ca, listen.host, clock);
 
-  const sync: Sync = createSync({ store, replicaId, registry: metrics.registry, onWarn });
+  const fleet: Fleet = createFleet({ store, clock, ...(options.prometheus !== undefined ? { prometheusUrl: options.prometheus } : {}) });
+  const sync: Sync = createSync({ store, replicaId, registry: metrics.registry, onWarn, onReport: (instance, report) => void fleet.ingest(instance, report) });
   const router = new Router({
     identify: (req, socket) => identifyCaller(req.headers, socket, { trustDomain: ca.trustDomain, adminHash: authority.adminHash, pin: authority.pin }),
     limiter: new ClientLimiter(options.rateLimit ?? DEFAULT_RATE, clock),
@@ -139,6 +151,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     },
     { auth: 'instance' },
   );
+  router.route('GET', '/v1/stat', async (req) => ({ body: await fleet.stat(req.query) }), { auth: 'admin', query: ['window', 'service', 'series'] });
   router.route('GET', '/metrics', async () => ({ text: await metrics.registry.metrics(), contentType: metrics.registry.contentType }), { auth: 'none' });
 
   const server: Http2SecureServer = createSecureServer({
@@ -176,6 +189,18 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     });
   });
   const bound = server.address() as AddressInfo;
+  let dashboard: Dashboard | undefined;
+  if (options.dashboard !== undefined) {
+    const d = parseListen(options.dashboard);
+    try {
+      dashboard = await startDashboard({ host: d.host, port: d.port, fleet, store, clock, checkAdminToken: (token) => adminTokenMatches(token, authority.pin, authority.adminHash) === undefined });
+    } catch (err) {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await sync.close();
+      await rawStore.close();
+      throw err;
+    }
+  }
   const urlHost = bound.family === 'IPv6' || bound.address.includes(':') ? `[${bound.address}]` : bound.address;
 
   // Reissue the serving certificate at two thirds of its life; new connections get the new one.
@@ -203,11 +228,14 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     adminTokenPath: authority.adminTokenPath,
     replicaId,
     registry: metrics.registry,
+    fleet,
+    dashboardUrl: dashboard?.url,
     store,
     route: (method, path, handler, routeOptions) => router.route(method, path, handler, routeOptions),
     close() {
       closing ??= (async () => {
         clearInterval(renew);
+        await dashboard?.close();
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         await sync.close();
         // Idle HTTP/2 sessions and keep-alive sockets would hold close() open: end them,

@@ -17,12 +17,17 @@ export const controlPlane: Command = {
     '--listen HOST:PORT     where to serve the API (default 127.0.0.1:7400; port 0: any free port)',
     '--etcd URL,...         keep state in etcd (replicas sharing it share everything)',
     '--trust-domain TD      trust domain of the CA made on first start (default cluster.local)',
+    '--dashboard HOST:PORT  serve the read-only dashboard there (default 127.0.0.1:7401, or a free port',
+    '                       when --listen asks for port 0); "off" serves none',
+    '--prometheus URL       read golden metrics from this Prometheus instead of instance reports',
   ],
   options: {
     data: { type: 'string' },
     listen: { type: 'string' },
     etcd: { type: 'string' },
     'trust-domain': { type: 'string' },
+    dashboard: { type: 'string' },
+    prometheus: { type: 'string' },
   },
   async run(values, io) {
     const dataDir = requiredString(values, 'data');
@@ -33,9 +38,16 @@ export const controlPlane: Command = {
     const trustDomain = optionalString(values, 'trust-domain');
     if (trustDomain !== undefined && !isTrustDomain(trustDomain)) throw new UsageError(`--trust-domain "${trustDomain.slice(0, 64)}" is not a valid trust domain (lowercase letters, digits, ".", "-", "_")`);
     if (!/^(\[[0-9a-fA-F:.]+\]|[^:[\]]+):\d{1,5}$/.test(listen)) throw new UsageError(`--listen "${listen.slice(0, 64)}" is not HOST:PORT`);
+    const dashboardFlag = optionalString(values, 'dashboard');
+    if (dashboardFlag !== undefined && dashboardFlag !== 'off' && !/^(\[[0-9a-fA-F:.]+\]|[^:[\]]+):\d{1,5}$/.test(dashboardFlag)) throw new UsageError(`--dashboard "${dashboardFlag.slice(0, 64)}" is not HOST:PORT (or "off")`);
+    const prometheus = optionalString(values, 'prometheus');
+    if (prometheus !== undefined && !/^https?:\/\/[^\s]+$/.test(prometheus)) throw new UsageError(`--prometheus "${prometheus.slice(0, 64)}" is not an http(s) URL`);
+    const dashboard = dashboardFlag === 'off' ? undefined : (dashboardFlag ?? (listen.endsWith(':0') ? '127.0.0.1:0' : '127.0.0.1:7401'));
     const cp = await startControlPlane({
       dataDir,
       listen,
+      ...(dashboard !== undefined ? { dashboard } : {}),
+      ...(prometheus !== undefined ? { prometheus } : {}),
       ...(etcd !== undefined ? { etcd } : {}),
       ...(trustDomain !== undefined ? { trustDomain } : {}),
       onWarn: (m) => io.stderr(`warning: ${m}\n`),
@@ -47,6 +59,7 @@ export const controlPlane: Command = {
         cp.adminTokenPath !== undefined
           ? `  admin token: ${cp.adminTokenPath} (mode 0600${cp.created ? ', created now' : ''}); use it with --admin-token @${cp.adminTokenPath} or TRELLIS_ADMIN_TOKEN`
           : '  admin token: in the data directory of the replica that created the CA',
+        cp.dashboardUrl !== undefined ? `  dashboard: ${cp.dashboardUrl}` : '  dashboard: off',
         '',
       ].join('\n'),
     );
