@@ -33,7 +33,7 @@ storeConformance({
   forget: async (s: Store) => {
     for (let i = 0; i <= HISTORY; i++) await s.commit([{ type: 'put', key: '/trellis/filler', value: i }]);
   },
-  leases: { short: 1000, long: 3000, keepAliveEveryMs: 150 },
+  leases: { short: 2000, long: 5000, keepAliveEveryMs: 200 },
 });
 
 const noWarnings = { onWarning: () => {} };
@@ -72,15 +72,33 @@ describe('embedded store on disk', () => {
     }
   });
 
-  it('a lease restored at restart gets its TTL again from the restart, then expires and deletes its keys', async () => {
+  it('a lease restored at restart gets its whole TTL again from the restart, then expires and deletes its keys', async () => {
     const dir = await tempDir();
-    const a = await openEmbeddedStore(dir, { sweepMs: 50 });
-    const lease = await a.grantLease(800);
+    // An injected clock; `sweeps()` waits until the lease sweeper has read it twice more.
+    let t = 1_000_000;
+    let reads = 0;
+    const now = (): number => {
+      reads++;
+      return t;
+    };
+    const sweeps = async (): Promise<void> => {
+      const target = reads + 2;
+      while (reads < target) await new Promise((r) => setTimeout(r, 5));
+    };
+    const a = await openEmbeddedStore(dir, { now, sweepMs: 10 });
+    const lease = await a.grantLease(60_000);
     await a.commit([{ type: 'put', key: '/trellis/instances/s/1', value: 1, lease }]);
     await a.close();
-    const b = await openEmbeddedStore(dir, { sweepMs: 50 });
+    t += 10 * 60_000; // the control plane was down for ten minutes: long past the lease's expiry
+    const b = await openEmbeddedStore(dir, { now, sweepMs: 10 });
     try {
       const w = collect(b, '/trellis/instances/', await b.revision());
+      await sweeps();
+      assert.equal((await b.get('/trellis/instances/s/1'))?.value, 1, 'the lease did not expire at restart');
+      t += 59_000;
+      await sweeps();
+      assert.equal((await b.get('/trellis/instances/s/1'))?.value, 1, 'its TTL counts from the restart');
+      t += 2_000;
       await w.until(() => w.groups.some((g) => g.events.some((e) => e.type === 'delete')), 'the restored lease to expire');
       w.watch.close();
       assert.equal(await b.get('/trellis/instances/s/1'), undefined);

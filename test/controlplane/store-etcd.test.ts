@@ -37,7 +37,7 @@ storeConformance({
     await (raw as Etcd3).kv.compact({ revision: revision + 1, physical: true });
   },
   // etcd counts whole seconds, and raises a TTL under 1.5 x its election timeout (1 s) to 2 s.
-  leases: { short: 2000, long: 6000, keepAliveEveryMs: 300 },
+  leases: { short: 3000, long: 8000, keepAliveEveryMs: 300 },
 });
 
 describe('etcd store', { skip }, () => {

@@ -14,5 +14,5 @@ storeConformance({
   forget: async (s: Store) => {
     for (let i = 0; i <= HISTORY; i++) await s.commit([{ type: 'put', key: '/trellis/filler', value: i }]);
   },
-  leases: { short: 1000, long: 3000, keepAliveEveryMs: 150 },
+  leases: { short: 2000, long: 5000, keepAliveEveryMs: 200 },
 });

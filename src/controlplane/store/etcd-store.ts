@@ -148,7 +148,8 @@ export class EtcdStore implements Store {
         const actual = kv === undefined ? 0 : Number(kv.mod_revision);
         if (actual !== op.ifModRevision) throw new StoreConflictError(op.key, op.ifModRevision as number, actual);
       }
-      throw new StoreUnavailableError('etcd refused the transaction\'s conditions but every key matched on re-read (a concurrent change): retry');
+      // Cannot happen: the failure branch reads the keys in the same transaction as the compare.
+      throw new StoreUnavailableError('etcd refused the transaction\'s conditions, yet its own read of the keys matches them');
     }
     return Number(res.header.revision);
   }
