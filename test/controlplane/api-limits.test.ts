@@ -8,6 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { connect } from 'node:http2';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -56,6 +57,24 @@ describe('control-plane API: limits', () => {
     assert.equal(r.status, 413);
     const tokens = await call(plane, 'POST', '/v1/tokens', { token: plane.adminToken, contentType: 'application/json', body: JSON.stringify({ service: 'a', pad: 'x'.repeat(100_000) }) });
     assert.equal(tokens.status, 413);
+  });
+
+  it('refuses oversize headers over HTTP/1.1 and HTTP/2 (431)', async () => {
+    const big = 'x'.repeat(40_000);
+    assert.equal((await call(plane, 'GET', '/v1/ca', { headers: { 'x-big': big } })).status, 431);
+    const session = connect(plane.cp.url, { ca: plane.bundlePem, checkServerIdentity: checkControlPlaneIdentity('example.org') });
+    try {
+      const status = await new Promise<number>((resolve, reject) => {
+        const s = session.request({ ':path': '/v1/ca', 'x-big': big });
+        s.on('response', (h) => resolve(Number(h[':status'])));
+        s.on('error', reject);
+        s.resume();
+        s.end();
+      });
+      assert.equal(status, 431);
+    } finally {
+      session.close();
+    }
   });
 
   it('refuses unknown query parameters, paths and methods with stable error bodies', async () => {
