@@ -17,6 +17,7 @@ import type { TLSSocket } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import { systemClock, type Clock } from '../core/clock.js';
+import { authorityWarnings } from '../tls/authority.js';
 import { isTrustDomain } from '../tls/spiffe.js';
 import { ApiError } from './api-error.js';
 import { ensureAuthority, type ControlPlaneAuthority } from './authority-state.js';
@@ -114,6 +115,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     throw err;
   }
   const ca = authority.ca;
+  for (const w of authorityWarnings(ca, clock)) onWarn(`${w}: rotate the issuer before then, or the control plane issues no certificates`);
   let serving: ServingCertificate = await issueServingCertificate(ca, listen.host, clock);
 
   const sync: Sync = createSync({ store, replicaId, registry: metrics.registry, onWarn });
