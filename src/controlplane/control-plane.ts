@@ -43,6 +43,12 @@ export interface ControlPlaneOptions {
   readonly etcd?: readonly string[];
   /** Trust domain of the CA made on first start (default `cluster.local`); ignored once a CA exists. */
   readonly trustDomain?: string;
+  /**
+   * Encrypts the CA's issuer key and the token key in the store (every replica must be given the
+   * same one); without it they are stored in the clear, protected only by the store's access.
+   * At least 8 characters.
+   */
+  readonly keyPassphrase?: string;
   /** This replica's id in status and registry records (default: random). */
   readonly replicaId?: string;
   /** API rate limit per client: per instance certificate, else per address (default 100/s, burst 200). */
@@ -101,6 +107,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const listen = parseListen(options.listen ?? DEFAULT_LISTEN);
   const trustDomain = options.trustDomain ?? DEFAULT_TRUST_DOMAIN;
   if (!isTrustDomain(trustDomain)) throw new TypeError(`trust domain "${trustDomain.slice(0, 64)}" is not valid (lowercase letters, digits, ".", "-", "_")`);
+  if (options.keyPassphrase !== undefined && options.keyPassphrase.length < 8) throw new TypeError('the key passphrase must be at least 8 characters');
   const replicaId = options.replicaId ?? `cp-${randomBytes(4).toString('hex')}`;
   await mkdir(options.dataDir, { recursive: true, mode: 0o700 });
 
@@ -109,7 +116,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const store: Store = new TimedStore(rawStore, metrics.storeDuration, () => clock.now());
   let authority: ControlPlaneAuthority;
   try {
-    authority = await ensureAuthority(store, options.dataDir, trustDomain, clock, onWarn);
+    authority = await ensureAuthority(store, options.dataDir, trustDomain, clock, onWarn, { keyPassphrase: options.keyPassphrase });
   } catch (err) {
     await rawStore.close();
     throw err;
