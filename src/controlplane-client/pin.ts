@@ -86,6 +86,11 @@ export function pinOfToken(token: string): string {
   return cah;
 }
 
+export interface FetchTrustBundleOptions {
+  /** Give up after this long (default 10 s). */
+  readonly timeoutMs?: number;
+}
+
 /** What `GET /v1/ca` gives, checked. */
 export interface TrustBundle {
   readonly bundlePem: string;
@@ -144,7 +149,7 @@ export function checkControlPlaneIdentity(trustDomain: string): (host: string, c
  * @throws PeerIdentityError naming the pin expected and the pins found, or what else was wrong
  *   with the server's certificate; ConnectFailedError-like Node errors when nothing answers.
  */
-export async function fetchTrustBundle(url: string, pin: string, opts: { timeoutMs?: number } = {}): Promise<TrustBundle> {
+export async function fetchTrustBundle(url: string, pin: string, opts: FetchTrustBundleOptions = {}): Promise<TrustBundle> {
   if (!CA_PIN.test(pin)) throw new PeerIdentityError(`"${pin.slice(0, 80)}" is not a CA pin (sha256:<64 hex digits>)`);
   const base = new URL(url);
   if (base.protocol !== 'https:') throw new PeerIdentityError(`control plane URL ${base.origin} is not https`);

@@ -26,7 +26,7 @@ import { KEYS, StoreConflictError, type Store, type StoreEntry, type StoreOp, ty
 export const CONFIG_EPOCH_KEY = '/trellis/config-epoch';
 /** Name given to the request's documents in issues. */
 export const REQUEST_FILE = '<request>';
-const ATTEMPTS = 5;
+const ATTEMPTS = 10;
 
 export type ApplyAction = 'created' | 'updated' | 'unchanged';
 

@@ -10,12 +10,15 @@
  * admin token survive a store that lost its state.
  *
  * The anchor key never goes into the store: only the issuer signs online (Linkerd's
- * anchor/issuer split).
+ * anchor/issuer split). With a key passphrase (`--key-passphrase-env VAR`, the same on every
+ * replica), the issuer and token keys are stored encrypted (PKCS#8, PBES2 with AES-256-CBC), so
+ * whoever reads etcd without the passphrase cannot sign; the passphrase itself is never stored.
  */
 import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { access, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Clock } from '../core/clock.js';
+import { ConfigInvalidError } from '../core/errors.js';
 import { caPin } from '../controlplane-client/pin.js';
 import { assembleAuthority, createAuthority, type Authority } from '../tls/authority.js';
 import { loadAuthority, loadTokenKey, saveAuthority, saveTokenKey } from '../tls/authority-files.js';
@@ -66,28 +69,46 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-function fromRecord(r: AuthorityRecord): { ca: Authority; tokenKey: KeyObject; adminHash: Buffer } {
+/** Parameters of reading and writing the record. */
+export interface AuthorityKeyOptions {
+  /** Encrypts the issuer and token keys in the store; needed to read them back. */
+  readonly keyPassphrase?: string | undefined;
+}
+
+function readKey(pem: string, what: string, options: AuthorityKeyOptions): KeyObject {
+  const encrypted = pem.includes('-----BEGIN ENCRYPTED PRIVATE KEY-----');
+  if (encrypted && options.keyPassphrase === undefined) {
+    throw new ConfigInvalidError([{ file: `store ${KEYS.authority}`, document: 0, path: what, message: 'the key is encrypted: give the key passphrase every replica shares (--key-passphrase-env VAR)' }]);
+  }
+  try {
+    return encrypted ? createPrivateKey({ key: pem, format: 'pem', passphrase: options.keyPassphrase }) : createPrivateKey(pem);
+  } catch (err) {
+    throw new ConfigInvalidError([{ file: `store ${KEYS.authority}`, document: 0, path: what, message: encrypted ? 'cannot decrypt the key: wrong key passphrase' : `cannot read the key: ${(err as Error).message}` }], { cause: err });
+  }
+}
+
+function fromRecord(r: AuthorityRecord, options: AuthorityKeyOptions): { ca: Authority; tokenKey: KeyObject; adminHash: Buffer } {
   const one = (pem: string): Buffer => (pemDecodeAll(pem, 'CERTIFICATE')[0] as { der: Buffer }).der;
   const ca = assembleAuthority({
     anchorDer: one(r.anchorCertPem),
     anchorKey: undefined,
     issuerDer: one(r.issuerCertPem),
-    issuerKey: createPrivateKey(r.issuerKeyPem),
+    issuerKey: readKey(r.issuerKeyPem, 'issuerKeyPem', options),
     bundleDer: pemDecodeAll(r.bundlePem, 'CERTIFICATE').map((b) => b.der),
     source: `store ${KEYS.authority}`,
   });
-  return { ca, tokenKey: createPrivateKey(r.tokenKeyPem), adminHash: Buffer.from(r.adminTokenSha256, 'hex') };
+  return { ca, tokenKey: readKey(r.tokenKeyPem, 'tokenKeyPem', options), adminHash: Buffer.from(r.adminTokenSha256, 'hex') };
 }
 
-function toRecord(ca: Authority, tokenKey: KeyObject, adminHash: Buffer, now: number): AuthorityRecord {
+function toRecord(ca: Authority, tokenKey: KeyObject, adminHash: Buffer, now: number, options: AuthorityKeyOptions): AuthorityRecord {
   return {
     version: 1,
     trustDomain: ca.trustDomain,
     anchorCertPem: ca.anchor.pem,
     issuerCertPem: ca.issuer.pem,
-    issuerKeyPem: privateKeyPem(ca.issuer.key),
+    issuerKeyPem: privateKeyPem(ca.issuer.key, options.keyPassphrase),
     bundlePem: ca.bundlePem,
-    tokenKeyPem: privateKeyPem(tokenKey),
+    tokenKeyPem: privateKeyPem(tokenKey, options.keyPassphrase),
     adminTokenSha256: adminHash.toString('hex'),
     createdAt: now,
   };
@@ -102,12 +123,12 @@ function finish(parts: { ca: Authority; tokenKey: KeyObject; adminHash: Buffer }
  *
  * @example const auth = await ensureAuthority(store, './cp-data', 'example.org', systemClock, console.log);
  */
-export async function ensureAuthority(store: Store, dataDir: string, trustDomain: string, clock: Clock, onWarn: (m: string) => void): Promise<ControlPlaneAuthority> {
+export async function ensureAuthority(store: Store, dataDir: string, trustDomain: string, clock: Clock, onWarn: (m: string) => void, options: AuthorityKeyOptions = {}): Promise<ControlPlaneAuthority> {
   const tokenPath = join(dataDir, ADMIN_TOKEN_FILE);
   const caDir = join(dataDir, CA_DIR);
   const existing = await store.get<AuthorityRecord>(KEYS.authority);
   if (existing !== undefined) {
-    const parts = fromRecord(existing.value);
+    const parts = fromRecord(existing.value, options);
     if (parts.ca.trustDomain !== trustDomain) onWarn(`the control plane's CA is for trust domain ${parts.ca.trustDomain}; the trust domain asked for (${trustDomain}) applies only when a CA is first made`);
     return finish(parts, false, (await exists(tokenPath)) ? tokenPath : undefined);
   }
@@ -134,13 +155,13 @@ export async function ensureAuthority(store: Store, dataDir: string, trustDomain
   }
 
   try {
-    await store.commit([{ type: 'put', key: KEYS.authority, value: toRecord(candidate.ca, candidate.tokenKey, candidate.adminHash, clock.wall()), ifModRevision: 0 }]);
+    await store.commit([{ type: 'put', key: KEYS.authority, value: toRecord(candidate.ca, candidate.tokenKey, candidate.adminHash, clock.wall(), options), ifModRevision: 0 }]);
   } catch (err) {
     if (!(err instanceof StoreConflictError)) throw err;
     // Another replica made it first: use theirs, write nothing.
     const winner = await store.get<AuthorityRecord>(KEYS.authority);
     if (winner === undefined) throw err;
-    return finish(fromRecord(winner.value), false, (await exists(tokenPath)) ? tokenPath : undefined);
+    return finish(fromRecord(winner.value, options), false, (await exists(tokenPath)) ? tokenPath : undefined);
   }
   if (fresh.ca) {
     await saveAuthority(candidate.ca, caDir);

@@ -17,6 +17,7 @@ import type { TLSSocket } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import { systemClock, type Clock } from '../core/clock.js';
+import { authorityWarnings } from '../tls/authority.js';
 import { isTrustDomain } from '../tls/spiffe.js';
 import { ApiError } from './api-error.js';
 import { ensureAuthority, type ControlPlaneAuthority } from './authority-state.js';
@@ -45,6 +46,12 @@ export interface ControlPlaneOptions {
   readonly etcd?: readonly string[];
   /** Trust domain of the CA made on first start (default `cluster.local`); ignored once a CA exists. */
   readonly trustDomain?: string;
+  /**
+   * Encrypts the CA's issuer key and the token key in the store (every replica must be given the
+   * same one); without it they are stored in the clear, protected only by the store's access.
+   * At least 8 characters.
+   */
+  readonly keyPassphrase?: string;
   /** This replica's id in status and registry records (default: random). */
   readonly replicaId?: string;
   /** API rate limit per client: per instance certificate, else per address (default 100/s, burst 200). */
@@ -111,6 +118,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const listen = parseListen(options.listen ?? DEFAULT_LISTEN);
   const trustDomain = options.trustDomain ?? DEFAULT_TRUST_DOMAIN;
   if (!isTrustDomain(trustDomain)) throw new TypeError(`trust domain "${trustDomain.slice(0, 64)}" is not valid (lowercase letters, digits, ".", "-", "_")`);
+  if (options.keyPassphrase !== undefined && options.keyPassphrase.length < 8) throw new TypeError('the key passphrase must be at least 8 characters');
   const replicaId = options.replicaId ?? `cp-${randomBytes(4).toString('hex')}`;
   await mkdir(options.dataDir, { recursive: true, mode: 0o700 });
 
@@ -119,12 +127,13 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const store: Store = new TimedStore(rawStore, metrics.storeDuration, () => clock.now());
   let authority: ControlPlaneAuthority;
   try {
-    authority = await ensureAuthority(store, options.dataDir, trustDomain, clock, onWarn);
+    authority = await ensureAuthority(store, options.dataDir, trustDomain, clock, onWarn, { keyPassphrase: options.keyPassphrase });
   } catch (err) {
     await rawStore.close();
     throw err;
   }
   const ca = authority.ca;
+  for (const w of authorityWarnings(ca, clock)) onWarn(`${w}: rotate the issuer before then, or the control plane issues no certificates`);
   let serving: ServingCertificate = await issueServingCertificate(ca, listen.host, clock);
 
   const fleet: Fleet = createFleet({ store, clock, ...(options.prometheus !== undefined ? { prometheusUrl: options.prometheus } : {}) });

@@ -76,6 +76,7 @@ export interface RouterDeps {
 
 const DEFAULT_MAX_BODY = 64 * 1024;
 const MAX_PATH = 2048;
+const MAX_HEADER_BYTES = 16 * 1024;
 const METHODS: readonly string[] = ['GET', 'POST', 'PUT', 'DELETE'];
 
 function socketOf(req: IncomingMessage | Http2ServerRequest): TLSSocket | undefined {
@@ -180,6 +181,13 @@ export class Router {
     if (limited !== undefined) {
       const seconds = Math.max(1, Math.ceil(limited / 1000));
       refuse(new ApiError(429, 'TRELLIS_RATE_LIMITED', `too many requests from this client; retry after ${seconds} s`, { headers: { 'retry-after': String(seconds) } }));
+      return;
+    }
+    let headerBytes = 0;
+    for (const h of req.rawHeaders) headerBytes += h.length + 2;
+    if (headerBytes > MAX_HEADER_BYTES) {
+      // HTTP/1.1 stops at Node's 16 KiB before we get here; HTTP/2 peers may ignore the advertised maxHeaderListSize.
+      refuse(new ApiError(431, 'TRELLIS_INVALID_ARGUMENT', `request headers are over ${MAX_HEADER_BYTES} bytes`));
       return;
     }
     const rawUrl = req.url ?? '/';

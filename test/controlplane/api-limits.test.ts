@@ -8,6 +8,8 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { performance } from 'node:perf_hooks';
+import { connect } from 'node:http2';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -56,6 +58,24 @@ describe('control-plane API: limits', () => {
     assert.equal(r.status, 413);
     const tokens = await call(plane, 'POST', '/v1/tokens', { token: plane.adminToken, contentType: 'application/json', body: JSON.stringify({ service: 'a', pad: 'x'.repeat(100_000) }) });
     assert.equal(tokens.status, 413);
+  });
+
+  it('refuses oversize headers over HTTP/1.1 and HTTP/2 (431)', async () => {
+    const big = 'x'.repeat(40_000);
+    assert.equal((await call(plane, 'GET', '/v1/ca', { headers: { 'x-big': big } })).status, 431);
+    const session = connect(plane.cp.url, { ca: plane.bundlePem, checkServerIdentity: checkControlPlaneIdentity('example.org') });
+    try {
+      const status = await new Promise<number>((resolve, reject) => {
+        const s = session.request({ ':path': '/v1/ca', 'x-big': big });
+        s.on('response', (h) => resolve(Number(h[':status'])));
+        s.on('error', reject);
+        s.resume();
+        s.end();
+      });
+      assert.equal(status, 431);
+    } finally {
+      session.close();
+    }
   });
 
   it('refuses unknown query parameters, paths and methods with stable error bodies', async () => {
@@ -124,8 +144,10 @@ describe('control-plane: data directory', () => {
     assert.equal((await stat(join(dir, 'admin-token'))).mode & 0o777, 0o600);
     for (const f of ['issuer.key', 'anchor.key', 'token.key']) assert.equal((await stat(join(dir, 'ca', f))).mode & 0o777, 0o600, f);
 
-    const second = await startTestPlane({}, dir);
+    const warnings: string[] = [];
+    const second = await startTestPlane({ onWarn: (m) => warnings.push(m) }, dir);
     try {
+      assert.deepEqual(warnings, [], 'a fresh CA is nowhere near expiry');
       assert.equal(second.cp.caPin, pin);
       assert.equal(second.adminToken, token);
       const r = await call(second, 'POST', '/v1/apply', { token, contentType: 'application/yaml', body: SERVICE_YAML });
@@ -133,5 +155,14 @@ describe('control-plane: data directory', () => {
     } finally {
       await second.close();
     }
+  });
+
+  it('warns at start when the CA issuer is near expiry, naming it and when', async () => {
+    const warnings: string[] = [];
+    const yearLater = { now: () => performance.now(), wall: () => Date.now() + 350 * 86_400_000 };
+    const late = await startTestPlane({ onWarn: (m) => warnings.push(m), clock: yearLater }, dir);
+    await late.close();
+    assert.equal(warnings.length, 1, warnings.join('\n'));
+    assert.match(warnings[0] as string, /issuer\.pem .*expires at \d{4}-\d\d-\d\dT/);
   });
 });

@@ -1,31 +1,34 @@
 /**
- * `trellis control-plane --data DIR [--listen HOST:PORT] [--etcd URL,...] [--trust-domain TD]`:
+ * `trellis control-plane --data DIR [--listen HOST:PORT] [--etcd URL,...] [--trust-domain TD]
+ * [--key-passphrase-env VAR]`:
  * runs one control-plane replica until SIGINT or SIGTERM, then closes it gracefully. What it
  * prints on stdout, once listening: the URL it is bound to (port 0 picks a free one), the CA pin
  * and where the admin token is; nothing secret.
  */
 import { startControlPlane } from '../../controlplane/control-plane.js';
 import { isTrustDomain } from '../../tls/spiffe.js';
-import { optionalString, requiredString } from '../args.js';
+import { optionalString, requiredString, secretFromEnv } from '../args.js';
 import { UsageError, type Command } from '../command.js';
 
 export const controlPlane: Command = {
   path: ['control-plane'],
   summary: 'Run a control-plane replica: CA, configuration store, registry and REST API on one port.',
   help: [
-    '--data DIR             data directory (created 0700): store, ca/, admin-token',
-    '--listen HOST:PORT     where to serve the API (default 127.0.0.1:7400; port 0: any free port)',
-    '--etcd URL,...         keep state in etcd (replicas sharing it share everything)',
-    '--trust-domain TD      trust domain of the CA made on first start (default cluster.local)',
-    '--dashboard HOST:PORT  serve the read-only dashboard there (default 127.0.0.1:7401, or a free port',
-    '                       when --listen asks for port 0); "off" serves none',
-    '--prometheus URL       read golden metrics from this Prometheus instead of instance reports',
+    '--data DIR                  data directory (created 0700): store, ca/, admin-token',
+    '--listen HOST:PORT          where to serve the API (default 127.0.0.1:7400; port 0: any free port)',
+    '--etcd URL,...              keep state in etcd (replicas sharing it share everything)',
+    '--trust-domain TD           trust domain of the CA made on first start (default cluster.local)',
+    '--key-passphrase-env VAR    encrypt the issuer and token keys in the store with the passphrase in VAR',
+    '--dashboard HOST:PORT       serve the read-only dashboard there (default 127.0.0.1:7401, or a free port',
+    '                            when --listen asks for port 0); "off" serves none',
+    '--prometheus URL            read golden metrics from this Prometheus instead of instance reports',
   ],
   options: {
     data: { type: 'string' },
     listen: { type: 'string' },
     etcd: { type: 'string' },
     'trust-domain': { type: 'string' },
+    'key-passphrase-env': { type: 'string' },
     dashboard: { type: 'string' },
     prometheus: { type: 'string' },
   },
@@ -43,7 +46,10 @@ export const controlPlane: Command = {
     const prometheus = optionalString(values, 'prometheus');
     if (prometheus !== undefined && !/^https?:\/\/[^\s]+$/.test(prometheus)) throw new UsageError(`--prometheus "${prometheus.slice(0, 64)}" is not an http(s) URL`);
     const dashboard = dashboardFlag === 'off' ? undefined : (dashboardFlag ?? (listen.endsWith(':0') ? '127.0.0.1:0' : '127.0.0.1:7401'));
+    const keyPassphrase = secretFromEnv(values, 'key-passphrase-env', io);
+    if (keyPassphrase !== undefined && keyPassphrase.length < 8) throw new UsageError('--key-passphrase-env: the passphrase must be at least 8 characters');
     const cp = await startControlPlane({
+      ...(keyPassphrase !== undefined ? { keyPassphrase } : {}),
       dataDir,
       listen,
       ...(dashboard !== undefined ? { dashboard } : {}),
