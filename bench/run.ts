@@ -37,6 +37,11 @@ if (process.argv[2] === 'overload') {
   await import('./overload.js');
   process.exit(0);
 }
+// `npm run bench -- controlplane`: the control plane's push fan-out, memory and reconnect storm.
+if (process.argv[2] === 'controlplane') {
+  await import('./controlplane-fanout.js');
+  process.exit(0);
+}
 
 const { values: args } = parseArgs({
   options: {
