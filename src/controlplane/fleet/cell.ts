@@ -64,41 +64,56 @@ export interface EdgeCounts {
   readonly latency: { readonly counts: readonly number[]; readonly sum: number };
 }
 
-/** Adds one reported edge's counts to a cell; `buckets` from `bucketMap` of the report's bounds. */
-export function addEdge(cell: Cell, e: EdgeCounts, buckets: readonly number[]): void {
-  const v = cell.v;
-  v[REQ] = (v[REQ] ?? 0) + e.requests;
-  v[SUM] = (v[SUM] ?? 0) + e.latency.sum;
-  for (const [outcome, n] of Object.entries(e.outcomes)) {
+/** Stored cell values: Float32 in the ring's slots (exact for counts below 2^24 per 10 s), Float64 when merged. */
+export type CellValues = Float32Array | Float64Array;
+
+/**
+ * Adds one reported edge's counts to the cell at `off` in `v`; failures by outcome go to the map
+ * `failures()` returns (made only when one happens). `buckets` from `bucketMap` of the report's bounds.
+ */
+export function addEdgeAt(v: CellValues, off: number, failures: () => Map<string, number>, e: EdgeCounts, buckets: readonly number[]): void {
+  v[off + REQ] = (v[off + REQ] ?? 0) + e.requests;
+  v[off + SUM] = (v[off + SUM] ?? 0) + e.latency.sum;
+  for (const outcome in e.outcomes) {
+    const n = e.outcomes[outcome] ?? 0;
     if (outcome === 'success') {
-      v[OK] = (v[OK] ?? 0) + n;
-    } else {
-      cell.failures ??= new Map();
-      cell.failures.set(outcome, (cell.failures.get(outcome) ?? 0) + n);
+      v[off + OK] = (v[off + OK] ?? 0) + n;
+    } else if (n > 0) {
+      const f = failures();
+      f.set(outcome, (f.get(outcome) ?? 0) + n);
     }
   }
-  for (const [cls, n] of Object.entries(e.status)) {
-    const i = STATUS0 + statusIndex(cls);
-    v[i] = (v[i] ?? 0) + n;
+  for (const cls in e.status) {
+    const i = off + STATUS0 + statusIndex(cls);
+    v[i] = (v[i] ?? 0) + (e.status[cls] ?? 0);
   }
   const counts = e.latency.counts;
   for (let i = 0; i < counts.length && i < buckets.length; i++) {
     const n = counts[i] ?? 0;
     if (n === 0) continue;
-    const j = HIST0 + (buckets[i] ?? BOUNDS.length);
+    const j = off + HIST0 + (buckets[i] ?? BOUNDS.length);
     v[j] = (v[j] ?? 0) + n;
+  }
+}
+
+/** Adds one reported edge's counts to a merged cell. */
+export function addEdge(cell: Cell, e: EdgeCounts, buckets: readonly number[]): void {
+  addEdgeAt(cell.v, 0, () => (cell.failures ??= new Map()), e, buckets);
+}
+
+/** `into += ` the cell at `off` in `v` (with its failures by outcome, if any). */
+export function mergeAt(into: Cell, v: CellValues, off: number, failures: ReadonlyMap<string, number> | undefined): void {
+  const a = into.v;
+  for (let i = 0; i < CELL_WIDTH; i++) a[i] = (a[i] ?? 0) + (v[off + i] ?? 0);
+  if (failures !== undefined) {
+    into.failures ??= new Map();
+    for (const [k, n] of failures) into.failures.set(k, (into.failures.get(k) ?? 0) + n);
   }
 }
 
 /** `into += from`. */
 export function mergeCell(into: Cell, from: Cell): void {
-  const a = into.v;
-  const b = from.v;
-  for (let i = 0; i < CELL_WIDTH; i++) a[i] = (a[i] ?? 0) + (b[i] ?? 0);
-  if (from.failures !== undefined) {
-    into.failures ??= new Map();
-    for (const [k, n] of from.failures) into.failures.set(k, (into.failures.get(k) ?? 0) + n);
-  }
+  mergeAt(into, from.v, 0, from.failures);
 }
 
 export function requestsOf(cell: Cell): number {

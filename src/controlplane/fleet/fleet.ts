@@ -69,8 +69,8 @@ export function createFleet(deps: FleetDeps): Fleet {
       const [view, figures] = await Promise.all([
         readStoreView(deps.store),
         deps.prometheusUrl === undefined
-          ? Promise.resolve(memory.figures(now, q.windowSeconds, q.series))
-          : prometheusFigures(deps.prometheusUrl, q, memory.figures(now, q.windowSeconds, false)),
+          ? Promise.resolve(memory.figures(now, q.windowSeconds, q.series, q.service))
+          : prometheusFigures(deps.prometheusUrl, q, memory.figures(now, q.windowSeconds, false, q.service)),
       ]);
       return assembleStat(q, figures, view, now, deps.prometheusUrl === undefined ? 'control-plane' : 'prometheus');
     },

@@ -16,7 +16,7 @@
  */
 import type { FleetDestinationReport, FleetReport } from '../../controlplane-client/fleet-report.js';
 import type { Cell } from './cell.js';
-import { addEdge, bucketMap, newCell, quantileOf, requestsOf, successesOf } from './cell.js';
+import { bucketMap, newCell, quantileOf, requestsOf, successesOf } from './cell.js';
 import type { FleetFigures, InstanceFigures } from './fleet-figures.js';
 import { FAILING_BELOW, figuresOf, msOrNull } from './fleet-figures.js';
 import { SLOT_MS, SLOTS, SlotRing } from './slot-ring.js';
@@ -70,22 +70,24 @@ export class MemoryFigures {
     }
     const id = instance.id;
     const self = instance.service;
+    const ring = this.#ring;
     for (const e of report.edges) {
       if (e.requests <= 0) continue;
       if (e.dir === 'out') {
         const to = e.to;
-        addEdge(this.#ring.cell(now, `ec${SEP}${self}${SEP}${to}`), e, buckets);
-        addEdge(this.#ring.cell(now, `r${SEP}${to}${SEP}${e.route}`), e, buckets);
-        addEdge(this.#ring.cell(now, `so${SEP}${self}`), e, buckets);
-        addEdge(this.#ring.cell(now, `sc${SEP}${to}`), e, buckets);
-        addEdge(this.#ring.cell(now, `io${SEP}${id}`), e, buckets);
-        this.#protocols.set(self + SEP + to, { protocol: e.protocol, at: now });
+        const pair = self + SEP + to;
+        ring.add(now, 'ec', pair, e, buckets);
+        ring.add(now, 'r', to + SEP + e.route, e, buckets);
+        ring.add(now, 'so', self, e, buckets);
+        ring.add(now, 'sc', to, e, buckets);
+        ring.add(now, 'io', self + SEP + id, e, buckets);
+        this.#protocols.set(pair, { protocol: e.protocol, at: now });
       } else {
-        const from = e.from;
-        addEdge(this.#ring.cell(now, `es${SEP}${from}${SEP}${self}`), e, buckets);
-        addEdge(this.#ring.cell(now, `si${SEP}${self}`), e, buckets);
-        addEdge(this.#ring.cell(now, `ii${SEP}${id}`), e, buckets);
-        if (!this.#protocols.has(from + SEP + self)) this.#protocols.set(from + SEP + self, { protocol: e.protocol, at: now });
+        const pair = e.from + SEP + self;
+        ring.add(now, 'es', pair, e, buckets);
+        ring.add(now, 'si', self, e, buckets);
+        ring.add(now, 'ii', self + SEP + id, e, buckets);
+        if (!this.#protocols.has(pair)) this.#protocols.set(pair, { protocol: e.protocol, at: now });
       }
     }
     let st = this.#instances.get(id);
@@ -131,49 +133,37 @@ export class MemoryFigures {
     return { cells: this.#ring.size(), instances: this.#instances.size };
   }
 
-  figures(now: number, windowSeconds: number, withSeries: boolean): FleetFigures {
+  /**
+   * The figures of a window ending now. With `service`, only what a stat of that service needs
+   * (its row, its edges, routes and instances); without, the fleet's rows and edges and no
+   * per-instance cells (a fleet-wide stat never reads them).
+   */
+  figures(now: number, windowSeconds: number, withSeries: boolean, service?: string): FleetFigures {
     this.prune(now);
     const slotsBack = Math.round((windowSeconds * 1000) / SLOT_MS);
     const full = slotsBack * SLOT_MS + (now - Math.floor(now / SLOT_MS) * SLOT_MS);
     const seconds = Math.max(Math.min(full, now - this.#startedAt), SLOT_MS / 2) / 1000;
     const since = now - full;
+    const ring = this.#ring;
+    const one = service === undefined ? undefined : (k: string): boolean => k === service;
+    const mine = service === undefined ? undefined : (k: string): boolean => k.startsWith(service + SEP);
+    const touches = service === undefined ? undefined : (k: string): boolean => k.startsWith(service + SEP) || k.endsWith(SEP + service);
+    const named = (m: Map<string, Cell>): Map<string, GoldenFigures> => new Map([...m].map(([k, c]) => [k, figuresOf(c, seconds)]));
 
-    const cells = this.#ring.window(now, slotsBack, (k) => k);
-    const inbound = new Map<string, GoldenFigures>();
-    const outbound = new Map<string, GoldenFigures>();
-    const callers = new Map<string, GoldenFigures>();
-    const routes = new Map<string, Map<string, GoldenFigures>>();
-    const byCaller = new Map<string, Cell>();
-    const byServer = new Map<string, Cell>();
-    const perInstance = new Map<string, { in?: Cell; out?: Cell }>();
-    for (const [key, cell] of cells) {
-      const [kind, a = '', b = ''] = key.split(SEP);
-      switch (kind) {
-        case 'si': inbound.set(a, figuresOf(cell, seconds)); break;
-        case 'so': outbound.set(a, figuresOf(cell, seconds)); break;
-        case 'sc': callers.set(a, figuresOf(cell, seconds)); break;
-        case 'ec': byCaller.set(a + SEP + b, cell); break;
-        case 'es': byServer.set(a + SEP + b, cell); break;
-        case 'r': {
-          let m = routes.get(a);
-          if (m === undefined) routes.set(a, (m = new Map()));
-          m.set(b, figuresOf(cell, seconds));
-          break;
-        }
-        case 'ii': perInstance.set(a, { ...perInstance.get(a), in: cell }); break;
-        case 'io': perInstance.set(a, { ...perInstance.get(a), out: cell }); break;
-        default: break;
-      }
-    }
+    const inbound = named(ring.window(now, slotsBack, 'si', one));
+    const outbound = named(ring.window(now, slotsBack, 'so', one));
+    const callers = named(ring.window(now, slotsBack, 'sc', one));
+    const byCaller = ring.window(now, slotsBack, 'ec', touches);
+    const byServer = ring.window(now, slotsBack, 'es', touches);
 
-    // An edge as its callers saw it; as the server saw it only when no caller reports it
-    // (a caller outside the mesh, `unknown`, or one that does not report).
     // Without mTLS a server sees every caller as `unknown`: that edge only stands for traffic
     // when no reporting caller accounts for the destination.
-    const calledByReporters = new Set([...byCaller.keys()].map((k) => k.split(SEP)[1]));
+    const calledByReporters = new Set([...byCaller.keys()].map((k) => k.slice(k.indexOf(SEP) + 1)));
     const edges: StatEdge[] = [];
     for (const key of new Set([...byCaller.keys(), ...byServer.keys()])) {
-      const [from = '', to = ''] = key.split(SEP);
+      const cut = key.indexOf(SEP);
+      const from = key.slice(0, cut);
+      const to = key.slice(cut + 1);
       const caller = byCaller.get(key);
       if (caller === undefined && from === 'unknown' && calledByReporters.has(to)) continue;
       const cell = caller ?? byServer.get(key);
@@ -183,53 +173,59 @@ export class MemoryFigures {
     }
     edges.sort((x, y) => (x.from + SEP + x.to < y.from + SEP + y.to ? -1 : 1));
 
+    const routes = new Map<string, Map<string, GoldenFigures>>();
+    const instIn = service === undefined ? new Map<string, Cell>() : ring.window(now, slotsBack, 'ii', mine);
+    const instOut = service === undefined ? new Map<string, Cell>() : ring.window(now, slotsBack, 'io', mine);
+    if (service !== undefined) {
+      const m = new Map<string, GoldenFigures>();
+      for (const [k, c] of ring.window(now, slotsBack, 'r', mine)) m.set(k.slice(service.length + 1), figuresOf(c, seconds));
+      routes.set(service, m);
+    }
+
     const instances = new Map<string, InstanceFigures>();
     let reporting = 0;
     for (const st of this.#instances.values()) {
-      const c = perInstance.get(st.id);
       if (st.lastReport >= since) reporting++;
+      const detail = service !== undefined && st.service === service;
+      const cin = detail ? instIn.get(st.service + SEP + st.id) : undefined;
+      const cout = detail ? instOut.get(st.service + SEP + st.id) : undefined;
       instances.set(st.id, {
         id: st.id,
         service: st.service,
-        inbound: c?.in !== undefined ? figuresOf(c.in, seconds) : null,
-        outbound: c?.out !== undefined ? figuresOf(c.out, seconds) : null,
+        inbound: cin !== undefined ? figuresOf(cin, seconds) : null,
+        outbound: cout !== undefined ? figuresOf(cout, seconds) : null,
         lastReport: st.lastReport,
         certificateNotAfter: st.certificateNotAfter ?? null,
-        destinations: st.destinations.map((d) => destinationOf(d, st.events.get(d.service) ?? [], since)),
+        destinations: detail ? st.destinations.map((d) => destinationOf(d, st.events.get(d.service) ?? [], since)) : [],
       });
     }
 
-    return { reportingInstances: reporting, inbound, outbound, callers, edges, routes, instances, series: withSeries ? this.#series(now) : undefined };
+    return { reportingInstances: reporting, inbound, outbound, callers, edges, routes, instances, series: withSeries ? this.#series(now, one) : undefined };
   }
 
   /** Per service, per 10-second step over ten minutes: its row's view (inbound, else callers', else outbound). */
-  #series(now: number): Map<string, StatSeries> {
-    const steps = this.#ring.series(now, SLOTS - 1, (k) => {
-      const [kind, a] = k.split(SEP);
-      return kind === 'si' || kind === 'sc' || kind === 'so' ? `${kind}${SEP}${a ?? ''}` : undefined;
-    });
-    const names = new Set<string>();
-    const has = new Map<string, Set<string>>();
-    for (const s of steps) {
-      for (const k of s.cells.keys()) {
-        const [kind = '', a = ''] = k.split(SEP);
-        names.add(a);
-        let kinds = has.get(a);
-        if (kinds === undefined) has.set(a, (kinds = new Set()));
-        kinds.add(kind);
+  #series(now: number, keep: ((k: string) => boolean) | undefined): Map<string, StatSeries> {
+    const steps = new Map(['si', 'sc', 'so'].map((kind) => [kind, this.#ring.series(now, SLOTS - 1, kind, keep)]));
+    const kindsOf = new Map<string, Set<string>>();
+    for (const [kind, list] of steps) {
+      for (const s of list) {
+        for (const name of s.cells.keys()) {
+          let kinds = kindsOf.get(name);
+          if (kinds === undefined) kindsOf.set(name, (kinds = new Set()));
+          kinds.add(kind);
+        }
       }
     }
     const out = new Map<string, StatSeries>();
-    for (const name of names) {
-      const kinds = has.get(name) ?? new Set();
+    for (const [name, kinds] of kindsOf) {
       const kind = kinds.has('si') ? 'si' : kinds.has('sc') ? 'sc' : 'so';
       const t: number[] = [];
       const rps: number[] = [];
       const successRate: (number | null)[] = [];
       const p50Ms: (number | null)[] = [];
       const p99Ms: (number | null)[] = [];
-      for (const s of steps) {
-        const cell = s.cells.get(kind + SEP + name) ?? newCell();
+      for (const s of steps.get(kind) ?? []) {
+        const cell = s.cells.get(name) ?? newCell();
         const n = requestsOf(cell);
         t.push(s.startMs / 1000);
         rps.push(Math.round((n / (SLOT_MS / 1000)) * 1000) / 1000);
