@@ -16,9 +16,30 @@ export interface VendorFile {
   readonly type: string;
 }
 
+/**
+ * This module's own file (a `file:` URL in the ESM build, a path in the CommonJS one), from V8's
+ * structured stack trace: `import.meta.url` cannot be written in a file the CommonJS build
+ * compiles (control-plane.ts, which `require('trellis')` reaches, starts the dashboard).
+ */
+function ownFile(): string {
+  const prepare = Error.prepareStackTrace;
+  let file: string | undefined;
+  try {
+    Error.prepareStackTrace = (_err, frames) => frames;
+    const holder: { stack?: unknown } = {};
+    Error.captureStackTrace(holder, ownFile);
+    const frames = holder.stack as { getFileName(): string | null | undefined }[] | undefined;
+    file = frames?.[0]?.getFileName() ?? undefined;
+  } finally {
+    Error.prepareStackTrace = prepare;
+  }
+  if (file === undefined) throw new Error('the dashboard cannot tell where its package is installed (no file name in the stack)');
+  return file;
+}
+
 /** URL path (under /vendor/) → file. */
 export async function loadVendorFiles(): Promise<Map<string, VendorFile>> {
-  const require = createRequire(import.meta.url);
+  const require = createRequire(ownFile());
   const uplot = path.dirname(require.resolve('uplot/package.json'));
   const dagre = path.dirname(require.resolve('@dagrejs/dagre/package.json'));
   const files: [string, string, string][] = [
