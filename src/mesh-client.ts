@@ -35,6 +35,8 @@ import type { MeshDispatcherOptions } from './client/dispatch-origin.js';
 import { checkMeshClientOptions, serviceNameWarnings } from './mesh-client-options.js';
 import { startControlPlaneClient } from './controlplane-client/index.js';
 import type { ControlPlaneClient } from './controlplane-client/index.js';
+import { createFleetReporter } from './controlplane-client/fleet-report.js';
+import type { FleetReporter } from './controlplane-client/fleet-report.js';
 
 export interface Logger {
   warn(message: string): void;
@@ -102,12 +104,17 @@ export async function meshClient(options: MeshClientOptions = {}): Promise<Mesh>
   const logger = options.logger ?? defaultLogger;
   const source = options.config;
   const load = (s: unknown): Promise<MeshConfig> => loadConfig((s ?? []) as ConfigSource);
+  // Golden metrics go to the control plane on its stream (issue 10): the reporter reads the
+  // mesh's own metrics registry, so it exists only once the mesh does; until then nothing is sent.
+  let reporter: FleetReporter | undefined;
   const cp: ControlPlaneClient | undefined =
     options.controlPlane === undefined || options.service === undefined
       ? undefined
-      : await startControlPlaneClient({ service: options.service, urls: options.controlPlane, token: options.token, labels: options.labels, cacheDir: options.cacheDir, clock, random, onWarn: (m) => logger.warn(m) });
+      : await startControlPlaneClient({ service: options.service, urls: options.controlPlane, token: options.token, labels: options.labels, cacheDir: options.cacheDir, clock, random, onWarn: (m) => logger.warn(m), reportSource: () => reporter?.() });
   try {
-    return await wire(options, { clock, random, logger, source, load, cp });
+    const mesh = await wire(options, { clock, random, logger, source, load, cp });
+    if (cp !== undefined && options.service !== undefined) reporter = createFleetReporter({ registry: mesh.metricsRegistry, service: options.service, inspect: () => mesh.inspect(), clock });
+    return mesh;
   } catch (err) {
     cp?.close();
     cp?.identity.close();
