@@ -93,6 +93,8 @@ export interface CpProcess {
   readonly adminToken: string;
   /** The replica id it printed (`cp-...`), as registry records name it. */
   readonly replicaId: string;
+  /** The dashboard's URL, when one was asked for. */
+  readonly dashboardUrl: string | undefined;
   readonly child: ChildProcess;
   readonly stdout: Output;
   readonly stderr: Output;
@@ -110,11 +112,13 @@ export interface CpProcessOptions {
   readonly trustDomain?: string;
   /** The admin token when this replica's data directory does not hold it (a second etcd replica). */
   readonly adminToken?: string;
+  /** `--dashboard HOST:PORT` (default off). */
+  readonly dashboard?: string;
 }
 
 /** Starts `trellis control-plane` and waits for its "listening on" line. */
 export async function startCpProcess(o: CpProcessOptions): Promise<CpProcess> {
-  const args = [CLI, 'control-plane', '--data', o.dataDir, '--listen', o.listen ?? '127.0.0.1:0', '--dashboard', 'off'];
+  const args = [CLI, 'control-plane', '--data', o.dataDir, '--listen', o.listen ?? '127.0.0.1:0', '--dashboard', o.dashboard ?? 'off'];
   if (o.etcd !== undefined) args.push('--etcd', o.etcd.join(','));
   if (o.trustDomain !== undefined) args.push('--trust-domain', o.trustDomain);
   const child = spawn(process.execPath, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -125,7 +129,7 @@ export async function startCpProcess(o: CpProcessOptions): Promise<CpProcess> {
   child.stderr?.on('data', (d: Buffer) => stderr.push(d.toString()));
   let m: RegExpExecArray;
   try {
-    m = await stdout.wait(/control plane (\S+) listening on (https:\/\/127\.0\.0\.1:(\d+))/, 60_000, 'the control plane to listen', 0, child);
+    m = await stdout.wait(/control plane (\S+) listening on (https:\/\/127\.0\.0\.1:(\d+))[^]*?dashboard: (\S+)\n/, 60_000, 'the control plane to listen', 0, child);
   } catch (err) {
     child.kill('SIGKILL');
     throw new Error(`${(err as Error).message}\nstderr:\n${stderr.text.slice(-2000)}`);
@@ -133,6 +137,7 @@ export async function startCpProcess(o: CpProcessOptions): Promise<CpProcess> {
   const adminToken = o.adminToken ?? (await readFile(`${o.dataDir}/admin-token`, 'utf8')).trim();
   return {
     replicaId: m[1] as string,
+    dashboardUrl: m[4] === 'off' ? undefined : m[4],
     url: m[2] as string,
     port: Number(m[3]),
     dataDir: o.dataDir,
