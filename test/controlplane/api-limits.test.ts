@@ -60,6 +60,17 @@ describe('control-plane API: limits', () => {
     assert.equal(tokens.status, 413);
   });
 
+  it('refuses deeply nested JSON before parsing it', async () => {
+    const deep = `${'['.repeat(1_000_000)}${']'.repeat(1_000_000)}`;
+    const r = await call(plane, 'POST', '/v1/apply', { token: plane.adminToken, contentType: 'application/json', body: deep });
+    assert.equal(r.status, 400, r.text);
+    assert.match(r.json.error.message, /nested deeper than 32 levels/);
+    const fine = await call(plane, 'POST', '/v1/apply?dryRun=true', { token: plane.adminToken, contentType: 'application/json', body: JSON.stringify({ apiVersion: 'trellis/v1', kind: 'Service', metadata: { name: 'x' }, spec: { protocol: 'http', endpoints: [{ address: '127.0.0.1:1', labels: { a: '[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[' } }] } }) });
+    assert.equal(fine.status, 400, fine.text);
+    assert.doesNotMatch(fine.json.error.message, /nested/, 'brackets inside strings do not count');
+    assert.equal(fine.json.error.issues[0].path, 'spec.endpoints[0].labels.a');
+  });
+
   it('refuses oversize headers over HTTP/1.1 and HTTP/2 (431)', async () => {
     const big = 'x'.repeat(40_000);
     assert.equal((await call(plane, 'GET', '/v1/ca', { headers: { 'x-big': big } })).status, 431);
