@@ -177,13 +177,20 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   });
   server.on('sessionError', () => {});
   server.on('tlsClientError', () => {});
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(listen.port, listen.host, () => {
-      server.off('error', reject);
-      resolve();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(listen.port, listen.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
     });
-  });
+  } catch (err) {
+    // Nothing is listening: release what was opened, so a caller can retry on another port.
+    await sync.close();
+    await rawStore.close();
+    throw err;
+  }
   const bound = server.address() as AddressInfo;
   const urlHost = bound.family === 'IPv6' || bound.address.includes(':') ? `[${bound.address}]` : bound.address;
 

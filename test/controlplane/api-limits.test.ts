@@ -168,6 +168,15 @@ describe('control-plane: data directory', () => {
     }
   });
 
+  it('a busy listen address fails the start with the reason, and leaves nothing running', async () => {
+    const blocker = await startTestPlane({}, dir);
+    try {
+      await assert.rejects(startTestPlane({ listen: `127.0.0.1:${blocker.cp.port}` }, dir), { code: 'EADDRINUSE' });
+    } finally {
+      await blocker.close();
+    }
+  });
+
   it('warns at start when the CA issuer is near expiry, naming it and when', async () => {
     const warnings: string[] = [];
     const yearLater = { now: () => performance.now(), wall: () => Date.now() + 350 * 86_400_000 };
