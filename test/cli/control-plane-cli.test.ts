@@ -163,6 +163,10 @@ describe('trellis CLI against a control-plane process', () => {
     assert.equal(pinOfToken(token), adminPin);
     assert.match(r.stderr, /Token for service checkout/);
     assert.ok(!r.stderr.includes(token));
+    const jti = /jti (\S+),/.exec(r.stderr)?.[1] as string;
+    const revoked = await trellis(['token', 'revoke', jti], env);
+    assert.equal(revoked.code, 0, revoked.stderr);
+    assert.equal(revoked.stdout, `token ${jti} (service checkout) revoked\n`);
   });
 
   it('check passes on a healthy control plane', async () => {

@@ -11,5 +11,6 @@ import { controlPlane } from './control-plane.js';
 import { deleteService } from './delete-service.js';
 import { getInstances, getMesh, getService } from './get.js';
 import { tokenCreate } from './token-create.js';
+import { tokenRevoke } from './token-revoke.js';
 
-export const commands: readonly Command[] = [controlPlane, apply, getService, getMesh, getInstances, deleteService, tokenCreate, check, caInit, certIssue];
+export const commands: readonly Command[] = [controlPlane, apply, getService, getMesh, getInstances, deleteService, tokenCreate, tokenRevoke, check, caInit, certIssue];
