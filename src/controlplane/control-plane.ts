@@ -146,9 +146,9 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       sync.handleStream(req.stream, req.headers, { service: caller.service, spiffeId: caller.spiffeId, certificateNotAfter: caller.certificateNotAfter });
       return 'handled';
     },
-    { auth: 'instance' },
+    { auth: 'instance', query: [] },
   );
-  router.route('GET', '/metrics', async () => ({ text: await metrics.registry.metrics(), contentType: metrics.registry.contentType }), { auth: 'none' });
+  router.route('GET', '/metrics', async () => ({ text: await metrics.registry.metrics(), contentType: metrics.registry.contentType }), { auth: 'none', query: [] });
 
   const server: Http2SecureServer = createSecureServer({
     allowHTTP1: true,

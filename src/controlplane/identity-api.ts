@@ -64,7 +64,7 @@ async function certificateTtl(store: Store): Promise<number> {
 export function registerIdentityApi(router: Router, deps: IdentityApiDeps): void {
   const { store, authority, clock } = deps;
 
-  router.route('GET', '/v1/ca', async () => ({ body: { bundlePem: authority.ca.bundlePem, pins: authority.pins, trustDomain: authority.ca.trustDomain } }), { auth: 'none' });
+  router.route('GET', '/v1/ca', async () => ({ body: { bundlePem: authority.ca.bundlePem, pins: authority.pins, trustDomain: authority.ca.trustDomain } }), { auth: 'none', query: [] });
 
   router.route(
     'POST',
@@ -96,7 +96,7 @@ export function registerIdentityApi(router: Router, deps: IdentityApiDeps): void
       const leaf = issueLeaf(authority.ca, { service: caller.service, publicKey, ttlMs }, clock);
       return { body: { certificateChainPem: leaf.certificateChainPem, caBundlePem: leaf.caBundlePem, notAfter: leaf.notAfter, spiffeId: leaf.spiffeId } };
     },
-    { auth: 'none', maxBodyBytes: 32 * 1024 },
+    { auth: 'none', query: [], maxBodyBytes: 32 * 1024 },
   );
 
   router.route(
@@ -111,7 +111,7 @@ export function registerIdentityApi(router: Router, deps: IdentityApiDeps): void
       await store.commit([{ type: 'put', key: KEYS.token(jti), value: record }]);
       return { status: 201, body: { token, jti, expiresAt: exp } };
     },
-    { auth: 'admin' },
+    { auth: 'admin', query: [] },
   );
 
   router.route(
@@ -126,6 +126,6 @@ export function registerIdentityApi(router: Router, deps: IdentityApiDeps): void
       await store.commit([{ type: 'put', key: KEYS.token(jti), value: revoked, ifModRevision: entry.modRevision }]);
       return { body: revoked };
     },
-    { auth: 'admin' },
+    { auth: 'admin', query: [] },
   );
 }

@@ -122,7 +122,7 @@ export function registerResourcesApi(router: Router, deps: ResourcesApiDeps): vo
       if (mesh === undefined) throw new NotFoundError('no Mesh document has been applied (instances use the defaults)');
       return { body: withRevision(mesh) };
     },
-    { auth: 'admin' },
+    { auth: 'admin', query: [] },
   );
 
   router.route(
@@ -132,7 +132,7 @@ export function registerResourcesApi(router: Router, deps: ResourcesApiDeps): vo
       const { entries, revision } = await store.list<StoredResource>(KEYS.resource('Service', ''));
       return { body: { revision, items: entries.map(withRevision) } };
     },
-    { auth: 'admin' },
+    { auth: 'admin', query: [] },
   );
 
   router.route(
@@ -144,7 +144,7 @@ export function registerResourcesApi(router: Router, deps: ResourcesApiDeps): vo
       if (entry === undefined) throw new NotFoundError(`no Service ${name}`);
       return { body: withRevision(entry) };
     },
-    { auth: 'admin' },
+    { auth: 'admin', query: [] },
   );
 
   router.route(

@@ -103,6 +103,18 @@ describe('control-plane API: limits', () => {
     assert.equal(ct.status, 415);
   });
 
+  it('routes added with route() get the same auth rules and error shape', async () => {
+    plane.cp.route('GET', '/v1/stat', async (req) => ({ body: { window: req.query.get('window'), caller: req.caller.kind } }), { auth: 'admin' });
+    const anon = await call(plane, 'GET', '/v1/stat?window=1m');
+    assert.equal(anon.status, 401);
+    assert.equal(anon.json.error.code, 'TRELLIS_TOKEN_INVALID');
+    const ok = await call(plane, 'GET', '/v1/stat?window=1m', { token: plane.adminToken });
+    assert.deepEqual(ok.json, { window: '1m', caller: 'admin' });
+    plane.cp.route('GET', '/v1/strict', async () => ({ body: {} }), { auth: 'none', query: ['a'] });
+    assert.equal((await call(plane, 'GET', '/v1/strict?b=1')).status, 400);
+    assert.throws(() => plane.cp.route('GET', '/v1/stat', async () => ({ body: {} }), { auth: 'none' }), /already registered/);
+  });
+
   it('counts requests by route template in /metrics', async () => {
     await call(plane, 'GET', '/v1/services/whatever', { token: plane.adminToken });
     const r = await call(plane, 'GET', '/metrics');
