@@ -210,6 +210,30 @@ describe('trellis check against a control plane with a problem', () => {
     assert.match(r.stdout, /Status check results are ×/);
   });
 
+  it('shows warnings for callers without a Service and subsets that select nothing, without failing on them', async () => {
+    const fresh = await startTestPlane();
+    try {
+      const doc = `apiVersion: trellis/v1
+kind: Service
+metadata: { name: products }
+spec:
+  protocol: http
+  endpoints: [{ address: 127.0.0.1:8081, labels: { version: v1 } }]
+  routes: [{ name: default, backends: [{ subset: { version: v2 } }] }]
+  inbound: { authorization: { allow: [{ from: [frontend] }] } }
+`;
+      const applied = await trellis(['apply', '-f', '-'], { TRELLIS_CONTROL_PLANE: fresh.cp.url, TRELLIS_ADMIN_TOKEN: fresh.adminToken }, doc);
+      assert.equal(applied.code, 0, applied.stderr);
+      const r = await trellis(['check'], { TRELLIS_CONTROL_PLANE: fresh.cp.url, TRELLIS_ADMIN_TOKEN: fresh.adminToken });
+      assert.equal(r.code, 0, r.stdout);
+      assert.match(r.stdout, /‼ Service products: inbound\.authorization names caller "frontend", which has no Service document/);
+      assert.match(r.stdout, /‼ Service products route default: backend subset \{version: v2\} selects no endpoint/);
+      assert.match(r.stdout, /Status check results are √ \(2 warnings\)/);
+    } finally {
+      await fresh.close();
+    }
+  });
+
   it('fails when no control plane answers', async () => {
     const server = createServer();
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
