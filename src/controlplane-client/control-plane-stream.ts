@@ -53,8 +53,12 @@ export interface ControlPlaneStreamParams {
 }
 
 const SILENCE_MS = 3 * PING_INTERVAL_MS;
-/** A replica that has not answered the stream's request by then is left for the next. */
-const CONNECT_TIMEOUT_MS = 10_000;
+/**
+ * A replica that has not answered the stream's request by then is left for the next: gRPC's
+ * minimum connect timeout, long enough for a replica busy with a reconnect storm to get through
+ * its handshakes (a shorter one would make the storm feed itself).
+ */
+const CONNECT_TIMEOUT_MS = 20_000;
 const BARRIER_MS = 2000;
 
 export class ControlPlaneStream {

@@ -22,6 +22,7 @@ import { ConfigInvalidError, ConnectFailedError, TrellisError } from '../core/er
 import type { MeshConfig } from '../config/types.js';
 import type { SnapshotMessage } from '../controlplane/sync/protocol.js';
 import { issuedIdentity } from '../tls/issued-identity.js';
+import { refusedAddressReason } from '../config/address.js';
 import type { IdentityProvider } from '../tls/identity.js';
 import { materialFromPem, type TlsMaterial } from '../tls/material.js';
 import { ClientCache, defaultCacheDir, type CachedTrust } from './cache-dir.js';
@@ -283,6 +284,12 @@ export async function startControlPlaneClient(o: ControlPlaneClientOptions): Pro
       gauges.setVersion(version);
     },
     served(endpoint) {
+      const host = endpoint.address.slice(0, endpoint.address.lastIndexOf(':')).replace(/^\[|\]$/g, '');
+      const refused = refusedAddressReason(host);
+      if (refused !== undefined) {
+        o.onWarn(`not registering ${endpoint.address}: the address ${refused}; serve on the address callers dial, or pass { host } to mesh.advertise()`);
+        return;
+      }
       served.set(endpoint.address, endpoint);
       stream.register([...served.values()]);
     },

@@ -206,6 +206,13 @@ describe('sync: the instance stream', () => {
     b.send({ type: 'ping', now: Date.now() });
     assert.match(String((await b.next((x) => x.type === 'error')).message), /first message must be hello/);
 
+    const d = await rawClient(cp, m, 'catalog');
+    clients.push(d);
+    d.send(hello('catalog', 'cat-ssrf'));
+    d.send({ type: 'register', endpoints: [{ address: '169.254.169.254:80', protocol: 'http' }] });
+    assert.match(String((await d.next((x) => x.type === 'error')).message), /169\.254\.169\.254:80 is link-local/);
+    assert.equal(await store.get(KEYS.instance('catalog', 'cat-ssrf')), undefined);
+
     const c = await rawClient(cp, m, 'checkout');
     clients.push(c);
     c.send(hello('checkout', 'co-4'));
