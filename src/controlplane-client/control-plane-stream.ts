@@ -11,6 +11,7 @@
  * what it has.
  */
 import http2 from 'node:http2';
+import { createSecureContext, type SecureContext } from 'node:tls';
 import type { ClientHttp2Session, ClientHttp2Stream } from 'node:http2';
 import type { Random } from '../core/clock.js';
 import { LineSplitter, LineTooLongError } from '../controlplane/sync/ndjson.js';
@@ -77,6 +78,8 @@ export class ControlPlaneStream {
   #applying = false;
   #pongWaiters: (() => void)[] = [];
   #state: ControlPlaneState = 'disconnected';
+  /** The TLS context of the certificate in force (parsing PEM keys on every reconnect costs more than the handshake). */
+  #context: { material: TlsMaterial; context: SecureContext } | undefined;
 
   constructor(params: ControlPlaneStreamParams) {
     this.#p = params;
@@ -146,7 +149,8 @@ export class ControlPlaneStream {
     const { bundlePem, trustDomain } = this.#p.trust();
     let session: ClientHttp2Session;
     try {
-      session = http2.connect(url, { ca: bundlePem, cert: material.cert, key: material.key, checkServerIdentity: controlPlaneServerIdentity(trustDomain) });
+      if (this.#context?.material !== material) this.#context = { material, context: createSecureContext({ ca: bundlePem, cert: material.cert, key: material.key }) };
+      session = http2.connect(url, { secureContext: this.#context.context, checkServerIdentity: controlPlaneServerIdentity(trustDomain) });
     } catch (err) {
       return this.#retry(url, (err as Error).message);
     }

@@ -143,6 +143,8 @@ export async function startControlPlaneClient(o: ControlPlaneClientOptions): Pro
   if (cached.identity !== undefined) {
     try {
       const m = materialFromPem(cached.identity, { trustDomain: trust.trustDomain, service: o.service });
+      // Issued by the CA this token pins (a control plane re-created with a new CA makes the cached certificate useless).
+      materialFromPem({ ...cached.identity, ca: trust.bundlePem }, { trustDomain: trust.trustDomain, service: o.service });
       if (o.clock.wall() < m.notAfter) initialMaterial = m;
     } catch (err) {
       o.onWarn(`the certificate kept in ${cache.dir} is unusable, ignoring it: ${(err as Error).message}`);

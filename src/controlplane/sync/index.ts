@@ -118,7 +118,7 @@ export function createSync(deps: SyncDeps): Sync {
   const revision = (): number => Math.max(resources.revision, instances.revision);
 
   /** The latest view of `service`; recomputed when the copy changed, kept when its text did not. */
-  const view = (service: string, changedAt: number | undefined = undefined): View => {
+  const compute = (service: string, changedAt: number | undefined = undefined): View => {
     index ??= new ViewIndex(resources.entries.values(), instances.entries.values());
     const content = index.content(service);
     const cur = views.get(service);
@@ -136,7 +136,7 @@ export function createSync(deps: SyncDeps): Sync {
     dirtySince = undefined;
     if (closed || !(loaded.resources && loaded.instances)) return;
     for (const [service, members] of streams) {
-      const v = view(service, since);
+      const v = compute(service, since);
       for (const s of members.values()) s.offer(v);
     }
   }
@@ -176,7 +176,9 @@ export function createSync(deps: SyncDeps): Sync {
       count--;
       metrics.connected.dec();
     },
-    view: (service) => view(service),
+    // The view in hand when there is one: a pending flush brings any change (computing on every
+    // hello of a connection storm would rebuild the index once per instance).
+    view: (service) => views.get(service) ?? compute(service),
   };
 
   return {
