@@ -187,7 +187,7 @@ export async function startControlPlaneClient(o: ControlPlaneClientOptions): Pro
     }
     let config: MeshConfig;
     try {
-      config = snapshotConfig(snap, o.onWarn);
+      config = snapshotConfig(snap, o.onWarn, trust.trustDomain);
     } catch (err) {
       const reason = (err as Error).message;
       lastNack = reason;
@@ -237,7 +237,7 @@ export async function startControlPlaneClient(o: ControlPlaneClientOptions): Pro
   let cachedConfig: MeshConfig | undefined;
   if (cached.snapshot !== undefined) {
     try {
-      cachedConfig = snapshotConfig(cached.snapshot, o.onWarn);
+      cachedConfig = snapshotConfig(cached.snapshot, o.onWarn, trust.trustDomain);
     } catch (err) {
       o.onWarn(`the snapshot kept in ${cache.dir} is not valid configuration, ignoring it: ${(err as Error).message}`);
     }
