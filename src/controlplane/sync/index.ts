@@ -20,18 +20,12 @@ import type { Registry } from 'prom-client';
 import type { InstanceRecord, Store, StoredResource } from '../store/store.js';
 import { KEYS } from '../store/store.js';
 import { InstanceStream } from './instance-stream.js';
-import type { StreamHub, View } from './instance-stream.js';
+import type { StreamHub, StreamPeer, View } from './instance-stream.js';
 import { MirroredPrefix } from './mirrored-prefix.js';
 import { DEFAULT_LEASE_TTL_MS } from './protocol.js';
 import { ViewIndex } from './snapshot-view.js';
 import { StatusWriter } from './status-writer.js';
 import { syncMetrics } from './sync-metrics.js';
-
-export interface StreamPeer {
-  service: string;
-  spiffeId: string;
-  certificateNotAfter: number;
-}
 
 export interface SyncDeps {
   store: Store;
@@ -54,6 +48,8 @@ export interface Sync {
 /** How long store changes are gathered before views are recomputed and pushed. */
 const COALESCE_MS = 20;
 
+/** The verified caller of a stream: its certificate's service, SPIFFE ID and NotAfter (epoch ms). */
+export type { StreamPeer } from './instance-stream.js';
 export { MAX_MESSAGE_BYTES, PING_INTERVAL_MS, DEFAULT_LEASE_TTL_MS } from './protocol.js';
 export type * from './protocol.js';
 export { SYNC_METRIC_NAMES } from './sync-metrics.js';
