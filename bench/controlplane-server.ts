@@ -52,14 +52,19 @@ process.on('message', (raw) => {
       process.send?.({ cpuUs: u.user + u.system, rss: process.memoryUsage().rss, connected: cp.sync.connected() });
     } else if (msg.cmd === 'apply') {
       timeoutS++;
+      const pushes = async (): Promise<number> => (await cp.registry.getSingleMetric('trellis_controlplane_pushes_total')?.get())?.values[0]?.value ?? 0;
+      const before = await pushes();
+      const want = cp.sync.connected();
       const committedAt = Date.now();
       const revision = await putResources(store, [serviceDoc('bench', { endpoints: [{ address: '127.0.0.1:9' }], timeout: `${timeoutS}s` })]);
-      const want = cp.sync.connected();
+      // When the last snapshot was written to its stream (the replica's share of the latency).
+      while ((await pushes()) < before + want) await new Promise((r) => setTimeout(r, 2));
+      const sentMs = Date.now() - committedAt;
       for (;;) {
         const { entries } = await store.list<InstanceStatus>(KEYS.statuses);
         const acked = entries.filter((e) => e.value.acked === String(revision));
         if (acked.length >= want) {
-          process.send?.({ revision, latenciesMs: acked.map((e) => (e.value.ackedAt ?? 0) - committedAt) });
+          process.send?.({ revision, sentMs, latenciesMs: acked.map((e) => (e.value.ackedAt ?? 0) - committedAt) });
           return;
         }
         await new Promise((r) => setTimeout(r, 50));
