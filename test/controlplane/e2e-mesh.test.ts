@@ -5,10 +5,15 @@
  * them, registration when they serve, calls between them over mTLS to registry endpoints; the
  * registry following instances as they come, close and die (kill -9: lease expiry), and callers
  * following the registry; golden metrics reported on the stream and shown by `trellis stat`;
- * a snapshot an instance refuses (NACK) shown by `trellis check` with its reason.
+ * a snapshot an instance refuses (NACK) shown by `trellis check` with its reason; and the API's
+ * refusals seen from outside (invalid apply, admin token missing or wrong, an instance
+ * certificate writing, a bootstrap token for another service).
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { Agent, request } from 'undici';
+import { buildCsr } from '../../src/tls/csr.js';
+import { generateP256KeyPair } from '../../src/tls/keys.js';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -128,6 +133,44 @@ describe('e2e: instances on a real control plane', () => {
     const got = await trellis(['get', 'instances', 'products', '-o', 'json'], cp);
     const items = JSON.parse(got.out) as { record: { endpoints: { address: string }[] } | null }[];
     assert.deepEqual(items.flatMap((i) => i.record?.endpoints.map((e) => e.address) ?? []), [`127.0.0.1:${p3.port}`]);
+  });
+
+  it('refuses at the edges: an invalid apply changes nothing and names the field; no or a wrong admin token; an instance certificate writing; a token for one service asking for another\'s certificate', async () => {
+    const before = await trellis(['get', 'service', 'products', '-o', 'json'], cp);
+    await writeFile(path.join(dir, 'bad.yaml'), MESH.replace('timeout: 2s\n  retries', 'timeout: fast\n  retries'));
+    const bad = await trellis(['apply', '-f', path.join(dir, 'bad.yaml')], cp);
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.err, /spec\.timeout/);
+    assert.equal((await trellis(['get', 'service', 'products', '-o', 'json'], cp)).out, before.out);
+
+    const bundle = await readFile(path.join(dir, 'cp', 'ca', 'bundle.pem'), 'utf8');
+    const agent = (tls: { cert?: string; key?: string } = {}): Agent => new Agent({ connect: { ca: bundle, ...tls } });
+    const call = async (method: 'POST' | 'DELETE', p: string, o: { auth?: string; body?: string; type?: string; tls?: { cert: string; key: string } } = {}): Promise<{ status: number; code: string | undefined }> => {
+      const a = agent(o.tls);
+      try {
+        const res = await request(`${cp.url}${p}`, { method, dispatcher: a, headers: { ...(o.auth !== undefined ? { authorization: `Bearer ${o.auth}` } : {}), ...(o.type !== undefined ? { 'content-type': o.type } : {}) }, ...(o.body !== undefined ? { body: o.body } : {}) });
+        const text = await res.body.text();
+        return { status: res.statusCode, code: (JSON.parse(text) as { error?: { code?: string } }).error?.code };
+      } finally {
+        await a.close();
+      }
+    };
+    const doc = JSON.stringify({ apiVersion: 'trellis/v1', kind: 'Service', metadata: { name: 'intruder' }, spec: { protocol: 'http' } });
+    assert.deepEqual(await call('POST', '/v1/apply', { body: doc, type: 'application/json' }), { status: 401, code: 'TRELLIS_TOKEN_INVALID' });
+    const wrong = cp.adminToken.replace(/\.[^.]+$/, `.${'A'.repeat(43)}`);
+    assert.deepEqual(await call('POST', '/v1/apply', { auth: wrong, body: doc, type: 'application/json' }), { status: 401, code: 'TRELLIS_TOKEN_INVALID' });
+    // The frontend instance's own certificate and key, as its cacheDir keeps them.
+    const kept = JSON.parse(await readFile(path.join(dir, 'cache-frontend-1', 'identity.json'), 'utf8')) as { content: string };
+    const identity = JSON.parse(kept.content) as { cert: string; key: string };
+    assert.deepEqual(await call('DELETE', '/v1/services/products', { tls: identity }), { status: 403, code: 'TRELLIS_FORBIDDEN' });
+    assert.deepEqual(await call('POST', '/v1/apply', { tls: identity, body: doc, type: 'application/json' }), { status: 403, code: 'TRELLIS_FORBIDDEN' });
+    // products' bootstrap token asking for a frontend certificate.
+    const csrPem = buildCsr(await generateP256KeyPair(), 'frontend');
+    const stolen = await call('POST', '/v1/certificates', { auth: productsToken, body: JSON.stringify({ service: 'frontend', csrPem }), type: 'application/json' });
+    assert.ok(stolen.status === 401 || stolen.status === 403, JSON.stringify(stolen));
+    const got = await trellis(['get', 'service', '-o', 'json'], cp);
+    assert.doesNotMatch(got.out, /intruder/);
+    assert.match((await trellis(['get', 'service', 'products', '-o', 'json'], cp)).out, /"name": "products"/);
   });
 
   it('a snapshot an instance refuses is NACKed, keeps its configuration, and trellis check shows the reason', async () => {
