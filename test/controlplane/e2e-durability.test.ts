@@ -115,6 +115,7 @@ describe('e2e: the embedded store across restarts and crashes', () => {
     await Promise.allSettled(appliers);
     await agent.close();
     const ackedAtCrash = new Set(acked);
+    console.log(`# kill -9 with applies in flight: ${sent.size} sent, ${ackedAtCrash.size} acknowledged before the crash`);
 
     cp = await startCpProcess({ dataDir: data });
     const stored = new Map((await services(cp)).map((d) => [d.metadata.name, d]));
@@ -128,6 +129,8 @@ describe('e2e: the embedded store across restarts and crashes', () => {
       assert.deepEqual(a.spec, { protocol: 'http', endpoints: [`127.0.0.1:${1000 + n}`], timeout: `${n + 1}ms` });
     }
     assert.equal(stored.size % 2, 0);
+    const whole = [...sent].filter((n) => stored.has(`a-${n}`)).length;
+    console.log(`# after the restart: ${whole} applies there whole (every acknowledged one, and ${whole - ackedAtCrash.size} in flight at the crash), none half-written`);
     // And the store takes writes again.
     await writeFile(path.join(dir, 'after.yaml'), SERVICES);
     assert.equal((await trellis(['apply', '-f', path.join(dir, 'after.yaml')], cp)).code, 0);
