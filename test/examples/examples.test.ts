@@ -14,7 +14,7 @@ describe('examples', () => {
     assert.match(r.out, /^200 hello from \/greeting/m);
   });
 
-  it('the demo runs the shop on a control plane for a bounded time, and what it printed adds up', async () => {
+  it('the demo runs the shop on a control plane for a bounded time, and what it printed adds up', { timeout: 300_000 }, async () => {
     // Judged by what happened, never by timing (a loaded 2-core machine starts seven processes
     // slowly): the load generator's outcomes add up; products v2 answered nothing before the
     // canary apply (weight 0) and, once enough answers came after it, some; trellis stat printed
