@@ -46,6 +46,11 @@ if (process.argv[2] === 'net') {
 if (process.argv[2] === 'sidecar') await import('./sidecar.js').then(() => process.exit(process.exitCode ?? 0));
 if (process.argv[2] === 'latency') await import('./latency.js').then(() => process.exit(process.exitCode ?? 0));
 if (process.argv[2] === 'memory') await import('./memory.js').then(() => process.exit(process.exitCode ?? 0));
+// `npm run bench -- controlplane`: the control plane's push fan-out, memory and reconnect storm.
+if (process.argv[2] === 'controlplane') {
+  await import('./controlplane-fanout.js');
+  process.exit(0);
+}
 
 const { values: args } = parseArgs({
   options: {

@@ -5,6 +5,9 @@ export { meshClient } from './mesh-client.js';
 export type { MeshClientOptions, Logger } from './mesh-client.js';
 export { Mesh } from './mesh.js';
 export type { MeshCloseOptions, MeshEvents } from './mesh.js';
+export type { ControlPlaneStateEvent, ControlPlaneState } from './controlplane-client/control-plane-stream.js';
+export type { AdvertiseTarget, AdvertiseOptions } from './controlplane-client/advertise.js';
+export type { EndpointProtocol } from './controlplane/sync/protocol.js';
 export type { MeshHttpClient, HttpClientOptions } from './client/http-client.js';
 export type { MeshRequestOptions } from './client/http-request.js';
 export type { HttpResponseClassifier, ResponseClass } from './client/http-classify.js';
@@ -56,8 +59,16 @@ export {
   CsrInvalidError,
   InvalidArgumentError,
   OverloadedError,
+  ConflictError,
+  NotFoundError,
+  ControlPlaneStoreError,
   ConfigInvalidError,
 } from './core/errors.js';
+export { startControlPlane } from './controlplane/control-plane.js';
+export type { ControlPlane, ControlPlaneOptions } from './controlplane/control-plane.js';
+export type { Store, StoreEntry, StoreOp, StoreEvent, StoreWatch, StoreWatchHandlers, StoredResource, InstanceRecord, InstanceStatus, RegisteredEndpoint } from './controlplane/store/store.js';
+export type { ApiHandler, ApiRequest, ApiResponse, RouteOptions, AuthRule, HttpMethod } from './controlplane/router.js';
+export type { Caller } from './controlplane/caller.js';
 export type { ErrorCode, ErrorCodeInfo, ConfigIssue } from './core/errors.js';
 // Public isTrellisError looks through `cause` (fetch wraps mesh errors in `TypeError: fetch failed`).
 export { isOrWrapsTrellisError as isTrellisError, trellisErrorOf } from './core/error-chain.js';

@@ -23,7 +23,7 @@ const FILE = 'meshClient options';
 const KNOWN = {
   service: true, config: true, watchConfig: true, labels: true, controlPlane: true, token: true, tls: true,
   identity: true, tracerProvider: true, accessLog: true, metrics: true, logger: true, clock: true, random: true,
-  dispatcher: true,
+  dispatcher: true, cacheDir: true,
 } as const satisfies Record<keyof MeshClientOptions, true>;
 
 const TLS_FILES = { ca: 'the trust bundle (CA certificates, PEM)', cert: "this workload's certificate chain (PEM)", key: "this workload's private key (PEM)" } as const;
@@ -92,6 +92,33 @@ function checkConfigPaths(paths: readonly string[], baseDir: string, out: Config
   }
 }
 
+/** `controlPlane`, `token`, `cacheDir`: well-formed, and not mixed with what they replace. */
+function checkControlPlane(o: MeshClientOptions & Record<string, unknown>, out: ConfigIssue[]): void {
+  const cp: unknown = o.controlPlane;
+  if (cp === undefined) {
+    for (const k of ['token', 'cacheDir'] as const) if (o[k] !== undefined) out.push(issue(k, 'only used with `controlPlane` (the control-plane replicas to bootstrap from)'));
+    return;
+  }
+  if (!Array.isArray(cp) || cp.length === 0) out.push(issue('controlPlane', `expected a list of control-plane URLs, e.g. ['https://127.0.0.1:7400'], got ${show(cp)}`));
+  else {
+    cp.forEach((u: unknown, i) => {
+      let ok = false;
+      try {
+        ok = typeof u === 'string' && new URL(u).protocol === 'https:';
+      } catch {
+        ok = false;
+      }
+      if (!ok) out.push(issue(`controlPlane[${i}]`, `expected an https:// URL of a control-plane replica, got ${show(u)}`));
+    });
+  }
+  if (o.service === undefined) out.push(issue('service', 'required with `controlPlane`: it is the identity this instance bootstraps, subscribes and registers as'));
+  if (o.token !== undefined && (typeof o.token !== 'string' || o.token === '')) out.push(issue('token', `expected a bootstrap token (text from \`trellis token create\`), got ${show(o.token)}`));
+  if (o.cacheDir !== undefined && (typeof o.cacheDir !== 'string' || o.cacheDir === '')) out.push(issue('cacheDir', `expected a directory path, got ${show(o.cacheDir)}`));
+  for (const k of ['config', 'tls', 'identity'] as const) {
+    if (o[k] !== undefined) out.push(issue(k, `not used with \`controlPlane\`: configuration and the workload identity come from the control plane; give one or the other`));
+  }
+}
+
 /**
  * Refuses options meshClient cannot honour (throws ConfigInvalidError listing every problem);
  * `configPaths` are the `config` entries that are file paths; `baseDir` the working directory.
@@ -119,6 +146,7 @@ export function checkMeshClientOptions(options: unknown, configPaths: readonly s
       }
     }
   }
+  checkControlPlane(o, out);
   if (o.tls !== undefined && o.identity === undefined) checkTls(o.tls, baseDir, out);
   checkConfigPaths(configPaths, baseDir, out);
   if (out.length > 0) throw new ConfigInvalidError(out);

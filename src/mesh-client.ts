@@ -33,6 +33,10 @@ import type { TracerProvider } from '@opentelemetry/api';
 import type { Writable } from 'node:stream';
 import type { MeshDispatcherOptions } from './client/dispatch-origin.js';
 import { checkMeshClientOptions, serviceNameWarnings } from './mesh-client-options.js';
+import { startControlPlaneClient } from './controlplane-client/index.js';
+import type { ControlPlaneClient } from './controlplane-client/index.js';
+import { createFleetReporter } from './controlplane-client/fleet-report.js';
+import type { FleetReporter } from './controlplane-client/fleet-report.js';
 
 export interface Logger {
   warn(message: string): void;
@@ -47,10 +51,18 @@ export interface MeshClientOptions {
   watchConfig?: boolean;
   /** This instance's labels (subsets select on them once it registers). */
   labels?: Record<string, string>;
-  /** Control-plane replicas (not in this version). */
+  /**
+   * Control-plane replicas (`https://host:port`), any of which may answer: configuration,
+   * endpoints and the workload certificate then come from the control plane (docs/api.md).
+   */
   controlPlane?: string[];
-  /** Bootstrap token for the control plane (not in this version). */
+  /** Bootstrap token for the control plane (`trellis token create`); needed on a first start with nothing cached. */
   token?: string;
+  /**
+   * Where the control-plane client keeps its trust bundle, certificate and key, and last good
+   * snapshot (default `${XDG_CACHE_HOME:-~/.cache}/trellis/<service>`).
+   */
+  cacheDir?: string;
   /** Workload identity from files (PEM: trust bundle, certificate chain, key), reloaded when they change. */
   tls?: { ca: string; cert: string; key: string };
   /** Workload identity from a provider (e.g. `issuedIdentity` with a signer); takes precedence over `tls`. */
@@ -83,24 +95,47 @@ function configPaths(source: ConfigSource | undefined): string[] {
   return [];
 }
 
-function unsupported(field: string, what: string): ConfigInvalidError {
-  return new ConfigInvalidError([{ file: 'meshClient options', document: 0, path: `meshClient.${field}`, message: `${what} is not available in this version of Trellis; configure with \`config\` (YAML) and identity with \`tls\` or \`identity\`` }]);
-}
-
 /** Creates a mesh client. */
 export async function meshClient(options: MeshClientOptions = {}): Promise<Mesh> {
   // Every mistake in the options themselves, as one error, before anything starts.
   checkMeshClientOptions(options, configPaths(options.config), process.cwd());
-  if (options.controlPlane !== undefined) throw unsupported('controlPlane', 'the control plane');
-  if (options.token !== undefined) throw unsupported('token', 'a control-plane bootstrap token');
   const clock = options.clock ?? systemClock;
   const random = options.random ?? systemRandom;
   const logger = options.logger ?? defaultLogger;
   const source = options.config;
   const load = (s: unknown): Promise<MeshConfig> => loadConfig((s ?? []) as ConfigSource);
-  const initial = await load(source);
+  // Golden metrics go to the control plane on its stream (issue 10): the reporter reads the
+  // mesh's own metrics registry, so it exists only once the mesh does; until then nothing is sent.
+  let reporter: FleetReporter | undefined;
+  const cp: ControlPlaneClient | undefined =
+    options.controlPlane === undefined || options.service === undefined
+      ? undefined
+      : await startControlPlaneClient({ service: options.service, urls: options.controlPlane, token: options.token, labels: options.labels, cacheDir: options.cacheDir, clock, random, onWarn: (m) => logger.warn(m), reportSource: () => reporter?.() });
+  try {
+    const mesh = await wire(options, { clock, random, logger, source, load, cp });
+    if (cp !== undefined && options.service !== undefined) reporter = createFleetReporter({ registry: mesh.metricsRegistry, service: options.service, inspect: () => mesh.inspect(), clock });
+    return mesh;
+  } catch (err) {
+    cp?.close();
+    cp?.identity.close();
+    throw err;
+  }
+}
+
+interface WireParts {
+  clock: Clock;
+  random: Random;
+  logger: Logger;
+  source: ConfigSource | undefined;
+  load: (s: unknown) => Promise<MeshConfig>;
+  cp: ControlPlaneClient | undefined;
+}
+
+async function wire(options: MeshClientOptions, { clock, random, logger, source, load, cp }: WireParts): Promise<Mesh> {
+  const initial = cp?.initial ?? (await load(source));
   const identity: IdentityProvider | undefined =
     options.identity ??
+    cp?.identity ??
     (options.tls === undefined
       ? undefined
       : fileIdentity(options.tls, { clock, onWarn: (m) => logger.warn(m), expect: { trustDomain: initial.mesh.trustDomain, ...(options.service !== undefined ? { service: options.service } : {}) } }));
@@ -243,8 +278,10 @@ export async function meshClient(options: MeshClientOptions = {}): Promise<Mesh>
     stopWatching,
     dispatcher: options.dispatcher ?? {},
     transportPolicy,
+    controlPlane: cp,
   });
   mesh.applyConfig(initial);
+  cp?.attach(mesh);
 
   if (watch) {
     const m = mesh;

@@ -43,6 +43,9 @@ import type { WebSocketOptions } from './client/websocket.js';
 import type WebSocket from 'ws';
 import type { ConnectOptions, MeshSocket } from './client/tcp-connect.js';
 import type { ConnectionHandler, ListenOptions, MeshTcpServer } from './server/tcp-listen.js';
+import type { ControlPlaneStateEvent, RegisteredAddress } from './controlplane-client/control-plane-stream.js';
+import { advertise } from './controlplane-client/advertise.js';
+import type { AdvertiseOptions, AdvertiseTarget } from './controlplane-client/advertise.js';
 
 export interface MeshEvents {
   config: [{ version: number; services: string[] }];
@@ -54,6 +57,17 @@ export interface MeshEvents {
   certificate: [{ spiffeId: string; notAfter: Date }];
   /** A server of this mesh (mesh.serve: `http`, mesh.listen: `tcp`) is bound and accepting. */
   listening: [{ address: string; port: number; protocol: 'http' | 'tcp' }];
+  /** The stream to the control plane connected, is connecting, or was lost (with the reason). */
+  'control-plane': [ControlPlaneStateEvent];
+}
+
+/** The control-plane client as the mesh drives it: registration of what it serves, and shutdown. */
+export interface MeshControlPlane {
+  served(endpoint: RegisteredAddress): void;
+  unserved(address: string): void;
+  /** Leaves the registry; resolves once the control plane wrote it (bounded). */
+  deregister(): Promise<void>;
+  close(): void;
 }
 
 export interface MeshCloseOptions {
@@ -85,6 +99,8 @@ export interface MeshParts {
   dispatcher: MeshDispatcherOptions;
   /** A destination's transport: its mTLS connect function, or undefined for plaintext. */
   transportPolicy: (service: ServiceSpec, mesh: MeshSpec) => Connect | undefined;
+  /** The control-plane client, when the mesh has one. */
+  controlPlane?: MeshControlPlane | undefined;
 }
 
 export class Mesh extends EventEmitter<MeshEvents> {
@@ -235,10 +251,34 @@ export class Mesh extends EventEmitter<MeshEvents> {
     const p = this.#parts;
     const own = this.#config?.services.get(this.service ?? '');
     const s = await serve(handler, options, { ...this.#inboundDeps(), mode: own?.mtls ?? p.mtlsMode(), identity: p.identity, onWarn: p.onWarn });
-    this.#servers.add(s);
     this.#connections.guardUpgrades(s.server);
     this.emit('listening', { address: s.address, port: s.port, protocol: 'http' });
-    return s;
+    const cp = p.controlPlane;
+    if (cp === undefined) {
+      this.#servers.add(s);
+      return s;
+    }
+    // Registered while it serves: out of the registry before it stops accepting.
+    cp.served({ address: s.address, protocol: 'http' });
+    const registered: MeshServer = { ...s, close: () => (cp.unserved(s.address), s.close()) };
+    this.#servers.add(registered);
+    return registered;
+  }
+
+  /**
+   * Registers a server this instance runs itself (Express `app.listen()`, a gRPC server's bound
+   * port) with the control plane while it serves; `mesh.serve`, `mesh.listen` and `mesh.fastify()`
+   * do it by themselves. Without a control plane it does nothing. Returns the function that deregisters.
+   *
+   * @example
+   * const server = app.listen(8080, '127.0.0.1');
+   * mesh.advertise(server);
+   * grpcServer.bindAsync('127.0.0.1:9090', mesh.grpc.serverCredentials(), (err, port) => mesh.advertise({ port }, { protocol: 'grpc' }));
+   */
+  advertise(target: AdvertiseTarget, options: AdvertiseOptions = {}): () => void {
+    const cp = this.#parts.controlPlane;
+    if (cp === undefined) return () => {};
+    return advertise(cp, target, options, this.#parts.onWarn);
   }
 
   /**
@@ -276,7 +316,10 @@ export class Mesh extends EventEmitter<MeshEvents> {
   async listen(handler: ConnectionHandler, options?: ListenOptions): Promise<MeshTcpServer> {
     const s = await this.#connections.listen(handler, options);
     this.emit('listening', { address: s.address, port: s.port, protocol: 'tcp' });
-    return s;
+    const cp = this.#parts.controlPlane;
+    if (cp === undefined) return s;
+    cp.served({ address: s.address, protocol: 'tcp' });
+    return { server: s.server, address: s.address, port: s.port, close: (drainTimeoutMs?: number) => (cp.unserved(s.address), s.close(drainTimeoutMs)) };
   }
 
   /** The prom-client registry holding Trellis's metrics (the application's, when it gave one). */
@@ -306,7 +349,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
 
   /** The same inbound stack as a Fastify 5 plugin: `await fastify.register(mesh.fastify())`. */
   fastify(): TrellisFastifyPlugin {
-    return fastifyPlugin(this.#inboundDeps());
+    return fastifyPlugin({ ...this.#inboundDeps(), advertise: (server) => this.advertise(server) });
   }
 
   /** A snapshot of every destination: stack, endpoints, load, ejections, breaker, budget. */
@@ -325,6 +368,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
   async close(options: MeshCloseOptions = {}): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    // Deregister first, so callers stop choosing this instance while it drains.
+    await this.#parts.controlPlane?.deregister().catch(() => {});
     const drainMs = options.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS;
     const clock = this.#parts.clock;
     const deadline = clock.now() + drainMs;
@@ -341,6 +386,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     this.#parts.inbound.close();
     await this.#parts.tracer.close();
     this.#parts.identity?.off('rotated', this.#onCertificate);
+    this.#parts.controlPlane?.close();
     this.#parts.closeIdentity();
     await this.#dispatcher?.close();
   }

@@ -27,7 +27,9 @@ export interface Command {
   /** Option lines for `--help`, one per option. */
   readonly help: readonly string[];
   readonly options: NonNullable<ParseArgsConfig['options']>;
-  run(values: OptionValues, io: CliIo): Promise<number>;
+  /** Positional arguments after the command's words (`get service NAME`): their names for the usage line, and how many are required. None when absent. */
+  readonly positionals?: { readonly names: readonly string[]; readonly required: number };
+  run(values: OptionValues, io: CliIo, positionals: readonly string[]): Promise<number>;
 }
 
 /** The command line was wrong: exit 2 with the message and the command's usage. */

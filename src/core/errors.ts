@@ -35,10 +35,13 @@ export const ERROR_CODES = {
   TRELLIS_FORBIDDEN: { httpStatus: 403, grpcCode: 'PERMISSION_DENIED', outcome: 'forbidden', description: 'Authorization denied the caller.' },
   TRELLIS_PEER_IDENTITY: { httpStatus: 502, grpcCode: 'UNAVAILABLE', outcome: 'peer_identity', description: "The peer's certificate is not the expected SPIFFE identity (wrong service, foreign trust domain, not a leaf, several URI SANs) or is missing: the connection is refused." },
   TRELLIS_NO_IDENTITY: { httpStatus: 503, grpcCode: 'UNAVAILABLE', outcome: 'no_identity', description: 'mTLS is required but this instance has no valid workload certificate (not issued yet, or expired): it fails closed, never plaintext.' },
-  TRELLIS_TOKEN_INVALID: { httpStatus: 401, grpcCode: 'UNAUTHENTICATED', outcome: 'unauthenticated', description: 'A bootstrap token was refused: bad signature, expired, wrong audience, revoked, or for another service.' },
+  TRELLIS_TOKEN_INVALID: { httpStatus: 401, grpcCode: 'UNAUTHENTICATED', outcome: 'unauthenticated', description: 'A bootstrap token was refused (bad signature, expired, wrong audience, revoked, or for another service), or a control-plane request carried no admin token or a wrong one.' },
   TRELLIS_CSR_INVALID: { httpStatus: 400, grpcCode: 'INVALID_ARGUMENT', outcome: 'invalid_csr', description: 'A certificate signing request was refused: too large, malformed, bad self-signature, or a weak key.' },
   TRELLIS_INVALID_ARGUMENT: { httpStatus: 400, grpcCode: 'INVALID_ARGUMENT', outcome: 'invalid_argument', description: "The caller's own request was invalid (no path, a path without a leading slash, a bad method or header): refused before it left the process, never retried, never charged to an endpoint, a breaker or a budget." },
   TRELLIS_OVERLOADED: { httpStatus: 503, grpcCode: 'UNAVAILABLE', outcome: 'overloaded', description: 'Load was shed before any work was done: an upstream instance refused the request because it is overloaded (event loop saturated, concurrency limit reached, deadline unmeetable), or the destination\'s adaptive concurrency limit refused the call. Safe to retry on another instance.' },
+  TRELLIS_CONFLICT: { httpStatus: 409, grpcCode: 'ABORTED', outcome: 'failure', description: "A conditional control-plane write was refused: the resource's stored revision is not the one the request named (`metadata.revision` or `?revision=`). Nothing was written; read it again and retry." },
+  TRELLIS_NOT_FOUND: { httpStatus: 404, grpcCode: 'NOT_FOUND', outcome: 'failure', description: 'The control-plane API has no such resource (no Service or Mesh document of that name) or no such path.' },
+  TRELLIS_STORE_UNAVAILABLE: { httpStatus: 503, grpcCode: 'UNAVAILABLE', outcome: 'failure', description: "The control plane's store (its data directory, or etcd) cannot be read or written: nothing was written. Instances keep their last configuration." },
   TRELLIS_CONFIG_INVALID: { httpStatus: 500, grpcCode: 'INTERNAL', outcome: 'config_invalid', description: 'A configuration was refused; the message names the file, document and field path. The last good configuration stays in force.' },
 } as const satisfies Record<string, ErrorCodeInfo>;
 
@@ -142,6 +145,9 @@ export const TokenInvalidError = codeClass('TRELLIS_TOKEN_INVALID', 'TokenInvali
 export const CsrInvalidError = codeClass('TRELLIS_CSR_INVALID', 'CsrInvalidError', false);
 export const InvalidArgumentError = codeClass('TRELLIS_INVALID_ARGUMENT', 'InvalidArgumentError', false);
 export const OverloadedError = codeClass('TRELLIS_OVERLOADED', 'OverloadedError', false);
+export const ConflictError = codeClass('TRELLIS_CONFLICT', 'ConflictError', false);
+export const NotFoundError = codeClass('TRELLIS_NOT_FOUND', 'NotFoundError', false);
+export const ControlPlaneStoreError = codeClass('TRELLIS_STORE_UNAVAILABLE', 'ControlPlaneStoreError', true);
 
 /** One problem found in a configuration: where, and what. */
 export interface ConfigIssue {

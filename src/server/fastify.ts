@@ -24,6 +24,7 @@
  * runs no later hook and sends nothing; the reply is then marked hijacked (`reply.hijack()`).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Server } from 'node:net';
 import { meshInboundHandler } from './inbound-security.js';
 import type { MeshInboundDeps, MeshInboundPolicy, TrellisRequestInfo } from './inbound-security.js';
 import { forCaseInsensitiveRouting } from './authorization.js';
@@ -54,6 +55,13 @@ export interface FastifyInstanceLike {
   decorateRequest(property: 'trellis', value: null): unknown;
   addHook(name: 'onRequest', hook: FastifyHookLike): unknown;
   readonly initialConfig?: FastifyInitialConfigLike | undefined;
+  /** The application's server (registered with the control plane while it listens). */
+  readonly server?: Server | undefined;
+}
+
+/** Fastify's `preClose` hook, registered when the application is served (out of the registry before the drain). */
+interface FastifyPreClose {
+  addHook(name: 'preClose', hook: (done: () => void) => void): unknown;
 }
 
 /**
@@ -74,7 +82,10 @@ export function routesCaseSensitively(instance: FastifyInstanceLike): boolean {
 export type TrellisFastifyPlugin = (instance: FastifyInstanceLike, options: Record<string, unknown>, done: (err?: Error) => void) => void;
 
 /** What the Fastify plugin needs; mesh.ts provides it (the route label is Fastify's own). */
-export type FastifyPluginDeps = Omit<MeshInboundDeps, 'routeLabel'>;
+export type FastifyPluginDeps = Omit<MeshInboundDeps, 'routeLabel'> & {
+  /** Registers the application's server with the control plane; returns the deregistration. */
+  readonly advertise?: ((server: Server) => () => void) | undefined;
+};
 
 interface Pending {
   readonly done: () => void;
@@ -119,6 +130,13 @@ export function fastifyPlugin(deps: FastifyPluginDeps): TrellisFastifyPlugin {
     const policy = routesCaseSensitively(fastify) ? deps.policy : () => strictPaths(deps.policy());
     const handle = meshInboundHandler(next, { ...deps, policy, routeLabel });
     fastify.decorateRequest('trellis', null);
+    if (deps.advertise !== undefined && fastify.server !== undefined) {
+      const withdraw = deps.advertise(fastify.server);
+      (fastify as FastifyInstanceLike & FastifyPreClose).addHook('preClose', (done) => {
+        withdraw();
+        done();
+      });
+    }
     fastify.addHook('onRequest', (request, reply, done) => {
       const raw = request.raw;
       const url = request.routeOptions.url;

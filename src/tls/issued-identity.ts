@@ -30,6 +30,11 @@ export interface IssuedIdentityParams {
    */
   readonly ttlMs?: number;
   readonly sign: SignFunction;
+  /**
+   * Material to start from (a certificate kept on disk): in force at once when not expired, and
+   * renewed at two thirds of its life like any other.
+   */
+  readonly initial?: TlsMaterial | undefined;
 }
 
 export interface IssuedIdentityDeps {
@@ -159,6 +164,13 @@ export function issuedIdentity(params: IssuedIdentityParams, deps: IssuedIdentit
       onWarn(`certificate for ${spiffeId} expired at ${iso(cur.notAfter)} (NotAfter) and was not renewed; new mTLS connections fail closed`);
     }
     if ((cur === undefined || now >= renewAt) && now >= nextAttemptAt) void attempt();
+  }
+
+  const initial = params.initial;
+  if (initial !== undefined && clock.wall() < initial.notAfter) {
+    const life = Math.min(initial.notAfter - initial.notBefore, params.ttlMs ?? Number.POSITIVE_INFINITY);
+    renewAt = initial.notBefore + (life * 2) / 3;
+    holder.set(initial);
   }
 
   const interval = setInterval(tick, checkMs);

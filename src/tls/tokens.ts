@@ -5,7 +5,9 @@
  * read it: `base64url(header).base64url(claims).base64url(signature)`, with header
  * `{"alg":"EdDSA","typ":"JWT","kid":<key id>}` and claims `aud` = `trellis-ca`, `sub` = the
  * service, `iat`, `exp` (NumericDate seconds) and `jti` (128 random bits, for revocation and
- * rate limits).
+ * rate limits), plus `cah` when the token pins its CA: `sha256:<hex>` of the trust anchor's
+ * SubjectPublicKeyInfo, which an instance reads (without the key) to verify the control plane
+ * on first contact, as kubeadm's join tokens do.
  *
  * Why Ed25519 rather than HMAC-SHA256: a verifier needs only the public key, so a replica
  * that checks tokens cannot mint them and the signing key can stay where tokens are made; there
@@ -51,12 +53,19 @@ export interface VerifiedToken {
   readonly service: string;
   readonly jti: string;
   readonly exp: number;
+  /** The CA pin (`sha256:<hex>`) the token carries, when it has one. */
+  readonly cah?: string | undefined;
 }
+
+/** A CA pin: `sha256:` and 64 lowercase hex digits. */
+export const CA_PIN = /^sha256:[0-9a-f]{64}$/;
 
 export interface TokenParams {
   readonly service: string;
   /** Token life; default `DEFAULT_TOKEN_TTL_MS` (1 h), between 1 s and 30 days. */
   readonly ttlMs?: number;
+  /** The CA pin (`sha256:<hex>`) to put in the `cah` claim; none when absent. */
+  readonly caHash?: string;
 }
 
 export interface VerifyTokenOptions {
@@ -106,8 +115,11 @@ export function createToken(key: KeyObject, params: TokenParams, clock: Clock): 
   if (!Number.isFinite(ttl) || ttl < 1000 || ttl > MAX_TOKEN_TTL_MS) {
     throw new ConfigInvalidError([{ file: '<inline>', document: 0, path: 'ttl', message: `token TTL must be between 1s and 30d, got ${ttl} ms` }]);
   }
+  if (params.caHash !== undefined && !CA_PIN.test(params.caHash)) {
+    throw new ConfigInvalidError([{ file: '<inline>', document: 0, path: 'caHash', message: 'a CA pin is "sha256:" and 64 lowercase hex digits' }]);
+  }
   const iat = Math.floor(clock.wall() / 1000);
-  const claims = { aud: TOKEN_AUDIENCE, sub: params.service, iat, exp: iat + Math.ceil(ttl / 1000), jti: randomBytes(16).toString('base64url') };
+  const claims = { aud: TOKEN_AUDIENCE, sub: params.service, iat, exp: iat + Math.ceil(ttl / 1000), jti: randomBytes(16).toString('base64url'), ...(params.caHash !== undefined ? { cah: params.caHash } : {}) };
   const signingInput = `${headerSegment(key)}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`;
   return `${signingInput}.${sign(null, Buffer.from(signingInput), key).toString('base64url')}`;
 }
@@ -155,7 +167,7 @@ export function verifyToken(key: KeyObject, token: string, clock: Clock, options
   } catch {
     throw refuse('malformed claims');
   }
-  const { aud, sub, iat, exp, jti } = claims;
+  const { aud, sub, iat, exp, jti, cah } = claims;
   if (typeof jti !== 'string' || jti.length === 0 || jti.length > 128) throw refuse('malformed claims (jti)');
   const id = ` (jti ${jti})`;
   if (typeof aud !== 'string' || !equalConstantTime(aud, TOKEN_AUDIENCE)) throw refuse(`wrong audience${id}`);
@@ -165,6 +177,7 @@ export function verifyToken(key: KeyObject, token: string, clock: Clock, options
   if (iat * 1000 > now + ISSUED_AT_SKEW_MS) throw refuse(`issued in the future (${new Date(iat * 1000).toISOString()})${id}`);
   if (exp * 1000 <= now) throw refuse(`expired at ${new Date(exp * 1000).toISOString()}${id}`);
   if ((exp - iat) * 1000 > MAX_TOKEN_TTL_MS) throw refuse(`lifetime longer than 30 days${id}`);
+  if (cah !== undefined && (typeof cah !== 'string' || !CA_PIN.test(cah))) throw refuse(`malformed claims (cah)${id}`);
   if (options.revoked?.has(jti) === true) throw refuse(`revoked${id}`);
-  return { service: sub, jti, exp: exp * 1000 };
+  return { service: sub, jti, exp: exp * 1000, ...(cah !== undefined ? { cah } : {}) };
 }

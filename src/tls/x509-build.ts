@@ -76,6 +76,9 @@ export interface CertificateTemplate {
   readonly role: CertificateRole;
   /** URI SANs (a SPIFFE ID); none when empty. */
   readonly uris: readonly string[];
+  /** DNS-name and IP-address SANs, for serving certificates (the control plane's); workload SVIDs carry none. */
+  readonly dnsNames?: readonly string[];
+  readonly ipAddresses?: readonly string[];
   /** The signer; undefined for a self-signed certificate (signed with `selfKey`). */
   readonly signer: Signer | undefined;
   /** The private key of `publicKey`, needed only when self-signing. */
@@ -166,9 +169,14 @@ export function buildCertificate(t: CertificateTemplate): BuiltCertificate {
   if (t.signer !== undefined) {
     exts.push(extension(id_ce_authorityKeyIdentifier, false, new AuthorityKeyIdentifier({ keyIdentifier: new KeyIdentifier(t.signer.keyId) })));
   }
-  if (t.uris.length > 0) {
+  const names = [
+    ...t.uris.map((u) => new GeneralName({ uniformResourceIdentifier: u })),
+    ...(t.dnsNames ?? []).map((d) => new GeneralName({ dNSName: d })),
+    ...(t.ipAddresses ?? []).map((ip) => new GeneralName({ iPAddress: ip })),
+  ];
+  if (names.length > 0) {
     // SPIFFE X509-SVID §4.1: with a non-empty subject the SAN need not be critical.
-    exts.push(extension(id_ce_subjectAltName, false, new SubjectAlternativeName(t.uris.map((u) => new GeneralName({ uniformResourceIdentifier: u })))));
+    exts.push(extension(id_ce_subjectAltName, false, new SubjectAlternativeName(names)));
   }
   const sigAlg = algorithm(signingKey);
   const tbs = new TBSCertificate({
