@@ -37,6 +37,8 @@ interface Sim {
 let reportsOn = false;
 const sizes: ReportSizesAnswer = { plain: { count: 0, bytes: 0 }, lists: { count: 0, bytes: 0 } };
 let snapshots = 0;
+/** Why streams dropped or failed to connect, by reason (digits folded, so counts group). */
+const reasons = new Map<string, number>();
 let snapshotBytes = 0;
 
 const materials = new Map<string, TlsMaterial>();
@@ -80,6 +82,10 @@ for (let index = cfg.from; index < cfg.to; index++) {
       have: () => sim.have,
       onState: (e) => {
         if (e.state === 'connected') sim.connectedAt = wall();
+        else if (e.state === 'disconnected' && e.reason !== undefined) {
+          const r = e.reason.replace(/\d+/g, 'N').slice(0, 120);
+          reasons.set(r, (reasons.get(r) ?? 0) + 1);
+        }
       },
       onWarn: () => {},
       reportSource: () => {
@@ -99,11 +105,13 @@ for (let index = cfg.from; index < cfg.to; index++) {
   };
   sims.push(sim);
 }
+// Instances start as in a rollout, START_PER_S per process (the reconnect storm later is the
+// all-at-once case).
+const START_PER_S = 25;
 for (const [i, s] of sims.entries()) {
   s.stream.register([{ address: s.inst.address, protocol: 'http' }]);
   s.stream.start();
-  // Instances start over a few seconds, not all in one tick.
-  if (i % 25 === 24) await new Promise((r) => setTimeout(r, 50));
+  if (i % 5 === 4) await new Promise((r) => setTimeout(r, (5 * 1000) / START_PER_S));
 }
 
 function answer(msg: ClientCommand): StateAnswer | ReachedAnswer | ReportSizesAnswer | { ok: true } {
@@ -129,7 +137,7 @@ function answer(msg: ClientCommand): StateAnswer | ReachedAnswer | ReportSizesAn
           lastSnapshotAt = Math.max(lastSnapshotAt, first);
         }
       }
-      return { connected, connectedSince, lastConnectedAt, snapshotSince, lastSnapshotAt, snapshots, snapshotBytes };
+      return { connected, connectedSince, lastConnectedAt, snapshotSince, lastSnapshotAt, snapshots, snapshotBytes, reasons: Object.fromEntries(reasons) };
     }
     case 'reached':
       return {

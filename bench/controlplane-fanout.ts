@@ -61,7 +61,11 @@ const INSTANCES = Number(args.instances);
 const PROCESSES = Number(args.processes);
 const ROUNDS = Number(args.rounds);
 const QUIET_S = Number(args.quiet);
-const WATCHDOG_MS = 420_000;
+const WATCHDOG_MS = 540_000;
+/** Longest waits: for the first connection of all, for one apply to reach all, for the storm. */
+const CONNECT_WAIT_MS = 180_000;
+const APPLY_WAIT_MS = 30_000;
+const STORM_WAIT_MS = 120_000;
 const TICK_HZ = 100; // USER_HZ of /proc/<pid>/stat on Linux
 
 const serverScript = fileURLToPath(new URL('./controlplane-server.ts', import.meta.url));
@@ -77,6 +81,7 @@ function cleanup(): void {
   rmSync(dataDir, { recursive: true, force: true });
 }
 process.once('exit', cleanup);
+for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => process.exit(130));
 const watchdog = setTimeout(() => {
   log(`watchdog: still running after ${WATCHDOG_MS / 1000} s, stopping`);
   process.exit(2);
@@ -224,13 +229,37 @@ const state = async (since: number): Promise<StateAnswer> => {
     lastSnapshotAt: Math.max(a.lastSnapshotAt, b.lastSnapshotAt),
     snapshots: a.snapshots + b.snapshots,
     snapshotBytes: Math.max(a.snapshotBytes, b.snapshotBytes),
+    reasons: mergeCounts(a.reasons, b.reasons),
   }));
 };
+function mergeCounts(a: Record<string, number>, b: Record<string, number>): Record<string, number> {
+  const out = { ...a };
+  for (const [k, v] of Object.entries(b)) out[k] = (out[k] ?? 0) + v;
+  return out;
+}
+const reasonsText = (r: Record<string, number>): string =>
+  Object.entries(r)
+    .sort((x, y) => y[1] - x[1])
+    .map(([k, v]) => `${v} × ${k}`)
+    .join('; ') || 'none';
+/** CPU pressure of the machine (PSI, % of time some task waited for a CPU, last 60 s). */
+function cpuPressure(): string {
+  try {
+    return `${/avg60=([\d.]+)/.exec(readFileSync('/proc/pressure/cpu', 'utf8'))?.[1] ?? '?'} %`;
+  } catch {
+    return 'n/a';
+  }
+}
 
 // All connected, then settled: no snapshot for 2 s (every registration pushed and ACKed).
-for (;;) {
+for (let k = 0; ; k++) {
   const s = await state(tStart);
   if (s.connected >= INSTANCES && s.snapshotSince >= INSTANCES) break;
+  if (wall() - tStart > CONNECT_WAIT_MS) {
+    log(`only ${s.connected} of ${INSTANCES} connected after ${CONNECT_WAIT_MS / 1000} s; going on with them`);
+    break;
+  }
+  if (k % 20 === 19) log(`${s.connected} connected, ${s.snapshotSince} with a snapshot, ${s.snapshots} snapshots so far; failures: ${reasonsText(s.reasons)}`);
   await sleep(250);
 }
 const connectedMs = wall() - tStart;
@@ -243,7 +272,7 @@ for (let quietFor = 0; quietFor < 2000 && wall() - tStart < 120_000; ) {
 }
 const settledMs = wall() - tStart;
 const first = await state(tStart);
-log(`all ${INSTANCES} connected after ${(connectedMs / 1000).toFixed(1)} s, pushes settled after ${(settledMs / 1000).toFixed(1)} s (${first.snapshots} snapshots, ~${kib(first.snapshotBytes)} KiB each)`);
+log(`all ${first.connected} connected after ${(connectedMs / 1000).toFixed(1)} s, pushes settled after ${(settledMs / 1000).toFixed(1)} s (${first.snapshots} snapshots, ~${kib(first.snapshotBytes)} KiB each)`);
 
 // 1. Idle: pings and keep-alives only.
 const cpuIdle = await cpuOver(cp.child.pid as number, QUIET_S * 1000);
@@ -257,22 +286,27 @@ interface Round {
   fromRequest: number[];
   missing: number;
   responseMs: number;
+  /** CPU seconds the control plane used from the request until every instance had it. */
+  cpuS: number;
 }
 const rounds: Round[] = [];
 for (let r = 0; r < ROUNDS; r++) {
+  const cpu0 = cpuSeconds(cp.child.pid as number);
   const t0 = wall();
   const res = await api<{ revision: number }>(cp, trust, adminToken, 'POST', '/v1/apply', sharedService(3 + (r % 20)));
   const tResp = wall();
   let at: number[] = [];
-  for (const deadline = tResp + 30_000; wall() < deadline; ) {
+  let cpuS = 0;
+  for (const deadline = tResp + APPLY_WAIT_MS; wall() < deadline; ) {
     await sleep(100);
+    cpuS = cpuSeconds(cp.child.pid as number) - cpu0;
     at = (await askAll<ReachedAnswer>(clients, { cmd: 'reached', version: res.revision })).flatMap((a) => a.at);
     if (at.every((t) => t >= 0)) break;
   }
   const got = at.filter((t) => t >= 0);
-  rounds.push({ revision: res.revision, fromResponse: got.map((t) => t - tResp).sort((a, b) => a - b), fromRequest: got.map((t) => t - t0).sort((a, b) => a - b), missing: at.length - got.length, responseMs: tResp - t0 });
+  rounds.push({ revision: res.revision, fromResponse: got.map((t) => t - tResp).sort((a, b) => a - b), fromRequest: got.map((t) => t - t0).sort((a, b) => a - b), missing: at.length - got.length, responseMs: tResp - t0, cpuS });
   const last = rounds[rounds.length - 1] as Round;
-  log(`apply ${r + 1}/${ROUNDS} (revision ${res.revision}, answered in ${ms(last.responseMs)} ms): p50 ${ms(pct(last.fromResponse, 50))} ms, p99 ${ms(pct(last.fromResponse, 99))} ms, max ${ms(pct(last.fromResponse, 100))} ms after the response${last.missing > 0 ? `, ${last.missing} never reached` : ''}`);
+  log(`apply ${r + 1}/${ROUNDS} (revision ${res.revision}, answered in ${ms(last.responseMs)} ms, control plane CPU ${ms(cpuS * 1000)} ms): p50 ${ms(pct(last.fromResponse, 50))} ms, p99 ${ms(pct(last.fromResponse, 99))} ms, max ${ms(pct(last.fromResponse, 100))} ms after the response${last.missing > 0 ? `, ${last.missing} never reached` : ''}`);
   await sleep(1000);
 }
 
@@ -307,7 +341,7 @@ let lastCpu = cpuSeconds(pid);
 let lastAt = performance.now();
 const stormCpu0 = lastCpu;
 const stormT0 = lastAt;
-for (const deadline = tListen + 120_000; wall() < deadline; ) {
+for (const deadline = tListen + STORM_WAIT_MS; wall() < deadline; ) {
   await sleep(250);
   const c = cpuSeconds(pid);
   const now = performance.now();
@@ -322,6 +356,7 @@ for (const deadline = tListen + 120_000; wall() < deadline; ) {
 }
 cpuStorm = ((lastCpu - stormCpu0) / ((lastAt - stormT0) / 1000)) * 100;
 const storm = back ?? (await state(tKill));
+const afterStorm = await state(0);
 log(`storm: ${storm.connectedSince} reconnected, ${storm.snapshotSince} got a snapshot; CPU peak ${peakCpu.toFixed(0)} %, mean ${cpuStorm.toFixed(0)} %`);
 
 // ---- the table ------------------------------------------------------------------------------
@@ -336,6 +371,7 @@ const rows: [string, string][] = [
   [`apply → all ${INSTANCES} received, p50 (median of ${ROUNDS} rounds; worst round)`, `${ms(median(all('fromResponse', 50)))} ms; ${ms(Math.max(...all('fromResponse', 50)))} ms`],
   [`apply → all received, p99 (median; worst round)`, `${ms(median(all('fromResponse', 99)))} ms; ${ms(Math.max(...all('fromResponse', 99)))} ms`],
   [`apply → all received, max (median; worst round)`, `${ms(median(all('fromResponse', 100)))} ms; ${ms(Math.max(...all('fromResponse', 100)))} ms`],
+  ['control-plane CPU per apply, request → all received (median)', `${ms(median(rounds.map((r) => r.cpuS * 1000)))} ms`],
   ['apply answered (request → response, median)', `${ms(median(rounds.map((r) => r.responseMs)))} ms (p99 from the request: ${ms(median(all('fromRequest', 99)))} ms)`],
   ['instances never reached (all rounds)', String(rounds.reduce((a, r) => a + r.missing, 0))],
   ['control plane before any instance: RSS, heap', `${mib(memBase.rss)} MiB, ${mib(memBase.heapUsed)} MiB`],
@@ -351,8 +387,9 @@ const rows: [string, string][] = [
   ['reconnect storm: control plane restart (kill → listening)', `${((tListen - tKill) / 1000).toFixed(1)} s`],
   ['reconnect storm: control-plane CPU peak (250 ms samples), mean', `${peakCpu.toFixed(0)} %, ${cpuStorm.toFixed(0)} % of a core`],
 ];
-const header = `Control plane, ${os.cpus().length} cores (${os.cpus()[0]?.model ?? '?'}), Node ${process.version}, load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`;
+const header = `Control plane, ${os.cpus().length} cores (${os.cpus()[0]?.model ?? '?'}), Node ${process.version}, load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}, CPU pressure ${cpuPressure()} (some, 60 s)`;
 process.stdout.write(`\n${header}\n\n| figure | value |\n|---|---|\n${rows.map(([k, v]) => `| ${k} | ${v} |`).join('\n')}\n`);
+process.stdout.write(`\nstream failures over the run (client side): ${reasonsText(afterStorm.reasons)}\n`);
 process.stdout.write(`\nper round (ms after the apply's response): ${rounds.map((r) => `${ms(pct(r.fromResponse, 50))}/${ms(pct(r.fromResponse, 99))}/${ms(pct(r.fromResponse, 100))}`).join(', ')} (p50/p99/max)\n`);
 clearTimeout(watchdog);
 cleanup();

@@ -157,6 +157,8 @@ export interface StateAnswer {
   readonly lastSnapshotAt: number;
   readonly snapshots: number;
   readonly snapshotBytes: number;
+  /** Disconnections and failed connection attempts so far, by reason. */
+  readonly reasons: Record<string, number>;
 }
 export interface ReachedAnswer {
   /** Per instance: when it received the first snapshot at or past the version (epoch ms), or -1. */
