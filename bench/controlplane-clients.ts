@@ -105,13 +105,12 @@ for (let index = cfg.from; index < cfg.to; index++) {
   };
   sims.push(sim);
 }
-// Instances start as in a rollout, START_PER_S per process (the reconnect storm later is the
-// all-at-once case).
-const START_PER_S = 25;
+// Instances start as in a rollout, cfg.startPerSecond in this process (the reconnect storm later
+// is the all-at-once case).
 for (const [i, s] of sims.entries()) {
   s.stream.register([{ address: s.inst.address, protocol: 'http' }]);
   s.stream.start();
-  if (i % 5 === 4) await new Promise((r) => setTimeout(r, (5 * 1000) / START_PER_S));
+  if (i % 5 === 4) await new Promise((r) => setTimeout(r, (5 * 1000) / cfg.startPerSecond));
 }
 
 function answer(msg: ClientCommand): StateAnswer | ReachedAnswer | ReportSizesAnswer | { ok: true } {

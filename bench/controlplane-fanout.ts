@@ -27,7 +27,7 @@
  * exit. Prints a markdown table.
  *
  * Usage: node --import tsx bench/run.ts controlplane [--instances N] [--processes P] [--rounds R]
- *        [--quiet S]
+ *        [--quiet S] [--rollout INSTANCES_PER_S]
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
@@ -55,12 +55,15 @@ const { values: args } = parseArgs({
     processes: { type: 'string', default: '4' },
     rounds: { type: 'string', default: '10' },
     quiet: { type: 'string', default: '20' },
+    rollout: { type: 'string', default: '100' },
   },
 });
 const INSTANCES = Number(args.instances);
 const PROCESSES = Number(args.processes);
 const ROUNDS = Number(args.rounds);
 const QUIET_S = Number(args.quiet);
+/** Instances started per second, fleet-wide, before the measurements. */
+const ROLLOUT_PER_S = Number(args.rollout);
 const WATCHDOG_MS = 540_000;
 /** Longest waits: for the first connection of all, for one apply to reach all, for the storm. */
 const CONNECT_WAIT_MS = 180_000;
@@ -212,7 +215,7 @@ const clients: ChildProcess[] = [];
 const per = Math.ceil(INSTANCES / PROCESSES);
 const tStart = wall();
 for (let p = 0; p < PROCESSES; p++) {
-  const config: ClientsConfig = { url: cp.url, bundlePem: trust.bundlePem, trustDomain: trust.trustDomain, certificates, from: p * per, to: Math.min(INSTANCES, (p + 1) * per) };
+  const config: ClientsConfig = { url: cp.url, bundlePem: trust.bundlePem, trustDomain: trust.trustDomain, certificates, from: p * per, to: Math.min(INSTANCES, (p + 1) * per), startPerSecond: ROLLOUT_PER_S / PROCESSES };
   const c = fork(clientScript, [], { execArgv: ['--import', 'tsx'], env: { ...process.env, TRELLIS_BENCH_CLIENTS: JSON.stringify(config) }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   children.add(c);
   clients.push(c);
@@ -264,7 +267,7 @@ for (let k = 0; ; k++) {
 }
 const connectedMs = wall() - tStart;
 let lastCount = -1;
-for (let quietFor = 0; quietFor < 2000 && wall() - tStart < 120_000; ) {
+for (let quietFor = 0, deadline = wall() + 60_000; quietFor < 2000 && wall() < deadline; ) {
   const s = await state(tStart);
   quietFor = s.snapshots === lastCount ? quietFor + 250 : 0;
   lastCount = s.snapshots;
@@ -362,11 +365,11 @@ log(`storm: ${storm.connectedSince} reconnected, ${storm.snapshotSince} got a sn
 // ---- the table ------------------------------------------------------------------------------
 
 const all = (k: 'fromResponse' | 'fromRequest', p: number): number[] => rounds.map((r) => pct(r[k], p));
-const perInstance = (a: number, b: number): number => (b - a) / INSTANCES;
+const perInstance = (a: number, b: number, n: number): number => (b - a) / n;
 const reportsPerS = INSTANCES / 5;
 const rows: [string, string][] = [
   ['instances (processes), services', `${INSTANCES} (${PROCESSES}), ${SERVICES} + billing-api`],
-  ['first connection of all / pushes settled', `${(connectedMs / 1000).toFixed(1)} s / ${(settledMs / 1000).toFixed(1)} s`],
+  [`rollout at ${ROLLOUT_PER_S}/s: all connected / pushes settled (snapshots pushed)`, `${first.connected < INSTANCES ? `${first.connected} only after` : ''} ${(connectedMs / 1000).toFixed(1)} s / ${(settledMs / 1000).toFixed(1)} s (${first.snapshots})`],
   ['snapshot size (one service\'s view)', `~${kib(first.snapshotBytes)} KiB`],
   [`apply → all ${INSTANCES} received, p50 (median of ${ROUNDS} rounds; worst round)`, `${ms(median(all('fromResponse', 50)))} ms; ${ms(Math.max(...all('fromResponse', 50)))} ms`],
   [`apply → all received, p99 (median; worst round)`, `${ms(median(all('fromResponse', 99)))} ms; ${ms(Math.max(...all('fromResponse', 99)))} ms`],
@@ -375,10 +378,10 @@ const rows: [string, string][] = [
   ['apply answered (request → response, median)', `${ms(median(rounds.map((r) => r.responseMs)))} ms (p99 from the request: ${ms(median(all('fromRequest', 99)))} ms)`],
   ['instances never reached (all rounds)', String(rounds.reduce((a, r) => a + r.missing, 0))],
   ['control plane before any instance: RSS, heap', `${mib(memBase.rss)} MiB, ${mib(memBase.heapUsed)} MiB`],
-  ['memory per connected instance: RSS, heap (no reports)', `${kib(perInstance(memBase.rss, memConnected.rss))} KiB, ${kib(perInstance(memBase.heapUsed, memConnected.heapUsed))} KiB`],
-  ['memory per connected instance with reports', `${kib(perInstance(memBase.rss, memReports.rss))} KiB, ${kib(perInstance(memBase.heapUsed, memReports.heapUsed))} KiB`],
-  [`CPU, all connected, no reports (${QUIET_S} s)`, `${cpuIdle.toFixed(1)} % of a core = ${((cpuIdle * 10_000) / INSTANCES).toFixed(1)} µs/s per instance`],
-  [`CPU with reports (${QUIET_S} s)`, `${cpuReports.toFixed(1)} % of a core = ${((cpuReports * 10_000) / INSTANCES).toFixed(1)} µs/s per instance`],
+  [`memory per connected instance: RSS, heap (no reports; ${memConnected.connected} connected)`, `${kib(perInstance(memBase.rss, memConnected.rss, memConnected.connected))} KiB, ${kib(perInstance(memBase.heapUsed, memConnected.heapUsed, memConnected.connected))} KiB`],
+  [`memory per connected instance with reports (${memReports.connected} connected)`, `${kib(perInstance(memBase.rss, memReports.rss, memReports.connected))} KiB, ${kib(perInstance(memBase.heapUsed, memReports.heapUsed, memReports.connected))} KiB`],
+  [`CPU, no reports (${QUIET_S} s, ${memConnected.connected} connected)`, `${cpuIdle.toFixed(1)} % of a core = ${((cpuIdle * 10_000) / memConnected.connected).toFixed(1)} µs/s per instance`],
+  [`CPU with reports (${QUIET_S} s, ${memReports.connected} connected)`, `${cpuReports.toFixed(1)} % of a core = ${((cpuReports * 10_000) / memReports.connected).toFixed(1)} µs/s per instance`],
   ['CPU of ingesting reports', `${(cpuReports - cpuIdle).toFixed(1)} % of a core for ${reportsPerS} reports/s = ${(((cpuReports - cpuIdle) * 10_000) / reportsPerS).toFixed(0)} µs per report`],
   ['report payload per instance: without / with endpoint lists (every 6th); mean', `${kib(plainB)} KiB / ${kib(listsB)} KiB; ${kib(meanB)} KiB per 5 s = ${(meanB / 5).toFixed(0)} B/s (${plain.count + lists.count} reports)`],
   ['reporting instances seen by /v1/stat', String(stat.reportingInstances)],

@@ -136,6 +136,8 @@ export interface ClientsConfig {
   /** Fleet indexes of the instances this process runs. */
   readonly from: number;
   readonly to: number;
+  /** Instances this process starts per second (a rollout). */
+  readonly startPerSecond: number;
 }
 
 /** Orchestrator → instance process. */
