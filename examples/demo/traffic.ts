@@ -26,6 +26,8 @@ export interface Target {
   rate: number;
   maxInFlight: number;
   path: () => string;
+  /** Sees the body of each 2xx answer (the demo counts which products version answered). */
+  onBody?: (text: string) => void;
 }
 
 const MAX_TOTAL_LATENCIES = 2_000_000;
@@ -71,8 +73,9 @@ class Driver {
     let failure: string | undefined;
     try {
       const res = await this.target.client.request({ method: 'GET', path: this.target.path() });
-      await res.body.dump();
+      const text = await res.body.text();
       if (res.statusCode >= 500) failure = `HTTP ${res.statusCode}`;
+      else this.target.onBody?.(text);
     } catch (err) {
       failure = failureName(err);
     } finally {

@@ -5,8 +5,12 @@
  */
 import type { GoldenFigures, StatBody, StatInstance } from '../controlplane/fleet/stat-body.js';
 
+/** Control characters (a terminal escape sequence in a label, say) shown as `?`: names come from instances. */
+const clean = (s: string): string => s.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
+
 /** Columns padded to their widest cell; numbers right-aligned. */
-export function table(header: readonly string[], rows: readonly (readonly string[])[], rightAligned: ReadonlySet<number> = new Set()): string {
+export function table(header: readonly string[], cells: readonly (readonly string[])[], rightAligned: ReadonlySet<number> = new Set()): string {
+  const rows = cells.map((r) => r.map(clean));
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: readonly string[]): string =>
     cells

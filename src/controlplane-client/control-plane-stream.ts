@@ -11,6 +11,7 @@
  * what it has.
  */
 import http2 from 'node:http2';
+import { createSecureContext, type SecureContext } from 'node:tls';
 import type { ClientHttp2Session, ClientHttp2Stream } from 'node:http2';
 import type { Random } from '../core/clock.js';
 import { LineSplitter, LineTooLongError } from '../controlplane/sync/ndjson.js';
@@ -53,8 +54,12 @@ export interface ControlPlaneStreamParams {
 }
 
 const SILENCE_MS = 3 * PING_INTERVAL_MS;
-/** A replica that has not answered the stream's request by then is left for the next. */
-const CONNECT_TIMEOUT_MS = 10_000;
+/**
+ * A replica that has not answered the stream's request by then is left for the next: gRPC's
+ * minimum connect timeout, long enough for a replica busy with a reconnect storm to get through
+ * its handshakes (a shorter one would make the storm feed itself).
+ */
+const CONNECT_TIMEOUT_MS = 20_000;
 const BARRIER_MS = 2000;
 
 export class ControlPlaneStream {
@@ -73,6 +78,8 @@ export class ControlPlaneStream {
   #applying = false;
   #pongWaiters: (() => void)[] = [];
   #state: ControlPlaneState = 'disconnected';
+  /** The TLS context of the certificate in force (parsing PEM keys on every reconnect costs more than the handshake). */
+  #context: { material: TlsMaterial; context: SecureContext } | undefined;
 
   constructor(params: ControlPlaneStreamParams) {
     this.#p = params;
@@ -142,7 +149,8 @@ export class ControlPlaneStream {
     const { bundlePem, trustDomain } = this.#p.trust();
     let session: ClientHttp2Session;
     try {
-      session = http2.connect(url, { ca: bundlePem, cert: material.cert, key: material.key, checkServerIdentity: controlPlaneServerIdentity(trustDomain) });
+      if (this.#context?.material !== material) this.#context = { material, context: createSecureContext({ ca: bundlePem, cert: material.cert, key: material.key }) };
+      session = http2.connect(url, { secureContext: this.#context.context, checkServerIdentity: controlPlaneServerIdentity(trustDomain) });
     } catch (err) {
       return this.#retry(url, (err as Error).message);
     }

@@ -22,6 +22,7 @@ import { ConfigInvalidError, ConnectFailedError, TrellisError } from '../core/er
 import type { MeshConfig } from '../config/types.js';
 import type { SnapshotMessage } from '../controlplane/sync/protocol.js';
 import { issuedIdentity } from '../tls/issued-identity.js';
+import { refusedAddressReason } from '../config/address.js';
 import type { IdentityProvider } from '../tls/identity.js';
 import { materialFromPem, type TlsMaterial } from '../tls/material.js';
 import { ClientCache, defaultCacheDir, type CachedTrust } from './cache-dir.js';
@@ -142,6 +143,8 @@ export async function startControlPlaneClient(o: ControlPlaneClientOptions): Pro
   if (cached.identity !== undefined) {
     try {
       const m = materialFromPem(cached.identity, { trustDomain: trust.trustDomain, service: o.service });
+      // Issued by the CA this token pins (a control plane re-created with a new CA makes the cached certificate useless).
+      materialFromPem({ ...cached.identity, ca: trust.bundlePem }, { trustDomain: trust.trustDomain, service: o.service });
       if (o.clock.wall() < m.notAfter) initialMaterial = m;
     } catch (err) {
       o.onWarn(`the certificate kept in ${cache.dir} is unusable, ignoring it: ${(err as Error).message}`);
@@ -184,7 +187,7 @@ export async function startControlPlaneClient(o: ControlPlaneClientOptions): Pro
     }
     let config: MeshConfig;
     try {
-      config = snapshotConfig(snap, o.onWarn);
+      config = snapshotConfig(snap, o.onWarn, trust.trustDomain);
     } catch (err) {
       const reason = (err as Error).message;
       lastNack = reason;
@@ -234,7 +237,7 @@ export async function startControlPlaneClient(o: ControlPlaneClientOptions): Pro
   let cachedConfig: MeshConfig | undefined;
   if (cached.snapshot !== undefined) {
     try {
-      cachedConfig = snapshotConfig(cached.snapshot, o.onWarn);
+      cachedConfig = snapshotConfig(cached.snapshot, o.onWarn, trust.trustDomain);
     } catch (err) {
       o.onWarn(`the snapshot kept in ${cache.dir} is not valid configuration, ignoring it: ${(err as Error).message}`);
     }
@@ -283,6 +286,12 @@ export async function startControlPlaneClient(o: ControlPlaneClientOptions): Pro
       gauges.setVersion(version);
     },
     served(endpoint) {
+      const host = endpoint.address.slice(0, endpoint.address.lastIndexOf(':')).replace(/^\[|\]$/g, '');
+      const refused = refusedAddressReason(host);
+      if (refused !== undefined) {
+        o.onWarn(`not registering ${endpoint.address}: the address ${refused}; serve on the address callers dial, or pass { host } to mesh.advertise()`);
+        return;
+      }
       served.set(endpoint.address, endpoint);
       stream.register([...served.values()]);
     },

@@ -14,6 +14,7 @@
  * TRELLIS_NO_ENDPOINTS.
  */
 import { parseConfigDocuments } from '../config/load.js';
+import { ConfigInvalidError } from '../core/errors.js';
 import { refusedAddressReason } from '../config/address.js';
 import type { MeshConfig } from '../config/types.js';
 import type { SnapshotDocument, SnapshotMessage } from '../controlplane/sync/protocol.js';
@@ -24,10 +25,19 @@ function hostOf(address: string): string {
   return host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
 }
 
-/** The documents a snapshot stands for, registry endpoints included. */
-export function snapshotDocuments(snapshot: SnapshotMessage, onWarn: (m: string) => void): unknown[] {
+/**
+ * The documents a snapshot stands for, registry endpoints included. With `trustDomain` (the
+ * control plane CA's), a Mesh document that names none gets it: identities are issued in the
+ * CA's trust domain, and the default (`cluster.local`) would make every peer check fail.
+ */
+export function snapshotDocuments(snapshot: SnapshotMessage, onWarn: (m: string) => void, trustDomain?: string): unknown[] {
   const docs: unknown[] = [];
-  if (snapshot.mesh !== null && snapshot.mesh !== undefined) docs.push(snapshot.mesh);
+  const mesh = snapshot.mesh ?? (trustDomain === undefined ? null : { apiVersion: 'trellis/v1', kind: 'Mesh', metadata: { name: 'default' }, spec: {} });
+  if (mesh !== null) {
+    const spec = mesh.spec as Record<string, unknown> | undefined;
+    const named = typeof spec === 'object' && spec !== null && spec.trustDomain !== undefined;
+    docs.push(trustDomain === undefined || named || typeof spec !== 'object' || spec === null ? mesh : { ...mesh, spec: { ...spec, trustDomain } });
+  }
   for (const doc of Array.isArray(snapshot.services) ? snapshot.services : []) {
     const registry = snapshot.endpoints?.[doc?.metadata?.name];
     const spec = doc?.spec as Record<string, unknown> | undefined;
@@ -54,9 +64,14 @@ export function snapshotDocuments(snapshot: SnapshotMessage, onWarn: (m: string)
 }
 
 /**
- * Validates a snapshot as configuration.
+ * Validates a snapshot as configuration; with `trustDomain`, the Mesh document must be in it.
  * @throws ConfigInvalidError naming the document and field path (the NACK reason).
  */
-export function snapshotConfig(snapshot: SnapshotMessage, onWarn: (m: string) => void): MeshConfig {
-  return parseConfigDocuments(snapshotDocuments(snapshot, onWarn), `control plane snapshot ${snapshot.version}`);
+export function snapshotConfig(snapshot: SnapshotMessage, onWarn: (m: string) => void, trustDomain?: string): MeshConfig {
+  const file = `control plane snapshot ${snapshot.version}`;
+  const config = parseConfigDocuments(snapshotDocuments(snapshot, onWarn, trustDomain), file);
+  if (trustDomain !== undefined && config.mesh.trustDomain !== trustDomain) {
+    throw new ConfigInvalidError([{ file, document: 0, path: 'spec.trustDomain', message: `"${config.mesh.trustDomain}" is not the trust domain of the control plane's CA ("${trustDomain}"), which every workload certificate is issued in; peers could not verify each other` }]);
+  }
+  return config;
 }

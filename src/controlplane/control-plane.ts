@@ -158,10 +158,10 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       sync.handleStream(req.stream, req.headers, { service: caller.service, spiffeId: caller.spiffeId, certificateNotAfter: caller.certificateNotAfter });
       return 'handled';
     },
-    { auth: 'instance' },
+    { auth: 'instance', query: [] },
   );
   router.route('GET', '/v1/stat', async (req) => ({ body: await fleet.stat(req.query) }), { auth: 'admin', query: ['window', 'service', 'series'] });
-  router.route('GET', '/metrics', async () => ({ text: await metrics.registry.metrics(), contentType: metrics.registry.contentType }), { auth: 'none' });
+  router.route('GET', '/metrics', async () => ({ text: await metrics.registry.metrics(), contentType: metrics.registry.contentType }), { auth: 'none', query: [] });
 
   const server: Http2SecureServer = createSecureServer({
     allowHTTP1: true,
@@ -190,13 +190,20 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   });
   server.on('sessionError', () => {});
   server.on('tlsClientError', () => {});
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(listen.port, listen.host, () => {
-      server.off('error', reject);
-      resolve();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(listen.port, listen.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
     });
-  });
+  } catch (err) {
+    // Nothing is listening: release what was opened, so a caller can retry on another port.
+    await sync.close();
+    await rawStore.close();
+    throw err;
+  }
   const bound = server.address() as AddressInfo;
   let dashboard: Dashboard | undefined;
   if (options.dashboard !== undefined) {

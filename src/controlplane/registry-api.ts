@@ -84,6 +84,6 @@ export function registerRegistryApi(router: Router, deps: RegistryApiDeps): void
         },
       };
     },
-    { auth: 'admin' },
+    { auth: 'admin', query: [] },
   );
 }

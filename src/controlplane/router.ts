@@ -52,7 +52,7 @@ export type ApiHandler = (req: ApiRequest) => Promise<ApiResponse>;
 
 export interface RouteOptions {
   readonly auth: AuthRule;
-  /** Query parameters the route reads; any other is refused (400). */
+  /** Query parameters the route reads; when given, any other is refused (400). Every built-in route gives its list (an empty one when it reads none). */
   readonly query?: readonly string[];
   /** Largest body read (default 64 KiB). */
   readonly maxBodyBytes?: number;
@@ -210,7 +210,7 @@ export class Router {
     }
     const { route, params } = found;
     label = route.template;
-    for (const name of url.searchParams.keys()) {
+    for (const name of route.options.query === undefined ? [] : url.searchParams.keys()) {
       if (!(route.options.query ?? []).includes(name)) {
         refuse(new ApiError(400, 'TRELLIS_INVALID_ARGUMENT', `unknown query parameter "${name.slice(0, 64)}" for ${route.template}${didYouMean(name, route.options.query ?? [])}`));
         return;

@@ -163,6 +163,10 @@ describe('trellis CLI against a control-plane process', () => {
     assert.equal(pinOfToken(token), adminPin);
     assert.match(r.stderr, /Token for service checkout/);
     assert.ok(!r.stderr.includes(token));
+    const jti = /jti (\S+),/.exec(r.stderr)?.[1] as string;
+    const revoked = await trellis(['token', 'revoke', jti], env);
+    assert.equal(revoked.code, 0, revoked.stderr);
+    assert.equal(revoked.stdout, `token ${jti} (service checkout) revoked\n`);
   });
 
   it('check passes on a healthy control plane', async () => {
@@ -204,6 +208,30 @@ describe('trellis check against a control plane with a problem', () => {
     assert.equal(r.code, 1, r.stdout + r.stderr);
     assert.match(r.stdout, /× every instance ACKed its latest configuration\n {4}instance i-7 of products NACKed version 12: spec\.routes\[0\]\.backends: all weights are zero/);
     assert.match(r.stdout, /Status check results are ×/);
+  });
+
+  it('shows warnings for callers without a Service and subsets that select nothing, without failing on them', async () => {
+    const fresh = await startTestPlane();
+    try {
+      const doc = `apiVersion: trellis/v1
+kind: Service
+metadata: { name: products }
+spec:
+  protocol: http
+  endpoints: [{ address: 127.0.0.1:8081, labels: { version: v1 } }]
+  routes: [{ name: default, backends: [{ subset: { version: v2 } }] }]
+  inbound: { authorization: { allow: [{ from: [frontend] }] } }
+`;
+      const applied = await trellis(['apply', '-f', '-'], { TRELLIS_CONTROL_PLANE: fresh.cp.url, TRELLIS_ADMIN_TOKEN: fresh.adminToken }, doc);
+      assert.equal(applied.code, 0, applied.stderr);
+      const r = await trellis(['check'], { TRELLIS_CONTROL_PLANE: fresh.cp.url, TRELLIS_ADMIN_TOKEN: fresh.adminToken });
+      assert.equal(r.code, 0, r.stdout);
+      assert.match(r.stdout, /‼ Service products: inbound\.authorization names caller "frontend", which has no Service document/);
+      assert.match(r.stdout, /‼ Service products route default: backend subset \{version: v2\} selects no endpoint/);
+      assert.match(r.stdout, /Status check results are √ \(2 warnings\)/);
+    } finally {
+      await fresh.close();
+    }
   });
 
   it('fails when no control plane answers', async () => {

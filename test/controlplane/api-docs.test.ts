@@ -109,7 +109,7 @@ describe('docs/control-plane.md', () => {
 
   it('the REST table lists every route', async () => {
     const text = await readFile(join(root, 'docs/control-plane.md'), 'utf8');
-    for (const route of ['GET /v1/ca', 'POST /v1/certificates', 'POST /v1/tokens', 'POST /v1/apply', 'GET /v1/mesh', 'GET /v1/services', 'GET /v1/services/NAME', 'DELETE /v1/services/NAME', 'GET /v1/instances', 'GET /v1/status', 'POST /v1/stream', 'GET /metrics']) {
+    for (const route of ['GET /v1/ca', 'POST /v1/certificates', 'POST /v1/tokens', 'DELETE /v1/tokens/JTI', 'POST /v1/apply', 'GET /v1/mesh', 'GET /v1/services', 'GET /v1/services/NAME', 'DELETE /v1/services/NAME', 'GET /v1/instances', 'GET /v1/status', 'POST /v1/stream', 'GET /metrics']) {
       assert.ok(text.includes(`\`${route}`), `docs/control-plane.md does not list ${route}`);
     }
   });

@@ -110,6 +110,23 @@ describe('control-plane API: identity', () => {
     assert.equal(http1.status, 505);
   });
 
+  it('a revoked token gets no more certificates', async () => {
+    const token = await bootstrapToken(plane, 'checkout');
+    const jti = JSON.parse(Buffer.from(token.split('.')[1] as string, 'base64url').toString()).jti as string;
+    const { csrPem } = await keyAndCsr();
+    const body = JSON.stringify({ service: 'checkout', csrPem });
+    assert.equal((await call(plane, 'POST', '/v1/certificates', { token, contentType: 'application/json', body })).status, 200);
+    const id = await instanceIdentity(plane, 'checkout');
+    assert.equal((await call(plane, 'DELETE', `/v1/tokens/${jti}`, { cert: id.cert, key: id.key })).status, 403, 'instances cannot revoke');
+    const revoke = await call(plane, 'DELETE', `/v1/tokens/${jti}`, { token: plane.adminToken });
+    assert.equal(revoke.status, 200, revoke.text);
+    assert.equal(revoke.json.revoked, true);
+    const after = await call(plane, 'POST', '/v1/certificates', { token, contentType: 'application/json', body });
+    assert.equal(after.status, 401);
+    assert.match(after.json.error.message, /revoked/);
+    assert.equal((await call(plane, 'DELETE', '/v1/tokens/nosuchjti', { token: plane.adminToken })).status, 404);
+  });
+
   it('tokens: unknown fields and bad TTLs are refused; the jti is recorded, never the token', async () => {
     const extra = await call(plane, 'POST', '/v1/tokens', { token: plane.adminToken, contentType: 'application/json', body: JSON.stringify({ service: 'checkout', ttl: '1h', admin: true }) });
     assert.equal(extra.status, 400, extra.text);

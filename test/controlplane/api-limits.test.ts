@@ -60,6 +60,17 @@ describe('control-plane API: limits', () => {
     assert.equal(tokens.status, 413);
   });
 
+  it('refuses deeply nested JSON before parsing it', async () => {
+    const deep = `${'['.repeat(1_000_000)}${']'.repeat(1_000_000)}`;
+    const r = await call(plane, 'POST', '/v1/apply', { token: plane.adminToken, contentType: 'application/json', body: deep });
+    assert.equal(r.status, 400, r.text);
+    assert.match(r.json.error.message, /nested deeper than 32 levels/);
+    const fine = await call(plane, 'POST', '/v1/apply?dryRun=true', { token: plane.adminToken, contentType: 'application/json', body: JSON.stringify({ apiVersion: 'trellis/v1', kind: 'Service', metadata: { name: 'x' }, spec: { protocol: 'http', endpoints: [{ address: '127.0.0.1:1', labels: { a: '[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[' } }] } }) });
+    assert.equal(fine.status, 400, fine.text);
+    assert.doesNotMatch(fine.json.error.message, /nested/, 'brackets inside strings do not count');
+    assert.equal(fine.json.error.issues[0].path, 'spec.endpoints[0].labels.a');
+  });
+
   it('refuses oversize headers over HTTP/1.1 and HTTP/2 (431)', async () => {
     const big = 'x'.repeat(40_000);
     assert.equal((await call(plane, 'GET', '/v1/ca', { headers: { 'x-big': big } })).status, 431);
@@ -90,6 +101,18 @@ describe('control-plane API: limits', () => {
     assert.match(String(m.headers['allow']), /GET/);
     const ct = await call(plane, 'POST', '/v1/apply', { token: plane.adminToken, contentType: 'text/html', body: SERVICE_YAML });
     assert.equal(ct.status, 415);
+  });
+
+  it('routes added with route() get the same auth rules and error shape', async () => {
+    plane.cp.route('GET', '/v1/stat', async (req) => ({ body: { window: req.query.get('window'), caller: req.caller.kind } }), { auth: 'admin' });
+    const anon = await call(plane, 'GET', '/v1/stat?window=1m');
+    assert.equal(anon.status, 401);
+    assert.equal(anon.json.error.code, 'TRELLIS_TOKEN_INVALID');
+    const ok = await call(plane, 'GET', '/v1/stat?window=1m', { token: plane.adminToken });
+    assert.deepEqual(ok.json, { window: '1m', caller: 'admin' });
+    plane.cp.route('GET', '/v1/strict', async () => ({ body: {} }), { auth: 'none', query: ['a'] });
+    assert.equal((await call(plane, 'GET', '/v1/strict?b=1')).status, 400);
+    assert.throws(() => plane.cp.route('GET', '/v1/stat', async () => ({ body: {} }), { auth: 'none' }), /already registered/);
   });
 
   it('counts requests by route template in /metrics', async () => {
@@ -154,6 +177,15 @@ describe('control-plane: data directory', () => {
       assert.equal(r.status, 200, 'the old admin token still works');
     } finally {
       await second.close();
+    }
+  });
+
+  it('a busy listen address fails the start with the reason, and leaves nothing running', async () => {
+    const blocker = await startTestPlane({}, dir);
+    try {
+      await assert.rejects(startTestPlane({ listen: `127.0.0.1:${blocker.cp.port}` }, dir), { code: 'EADDRINUSE' });
+    } finally {
+      await blocker.close();
     }
   });
 

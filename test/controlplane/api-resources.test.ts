@@ -132,6 +132,11 @@ describe('control-plane API: resources', () => {
     const secret = plane.adminToken.split('.')[2] as string;
     const wrong = plane.adminToken.replace(secret, `${secret[0] === 'A' ? 'B' : 'A'}${secret.slice(1)}`);
     assert.equal((await call(plane, 'POST', '/v1/apply', { token: wrong, contentType: yaml, body })).status, 401);
+    const pin = plane.adminToken.split('.')[1] as string;
+    const otherPin = plane.adminToken.replace(pin, `${pin[0] === '0' ? '1' : '0'}${pin.slice(1)}`);
+    const pinned = await call(plane, 'POST', '/v1/apply', { token: otherPin, contentType: yaml, body });
+    assert.equal(pinned.status, 401, 'the right secret with another CA pin is not this control plane\'s token');
+    assert.match(pinned.json.error.message, /pins another CA/);
     assert.equal((await call(plane, 'DELETE', '/v1/services/products', { token: wrong })).status, 401);
     assert.equal((await call(plane, 'POST', '/v1/tokens', { token: wrong, contentType: 'application/json', body: '{"service":"x"}' })).status, 401);
 

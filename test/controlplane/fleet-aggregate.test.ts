@@ -94,7 +94,11 @@ describe('fleet aggregation', () => {
     assert.equal(r.accepted, false);
     assert.match(r.accepted ? '' : r.reason, /edges\.0\.requests/);
     assert.equal(fleet.ingest({ id: 'a', service: 'frontend' }, 'nonsense').accepted, false);
-    assert.deepEqual(fleet.counters, { accepted: 0, refused: 2 });
+    // Names end up in terminals and pages: no escape sequences, services are DNS labels.
+    const escape = fleet.ingest({ id: 'a', service: 'frontend' }, report([edge('out', 'frontend', 'products', 1, 0, 2, 'x\u001b[2Jy')]));
+    assert.match(escape.accepted ? '' : escape.reason, /edges\.0\.route: control characters/);
+    assert.equal(fleet.ingest({ id: 'a', service: 'frontend' }, report([edge('out', 'frontend', 'Products!', 1)])).accepted, false);
+    assert.deepEqual(fleet.counters, { accepted: 0, refused: 4 });
     // Unknown fields (a newer agent) are dropped, not refused.
     assert.equal(fleet.ingest({ id: 'a', service: 'frontend' }, { ...report([]), type: 'report', future: { x: 1 } }).accepted, true);
     await store.close();

@@ -79,6 +79,10 @@ describe('dashboard HTTP', () => {
     assert.equal(page.status, 303);
     assert.equal(page.headers.get('location'), '/login');
     assert.equal((await get(new URL('/healthz', d.url).href)).status, 200, 'health needs no session and says nothing');
+    assert.equal((await get(new URL('/assets/app.css', d.url).href)).status, 200, 'the sign-in page has its style');
+    assert.equal((await get(new URL('/assets/app.js', d.url).href)).status, 303);
+    const login = await get(new URL('/login', d.url).href);
+    assert.match(await login.text(), /<label for="token">Admin token<\/label>/);
 
     const wrong = await signIn(d.url, `trellis-admin.${'a'.repeat(64)}.${'C'.repeat(43)}`);
     assert.equal(wrong.status, 303);

@@ -151,6 +151,25 @@ describe('dashboard in a real browser', { skip: !hasChromium }, () => {
     await shot('service-after-weight-change');
   });
 
+  it('asks for the admin token when sign-in is required, and a real browser signs in through the form', async () => {
+    const token = `trellis-admin.${'c'.repeat(64)}.${'D'.repeat(43)}`;
+    const guarded = await startDashboard({ host: '127.0.0.1', port: 0, fleet, store, checkAdminToken: (t) => t === token, requireSignIn: true, refreshMs: 300 });
+    cleanup.push(() => guarded.close());
+    const p = await browser.newPage({ viewport: { width: 1280, height: 720 } });
+    cleanup.push(() => p.close());
+    await p.goto(guarded.url);
+    assert.equal(new URL(p.url()).pathname, '/login');
+    await p.fill('#token', 'not-it');
+    await p.click('button[type="submit"]');
+    await p.waitForSelector('[role="alert"]');
+    assert.match((await p.textContent('[role="alert"]')) ?? '', /not the admin token/);
+    await p.screenshot({ path: join(artifacts, 'dashboard-sign-in.png') });
+    await p.fill('#token', token);
+    await p.click('button[type="submit"]');
+    await p.waitForSelector('tr[data-service="products"]', { timeout: 30_000 });
+    assert.equal(new URL(p.url()).pathname, '/');
+  });
+
   it('is usable from the keyboard and raised no script or CSP error', async () => {
     await page.goto(dashboard.url);
     await page.waitForSelector('tr[data-service]');

@@ -83,7 +83,11 @@ describe('fleet stat from Prometheus', { skip: binary === undefined }, () => {
     // Plaintext here: servers see every caller as unknown, so the edges say so.
     assert.deepEqual(body.edges.map((e) => `${e.from}->${e.to}:${e.source}`), ['unknown->products:server']);
 
-    const all = await fleet.stat(new URLSearchParams('window=1m'));
+    const all = await fleet.stat(new URLSearchParams('window=1m&series=true'));
+    const steps = all.services.find((s) => s.name === 'reviews')?.series;
+    assert.equal(steps?.t.length, 61);
+    assert.equal(steps?.stepSeconds, 10);
+    assert.ok(steps !== undefined && Math.max(...steps.rps) > 0, 'the last steps have a rate');
     const names = all.services.filter((s) => (s.figures?.rps ?? 0) > 0).map((s) => s.name);
     assert.deepEqual(names, ['frontend', 'products', 'ratings', 'reviews']);
     assert.equal(all.services.find((s) => s.name === 'ratings')?.figures?.successRate, 0);

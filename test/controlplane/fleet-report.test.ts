@@ -7,7 +7,7 @@ import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { meshClient } from 'trellis';
-import { createFleetReporter } from '../../src/controlplane-client/fleet-report.js';
+import { createFleetReporter, statusClass } from '../../src/controlplane-client/fleet-report.js';
 import { OTEL_HTTP_DURATION_BUCKETS } from '../../src/observability/metrics.js';
 import { quietLogger, serviceYaml, startServer } from '../helpers/servers.js';
 
@@ -33,6 +33,15 @@ async function callerWithTraffic() {
 }
 
 describe('fleet reporter', () => {
+  it('classes statuses: HTTP by hundreds, gRPC codes by name, none without a response', () => {
+    assert.deepEqual(statusClass('200'), { protocol: 'http', cls: '2xx' });
+    assert.deepEqual(statusClass('503'), { protocol: 'http', cls: '5xx' });
+    assert.deepEqual(statusClass('0'), { protocol: 'grpc', cls: 'ok' });
+    assert.deepEqual(statusClass('14'), { protocol: 'grpc', cls: 'unavailable' });
+    assert.deepEqual(statusClass('4'), { protocol: 'grpc', cls: 'deadline-exceeded' });
+    assert.deepEqual(statusClass(''), { protocol: undefined, cls: 'none' });
+  });
+
   it('reports per-edge deltas by route, outcome and status class, with the histogram of those requests', async () => {
     const { mesh, call } = await callerWithTraffic();
     const reporter = createFleetReporter({ registry: mesh.metricsRegistry, service: 'checkout', inspect: () => mesh.inspect() });

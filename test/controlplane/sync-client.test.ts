@@ -12,7 +12,7 @@ import path from 'node:path';
 import { reconnectDelayMs } from '../../src/controlplane-client/backoff.js';
 import { ClientCache, defaultCacheDir } from '../../src/controlplane-client/cache-dir.js';
 import { pinOfToken } from '../../src/controlplane-client/pin.js';
-import { snapshotDocuments } from '../../src/controlplane-client/snapshot-config.js';
+import { snapshotConfig, snapshotDocuments } from '../../src/controlplane-client/snapshot-config.js';
 import type { SnapshotMessage } from '../../src/controlplane/sync/protocol.js';
 import { meshClient } from '../../src/mesh-client.js';
 import { makeCaMaterial, meshDoc, MemoryStore, mintToken, putResources, startCpFixture } from '../helpers/control-plane-fixture.js';
@@ -83,6 +83,14 @@ describe('sync: the control-plane client parts', () => {
     assert.deepEqual(docs[1]?.spec.endpoints, [{ address: '127.0.0.1:8081', labels: { version: 'v1' } }]);
     assert.deepEqual(docs[2]?.spec.endpoints, [{ address: '127.0.0.1:1' }]);
     assert.match(warnings[0] ?? '', /0\.0\.0\.0:8082 of products \(instance b\) left out/);
+  });
+
+  it('puts the Mesh in the CA\'s trust domain, and refuses a snapshot that names another', () => {
+    const none = snapshotConfig({ ...snapshot, mesh: null }, () => {}, 'ca.example');
+    assert.equal(none.mesh.trustDomain, 'ca.example');
+    const unnamed = snapshotConfig({ ...snapshot, mesh: { ...snapshot.mesh!, spec: {} } }, () => {}, 'ca.example');
+    assert.equal(unnamed.mesh.trustDomain, 'ca.example');
+    assert.throws(() => snapshotConfig(snapshot, () => {}, 'ca.example'), (err: Error & { code?: string }) => err.code === 'TRELLIS_CONFIG_INVALID' && /"sync\.test" is not the trust domain of the control plane's CA \("ca\.example"\)/.test(err.message));
   });
 
   it('renews its certificate over mTLS at two thirds of its life, keeps it on disk and says so', async (t) => {

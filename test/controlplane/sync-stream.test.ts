@@ -170,6 +170,45 @@ describe('sync: the instance stream', () => {
     await until(async () => ((await store.get(KEYS.instanceStatus('catalog', 'cat-1'))) === undefined ? true : undefined));
   });
 
+  it('keeps one snapshot in flight: writes while it is unacknowledged are coalesced into the latest after the ACK', async () => {
+    const c = await rawClient(cp, m, 'checkout');
+    clients.push(c);
+    c.send(hello('checkout', 'co-inflight'));
+    const first = await c.next(isSnapshot);
+    // Not ACKed: three writes, each followed by a flush window and a ping round trip.
+    const pongs = (): number => c.messages.filter((y) => y.type === 'pong').length;
+    let last = 0;
+    for (const port of [9201, 9202, 9203]) {
+      last = await putResources(store, [serviceDoc('products', { endpoints: [{ address: `127.0.0.1:${port}` }] })]);
+      await new Promise((r) => setTimeout(r, 60));
+      const n = pongs();
+      c.send({ type: 'ping', now: Date.now() });
+      await until(() => pongs() > n || undefined);
+    }
+    assert.equal(c.messages.filter(isSnapshot).length, 1);
+    c.send({ type: 'ack', version: first.version });
+    const next = await c.next((x) => isSnapshot(x) && x !== first);
+    assert.equal(next.version, String(last));
+    assert.match(JSON.stringify(next.services), /127\.0\.0\.1:9203/);
+    assert.equal(c.messages.filter(isSnapshot).length, 2);
+  });
+
+  it('pings keep a registered instance\'s lease alive past its TTL', async () => {
+    const inst = await rawClient(cp, m, 'catalog');
+    clients.push(inst);
+    inst.send(hello('catalog', 'cat-alive'));
+    inst.send({ type: 'register', endpoints: [{ address: '127.0.0.1:9300', protocol: 'http' }] });
+    await until(async () => (await store.get(KEYS.instance('catalog', 'cat-alive'))) !== undefined || undefined);
+    // Five lease lives (600 ms each), a ping every 150 ms: the record stays.
+    for (let i = 0; i < 20; i++) {
+      inst.send({ type: 'ping', now: Date.now() });
+      await new Promise((r) => setTimeout(r, 150));
+    }
+    assert.ok(await store.get(KEYS.instance('catalog', 'cat-alive')));
+    inst.close();
+    await until(async () => ((await store.get(KEYS.instance('catalog', 'cat-alive'))) === undefined ? true : undefined));
+  });
+
   it('an instance that never registered leaves no status behind when its stream ends', async () => {
     const c = await rawClient(cp, m, 'checkout');
     c.send(hello('checkout', 'co-pure'));
@@ -205,6 +244,13 @@ describe('sync: the instance stream', () => {
     clients.push(b);
     b.send({ type: 'ping', now: Date.now() });
     assert.match(String((await b.next((x) => x.type === 'error')).message), /first message must be hello/);
+
+    const d = await rawClient(cp, m, 'catalog');
+    clients.push(d);
+    d.send(hello('catalog', 'cat-ssrf'));
+    d.send({ type: 'register', endpoints: [{ address: '169.254.169.254:80', protocol: 'http' }] });
+    assert.match(String((await d.next((x) => x.type === 'error')).message), /169\.254\.169\.254:80 is link-local/);
+    assert.equal(await store.get(KEYS.instance('catalog', 'cat-ssrf')), undefined);
 
     const c = await rawClient(cp, m, 'checkout');
     clients.push(c);

@@ -91,6 +91,10 @@ export interface CpProcess {
   readonly port: number;
   readonly dataDir: string;
   readonly adminToken: string;
+  /** The replica id it printed (`cp-...`), as registry records name it. */
+  readonly replicaId: string;
+  /** The dashboard's URL, when one was asked for. */
+  readonly dashboardUrl: string | undefined;
   readonly child: ChildProcess;
   readonly stdout: Output;
   readonly stderr: Output;
@@ -108,11 +112,13 @@ export interface CpProcessOptions {
   readonly trustDomain?: string;
   /** The admin token when this replica's data directory does not hold it (a second etcd replica). */
   readonly adminToken?: string;
+  /** `--dashboard HOST:PORT` (default off). */
+  readonly dashboard?: string;
 }
 
 /** Starts `trellis control-plane` and waits for its "listening on" line. */
 export async function startCpProcess(o: CpProcessOptions): Promise<CpProcess> {
-  const args = [CLI, 'control-plane', '--data', o.dataDir, '--listen', o.listen ?? '127.0.0.1:0', '--dashboard', 'off'];
+  const args = [CLI, 'control-plane', '--data', o.dataDir, '--listen', o.listen ?? '127.0.0.1:0', '--dashboard', o.dashboard ?? 'off'];
   if (o.etcd !== undefined) args.push('--etcd', o.etcd.join(','));
   if (o.trustDomain !== undefined) args.push('--trust-domain', o.trustDomain);
   const child = spawn(process.execPath, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -123,15 +129,17 @@ export async function startCpProcess(o: CpProcessOptions): Promise<CpProcess> {
   child.stderr?.on('data', (d: Buffer) => stderr.push(d.toString()));
   let m: RegExpExecArray;
   try {
-    m = await stdout.wait(/listening on (https:\/\/127\.0\.0\.1:(\d+))/, 60_000, 'the control plane to listen', 0, child);
+    m = await stdout.wait(/control plane (\S+) listening on (https:\/\/127\.0\.0\.1:(\d+))[^]*?dashboard: (\S+)\n/, 60_000, 'the control plane to listen', 0, child);
   } catch (err) {
     child.kill('SIGKILL');
     throw new Error(`${(err as Error).message}\nstderr:\n${stderr.text.slice(-2000)}`);
   }
   const adminToken = o.adminToken ?? (await readFile(`${o.dataDir}/admin-token`, 'utf8')).trim();
   return {
-    url: m[1] as string,
-    port: Number(m[2]),
+    replicaId: m[1] as string,
+    dashboardUrl: m[4] === 'off' ? undefined : m[4],
+    url: m[2] as string,
+    port: Number(m[3]),
     dataDir: o.dataDir,
     adminToken,
     child,
@@ -227,6 +235,7 @@ export async function startInstance(o: InstanceOptions): Promise<InstanceProcess
     throw new Error(`${(err as Error).message}\nstderr:\n${stderr.text.slice(-3000)}`);
   }
   let calls = 0;
+  const resultEnds: number[] = [];
   return {
     name: o.name,
     child,
@@ -236,11 +245,13 @@ export async function startInstance(o: InstanceOptions): Promise<InstanceProcess
     async call(service, n) {
       const nth = ++calls;
       child.stdin?.write(`call ${service} ${n}\n`);
-      // The nth RESULT line answers the nth call (they run in order).
-      const re = new RegExp(`^(?:[^]*?^RESULT .*$){${nth}}`, 'm');
-      await stdout.wait(re, 120_000, `${o.name}'s answer to call ${nth}`, 0, child);
-      const lines = [...stdout.text.matchAll(/^RESULT (.*)$/gm)];
-      return JSON.parse((lines[nth - 1] as RegExpMatchArray)[1] as string) as CallResult;
+      // The nth RESULT line answers the nth call (they run in order): wait for the text after
+      // the (nth-1)th one to hold a RESULT line.
+      const from = nth === 1 ? 0 : resultEnds[nth - 2];
+      if (from === undefined) throw new Error('calls answered out of order');
+      const m = await stdout.wait(/^RESULT (.*)\n/m, 120_000, `${o.name}'s answer to call ${nth}`, from, child);
+      resultEnds.push(from + m.index + m[0].length);
+      return JSON.parse(m[1] as string) as CallResult;
     },
     waitFor: (re, what, timeoutMs = 60_000, from = 0) => stdout.wait(re, timeoutMs, `${o.name}: ${what}`, from, child),
     kill: async () => void (await stopChild(child, 'SIGKILL', 10_000)),

@@ -11,7 +11,8 @@ import { controlPlane } from './control-plane.js';
 import { deleteService } from './delete-service.js';
 import { getInstances, getMesh, getService } from './get.js';
 import { tokenCreate } from './token-create.js';
+import { tokenRevoke } from './token-revoke.js';
 import { stat } from './stat.js';
 import { dashboard } from './dashboard.js';
 
-export const commands: readonly Command[] = [controlPlane, apply, getService, getMesh, getInstances, deleteService, tokenCreate, check, stat, dashboard, caInit, certIssue];
+export const commands: readonly Command[] = [controlPlane, apply, getService, getMesh, getInstances, deleteService, tokenCreate, tokenRevoke, check, stat, dashboard, caInit, certIssue];

@@ -60,7 +60,9 @@ export function isLoopback(host: string): boolean {
 const SECURITY_HEADERS: Readonly<Record<string, string>> = {
   'content-security-policy': "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
   'x-content-type-options': 'nosniff',
-  'referrer-policy': 'no-referrer',
+  // Not no-referrer: under it browsers send `Origin: null` with the sign-in form, which the
+  // cross-site check must refuse. same-origin sends nothing to other sites.
+  'referrer-policy': 'same-origin',
   'x-frame-options': 'DENY',
 };
 
@@ -114,6 +116,8 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
     const p = url.pathname;
     const method = req.method ?? 'GET';
     if (p === '/healthz' && (method === 'GET' || method === 'HEAD')) return send(res, 200, 'text/plain; charset=utf-8', 'ok\n');
+    // The style sheet says nothing about the fleet, and the sign-in page needs it.
+    if (p === '/assets/app.css' && (method === 'GET' || method === 'HEAD')) return send(res, 200, 'text/css; charset=utf-8', PAGE_CSS, { 'cache-control': 'no-cache' });
 
     if (requiresSignIn && p === '/login') {
       if (method === 'GET' || method === 'HEAD') return send(res, 200, 'text/html; charset=utf-8', loginPage(url.searchParams.get('failed')));
@@ -139,7 +143,6 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
     if (p === '/favicon.ico') return send(res, 204, 'image/x-icon', '');
     if (p === '/') return send(res, 200, 'text/html; charset=utf-8', PAGE_HTML, { 'cache-control': 'no-cache' });
     if (p === '/assets/app.js') return send(res, 200, 'text/javascript; charset=utf-8', PAGE_SCRIPT, { 'cache-control': 'no-cache' });
-    if (p === '/assets/app.css') return send(res, 200, 'text/css; charset=utf-8', PAGE_CSS, { 'cache-control': 'no-cache' });
     if (p.startsWith('/vendor/')) {
       const f = vendor.get(p.slice('/vendor/'.length));
       if (f !== undefined) return send(res, 200, f.type, f.body, { 'cache-control': 'public, max-age=86400' });

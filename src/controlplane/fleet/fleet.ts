@@ -70,7 +70,7 @@ export function createFleet(deps: FleetDeps): Fleet {
         readStoreView(deps.store),
         deps.prometheusUrl === undefined
           ? Promise.resolve(memory.figures(now, q.windowSeconds, q.series, q.service))
-          : prometheusFigures(deps.prometheusUrl, q, memory.figures(now, q.windowSeconds, false, q.service)),
+          : prometheusFigures(deps.prometheusUrl, q, memory.figures(now, q.windowSeconds, false, q.service), now),
       ]);
       return assembleStat(q, figures, view, now, deps.prometheusUrl === undefined ? 'control-plane' : 'prometheus');
     },

@@ -19,7 +19,8 @@ import type { Cell } from './cell.js';
 import { addEdge, BOUNDS, bucketMap, newCell } from './cell.js';
 import type { FleetFigures } from './fleet-figures.js';
 import { FAILING_BELOW, figuresOf } from './fleet-figures.js';
-import type { GoldenFigures, StatEdge } from './stat-body.js';
+import { SLOT_MS, SLOTS } from './slot-ring.js';
+import type { GoldenFigures, StatEdge, StatSeries } from './stat-body.js';
 import type { StatQuery } from './stat-query.js';
 import { statusClass } from '../../controlplane-client/fleet-report.js';
 
@@ -31,9 +32,22 @@ interface VectorSample {
 const SEP = '\u0001';
 const IDENTITY = bucketMap(BOUNDS);
 
+interface MatrixSample {
+  readonly metric: Readonly<Record<string, string>>;
+  readonly values: readonly (readonly [number, string])[];
+}
+
 async function query(base: string, promql: string, timeoutMs: number): Promise<VectorSample[]> {
-  const url = new URL('api/v1/query', base.endsWith('/') ? base : `${base}/`);
-  url.searchParams.set('query', promql);
+  return (await call(base, 'query', { query: promql }, 'vector', timeoutMs)) as VectorSample[];
+}
+
+async function queryRange(base: string, promql: string, start: number, end: number, step: number, timeoutMs: number): Promise<MatrixSample[]> {
+  return (await call(base, 'query_range', { query: promql, start: String(start), end: String(end), step: String(step) }, 'matrix', timeoutMs)) as MatrixSample[];
+}
+
+async function call(base: string, api: string, params: Record<string, string>, resultType: string, timeoutMs: number): Promise<unknown[]> {
+  const url = new URL(`api/v1/${api}`, base.endsWith('/') ? base : `${base}/`);
+  for (const [k, v] of Object.entries(params)) url.searchParams.set(k, v);
   let res: Response;
   try {
     res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
@@ -41,14 +55,14 @@ async function query(base: string, promql: string, timeoutMs: number): Promise<V
     throw new UpstreamError(`stat: Prometheus at ${base} did not answer: ${(err as Error).message}`, { cause: err });
   }
   const text = await res.text();
-  let body: { status?: string; error?: string; data?: { resultType?: string; result?: VectorSample[] } };
+  let body: { status?: string; error?: string; data?: { resultType?: string; result?: unknown[] } };
   try {
     body = JSON.parse(text) as typeof body;
   } catch (err) {
     throw new UpstreamError(`stat: Prometheus at ${base} answered ${res.status} with something that is not JSON`, { cause: err });
   }
-  if (body.status !== 'success' || body.data?.resultType !== 'vector') {
-    throw new UpstreamError(`stat: Prometheus at ${base} refused the query (${res.status}): ${body.error ?? 'not a vector'}`);
+  if (body.status !== 'success' || body.data?.resultType !== resultType) {
+    throw new UpstreamError(`stat: Prometheus at ${base} refused the query (${res.status}): ${body.error ?? `not a ${resultType}`}`);
   }
   return body.data.result ?? [];
 }
@@ -97,7 +111,7 @@ async function cellsBy(base: string, counter: string, histogram: string, by: rea
 }
 
 /** The figures of the query's window from Prometheus; per-instance detail from `fallback` (the reports). */
-export async function prometheusFigures(base: string, q: StatQuery, fallback: FleetFigures, timeoutMs = 5_000): Promise<FleetFigures> {
+export async function prometheusFigures(base: string, q: StatQuery, fallback: FleetFigures, now: number, timeoutMs = 5_000): Promise<FleetFigures> {
   const n = METRIC_NAMES;
   const w = q.window;
   const seconds = q.windowSeconds;
@@ -123,6 +137,7 @@ export async function prometheusFigures(base: string, q: StatQuery, fallback: Fl
     m.set(route, figuresOf(c, seconds));
   }
   return {
+    series: q.series ? await seriesOf(base, q, now, timeoutMs) : undefined,
     reportingInstances: fallback.reportingInstances,
     inbound: byName(served.cells),
     outbound: byName(outbound.cells),
@@ -131,4 +146,41 @@ export async function prometheusFigures(base: string, q: StatQuery, fallback: Fl
     routes: routeMap,
     instances: fallback.instances,
   };
+}
+
+/**
+ * Per service, its served requests over the last ten minutes in the steps of the control
+ * plane's own series (10 s, aligned the same way): rates over a minute at each step, since a
+ * step shorter than the scrape interval would be empty.
+ */
+async function seriesOf(base: string, q: StatQuery, now: number, timeoutMs: number): Promise<Map<string, StatSeries>> {
+  const n = METRIC_NAMES;
+  const step = SLOT_MS / 1000;
+  // Steps are labelled by their start, as the control plane's slots are, and evaluated at their end.
+  const first = (Math.floor(now / SLOT_MS) - (SLOTS - 1)) * step;
+  const start = first + step;
+  const end = start + (SLOTS - 1) * step;
+  const sel = q.service === undefined ? '' : `{service="${q.service}"}`;
+  const ok = q.service === undefined ? '{outcome="success"}' : `{service="${q.service}",outcome="success"}`;
+  const bucket = `sum by (service, le) (rate(${n.serverRequestDuration}_bucket${sel}[1m]))`;
+  const [rps, success, p50, p99] = await Promise.all([
+    queryRange(base, `sum by (service) (rate(${n.serverRequests}${sel}[1m]))`, start, end, step, timeoutMs),
+    queryRange(base, `sum by (service) (rate(${n.serverRequests}${ok}[1m])) / sum by (service) (rate(${n.serverRequests}${sel}[1m]))`, start, end, step, timeoutMs),
+    queryRange(base, `histogram_quantile(0.5, ${bucket})`, start, end, step, timeoutMs),
+    queryRange(base, `histogram_quantile(0.99, ${bucket})`, start, end, step, timeoutMs),
+  ]);
+  const t = Array.from({ length: SLOTS }, (_, i) => first + i * step);
+  const at = (m: MatrixSample[], service: string, scale: number, digits: number): (number | null)[] => {
+    const values = new Map((m.find((x) => x.metric.service === service)?.values ?? []).map(([ts, v]) => [Math.round(ts) - step, Number(v)]));
+    return t.map((ts) => {
+      const v = values.get(ts);
+      return v === undefined || !Number.isFinite(v) ? null : Math.round(v * scale * 10 ** digits) / 10 ** digits;
+    });
+  };
+  const out = new Map<string, StatSeries>();
+  for (const r of rps) {
+    const service = r.metric.service ?? '';
+    out.set(service, { stepSeconds: step, t, rps: at(rps, service, 1, 3).map((v) => v ?? 0), successRate: at(success, service, 1, 5), p50Ms: at(p50, service, 1000, 3), p99Ms: at(p99, service, 1000, 3) });
+  }
+  return out;
 }

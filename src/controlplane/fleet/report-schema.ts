@@ -9,15 +9,17 @@ import { z } from 'zod';
 import { MAX_DESTINATIONS, MAX_EDGES, MAX_ENDPOINTS } from '../../controlplane-client/fleet-report.js';
 import type { FleetReport } from '../../controlplane-client/fleet-report.js';
 
-const name = z.string().min(1).max(253);
+/** Service names are DNS labels (`unknown` is one); nothing a report names may hold control characters (it ends up in terminals and pages). */
+const service = z.string().regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'not a service name');
+const text = (max: number) => z.string().min(1).max(max).regex(/^[^\u0000-\u001f\u007f-\u009f]*$/, 'control characters');
 const count = z.number().finite().nonnegative();
-const counts = z.record(z.string().max(64), count).refine((r) => Object.keys(r).length <= 64, 'at most 64 keys');
+const counts = z.record(z.string().regex(/^[a-z0-9_-]{1,64}$/, 'not an outcome or status class'), count).refine((r) => Object.keys(r).length <= 64, 'at most 64 keys');
 
 const edge = z.object({
   dir: z.enum(['out', 'in']),
-  from: name,
-  to: name,
-  route: name,
+  from: service,
+  to: service,
+  route: text(253),
   protocol: z.enum(['http', 'grpc']),
   requests: count,
   outcomes: counts,
@@ -26,11 +28,11 @@ const edge = z.object({
 });
 
 const destination = z.object({
-  service: name,
+  service,
   breaker: z.enum(['closed', 'open', 'half-open']).optional(),
   endpoints: z.object({ healthy: count, ejected: count }),
   endpointList: z
-    .array(z.object({ id: z.string().max(253), ejected: z.boolean(), outstanding: count, ewmaMs: count, labels: z.record(z.string().max(63), z.string().max(253)) }))
+    .array(z.object({ id: text(253), ejected: z.boolean(), outstanding: count, ewmaMs: count, labels: z.record(text(63), z.string().max(253).regex(/^[^\u0000-\u001f\u007f-\u009f]*$/, 'control characters')) }))
     .max(MAX_ENDPOINTS)
     .optional(),
   ejections: count,

@@ -20,18 +20,12 @@ import type { Registry } from 'prom-client';
 import type { InstanceRecord, Store, StoredResource } from '../store/store.js';
 import { KEYS } from '../store/store.js';
 import { InstanceStream } from './instance-stream.js';
-import type { StreamHub, View } from './instance-stream.js';
+import type { StreamHub, StreamPeer, View } from './instance-stream.js';
 import { MirroredPrefix } from './mirrored-prefix.js';
 import { DEFAULT_LEASE_TTL_MS } from './protocol.js';
 import { ViewIndex } from './snapshot-view.js';
 import { StatusWriter } from './status-writer.js';
 import { syncMetrics } from './sync-metrics.js';
-
-export interface StreamPeer {
-  service: string;
-  spiffeId: string;
-  certificateNotAfter: number;
-}
 
 export interface SyncDeps {
   store: Store;
@@ -54,6 +48,8 @@ export interface Sync {
 /** How long store changes are gathered before views are recomputed and pushed. */
 const COALESCE_MS = 20;
 
+/** The verified caller of a stream: its certificate's service, SPIFFE ID and NotAfter (epoch ms). */
+export type { StreamPeer } from './instance-stream.js';
 export { MAX_MESSAGE_BYTES, PING_INTERVAL_MS, DEFAULT_LEASE_TTL_MS } from './protocol.js';
 export type * from './protocol.js';
 export { SYNC_METRIC_NAMES } from './sync-metrics.js';
@@ -118,7 +114,7 @@ export function createSync(deps: SyncDeps): Sync {
   const revision = (): number => Math.max(resources.revision, instances.revision);
 
   /** The latest view of `service`; recomputed when the copy changed, kept when its text did not. */
-  const view = (service: string, changedAt: number | undefined = undefined): View => {
+  const compute = (service: string, changedAt: number | undefined = undefined): View => {
     index ??= new ViewIndex(resources.entries.values(), instances.entries.values());
     const content = index.content(service);
     const cur = views.get(service);
@@ -136,7 +132,7 @@ export function createSync(deps: SyncDeps): Sync {
     dirtySince = undefined;
     if (closed || !(loaded.resources && loaded.instances)) return;
     for (const [service, members] of streams) {
-      const v = view(service, since);
+      const v = compute(service, since);
       for (const s of members.values()) s.offer(v);
     }
   }
@@ -176,7 +172,9 @@ export function createSync(deps: SyncDeps): Sync {
       count--;
       metrics.connected.dec();
     },
-    view: (service) => view(service),
+    // The view in hand when there is one: a pending flush brings any change (computing on every
+    // hello of a connection storm would rebuild the index once per instance).
+    view: (service) => views.get(service) ?? compute(service),
   };
 
   return {

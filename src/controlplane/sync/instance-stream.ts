@@ -59,6 +59,8 @@ export interface StreamHub {
 }
 
 const UNACKED_MS = 10_000;
+/** After our side ended, how long the instance has to close its side before the stream is reset. */
+const CLOSE_GRACE_MS = 5000;
 const IDLE_MS = 3 * PING_INTERVAL_MS + 5000;
 const RATE_PER_S = 20;
 const BURST = 200;
@@ -147,24 +149,35 @@ export class InstanceStream {
   fail(code: string, message: string): void {
     if (this.#state === 'closed') return;
     this.#hub.metrics.refused.inc({ code });
-    if (!this.#stream.destroyed && this.#stream.writable) this.#stream.end(encodeMessage({ type: 'error', code, message }));
-    this.#cleanup();
+    this.#finish(encodeMessage({ type: 'error', code, message }));
   }
 
   /** Ends the stream without an error (the instance ended its side). */
   end(): void {
-    if (!this.#stream.destroyed && this.#stream.writable) this.#stream.end();
-    this.#cleanup();
+    this.#finish(undefined);
   }
 
-  #cleanup(): void {
+  /** Ends our side (after `last`, which must not be lost to a reset), then resets the stream if the instance keeps it open. */
+  #finish(last: Buffer | undefined): void {
+    const stream = this.#stream;
+    if (!stream.destroyed && stream.writable) {
+      if (last !== undefined) stream.end(last);
+      else stream.end();
+      const reset = setTimeout(() => !stream.destroyed && stream.close(), CLOSE_GRACE_MS);
+      reset.unref();
+      stream.once('close', () => clearTimeout(reset));
+      this.#cleanup(false);
+    } else this.#cleanup(true);
+  }
+
+  #cleanup(reset = true): void {
     if (this.#state === 'closed') return;
     const wasOpen = this.#state === 'open';
     this.#state = 'closed';
     clearTimeout(this.#idle);
     if (this.#inflightTimer !== undefined) clearTimeout(this.#inflightTimer);
     if (wasOpen) this.#hub.detach(this);
-    if (!this.#stream.destroyed) this.#stream.close();
+    if (reset && !this.#stream.destroyed) this.#stream.close();
   }
 
   #onData(chunk: Buffer): void {

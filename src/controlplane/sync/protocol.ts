@@ -10,6 +10,8 @@
  * `report` alone is open: its body belongs to the golden-metrics reporter (issue 10).
  */
 
+import { refusedAddressReason } from '../../config/address.js';
+
 /** Largest message (one line of NDJSON) either end accepts. */
 export const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 /** How often an instance pings; the lease lives `3 ×` this. */
@@ -150,6 +152,11 @@ function endpoints(v: unknown): RegisterMessage['endpoints'] {
     for (const k of Object.keys(e)) if (k !== 'address' && k !== 'protocol') throw bad(`register.endpoints[${i}].${k.slice(0, 64)}: unknown field`);
     const m = typeof e.address === 'string' ? ADDRESS.exec(e.address) : null;
     if (m === null || Number(m[2]) < 1 || Number(m[2]) > 65535) throw bad(`register.endpoints[${i}].address: expected host:port`);
+    // The address policy static endpoints obey (docs/security.md, SSRF through routing data):
+    // no instance may point callers at the metadata service or an address that names no host.
+    const host = (m[1] as string).replace(/^\[|\]$/g, '');
+    const refused = refusedAddressReason(host);
+    if (refused !== undefined) throw bad(`register.endpoints[${i}].address: ${e.address as string} ${refused}`);
     if (!(PROTOCOLS as readonly unknown[]).includes(e.protocol)) throw bad(`register.endpoints[${i}].protocol: expected ${PROTOCOLS.join(' | ')}`);
     return { address: e.address as string, protocol: e.protocol as EndpointProtocol };
   });
