@@ -9,6 +9,7 @@
  * no identity of its own) and a `service` with no Service document (it needs none to call out;
  * a close match is reported as a likely typo).
  */
+import { isLabelKey, isLabelValue } from './config/schema-common.js';
 import { statSync } from 'node:fs';
 import path from 'node:path';
 import { ConfigInvalidError } from './core/errors.js';
@@ -134,6 +135,10 @@ export function checkMeshClientOptions(options: unknown, configPaths: readonly s
   if (o.watchConfig !== undefined && typeof o.watchConfig !== 'boolean') out.push(issue('watchConfig', `expected true or false, got ${show(o.watchConfig)}`));
   if (o.labels !== undefined && (!isPlainObject(o.labels) || Object.values(o.labels).some((v) => typeof v !== 'string'))) {
     out.push(issue('labels', `expected an object of string values, e.g. { version: 'v1' }, got ${show(o.labels)}`));
+  } else if (o.labels !== undefined) {
+    for (const [k, v] of Object.entries(o.labels)) {
+      if (!isLabelKey(k) || !isLabelValue(v)) out.push(issue(`labels.${k.slice(0, 63)}`, `${show(v)} is not a label Service documents accept (keys and values: letters, digits, "-", "_", ".", at most 63; keys may carry a "prefix/"): subsets select on these labels`));
+    }
   }
   if (o.logger !== undefined && (!isPlainObject(o.logger) || typeof o.logger.warn !== 'function')) out.push(issue('logger', 'expected an object with a warn(message) function, e.g. console'));
   if (o.dispatcher !== undefined) {

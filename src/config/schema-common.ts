@@ -77,6 +77,16 @@ export function intSchema(min: number, max: number) {
 const LABEL_KEY = /^(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]*[A-Za-z0-9])?\/)?[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
 const LABEL_VALUE = /^(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/;
 
+/** Whether `key` is a label key Service documents accept (`version`, `example.org/tier`). */
+export function isLabelKey(key: string): boolean {
+  return key.length <= 253 && LABEL_KEY.test(key);
+}
+
+/** Whether `value` is a label value Service documents accept (up to 63 letters, digits, "-", "_", "."). */
+export function isLabelValue(value: string): boolean {
+  return LABEL_VALUE.test(value);
+}
+
 /** Labels as Kubernetes writes them: `{ version: v1 }`; keys may carry a `prefix/`. */
 export const labelsSchema = z.record(z.string(), z.string()).superRefine((labels, ctx) => {
   const keys = Object.keys(labels);

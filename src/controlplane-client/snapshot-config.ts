@@ -13,6 +13,7 @@
  * a Service with no registry endpoints keeps neither, so calls fail fast with
  * TRELLIS_NO_ENDPOINTS.
  */
+import { isLabelKey, isLabelValue } from '../config/schema-common.js';
 import { parseConfigDocuments } from '../config/load.js';
 import { ConfigInvalidError } from '../core/errors.js';
 import { refusedAddressReason } from '../config/address.js';
@@ -51,6 +52,11 @@ export function snapshotDocuments(snapshot: SnapshotMessage, onWarn: (m: string)
       const why = refusedAddressReason(hostOf(e.address));
       if (why !== undefined) {
         onWarn(`registry endpoint ${e.address} of ${doc.metadata.name} (instance ${e.instance}) left out: the address ${why}`);
+        continue;
+      }
+      const badLabel = Object.entries(e.labels ?? {}).find(([k, v]) => !isLabelKey(k) || typeof v !== 'string' || !isLabelValue(v));
+      if (badLabel !== undefined) {
+        onWarn(`registry endpoint ${e.address} of ${doc.metadata.name} (instance ${e.instance}) left out: its label ${badLabel[0].slice(0, 63)}=${JSON.stringify(String(badLabel[1]).slice(0, 64))} is not one a Service document accepts`);
         continue;
       }
       if (seen.has(e.address)) continue;

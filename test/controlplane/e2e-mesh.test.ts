@@ -17,6 +17,9 @@ import { generateP256KeyPair } from '../../src/tls/keys.js';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { Registry } from 'prom-client';
+import { startControlPlaneClient } from '../../src/controlplane-client/index.js';
+import { systemClock, systemRandom } from '../../src/core/clock.js';
 import { bootstrapToken, eventually, killAll, startCpProcess, startInstance, trellis, type CpProcess, type InstanceProcess } from '../helpers/cp-process.js';
 
 const TD = 'e2e.test';
@@ -173,21 +176,60 @@ describe('e2e: instances on a real control plane', () => {
     assert.match((await trellis(['get', 'service', 'products', '-o', 'json'], cp)).out, /"name": "products"/);
   });
 
-  it('a snapshot an instance refuses is NACKed, keeps its configuration, and trellis check shows the reason', async () => {
+  it('an instance with labels a Service cannot carry is refused before it can freeze its callers', async () => {
+    // Every caller validates its snapshot with the config code; an endpoint with such a label in
+    // it would make every caller of products NACK every snapshot. The instance refuses to start,
+    // and a stream that says it anyway is refused by the control plane.
+    const odd = await startInstance({ name: 'products-odd', service: 'products', urls: [cp.url], token: productsToken, cacheDir: path.join(dir, 'cache-odd'), labels: { version: 'canary build' } }).then(
+      (i) => (instances.push(i), i),
+      (err: unknown) => err,
+    );
+    assert.ok(odd instanceof Error, 'the instance did not start');
+    assert.match(String(odd.message), /labels\.version/);
     const fe = instances.find((i) => i.name === 'frontend-1') as InstanceProcess;
+    const r = await fe.call('products', 10);
+    assert.equal(r.failed, 0, JSON.stringify(r));
+  });
+
+  it('a snapshot an instance refuses is NACKed, keeps its configuration, and trellis check shows the reason', async () => {
     const before = await trellis(['check'], cp);
     assert.equal(before.code, 0, before.out + before.err);
-    // The control plane accepts any label an instance registers with (hello.labels), but a
-    // caller validates its snapshot with the config code, which refuses a label value with a
-    // space: every caller of products NACKs the snapshot that lists this instance.
-    await start('products-odd', 'products', productsToken, { labels: { version: 'canary build' } });
-    const check = await eventually('trellis check to fail on the NACK', async () => {
-      const r = await trellis(['check'], cp);
-      return r.code !== 0 && /NACKed/.test(r.out) ? r : undefined;
-    }, 90_000);
-    assert.match(check.out, /instance \S+ of frontend NACKed version \d+: .*labels.*version/i, check.out);
-    // The configuration in force stayed: the frontend still calls the one products it had.
-    const r = await fe.call('products', 10);
-    assert.deepEqual([r.ok, r.failed, r.servers], [10, 0, { 'products-3': 10 }], JSON.stringify(r));
+    // A real control-plane client (bootstrap by token, mTLS stream) whose instance refuses every
+    // snapshot after the first, as an instance on a version that does not know a new field would.
+    const client = await startControlPlaneClient({
+      service: 'frontend',
+      urls: [cp.url],
+      token: frontendToken,
+      cacheDir: path.join(dir, 'cache-refusing'),
+      clock: systemClock,
+      random: systemRandom,
+      onWarn: () => undefined,
+    });
+    let refusing = false;
+    try {
+      client.attach({
+        applyConfig: () => {
+          if (refusing) throw new Error('refused on purpose: this instance does not accept the new configuration');
+        },
+        emit: () => true,
+        metricsRegistry: new Registry(),
+      });
+      refusing = true;
+      // A change every frontend sees: a new snapshot version is pushed.
+      await writeFile(path.join(dir, 'frontend-v2.yaml'), 'apiVersion: trellis/v1\nkind: Service\nmetadata: { name: frontend }\nspec: { protocol: http, timeout: 3s }\n');
+      const applied = await trellis(['apply', '-f', path.join(dir, 'frontend-v2.yaml')], cp);
+      assert.equal(applied.code, 0, applied.err);
+      const check = await eventually('trellis check to fail on the NACK', async () => {
+        const r = await trellis(['check'], cp);
+        return r.code !== 0 && /NACKed/.test(r.out) ? r : undefined;
+      }, 90_000);
+      assert.match(check.out, /instance \S+ of frontend NACKed version \d+: .*refused on purpose/i, check.out);
+      // The real instances ACKed the same version and keep calling.
+      const fe = instances.find((i) => i.name === 'frontend-1') as InstanceProcess;
+      const r = await fe.call('products', 10);
+      assert.equal(r.failed, 0, JSON.stringify(r));
+    } finally {
+      client.close();
+    }
   });
 });

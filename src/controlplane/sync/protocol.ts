@@ -10,6 +10,7 @@
  * `report` alone is open: its body belongs to the golden-metrics reporter (issue 10).
  */
 
+import { isLabelKey, isLabelValue } from '../../config/schema-common.js';
 import { refusedAddressReason } from '../../config/address.js';
 
 /** Largest message (one line of NDJSON) either end accepts. */
@@ -140,6 +141,9 @@ function labels(v: unknown): Record<string, string> {
   for (const k of keys) {
     const val = v[k];
     if (k.length > 63 || typeof val !== 'string' || val.length > 253) throw bad(`hello.labels.${k.slice(0, 63)}: expected a label name (≤ 63) with a string value (≤ 253)`);
+    // The labels a Service document accepts, or every caller's snapshot listing this instance
+    // would fail validation: one instance must not freeze the configuration of its callers.
+    if (!isLabelKey(k) || !isLabelValue(val)) throw bad(`hello.labels.${k.slice(0, 63)}: ${JSON.stringify(val.slice(0, 64))} is not a label Service documents accept (keys and values: letters, digits, "-", "_", ".", at most 63)`);
     out[k] = val;
   }
   return out;
