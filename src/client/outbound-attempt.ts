@@ -177,7 +177,7 @@ export class OutboundAttempt implements Deadline {
     this.#settled = true;
     this.deadlineQueue?.cancel(this);
     const core = this.#core;
-    core.metrics?.recordClientAttempt(core.service, this.#call.routeName, this.#call.method, err === undefined ? statusLabel(status) : '', err === undefined ? outcomeOf(cls) : errorOutcome(err), (now - this.#start) / 1000);
+    this.#call.recorders?.attempt.record(err === undefined ? statusLabel(status) : '', err === undefined ? outcomeOf(cls) : errorOutcome(err), (now - this.#start) / 1000);
     const breaker = core.breaker;
     const ticket = this.#ticket;
     if (breaker !== undefined && ticket >= 0) {

@@ -29,11 +29,13 @@ import type { CircuitBreaker } from '../resilience/circuit-breaker.js';
 import type { RetryBudget } from '../resilience/retry-budget.js';
 import { exponentialBackoff } from '../resilience/backoff.js';
 import { DeadlineQueue } from '../core/deadline-queue.js';
-import type { MeshMetrics } from '../observability/metrics.js';
+import type { MeshMetrics, RequestRecorder } from '../observability/metrics.js';
 import type { MeshTracer } from '../observability/tracer.js';
 import type { EndpointSet } from './endpoint-set.js';
 import type { HttpResponse } from './http-transport.js';
 import type { HttpRequest } from './http-request.js';
+import { coreFault } from './injected-fault.js';
+import type { CoreFault } from './injected-fault.js';
 import type { ServiceCounters, ServiceState } from './service-state.js';
 import { httpClassifier, USER_RETRYABLE } from './http-classify.js';
 
@@ -52,35 +54,27 @@ export interface CoreLimit {
   readonly scope: string;
 }
 
-/** A route's fault injection, compiled: each percentage drawn independently per call. */
-export interface CoreFault {
-  readonly delayMs: number;
-  readonly delayHits: () => boolean;
-  readonly abortStatus: number;
-  readonly abortHits: () => boolean;
-  /** Counts one injected fault (the destination's `faults` counter). */
-  onFault(): void;
+/** The logical-request and attempt metrics of one (route, method), labels resolved once. */
+export interface CallRecorders {
+  readonly request: RequestRecorder;
+  readonly attempt: RequestRecorder;
 }
 
-function sampler(percent: number, random: Random): () => boolean {
-  if (!(percent > 0)) return () => false;
-  if (percent >= 100) return () => true;
-  const p = percent / 100;
-  return () => random() < p;
-}
+/** Methods beyond this many per route are recorded through the label lookup, not cached. */
+const MAX_CACHED_METHODS = 16;
 
-function coreFault(route: RouteSpec, state: ServiceState, random: Random): CoreFault | undefined {
-  const f = route.fault;
-  if (f === undefined || (f.abort === undefined && f.delay === undefined)) return undefined;
-  const delayMs = f.delay?.durationMs ?? 0;
-  return {
-    delayMs,
-    delayHits: f.delay !== undefined && delayMs > 0 ? sampler(f.delay.percent, random) : () => false,
-    abortStatus: f.abort?.status ?? 0,
-    abortHits: f.abort !== undefined ? sampler(f.abort.percent, random) : () => false,
-    onFault: () => {
-      state.counters.faults++;
-    },
+/** A route's recorders by method, built on first use (undefined without metrics). */
+function recordersFor(metrics: MeshMetrics | undefined, service: string, route: string): (method: string) => CallRecorders | undefined {
+  if (metrics === undefined) return () => undefined;
+  const byMethod = new Map<string, CallRecorders>();
+  const make = (method: string): CallRecorders => ({ request: metrics.clientRequests(service, route, method), attempt: metrics.clientAttempts(service, route, method) });
+  return (method) => {
+    let r = byMethod.get(method);
+    if (r === undefined) {
+      r = make(method);
+      if (byMethod.size < MAX_CACHED_METHODS) byMethod.set(method, r);
+    }
+    return r;
   };
 }
 
@@ -109,6 +103,8 @@ export interface RoutePolicy {
   readonly hashHeader: string | undefined;
   /** Injected faults (Istio's semantics, as traffic/fault-filter.ts), or undefined. */
   readonly fault: CoreFault | undefined;
+  /** The route's metric recorders for a method (undefined without metrics). */
+  readonly recorders: (method: string) => CallRecorders | undefined;
   onRetry(reason: string): void;
   onBudgetExhausted(): void;
   onLimited(): void;
@@ -175,6 +171,7 @@ function routePolicy(spec: ServiceSpec, route: RouteSpec, index: number, state: 
     split: single ? undefined : backendPicker(b, deps.random),
     hashHeader: route.hashOn?.header.toLowerCase(),
     fault: coreFault(route, state, deps.random),
+    recorders: recordersFor(deps.observability?.metrics, spec.name, route.name),
     onRetry: (reason) => {
       state.counters.retries++;
       deps.onRetry(route.name, reason);
