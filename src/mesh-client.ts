@@ -154,6 +154,7 @@ export async function meshClient(options: MeshClientOptions = {}): Promise<Mesh>
     startServerTrace: (req, res, service) => inTracing.startTrace(req, res, service),
     ...(log === undefined ? {} : {
       accessLogModule: (classify) => httpAccessLogModule(log, { clock, caller: options.service, traceId: () => tracer.currentTraceId() }, classify),
+      coreAccessLog: { log, caller: options.service },
       inboundAccessLog: (req, res, service) => inboundLog?.(req, res, service),
     }),
   };

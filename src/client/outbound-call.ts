@@ -42,6 +42,8 @@ import { attemptSpanHeaders, propagatedTrace } from './call-trace.js';
 import { chooseRoute } from './route-choice.js';
 import { decideRetry, describeError, historyLine, neverRetried } from './retry-decision.js';
 import { admitAttempt } from './attempt-admission.js';
+import { lineStart, writeLine } from './call-access-log.js';
+import type { LineStart } from './call-access-log.js';
 import { OutboundAttempt, outcomeOf } from './outbound-attempt.js';
 import { REPLAY_BODY_CAP } from './response-body.js';
 
@@ -105,6 +107,8 @@ export class OutboundCall implements Deadline {
   #unmatched = false;
   /** The matched route's metric recorders for this method (undefined without metrics or route). */
   recorders: CallRecorders | undefined = undefined;
+  /** The access log's start of line, when the access log is on. */
+  readonly #line: LineStart | undefined;
 
   constructor(core: OutboundCore, opts: CallOptions, handler: CallbackHandler, classify: HttpResponseClassifier | undefined) {
     this.#core = core;
@@ -125,6 +129,7 @@ export class OutboundCall implements Deadline {
     this.#host = h.host;
     this.#matchHeaders = h.match;
     this.#traceFrom(h.trace);
+    this.#line = core.accessLog === undefined ? undefined : lineStart(core.clock, core.tracer);
   }
 
   /** The matched route's name (the metrics label). */
@@ -515,10 +520,12 @@ export class OutboundCall implements Deadline {
 
   #record(status: string, outcome: string): void {
     const core = this.#core;
-    const sec = (core.clock.now() - this.#start) / 1000;
+    const ms = core.clock.now() - this.#start;
     const rec = this.recorders;
-    if (rec !== undefined) rec.request.record(status, outcome, sec);
-    else core.metrics?.recordClientRequest(core.service, this.routeName, this.method, status, outcome, sec);
+    if (rec !== undefined) rec.request.record(status, outcome, ms / 1000);
+    else core.metrics?.recordClientRequest(core.service, this.routeName, this.method, status, outcome, ms / 1000);
+    const log = core.accessLog;
+    if (log !== undefined && this.#line !== undefined) writeLine(log, this.#line, core.service, this.#unmatched ? null : this.#route.name, this.method, status === '' ? 0 : this.#status, ms, outcome);
   }
 }
 

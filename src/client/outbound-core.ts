@@ -14,8 +14,9 @@
  * Routes (match, rewrite, per-route timeout and retries), rate limits and weighted splits are
  * applied here too, and injected faults: route match and faults once per call, limits and split
  * once per attempt; with an OpenTelemetry SDK, one CLIENT span per attempt (attempt-span.ts).
- * Not every destination can take it yet: one with mirroring, adaptive concurrency or an access
- * log runs the promise stack (`coreRefusal` says which), whose layers are not ported yet.
+ * With the access log on, one line per logical request (call-access-log.ts).
+ * Not every destination can take it yet: one with mirroring or adaptive concurrency runs the
+ * promise stack (`coreRefusal` says which), whose layers are not ported yet.
  */
 import type { Clock, Random } from '../core/clock.js';
 import type { Classifier } from '../core/classify.js';
@@ -35,6 +36,7 @@ import type { EndpointSet } from './endpoint-set.js';
 import type { HttpResponse } from './http-transport.js';
 import type { HttpRequest } from './http-request.js';
 import { coreFault } from './injected-fault.js';
+import type { CoreAccessLog } from './call-access-log.js';
 import type { CoreFault } from './injected-fault.js';
 import type { ServiceCounters, ServiceState } from './service-state.js';
 import { httpClassifier, USER_RETRYABLE } from './http-classify.js';
@@ -43,7 +45,9 @@ import { httpClassifier, USER_RETRYABLE } from './http-classify.js';
 export interface CoreObservability {
   readonly metrics: MeshMetrics | undefined;
   readonly tracer: MeshTracer | undefined;
-  /** Why the hot path cannot carry a destination's observability (an access log), if it cannot. */
+  /** The outbound access log, when it is on. */
+  readonly accessLog?: CoreAccessLog | undefined;
+  /** Why the hot path cannot carry a destination's observability, if it cannot. */
   readonly refusal: string | undefined;
 }
 
@@ -123,6 +127,7 @@ export interface OutboundCore {
   readonly counters: ServiceCounters;
   readonly metrics: MeshMetrics | undefined;
   readonly tracer: MeshTracer | undefined;
+  readonly accessLog: CoreAccessLog | undefined;
 }
 
 /** Why `spec` cannot take the hot path yet, or undefined when it can. */
@@ -204,5 +209,6 @@ export function outboundCore(spec: ServiceSpec, state: ServiceState, deps: Outbo
     counters: state.counters,
     metrics: deps.observability?.metrics,
     tracer: deps.observability?.tracer,
+    accessLog: deps.observability?.accessLog,
   };
 }
