@@ -1,7 +1,9 @@
 /**
  * Admission of one attempt of a hot-path call (outbound-call.ts), in the described stack's order
- * below retry: the rate limits (the destination's, then the route's), the circuit breaker, then
- * the route's split and the balancer's pick (avoiding endpoints that already failed this call).
+ * below retry: the rate limits (the destination's, then the route's: `admitLimits`), then — after
+ * the call takes a slot of the adaptive concurrency limit, when one is set (it may wait) — the
+ * circuit breaker, the route's split and the balancer's pick, avoiding endpoints that already
+ * failed this call (`admitEndpoint`).
  * A refusal is an error the call counts as a try and judges like any failed attempt; an endpoint
  * missing below an admitted breaker is a failure the breaker counts.
  */
@@ -18,14 +20,19 @@ export interface Admission {
   readonly ticket: number;
 }
 
-/** Admits an attempt, or returns the error that refused it. */
-export function admitAttempt(core: OutboundCore, route: RoutePolicy, routeKey: string | undefined, avoid: ReadonlySet<string> | undefined): Admission | Error {
+/** The rate limits' refusal of an attempt, or undefined when they admit it. */
+export function admitLimits(core: OutboundCore, route: RoutePolicy): Error | undefined {
   for (const l of route.limits) {
     if (!l.limiter.tryAcquire()) {
       route.onLimited();
       return rateLimitedError(l.limiter, l.scope, { service: core.service, route: route.name } as CallContext);
     }
   }
+  return undefined;
+}
+
+/** Admits an attempt past the breaker to an endpoint, or returns the error that refused it. */
+export function admitEndpoint(core: OutboundCore, route: RoutePolicy, routeKey: string | undefined, avoid: ReadonlySet<string> | undefined): Admission | Error {
   const breaker = core.breaker;
   let ticket = -1;
   if (breaker !== undefined) {

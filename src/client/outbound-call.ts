@@ -41,7 +41,8 @@ import type { CoreFault } from './injected-fault.js';
 import { attemptSpanHeaders, propagatedTrace } from './call-trace.js';
 import { chooseRoute } from './route-choice.js';
 import { decideRetry, describeError, historyLine, neverRetried } from './retry-decision.js';
-import { admitAttempt } from './attempt-admission.js';
+import { admitEndpoint, admitLimits } from './attempt-admission.js';
+import type { SlotQueue } from '../resilience/concurrency-limit-filter.js';
 import { lineStart, writeLine } from './call-access-log.js';
 import type { LineStart } from './call-access-log.js';
 import { OutboundAttempt, outcomeOf } from './outbound-attempt.js';
@@ -253,19 +254,49 @@ export class OutboundCall implements Deadline {
     );
   }
 
-  /** Sends the next attempt: breaker admission, endpoint choice, headers, Pool. */
+  /** Sends the next attempt: rate limits, adaptive concurrency (which may wait for a slot), then the rest. */
   #attempt(): void {
     const core = this.#core;
     const n = ++this.#attempts;
     const now = core.clock.now();
+    const limited = admitLimits(core, this.#route);
+    if (limited !== undefined) {
+      this.#refused(limited, now);
+      return;
+    }
+    const conc = core.concurrency;
+    if (conc === undefined) {
+      this.#admitted(n, now, undefined);
+      return;
+    }
+    const wait = this.#deadline === undefined ? conc.maxWaitMs : Math.min(conc.maxWaitMs, this.#deadline - now);
+    const got = conc.queue.acquire(wait);
+    if (got === true) this.#admitted(n, now, conc.queue);
+    else if (got === false) this.#refused(conc.refuse(), now);
+    else {
+      got.then((ok) => {
+        const later = core.clock.now();
+        if (this.#finished) {
+          if (ok) conc.queue.release(undefined);
+        } else if (ok) this.#admitted(n, later, conc.queue);
+        else this.#refused(conc.refuse(), later);
+      }, () => undefined);
+    }
+  }
+
+  /** Breaker admission, endpoint choice, headers, Pool; `slot` is the concurrency slot the attempt holds. */
+  #admitted(n: number, now: number, slot: SlotQueue | undefined): void {
+    const core = this.#core;
     const route = this.#route;
-    const admitted = admitAttempt(core, route, this.#routeKey, this.#avoid);
+    const admitted = admitEndpoint(core, route, this.#routeKey, this.#avoid);
     if (admitted instanceof Error) {
+      slot?.release(undefined);
       this.#refused(admitted, now);
       return;
     }
     const picked = admitted.picked;
     const a = new OutboundAttempt(this, core, n, picked, admitted.ticket, now);
+    a.slot = slot;
     this.#current = a;
     let pool;
     try {

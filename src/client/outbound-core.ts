@@ -15,8 +15,9 @@
  * applied here too, and injected faults: route match and faults once per call, limits and split
  * once per attempt; with an OpenTelemetry SDK, one CLIENT span per attempt (attempt-span.ts).
  * With the access log on, one line per logical request (call-access-log.ts).
- * Not every destination can take it yet: one with mirroring or adaptive concurrency runs the
- * promise stack (`coreRefusal` says which), whose layers are not ported yet.
+ * The adaptive concurrency limit admits each attempt (after the rate limits, before the breaker).
+ * Not every destination can take it yet: one with mirroring runs the promise stack (`coreRefusal`
+ * says so), whose mirror layer is not ported yet.
  */
 import type { Clock, Random } from '../core/clock.js';
 import type { Classifier } from '../core/classify.js';
@@ -37,6 +38,8 @@ import type { HttpResponse } from './http-transport.js';
 import type { HttpRequest } from './http-request.js';
 import { coreFault } from './injected-fault.js';
 import type { CoreAccessLog } from './call-access-log.js';
+import { OverloadedError } from '../core/errors.js';
+import type { SlotQueue } from '../resilience/concurrency-limit-filter.js';
 import type { CoreFault } from './injected-fault.js';
 import type { ServiceCounters, ServiceState } from './service-state.js';
 import { httpClassifier, USER_RETRYABLE } from './http-classify.js';
@@ -128,6 +131,30 @@ export interface OutboundCore {
   readonly metrics: MeshMetrics | undefined;
   readonly tracer: MeshTracer | undefined;
   readonly accessLog: CoreAccessLog | undefined;
+  readonly concurrency: CoreConcurrency | undefined;
+}
+
+/** The destination's adaptive concurrency limit on the hot path (resilience/concurrency-limit-filter.ts's rules). */
+export interface CoreConcurrency {
+  readonly queue: SlotQueue;
+  /** How long an attempt may wait for a slot (never past the call's deadline); 0 = fail at once. */
+  readonly maxWaitMs: number;
+  /** Counts a refusal and returns its TRELLIS_OVERLOADED error. */
+  refuse(): Error;
+}
+
+function coreConcurrency(spec: ServiceSpec, state: ServiceState): CoreConcurrency | undefined {
+  const ac = spec.adaptiveConcurrency;
+  const queue = state.concurrency(spec);
+  if (ac === undefined || queue === undefined) return undefined;
+  return {
+    queue,
+    maxWaitMs: ac.maxWaitMs,
+    refuse: () => {
+      state.counters.overloaded++;
+      return new OverloadedError(`adaptive concurrency limit of ${spec.name} reached (${queue.limit.limit} in flight)`, { service: spec.name });
+    },
+  };
 }
 
 /** Why `spec` cannot take the hot path yet, or undefined when it can. */
@@ -135,7 +162,6 @@ export function coreRefusal(spec: ServiceSpec, observability: CoreObservability 
   for (const r of spec.routes) {
     if (r.mirror !== undefined && r.mirror.percent > 0) return `route ${r.name} mirrors`;
   }
-  if (spec.adaptiveConcurrency !== undefined) return 'adaptive concurrency is set';
   return observability?.refusal;
 }
 
@@ -210,5 +236,6 @@ export function outboundCore(spec: ServiceSpec, state: ServiceState, deps: Outbo
     metrics: deps.observability?.metrics,
     tracer: deps.observability?.tracer,
     accessLog: deps.observability?.accessLog,
+    concurrency: coreConcurrency(spec, state),
   };
 }

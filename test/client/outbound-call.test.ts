@@ -243,4 +243,28 @@ describe('outbound hot path', () => {
     assert.equal(second?.status, 500);
     assert.equal(second?.outcome, 'failure');
   });
+
+  it('applies adaptive concurrency on the handler path: attempts over the limit fail fast with TRELLIS_OVERLOADED and never reach the upstream; slots are given back', async () => {
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const s = await startServer('held', { kind: 'held', until: held });
+    cleanup.push(() => s.close());
+    const mesh = await meshClient({
+      config: serviceYaml('products', [{ address: s.address }], 'adaptiveConcurrency: { initial: 2, min: 2, max: 2 }'),
+      logger: quietLogger(),
+    });
+    cleanup.push(() => mesh.close());
+    assert.match(mesh.inspect().services[0]?.stack ?? '', /^path: handler/);
+    assert.match(mesh.inspect().services[0]?.stack ?? '', /adaptive-concurrency/, 'the described stack still names the module');
+    const calls = Array.from({ length: 5 }, () => mesh.http('products').request({ path: '/' }).then(async (r) => (await r.body.text(), 'ok'), (e: unknown) => e));
+    while (s.hits < 2) await new Promise((r) => setTimeout(r, 5));
+    await new Promise((r) => setTimeout(r, 30));
+    release();
+    const results = await Promise.all(calls);
+    assert.equal(results.filter((r) => r === 'ok').length, 2);
+    assert.equal(results.filter((r) => isTrellisError(r, 'TRELLIS_OVERLOADED')).length, 3, String(results));
+    assert.equal(s.hits, 2, 'refused attempts never reached the upstream');
+    assert.equal(mesh.inspect().services[0]?.concurrency?.inflight, 0, 'every slot was given back');
+    assert.equal(mesh.inspect().services[0]?.counters.overloaded, 3);
+  });
 });
