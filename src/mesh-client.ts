@@ -189,6 +189,7 @@ async function wire(options: MeshClientOptions, { clock, random, logger, source,
     startServerTrace: (req, res, service) => inTracing.startTrace(req, res, service),
     ...(log === undefined ? {} : {
       accessLogModule: (classify) => httpAccessLogModule(log, { clock, caller: options.service, traceId: () => tracer.currentTraceId() }, classify),
+      coreAccessLog: { log, caller: options.service },
       inboundAccessLog: (req, res, service) => inboundLog?.(req, res, service),
     }),
   };

@@ -30,6 +30,8 @@ import type { OutboundCall } from './outbound-call.js';
 import type { Deadline, DeadlineQueue } from '../core/deadline-queue.js';
 import type { Span } from '@opentelemetry/api';
 import { spanError, spanResponse } from './attempt-span.js';
+import type { SlotQueue } from '../resilience/concurrency-limit-filter.js';
+import { isTrellisError } from '../core/errors.js';
 
 /** Largest body drained to keep a connection when a response is retried; larger ones are aborted. */
 export const DRAIN_LIMIT = 64 * 1024;
@@ -72,6 +74,8 @@ export class OutboundAttempt implements Deadline {
   deadlineQueue: DeadlineQueue | undefined = undefined;
   /** The attempt's CLIENT span, when an SDK records spans. */
   span: Span | undefined = undefined;
+  /** The adaptive concurrency slot the attempt holds, given back when it settles. */
+  slot: SlotQueue | undefined = undefined;
 
   constructor(call: OutboundCall, core: OutboundCore, n: number, load: LbEndpoint, ticket: number, start: number) {
     this.#call = call;
@@ -177,7 +181,13 @@ export class OutboundAttempt implements Deadline {
     this.#settled = true;
     this.deadlineQueue?.cancel(this);
     const core = this.#core;
-    core.metrics?.recordClientAttempt(core.service, this.#call.routeName, this.#call.method, err === undefined ? statusLabel(status) : '', err === undefined ? outcomeOf(cls) : errorOutcome(err), (now - this.#start) / 1000);
+    const slot = this.slot;
+    if (slot !== undefined) {
+      // The latency sample: a response's (not a shed answer's), or a timeout's elapsed time.
+      this.slot = undefined;
+      slot.release(err === undefined ? (cls.kind === 'ignore' ? undefined : now - this.#start) : isTrellisError(err, 'TRELLIS_TIMEOUT') ? now - this.#start : undefined);
+    }
+    this.#call.recorders?.attempt.record(err === undefined ? statusLabel(status) : '', err === undefined ? outcomeOf(cls) : errorOutcome(err), (now - this.#start) / 1000);
     const breaker = core.breaker;
     const ticket = this.#ticket;
     if (breaker !== undefined && ticket >= 0) {

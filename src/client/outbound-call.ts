@@ -2,9 +2,11 @@
  * One outbound HTTP call on the hot path: the object that is the request's state for its whole
  * life, from the caller's handler to the last attempt (one per call, one OutboundAttempt per try;
  * no promise, no closure per layer). It applies the destination's policy in the described order
- * (outbound-core.ts): logical metrics, the overall timeout and propagated deadline, retries with
- * their budget, backoff, per-try timeout and endpoint avoidance, then per attempt the breaker,
- * the balancer and the trace headers, and hands each attempt to the endpoint's undici Pool.
+ * (outbound-core.ts): logical metrics, route (route-choice.ts), fault (injected-fault.ts), the
+ * overall timeout and propagated deadline, retries (retry-decision.ts) with their budget, backoff,
+ * per-try timeout and endpoint avoidance, then per attempt the limits, breaker and balancer
+ * (attempt-admission.ts) and the trace headers (call-trace.ts), and hands each attempt to the
+ * endpoint's undici Pool.
  *
  * Semantics are the promise stack's (timeout-filter.ts, retry-filter.ts, circuit-breaker.ts,
  * endpoint-filter.ts, metrics-filter.ts), which its tests pin down:
@@ -12,10 +14,7 @@
  *   never reaches the caller: its body is drained while the next attempt goes elsewhere;
  * - when a reset could still be retried, a small body of known length is read whole before the
  *   caller sees the response, so a reset mid-body is retried instead of reaching the caller;
- * - retries stop on: attempts used, no matching condition, a non-idempotent request (unless
- *   nothing was sent), a body that cannot be replayed, a cancelled call, a deadline too close for
- *   the backoff, and last the retry budget; several failed attempts end in
- *   TRELLIS_RETRIES_EXHAUSTED naming each try;
+ * - several failed attempts end in TRELLIS_RETRIES_EXHAUSTED naming each try;
  * - the overall timeout bounds every attempt, backoff and the body; the caller's abort cancels
  *   the call (TRELLIS_ABORTED, its reason as cause) and is charged to no one.
  */
@@ -24,9 +23,8 @@ import type { Classification } from '../core/classify.js';
 import { currentAmbient, DEADLINE_HEADER } from '../core/ambient.js';
 import { timerDelay } from '../core/timer-limit.js';
 import type { Deadline, DeadlineQueue } from '../core/deadline-queue.js';
-import { AbortedError, isTrellisError, NoEndpointsError, NoRouteError, RetriesExhaustedError, TimeoutError } from '../core/errors.js';
+import { AbortedError, RetriesExhaustedError, TimeoutError } from '../core/errors.js';
 import { errorOutcome, OUTCOME_FAULT, statusLabel } from '../observability/metrics-labels.js';
-import { extract } from '../observability/propagation.js';
 import { CallerHeaders, contentLength, replayableBody } from './call-headers.js';
 import type { CallbackHandler } from './caller-handler.js';
 import { headersObject } from './caller-handler.js';
@@ -34,36 +32,25 @@ import type { HttpResponseClassifier } from './http-classify.js';
 import { tagResponse } from './http-classify.js';
 import { isIdempotentMethod } from './http-request.js';
 import type { HttpResponse } from './http-transport.js';
-import type { CoreFault, OutboundCore, RoutePolicy } from './outbound-core.js';
+import type { CallRecorders, OutboundCore, RoutePolicy } from './outbound-core.js';
 import type { Context, Tracer } from '@opentelemetry/api';
-import { fromSpanContext } from '../observability/tracer.js';
 import type { MeshTracer } from '../observability/tracer.js';
-import { startAttemptSpan } from './attempt-span.js';
-import { STATUS_CODES } from 'node:http';
-import type { HttpRequest } from './http-request.js';
-import type { CallContext } from '../core/context.js';
 import type { RouteTable } from '../traffic/route-table.js';
-import { rewriteRequest } from '../traffic/rewrite.js';
-import { subsetSelector } from '../traffic/split-filter.js';
-import { rateLimitedError } from '../resilience/rate-limit-filter.js';
+import { answerAbort } from './injected-fault.js';
+import type { CoreFault } from './injected-fault.js';
+import { attemptSpanHeaders, propagatedTrace } from './call-trace.js';
+import { chooseRoute } from './route-choice.js';
+import { decideRetry, describeError, historyLine, neverRetried } from './retry-decision.js';
+import { admitEndpoint, admitLimits } from './attempt-admission.js';
+import type { SlotQueue } from '../resilience/concurrency-limit-filter.js';
+import { lineStart, writeLine } from './call-access-log.js';
+import type { LineStart } from './call-access-log.js';
 import { OutboundAttempt, outcomeOf } from './outbound-attempt.js';
 import { REPLAY_BODY_CAP } from './response-body.js';
 
 const PER_TRY_TIMEOUT: Classification = Object.freeze({ kind: 'failure', conditions: Object.freeze(['timeout']) });
-const NEVER_RETRIED = new Set<string>(['TRELLIS_CIRCUIT_OPEN', 'TRELLIS_RATE_LIMITED', 'TRELLIS_ABORTED', 'TRELLIS_PEER_IDENTITY', 'TRELLIS_NO_IDENTITY']);
 const NO_HEADERS: HttpResponse['headers'] = Object.freeze({}) as HttpResponse['headers'];
 const SHED_STATUS = 503;
-/** What an injected abort answers (Envoy's text). */
-const FAULT_BODY = Buffer.from('fault filter abort', 'utf8');
-
-function describeError(err: unknown): string {
-  if (isTrellisError(err)) return err.code;
-  if (err instanceof Error) {
-    const code = (err as Error & { code?: unknown }).code;
-    return code !== undefined ? String(code) : err.name;
-  }
-  return typeof err;
-}
 
 /** Options the mesh reads besides undici's own. */
 export interface CallOptions extends Dispatcher.DispatchOptions {
@@ -119,6 +106,10 @@ export class OutboundCall implements Deadline {
   #cls: Classification | undefined;
   /** No route matched: metrics say route `unknown`. */
   #unmatched = false;
+  /** The matched route's metric recorders for this method (undefined without metrics or route). */
+  recorders: CallRecorders | undefined = undefined;
+  /** The access log's start of line, when the access log is on. */
+  readonly #line: LineStart | undefined;
 
   constructor(core: OutboundCore, opts: CallOptions, handler: CallbackHandler, classify: HttpResponseClassifier | undefined) {
     this.#core = core;
@@ -139,6 +130,7 @@ export class OutboundCall implements Deadline {
     this.#host = h.host;
     this.#matchHeaders = h.match;
     this.#traceFrom(h.trace);
+    this.#line = core.accessLog === undefined ? undefined : lineStart(core.clock, core.tracer);
   }
 
   /** The matched route's name (the metrics label). */
@@ -153,6 +145,7 @@ export class OutboundCall implements Deadline {
     if (this.#finished) return;
     core.counters.requests++;
     if (core.table !== undefined && !this.#matchRoute(core.table)) return;
+    this.recorders = this.#route.recorders(this.method);
     const fault = this.#route.fault;
     if (fault !== undefined) {
       // Outermost on the route: a delay precedes the request without eating into its timeout; an
@@ -180,18 +173,13 @@ export class OutboundCall implements Deadline {
     this.#send();
   }
 
-  /** Answers the call with an injected abort: `abortStatus`, a short text body, `x-trellis-fault: abort` (as synthetic-response.ts). */
+  /** Answers the call with an injected abort (injected-fault.ts). */
   #injectAbort(status: number): void {
-    const body = FAULT_BODY;
     this.#status = status;
     this.#delivered = true;
     this.#finish();
     this.#record(statusLabel(status), OUTCOME_FAULT);
-    const h = this.#handler;
-    const raw = [Buffer.from('content-type'), Buffer.from('text/plain; charset=utf-8'), Buffer.from('content-length'), Buffer.from(String(body.length)), Buffer.from('x-trellis-fault'), Buffer.from('abort')];
-    h.onHeaders?.(status, raw, () => undefined, STATUS_CODES[status] ?? '');
-    h.onData?.(body);
-    h.onComplete?.([]);
+    answerAbort(this.#handler, status);
   }
 
   /** The timeout, the retry budget's deposit, then the first attempt. */
@@ -230,40 +218,22 @@ export class OutboundCall implements Deadline {
     }
   }
 
-  /** Picks the route (first match), its path rewrite and authority; fails the call when none matches. */
+  /** Picks the route (route-choice.ts); fails the call when none matches. */
   #matchRoute(table: RouteTable): boolean {
-    const core = this.#core;
-    const headers = this.#matchHeaders ?? {};
-    const m = table.match({ method: this.method, path: this.#path, headers });
-    if (m === undefined) {
+    const c = chooseRoute(this.#core, table, this.method, this.#path, this.#matchHeaders ?? {}, this.#host, this.#routeKey);
+    if (c instanceof Error) {
       this.#unmatched = true;
-      this.#fail(new NoRouteError(`no route of ${core.service} matches ${this.method} ${this.#path}`, { service: core.service }));
+      this.#fail(c);
       return false;
     }
-    const route = core.routes[m.route.index];
-    if (route === undefined) {
-      this.#unmatched = true;
-      this.#fail(new NoRouteError(`route ${m.name} has no policy`, { service: core.service }));
-      return false;
-    }
-    this.#route = route;
-    if (this.#routeKey === undefined && route.hashHeader !== undefined) {
-      const v = headers[route.hashHeader];
-      this.#routeKey = Array.isArray(v) ? v[0] : v;
-    }
-    const sent = { method: this.method, path: m.path, headers: this.#host === undefined ? {} : { host: this.#host } } as unknown as HttpRequest;
-    const rewritten = rewriteRequest(sent, m.route, m.matchedPrefix);
-    this.#path = rewritten.path;
-    const host = rewritten.headers.host;
-    if (host !== undefined) this.#host = Array.isArray(host) ? host[0] : host;
+    this.#route = c.route;
+    this.#path = c.path;
+    this.#host = c.host;
+    this.#routeKey = c.routeKey;
     return true;
   }
 
-  /**
-   * Tracing, decided once per call: with an SDK recording spans, one span per attempt under the
-   * active context (headers per attempt); else propagate only: the active context, else the
-   * caller's headers, else a new root (the same headers on every attempt).
-   */
+  /** Tracing, decided once per call (call-trace.ts): spans per attempt with an SDK, else propagate only. */
   #traceFrom(bag: Record<string, string> | undefined): void {
     const tracer = this.#core.tracer;
     if (tracer === undefined) return;
@@ -273,11 +243,7 @@ export class OutboundCall implements Deadline {
       this.#otelParent = tracer.parentOtelContext();
       return;
     }
-    const parent = tracer.currentParent() ?? (bag === undefined ? undefined : extract(bag));
-    const h = tracer.headersFor(parent ?? tracer.newRoot());
-    const trace: string[] = [];
-    for (const k in h) trace.push(k, h[k] as string);
-    this.#trace = trace;
+    this.#trace = propagatedTrace(tracer, bag);
   }
 
   #timedOut(): InstanceType<typeof TimeoutError> {
@@ -288,40 +254,49 @@ export class OutboundCall implements Deadline {
     );
   }
 
-  /** Sends the next attempt: breaker admission, endpoint choice, headers, Pool. */
+  /** Sends the next attempt: rate limits, adaptive concurrency (which may wait for a slot), then the rest. */
   #attempt(): void {
     const core = this.#core;
     const n = ++this.#attempts;
     const now = core.clock.now();
-    const route = this.#route;
-    for (const l of route.limits) {
-      if (!l.limiter.tryAcquire()) {
-        route.onLimited();
-        this.#refused(rateLimitedError(l.limiter, l.scope, { service: core.service, route: route.name } as CallContext), now);
-        return;
-      }
-    }
-    const breaker = core.breaker;
-    let ticket = -1;
-    if (breaker !== undefined) {
-      ticket = breaker.admit();
-      if (ticket < 0) {
-        this.#refused(breaker.refusal({ route: this.#route.name }), now);
-        return;
-      }
-    }
-    const backend = core.endpoints.backend(route.split === undefined ? undefined : subsetSelector(route.split(this.#routeKey)));
-    const picked = backend.balancer.pick({ key: this.#routeKey, avoid: this.#avoid });
-    if (picked === undefined) {
-      if (breaker !== undefined) {
-        // Below the breaker in the described stack: no endpoint is a failure it counts.
-        breaker.report(ticket, 'failure');
-      }
-      const subset = backend.key === '' ? '' : ` subset {${backend.key}}`;
-      this.#refused(new NoEndpointsError(`no endpoints for ${core.service}${subset} (discovery: ${core.endpoints.sourceDescription})`, { service: core.service, route: route.name }), now);
+    const limited = admitLimits(core, this.#route);
+    if (limited !== undefined) {
+      this.#refused(limited, now);
       return;
     }
-    const a = new OutboundAttempt(this, core, n, picked, ticket, now);
+    const conc = core.concurrency;
+    if (conc === undefined) {
+      this.#admitted(n, now, undefined);
+      return;
+    }
+    const wait = this.#deadline === undefined ? conc.maxWaitMs : Math.min(conc.maxWaitMs, this.#deadline - now);
+    const got = conc.queue.acquire(wait);
+    if (got === true) this.#admitted(n, now, conc.queue);
+    else if (got === false) this.#refused(conc.refuse(), now);
+    else {
+      got.then((ok) => {
+        const later = core.clock.now();
+        if (this.#finished) {
+          if (ok) conc.queue.release(undefined);
+        } else if (ok) this.#admitted(n, later, conc.queue);
+        else this.#refused(conc.refuse(), later);
+      }, () => undefined);
+    }
+  }
+
+  /** Breaker admission, endpoint choice, headers, Pool; `slot` is the concurrency slot the attempt holds. */
+  #admitted(n: number, now: number, slot: SlotQueue | undefined): void {
+    const core = this.#core;
+    const route = this.#route;
+    const admitted = admitEndpoint(core, route, this.#routeKey, this.#avoid);
+    if (admitted instanceof Error) {
+      slot?.release(undefined);
+      this.#refused(admitted, now);
+      return;
+    }
+    const picked = admitted.picked;
+    const a = new OutboundAttempt(this, core, n, picked, admitted.ticket, now);
+    a.slot = slot;
     this.#current = a;
     let pool;
     try {
@@ -331,7 +306,8 @@ export class OutboundCall implements Deadline {
       return;
     }
     const headers = this.#headers.slice();
-    headers.push('host', this.#host ?? core.service);
+    // Without one of its own, the request carries the Pool's Host (the service name, pool-set.ts).
+    if (this.#host !== undefined) headers.push('host', this.#host);
     if (this.#deadline !== undefined) {
       const remaining = Math.floor(this.#deadline - now);
       if (remaining <= 0) {
@@ -343,10 +319,7 @@ export class OutboundCall implements Deadline {
     const trace = this.#trace;
     if (trace !== undefined) for (let i = 0; i < trace.length; i++) headers.push(trace[i]!);
     else if (this.#otel !== undefined) {
-      const span = startAttemptSpan(this.#otel, this.#otelParent as Context, { service: core.service, route: route.name, method: this.method, path: this.#path }, n, picked);
-      a.span = span;
-      const h = (core.tracer as MeshTracer).headersFor(fromSpanContext(span.spanContext()));
-      for (const k in h) headers.push(k, h[k] as string);
+      a.span = attemptSpanHeaders(headers, core.tracer as MeshTracer, this.#otel, this.#otelParent as Context, { service: core.service, route: route.name, method: this.method, path: this.#path }, n, picked);
     }
     const perTry = this.#route.perTry;
     if (perTry !== undefined && (this.#deadline === undefined || now + perTry.durationMs < this.#deadline)) perTry.add(a, now);
@@ -368,7 +341,7 @@ export class OutboundCall implements Deadline {
   /** An attempt refused before any endpoint (circuit open, no endpoints): counted as a try, then judged. */
   #refused(err: Error, now: number): void {
     const core = this.#core;
-    core.metrics?.recordClientAttempt(core.service, this.#route.name, this.method, '', errorOutcome(err), (core.clock.now() - now) / 1000);
+    this.recorders?.attempt.record('', errorOutcome(err), (core.clock.now() - now) / 1000);
     this.#judgeError(err, undefined, this.#route.classify(undefined, err), false);
   }
 
@@ -401,8 +374,7 @@ export class OutboundCall implements Deadline {
       this.#fail(err);
       return;
     }
-    const never = isTrellisError(err) && (NEVER_RETRIED.has(err.code) || (err.code === 'TRELLIS_TIMEOUT' && !perTry));
-    const stop = this.#retryStop(cls, a, never ? `${describeError(err)} is never retried` : undefined, describeError(err));
+    const stop = this.#retryStop(cls, a, neverRetried(err, perTry), describeError(err));
     if (stop === undefined) return;
     if (n === 1) this.#fail(err);
     else {
@@ -411,34 +383,13 @@ export class OutboundCall implements Deadline {
     }
   }
 
-  /**
-   * Decides whether a failed attempt is retried (retry-filter.ts's rules, in its order): starts
-   * the retry and returns undefined, or returns why not.
-   */
+  /** Decides on a failed attempt (retry-decision.ts): starts the retry and returns undefined, or returns why not. */
   #retryStop(cls: Classification & { kind: 'failure' }, a: OutboundAttempt | undefined, never: string | undefined, what: string): string | undefined {
     const core = this.#core;
-    const n = this.#attempts;
-    (this.#history ??= []).push(`#${n} ${cls.conditions.length > 0 ? cls.conditions.join('/') : what}${a !== undefined ? ` on ${a.endpointId}` : ''}`);
-    let reason: string | undefined;
-    for (const c of cls.conditions) {
-      if (this.#route.retryOn.has(c)) {
-        reason = c;
-        break;
-      }
-    }
-    if (n >= this.#route.attempts) return `${this.#route.attempts} attempt${this.#route.attempts === 1 ? '' : 's'} allowed`;
-    if (never !== undefined) return never;
-    if (reason === undefined) return 'no retry condition matched';
-    if (!this.#idempotent && !cls.conditions.includes('connect-failure')) return 'request is not idempotent';
-    if (!this.#replayable) return 'request body cannot be replayed';
-    if (this.#finished) return 'call was cancelled';
-    const delay = this.#route.backoff(n);
-    if (this.#deadline !== undefined && core.clock.now() + delay >= this.#deadline) return 'deadline leaves no time for another attempt';
-    if (!core.budget.tryWithdraw()) {
-      this.#route.onBudgetExhausted();
-      return 'retry budget exhausted';
-    }
-    this.#retry(a, reason, delay);
+    (this.#history ??= []).push(historyLine(this.#attempts, cls, what, a?.endpointId));
+    const v = decideRetry({ route: this.#route, budget: core.budget, clock: core.clock, attempts: this.#attempts, idempotent: this.#idempotent, replayable: this.#replayable, cancelled: this.#finished, deadline: this.#deadline }, cls, never);
+    if (!v.retry) return v.stop;
+    this.#retry(a, v.reason, v.delay);
     return undefined;
   }
 
@@ -600,7 +551,12 @@ export class OutboundCall implements Deadline {
 
   #record(status: string, outcome: string): void {
     const core = this.#core;
-    core.metrics?.recordClientRequest(core.service, this.#unmatched ? 'unknown' : this.#route.name, this.method, status, outcome, (core.clock.now() - this.#start) / 1000);
+    const ms = core.clock.now() - this.#start;
+    const rec = this.recorders;
+    if (rec !== undefined) rec.request.record(status, outcome, ms / 1000);
+    else core.metrics?.recordClientRequest(core.service, this.routeName, this.method, status, outcome, ms / 1000);
+    const log = core.accessLog;
+    if (log !== undefined && this.#line !== undefined) writeLine(log, this.#line, core.service, this.#unmatched ? null : this.#route.name, this.method, status === '' ? 0 : this.#status, ms, outcome);
   }
 }
 

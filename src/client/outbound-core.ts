@@ -14,8 +14,10 @@
  * Routes (match, rewrite, per-route timeout and retries), rate limits and weighted splits are
  * applied here too, and injected faults: route match and faults once per call, limits and split
  * once per attempt; with an OpenTelemetry SDK, one CLIENT span per attempt (attempt-span.ts).
- * Not every destination can take it yet: one with mirroring, adaptive concurrency or an access
- * log runs the promise stack (`coreRefusal` says which), whose layers are not ported yet.
+ * With the access log on, one line per logical request (call-access-log.ts).
+ * The adaptive concurrency limit admits each attempt (after the rate limits, before the breaker).
+ * Not every destination can take it yet: one with mirroring runs the promise stack (`coreRefusal`
+ * says so), whose mirror layer is not ported yet.
  */
 import type { Clock, Random } from '../core/clock.js';
 import type { Classifier } from '../core/classify.js';
@@ -29,11 +31,16 @@ import type { CircuitBreaker } from '../resilience/circuit-breaker.js';
 import type { RetryBudget } from '../resilience/retry-budget.js';
 import { exponentialBackoff } from '../resilience/backoff.js';
 import { DeadlineQueue } from '../core/deadline-queue.js';
-import type { MeshMetrics } from '../observability/metrics.js';
+import type { MeshMetrics, RequestRecorder } from '../observability/metrics.js';
 import type { MeshTracer } from '../observability/tracer.js';
 import type { EndpointSet } from './endpoint-set.js';
 import type { HttpResponse } from './http-transport.js';
 import type { HttpRequest } from './http-request.js';
+import { coreFault } from './injected-fault.js';
+import type { CoreAccessLog } from './call-access-log.js';
+import { OverloadedError } from '../core/errors.js';
+import type { SlotQueue } from '../resilience/concurrency-limit-filter.js';
+import type { CoreFault } from './injected-fault.js';
 import type { ServiceCounters, ServiceState } from './service-state.js';
 import { httpClassifier, USER_RETRYABLE } from './http-classify.js';
 
@@ -41,7 +48,9 @@ import { httpClassifier, USER_RETRYABLE } from './http-classify.js';
 export interface CoreObservability {
   readonly metrics: MeshMetrics | undefined;
   readonly tracer: MeshTracer | undefined;
-  /** Why the hot path cannot carry a destination's observability (an access log), if it cannot. */
+  /** The outbound access log, when it is on. */
+  readonly accessLog?: CoreAccessLog | undefined;
+  /** Why the hot path cannot carry a destination's observability, if it cannot. */
   readonly refusal: string | undefined;
 }
 
@@ -52,35 +61,27 @@ export interface CoreLimit {
   readonly scope: string;
 }
 
-/** A route's fault injection, compiled: each percentage drawn independently per call. */
-export interface CoreFault {
-  readonly delayMs: number;
-  readonly delayHits: () => boolean;
-  readonly abortStatus: number;
-  readonly abortHits: () => boolean;
-  /** Counts one injected fault (the destination's `faults` counter). */
-  onFault(): void;
+/** The logical-request and attempt metrics of one (route, method), labels resolved once. */
+export interface CallRecorders {
+  readonly request: RequestRecorder;
+  readonly attempt: RequestRecorder;
 }
 
-function sampler(percent: number, random: Random): () => boolean {
-  if (!(percent > 0)) return () => false;
-  if (percent >= 100) return () => true;
-  const p = percent / 100;
-  return () => random() < p;
-}
+/** Methods beyond this many per route are recorded through the label lookup, not cached. */
+const MAX_CACHED_METHODS = 16;
 
-function coreFault(route: RouteSpec, state: ServiceState, random: Random): CoreFault | undefined {
-  const f = route.fault;
-  if (f === undefined || (f.abort === undefined && f.delay === undefined)) return undefined;
-  const delayMs = f.delay?.durationMs ?? 0;
-  return {
-    delayMs,
-    delayHits: f.delay !== undefined && delayMs > 0 ? sampler(f.delay.percent, random) : () => false,
-    abortStatus: f.abort?.status ?? 0,
-    abortHits: f.abort !== undefined ? sampler(f.abort.percent, random) : () => false,
-    onFault: () => {
-      state.counters.faults++;
-    },
+/** A route's recorders by method, built on first use (undefined without metrics). */
+function recordersFor(metrics: MeshMetrics | undefined, service: string, route: string): (method: string) => CallRecorders | undefined {
+  if (metrics === undefined) return () => undefined;
+  const byMethod = new Map<string, CallRecorders>();
+  const make = (method: string): CallRecorders => ({ request: metrics.clientRequests(service, route, method), attempt: metrics.clientAttempts(service, route, method) });
+  return (method) => {
+    let r = byMethod.get(method);
+    if (r === undefined) {
+      r = make(method);
+      if (byMethod.size < MAX_CACHED_METHODS) byMethod.set(method, r);
+    }
+    return r;
   };
 }
 
@@ -109,6 +110,8 @@ export interface RoutePolicy {
   readonly hashHeader: string | undefined;
   /** Injected faults (Istio's semantics, as traffic/fault-filter.ts), or undefined. */
   readonly fault: CoreFault | undefined;
+  /** The route's metric recorders for a method (undefined without metrics). */
+  readonly recorders: (method: string) => CallRecorders | undefined;
   onRetry(reason: string): void;
   onBudgetExhausted(): void;
   onLimited(): void;
@@ -127,6 +130,31 @@ export interface OutboundCore {
   readonly counters: ServiceCounters;
   readonly metrics: MeshMetrics | undefined;
   readonly tracer: MeshTracer | undefined;
+  readonly accessLog: CoreAccessLog | undefined;
+  readonly concurrency: CoreConcurrency | undefined;
+}
+
+/** The destination's adaptive concurrency limit on the hot path (resilience/concurrency-limit-filter.ts's rules). */
+export interface CoreConcurrency {
+  readonly queue: SlotQueue;
+  /** How long an attempt may wait for a slot (never past the call's deadline); 0 = fail at once. */
+  readonly maxWaitMs: number;
+  /** Counts a refusal and returns its TRELLIS_OVERLOADED error. */
+  refuse(): Error;
+}
+
+function coreConcurrency(spec: ServiceSpec, state: ServiceState): CoreConcurrency | undefined {
+  const ac = spec.adaptiveConcurrency;
+  const queue = state.concurrency(spec);
+  if (ac === undefined || queue === undefined) return undefined;
+  return {
+    queue,
+    maxWaitMs: ac.maxWaitMs,
+    refuse: () => {
+      state.counters.overloaded++;
+      return new OverloadedError(`adaptive concurrency limit of ${spec.name} reached (${queue.limit.limit} in flight)`, { service: spec.name });
+    },
+  };
 }
 
 /** Why `spec` cannot take the hot path yet, or undefined when it can. */
@@ -134,7 +162,6 @@ export function coreRefusal(spec: ServiceSpec, observability: CoreObservability 
   for (const r of spec.routes) {
     if (r.mirror !== undefined && r.mirror.percent > 0) return `route ${r.name} mirrors`;
   }
-  if (spec.adaptiveConcurrency !== undefined) return 'adaptive concurrency is set';
   return observability?.refusal;
 }
 
@@ -175,6 +202,7 @@ function routePolicy(spec: ServiceSpec, route: RouteSpec, index: number, state: 
     split: single ? undefined : backendPicker(b, deps.random),
     hashHeader: route.hashOn?.header.toLowerCase(),
     fault: coreFault(route, state, deps.random),
+    recorders: recordersFor(deps.observability?.metrics, spec.name, route.name),
     onRetry: (reason) => {
       state.counters.retries++;
       deps.onRetry(route.name, reason);
@@ -207,5 +235,7 @@ export function outboundCore(spec: ServiceSpec, state: ServiceState, deps: Outbo
     counters: state.counters,
     metrics: deps.observability?.metrics,
     tracer: deps.observability?.tracer,
+    accessLog: deps.observability?.accessLog,
+    concurrency: coreConcurrency(spec, state),
   };
 }

@@ -8,14 +8,21 @@
  * deadline: what is still in flight then fails with TRELLIS_CLOSED, so close() never waits for a
  * request timeout (a hung upstream would otherwise hold it for the whole timeout). A closed set
  * hands out no pool: an attempt that starts afterwards (a retry) fails with TRELLIS_CLOSED too.
+ *
+ * Each Pool's origin is the destination's logical authority (`http://products`), and its connector
+ * dials the endpoint's address: undici then writes `Host: products` from the origin, built once per
+ * Pool, so a request sets `host` only when it differs (the caller's own, a route's authority
+ * rewrite). The TLS server name stays the service name, as it was when every request set it.
  */
-import { Pool } from 'undici';
+import { buildConnector, Pool } from 'undici';
 import { ClosedError } from '../core/errors.js';
 import type { Endpoint } from '../discovery/endpoint.js';
 import type { Connect } from './mtls-connector.js';
 import { http2Pool } from './http2-pool.js';
 
 export interface PoolParams {
+  /** The Host every request carries unless it sets its own: the destination's service name. */
+  authority: string;
   maxConnections: number;
   connectTimeoutMs: number;
   keepAliveTimeoutMs: number;
@@ -29,6 +36,8 @@ export class PoolSet {
   #closed = false;
   #connect: Connect | undefined;
   #http2 = false;
+  /** The plaintext connector, built once (undici's default, with the connect timeout). */
+  #plain: Connect | undefined;
 
   constructor(params: PoolParams) {
     this.#params = params;
@@ -59,8 +68,17 @@ export class PoolSet {
     let pool = this.#pools.get(endpoint.id);
     if (pool === undefined) {
       const tls = this.#connect !== undefined;
-      pool = this.#http2 ? http2Pool(`${tls ? 'https' : 'http'}://${endpoint.id}`, this.#connect, this.#params) : new Pool(`${tls ? 'https' : 'http'}://${endpoint.id}`, {
-        ...(tls ? { connect: this.#connect } : {}),
+      if (this.#http2) {
+        // HTTP/2 pools keep the endpoint as their origin (h2c needs undici's own connector).
+        pool = http2Pool(`${tls ? 'https' : 'http'}://${endpoint.id}`, this.#connect, this.#params);
+        this.#pools.set(endpoint.id, pool);
+        return pool;
+      }
+      const base = this.#connect ?? (this.#plain ??= buildConnector({ timeout: this.#params.connectTimeoutMs }));
+      const { host, port } = endpoint;
+      const connect: Connect = (opts, callback) => base({ ...opts, hostname: host, port: String(port) }, callback);
+      pool = new Pool(`${tls ? 'https' : 'http'}://${this.#params.authority}`, {
+        connect,
         connections: this.#params.maxConnections,
         pipelining: 1,
         connectTimeout: this.#params.connectTimeoutMs,

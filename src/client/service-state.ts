@@ -77,7 +77,7 @@ export class ServiceState {
     this.name = spec.name;
     this.#deps = deps;
     const c = spec.connection;
-    const pools = new PoolSet({ maxConnections: c.maxConnections, connectTimeoutMs: c.connectTimeoutMs, keepAliveTimeoutMs: c.keepAliveTimeoutMs, drainGraceMs: 30_000 });
+    const pools = new PoolSet({ authority: spec.name, maxConnections: c.maxConnections, connectTimeoutMs: c.connectTimeoutMs, keepAliveTimeoutMs: c.keepAliveTimeoutMs, drainGraceMs: 30_000 });
     this.endpoints = new EndpointSet(spec.name, {
       clock: deps.clock,
       random: deps.random,

@@ -12,6 +12,7 @@ import type { HttpRequest } from '../client/http-request.js';
 import type { HttpResponse } from '../client/http-transport.js';
 import type { OutboundObservability } from '../client/outbound-observability.js';
 import type { CoreObservability } from '../client/outbound-core.js';
+import type { CoreAccessLog } from '../client/call-access-log.js';
 import type { MeshTracer } from './tracer.js';
 import type { InboundObservability, InboundLabels, InboundSpan } from '../server/inbound-stack.js';
 import type { MeshMetrics } from './metrics.js';
@@ -30,6 +31,8 @@ export interface TracingHooks {
   startServerTrace(req: IncomingMessage, res: ServerResponse, service: string | undefined): InboundSpan | undefined;
   /** Access log module for logical requests, when the access log is on. */
   accessLogModule?(classify: Classifier<HttpResponse>): Module;
+  /** The outbound access log of the hot path, when the access log is on. */
+  readonly coreAccessLog?: CoreAccessLog;
   /** Inbound access log hook, when the access log is on. */
   inboundAccessLog?(req: IncomingMessage, res: ServerResponse, service: string | undefined): void;
 }
@@ -58,7 +61,8 @@ export class MeshObservability implements OutboundObservability, InboundObservab
     return {
       metrics: this.metrics,
       tracer: t?.tracer,
-      refusal: t !== undefined && t.tracer === undefined ? 'tracing has no tracer for the hot path' : t?.accessLogModule !== undefined ? 'the access log is on' : undefined,
+      accessLog: t?.coreAccessLog,
+      refusal: t !== undefined && t.tracer === undefined ? 'tracing has no tracer for the hot path' : t?.accessLogModule !== undefined && t.coreAccessLog === undefined ? 'the access log has no hot-path writer' : undefined,
     };
   }
 

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Dispatcher } from 'undici';
 import { meshClient, isTrellisError } from 'trellis';
+import type { AccessLogEntry } from 'trellis';
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { quietLogger, serviceYaml, startServer } from '../helpers/servers.js';
@@ -204,5 +205,66 @@ describe('outbound hot path', () => {
     assert.equal(second?.attributes['http.request.resend_count'], 1);
     assert.equal(second?.status.code, SpanStatusCode.UNSET);
     assert.deepEqual(sent.map((t) => t.split('-')[2]), spans.map((x) => x.spanContext().spanId));
+  });
+
+  it('writes one access-log line per logical request on the handler path: a retried 503 is one line, with route, status, caller and outcome', async () => {
+    let n = 0;
+    const s = await startServer('logged', { kind: 'ok' }, (req, res) => {
+      res.statusCode = ++n === 1 ? 503 : req.url === '/fail' ? 500 : 200;
+      res.end('x');
+    });
+    cleanup.push(() => s.close());
+    const lines: AccessLogEntry[] = [];
+    const mesh = await meshClient({
+      service: 'checkout',
+      config: serviceYaml('products', [{ address: s.address }], 'outlierDetection: false\nretries: { attempts: 2, on: [gateway-error], backoff: { base: 1ms, max: 2ms } }'),
+      accessLog: (e) => lines.push(e),
+      logger: quietLogger(),
+    });
+    cleanup.push(() => mesh.close());
+    assert.match(mesh.inspect().services[0]?.stack ?? '', /^path: handler/);
+    assert.match(mesh.inspect().services[0]?.stack ?? '', /access-log/, 'the described stack still names the access-log module');
+    const ok = await mesh.http('products').request({ path: '/list' });
+    await ok.body.text();
+    const bad = await mesh.http('products').request({ path: '/fail' });
+    await bad.body.text();
+    assert.equal(n, 3, 'the first 503 was retried');
+    assert.equal(lines.length, 2, 'one line per logical request, not per attempt');
+    const [first, second] = lines;
+    assert.equal(first?.direction, 'outbound');
+    assert.equal(first?.service, 'products');
+    assert.equal(first?.route, 'default');
+    assert.equal(first?.method, 'GET');
+    assert.equal(first?.status, 200);
+    assert.equal(first?.caller, 'checkout');
+    assert.equal(first?.outcome, 'success');
+    assert.ok(typeof first?.duration_ms === 'number' && first.duration_ms >= 0);
+    assert.ok(!Number.isNaN(Date.parse(first?.ts ?? '')));
+    assert.equal(second?.status, 500);
+    assert.equal(second?.outcome, 'failure');
+  });
+
+  it('applies adaptive concurrency on the handler path: attempts over the limit fail fast with TRELLIS_OVERLOADED and never reach the upstream; slots are given back', async () => {
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const s = await startServer('held', { kind: 'held', until: held });
+    cleanup.push(() => s.close());
+    const mesh = await meshClient({
+      config: serviceYaml('products', [{ address: s.address }], 'adaptiveConcurrency: { initial: 2, min: 2, max: 2 }'),
+      logger: quietLogger(),
+    });
+    cleanup.push(() => mesh.close());
+    assert.match(mesh.inspect().services[0]?.stack ?? '', /^path: handler/);
+    assert.match(mesh.inspect().services[0]?.stack ?? '', /adaptive-concurrency/, 'the described stack still names the module');
+    const calls = Array.from({ length: 5 }, () => mesh.http('products').request({ path: '/' }).then(async (r) => (await r.body.text(), 'ok'), (e: unknown) => e));
+    while (s.hits < 2) await new Promise((r) => setTimeout(r, 5));
+    await new Promise((r) => setTimeout(r, 30));
+    release();
+    const results = await Promise.all(calls);
+    assert.equal(results.filter((r) => r === 'ok').length, 2);
+    assert.equal(results.filter((r) => isTrellisError(r, 'TRELLIS_OVERLOADED')).length, 3, String(results));
+    assert.equal(s.hits, 2, 'refused attempts never reached the upstream');
+    assert.equal(mesh.inspect().services[0]?.concurrency?.inflight, 0, 'every slot was given back');
+    assert.equal(mesh.inspect().services[0]?.counters.overloaded, 3);
   });
 });

@@ -1,0 +1,31 @@
+/**
+ * The trace headers of a hot-path call (outbound-call.ts), decided once per call: with an
+ * OpenTelemetry SDK recording spans, one CLIENT span per attempt under the active context, whose
+ * own ids the attempt's headers carry (`attemptSpanHeaders`); else propagate only
+ * (`propagatedTrace`): the active context, else the trace headers the caller sent, else a new
+ * root — the same headers on every attempt, written as name/value pairs appended to the request's
+ * header list, never by copying a header object.
+ */
+import type { Context, Span, Tracer } from '@opentelemetry/api';
+import type { LbEndpoint } from '../lb/lb-endpoint.js';
+import { extract } from '../observability/propagation.js';
+import { fromSpanContext } from '../observability/tracer.js';
+import type { MeshTracer } from '../observability/tracer.js';
+import { startAttemptSpan } from './attempt-span.js';
+
+/** The propagate-only trace headers as name/value pairs; `bag` holds the caller's own trace headers. */
+export function propagatedTrace(tracer: MeshTracer, bag: Record<string, string> | undefined): string[] {
+  const parent = tracer.currentParent() ?? (bag === undefined ? undefined : extract(bag));
+  const h = tracer.headersFor(parent ?? tracer.newRoot());
+  const trace: string[] = [];
+  for (const k in h) trace.push(k, h[k] as string);
+  return trace;
+}
+
+/** Starts attempt `n`'s span and appends its trace headers to `headers`. */
+export function attemptSpanHeaders(headers: string[], tracer: MeshTracer, otel: Tracer, parent: Context, call: { service: string; route: string; method: string; path: string }, n: number, picked: LbEndpoint): Span {
+  const span = startAttemptSpan(otel, parent, call, n, picked);
+  const h = tracer.headersFor(fromSpanContext(span.spanContext()));
+  for (const k in h) headers.push(k, h[k] as string);
+  return span;
+}
