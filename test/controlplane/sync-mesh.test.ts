@@ -21,10 +21,13 @@ import type { CaMaterial, CpFixture } from '../helpers/control-plane-fixture.js'
 
 const instanceScript = fileURLToPath(new URL('../helpers/cp-instance-process.ts', import.meta.url));
 
-async function until<T>(f: () => Promise<T | undefined> | T | undefined): Promise<T> {
+/** Polls `f` until it gives a value; bounded, so a condition that never comes fails the test instead of hanging it. */
+async function until<T>(f: () => Promise<T | undefined> | T | undefined, limitMs = 60_000): Promise<T> {
+  const end = Date.now() + limitMs;
   for (;;) {
     const v = await f();
     if (v !== undefined && v !== false) return v;
+    if (Date.now() > end) throw new Error(`condition not met within ${limitMs} ms: ${f.toString().slice(0, 200)}`);
     await new Promise((r) => setTimeout(r, 25));
   }
 }
@@ -88,7 +91,8 @@ describe('sync: meshClient with a control plane', () => {
     const rev = await putResources(store, [serviceDoc('legacy', { mtls: 'off', endpoints: [{ address: b.address }] })]);
     await until(() => mesh.config?.services.get('legacy')?.endpoints?.[0]?.port === b.port);
     assert.equal(await serverOf(mesh, 'legacy'), 'b');
-    const statusKey = (await store.list<InstanceStatus>(KEYS.statuses)).entries.find((e) => e.value.service === 'web')?.key as string;
+    // Statuses are written in batches: wait for this instance's to exist before reading it.
+    const statusKey = await until(async () => (await store.list<InstanceStatus>(KEYS.statuses)).entries.find((e) => e.value.service === 'web')?.key);
     await until(async () => (await store.get<InstanceStatus>(statusKey))?.value.acked === String(rev));
 
     // Stored without validation (as a bug in the control plane would): the instance refuses it.
