@@ -104,15 +104,15 @@ describe('control-plane API: limits', () => {
   });
 
   it('routes added with route() get the same auth rules and error shape', async () => {
-    plane.cp.route('GET', '/v1/stat', async (req) => ({ body: { window: req.query.get('window'), caller: req.caller.kind } }), { auth: 'admin' });
-    const anon = await call(plane, 'GET', '/v1/stat?window=1m');
+    plane.cp.route('GET', '/v1/example', async (req) => ({ body: { window: req.query.get('window'), caller: req.caller.kind } }), { auth: 'admin' });
+    const anon = await call(plane, 'GET', '/v1/example?window=1m');
     assert.equal(anon.status, 401);
     assert.equal(anon.json.error.code, 'TRELLIS_TOKEN_INVALID');
-    const ok = await call(plane, 'GET', '/v1/stat?window=1m', { token: plane.adminToken });
+    const ok = await call(plane, 'GET', '/v1/example?window=1m', { token: plane.adminToken });
     assert.deepEqual(ok.json, { window: '1m', caller: 'admin' });
     plane.cp.route('GET', '/v1/strict', async () => ({ body: {} }), { auth: 'none', query: ['a'] });
     assert.equal((await call(plane, 'GET', '/v1/strict?b=1')).status, 400);
-    assert.throws(() => plane.cp.route('GET', '/v1/stat', async () => ({ body: {} }), { auth: 'none' }), /already registered/);
+    assert.throws(() => plane.cp.route('GET', '/v1/example', async () => ({ body: {} }), { auth: 'none' }), /already registered/);
   });
 
   it('counts requests by route template in /metrics', async () => {
@@ -183,7 +183,8 @@ describe('control-plane: data directory', () => {
   it('a busy listen address fails the start with the reason, and leaves nothing running', async () => {
     const blocker = await startTestPlane({}, dir);
     try {
-      await assert.rejects(startTestPlane({ listen: `127.0.0.1:${blocker.cp.port}` }, dir), { code: 'EADDRINUSE' });
+      // A data directory of its own: the blocker's is locked by its store (a different refusal).
+      await assert.rejects(startTestPlane({ listen: `127.0.0.1:${blocker.cp.port}` }), { code: 'EADDRINUSE' });
     } finally {
       await blocker.close();
     }

@@ -36,7 +36,7 @@ function certificate(subject: string, pub: forge.pki.rsa.PublicKey, issuer: stri
           { name: 'basicConstraints', cA: false, critical: true },
           { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
           { name: 'extKeyUsage', serverAuth: true },
-          { name: 'subjectAltName', altNames: [{ type: 7, ip: '127.0.0.1' }, { type: 2, value: 'localhost' }] },
+          { name: 'subjectAltName', altNames: [{ type: 7, ip: '127.0.0.1' }, { type: 2, value: 'localhost' }, { type: 6, value: 'spiffe://example.org/controlplane' }] },
         ],
   );
   c.sign(signer, forge.md.sha256.create());
