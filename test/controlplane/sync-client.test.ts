@@ -74,7 +74,7 @@ describe('sync: the control-plane client parts', () => {
     assert.equal(pinOfToken(mintToken(m, 'web')), m.pin);
     assert.throws(() => pinOfToken('a.b.c'), { code: 'TRELLIS_TOKEN_INVALID' });
     const noPin = `x.${Buffer.from(JSON.stringify({ sub: 'web' })).toString('base64url')}.y`;
-    assert.throws(() => pinOfToken(noPin), /carries no CA pin/);
+    assert.throws(() => pinOfToken(noPin), /no cah claim/);
   });
 
   it('gives Services with neither endpoints nor dns the registry endpoints, leaving out addresses no caller may dial', () => {
