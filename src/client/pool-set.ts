@@ -38,6 +38,8 @@ export class PoolSet {
   #http2 = false;
   /** The plaintext connector, built once (undici's default, with the connect timeout). */
   #plain: Connect | undefined;
+  /** The plaintext HTTP/2 (h2c) connector, built once. */
+  #plainH2: Connect | undefined;
 
   constructor(params: PoolParams) {
     this.#params = params;
@@ -68,14 +70,16 @@ export class PoolSet {
     let pool = this.#pools.get(endpoint.id);
     if (pool === undefined) {
       const tls = this.#connect !== undefined;
+      const { host, port } = endpoint;
       if (this.#http2) {
-        // HTTP/2 pools keep the endpoint as their origin (h2c needs undici's own connector).
-        pool = http2Pool(`${tls ? 'https' : 'http'}://${endpoint.id}`, this.#connect, this.#params);
+        // Plaintext HTTP/2 is prior-knowledge h2c: undici's own connector with `useH2c` (not in its typings).
+        const base = this.#connect ?? (this.#plainH2 ??= buildConnector({ timeout: this.#params.connectTimeoutMs, useH2c: true } as buildConnector.BuildOptions));
+        const connect: Connect = (opts, callback) => base({ ...opts, hostname: host, port: String(port) }, callback);
+        pool = http2Pool(`${tls ? 'https' : 'http'}://${this.#params.authority}`, connect, this.#params);
         this.#pools.set(endpoint.id, pool);
         return pool;
       }
       const base = this.#connect ?? (this.#plain ??= buildConnector({ timeout: this.#params.connectTimeoutMs }));
-      const { host, port } = endpoint;
       const connect: Connect = (opts, callback) => base({ ...opts, hostname: host, port: String(port) }, callback);
       pool = new Pool(`${tls ? 'https' : 'http'}://${this.#params.authority}`, {
         connect,
