@@ -76,6 +76,8 @@ export interface MeshCloseOptions {
 }
 
 const DEFAULT_DRAIN_TIMEOUT_MS = 10_000;
+/** How long after the drain deadline (and closeAllConnections) close() stops waiting for servers. */
+const GIVE_UP_AFTER_CUT_MS = 1_000;
 
 export interface MeshParts {
   service: string | undefined;
@@ -379,7 +381,18 @@ export class Mesh extends EventEmitter<MeshEvents> {
       for (const s of servers) s.server.closeAllConnections();
     }, drainMs);
     cut.unref();
-    await Promise.all([...servers.map((s) => s.close()), this.#connections.close(drainMs)]);
+    // Bounded, and by a timer that holds the process: a connection whose end node:http never
+    // counts (an HTTP/2 session handed over from the http.Server, seen once under load) must not
+    // leave close() pending forever with nothing left in the event loop.
+    let giveUp: NodeJS.Timeout | undefined;
+    const bound = new Promise<void>((resolve) => {
+      giveUp = setTimeout(() => {
+        this.#parts.onWarn(`close: a server was still closing ${drainMs + GIVE_UP_AFTER_CUT_MS} ms after close(); going on without it`);
+        resolve();
+      }, drainMs + GIVE_UP_AFTER_CUT_MS);
+    });
+    await Promise.race([Promise.all([...servers.map((s) => s.close()), this.#connections.close(drainMs)]), bound]);
+    clearTimeout(giveUp);
     clearTimeout(cut);
     this.grpc.close();
     await this.#parts.destinations.close(Math.max(0, deadline - clock.now()));
