@@ -42,6 +42,17 @@ export interface TimeoutDeps<Res> {
   whenDone?: (res: Res, done: () => void) => void;
   /** Releases a result that arrived after the deadline or the caller's abort. */
   discard?: Discard<Res>;
+  /**
+   * Keeps deadlines in a shared queue (one timer for many calls, as the gRPC stack's
+   * src/grpc/deadline-queue.ts) instead of a timer per call.
+   */
+  deadlines?: DeadlineScheduler;
+}
+
+/** A queue of deadlines at monotonic times: `add` arms one, `cancel` removes it before it fires. */
+export interface DeadlineScheduler {
+  add(at: number, fire: () => void): object;
+  cancel(entry: object): void;
 }
 
 /**
@@ -54,7 +65,7 @@ export interface TimeoutDeps<Res> {
 export function timeoutFilter<Req, Res>(params: TimeoutParams, deps: TimeoutDeps<Res>): Filter<Req, Res> {
   const { timeoutMs } = params;
   if (!(Number.isFinite(timeoutMs) && timeoutMs >= 0)) throw new RangeError(`timeoutMs must be a finite number >= 0, got ${timeoutMs}`);
-  const { clock, whenDone, discard } = deps;
+  const { clock, whenDone, discard, deadlines } = deps;
 
   return (req, ctx, next) => {
     const callerSignal = ctx.signal;
@@ -83,9 +94,12 @@ export function timeoutFilter<Req, Res>(params: TimeoutParams, deps: TimeoutDeps
     return new Promise<Res>((resolve, reject) => {
       let settled = false;
       let timer: ReturnType<typeof setTimeout> | undefined;
+      let entry: object | undefined;
       const release = (): void => {
         if (timer !== undefined) clearTimeout(timer);
         timer = undefined;
+        if (entry !== undefined) deadlines?.cancel(entry);
+        entry = undefined;
         callerSignal?.removeEventListener('abort', onCallerAbort);
       };
       // Settle first, then abort, so the caller sees our typed error whatever next() does.
@@ -98,7 +112,10 @@ export function timeoutFilter<Req, Res>(params: TimeoutParams, deps: TimeoutDeps
         controller.abort(err);
       };
       const onCallerAbort = (): void => fail(aborted(ctx, callerSignal?.reason));
-      if (deadline !== undefined) timer = setTimeout(() => fail(timedOut()), timerDelay(deadline - now));
+      if (deadline !== undefined) {
+        if (deadlines !== undefined) entry = deadlines.add(deadline, () => fail(timedOut()));
+        else timer = setTimeout(() => fail(timedOut()), timerDelay(deadline - now));
+      }
       callerSignal?.addEventListener('abort', onCallerAbort);
 
       let pending: Promise<Res>;
