@@ -172,7 +172,8 @@ export class EtcdStore implements Store {
     this.checkOpen();
     const key = this.k(prefix);
     const w = new EtcdWatch({
-      client: this.client,
+      members: this.members.map((m) => m.client),
+      first: Math.floor(Math.random() * this.members.length),
       key,
       rangeEnd: prefixEnd(key),
       afterRevision,

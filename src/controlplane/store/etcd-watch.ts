@@ -8,6 +8,13 @@
  * answers that `last + 1` is compacted, or cancels the watch, the watcher gets onReset and the
  * watch ends: the caller re-lists and watches from the list's revision.
  *
+ * A member can also hang: alive, its sockets open, answering nothing (a stopped process, a stuck
+ * disk). HTTP/2 keepalive catches that only after its ping timeout, and the etcd3 client may
+ * pick the same member again. So the watch checks liveness itself: every `livenessMs` it sends
+ * a progress request, and a stream that has answered nothing for two such periods is dropped.
+ * Each reconnect goes to the next member in turn (not a random one), so a hung member is left
+ * for the next one on the first try.
+ *
  * The etcd3 package's own Watcher is not used: it advances its resume revision to the revision in
  * the "created" answer, before older events have arrived, and reports compaction as a bare error.
  */
@@ -15,7 +22,11 @@ import type { Etcd3, IDuplexStream, IEvent, IWatchRequest, IWatchResponse } from
 import type { StoreEvent, StoreWatch, StoreWatchHandlers } from './store.js';
 
 export interface EtcdWatchParams {
-  readonly client: Etcd3;
+  /** One client per member; the watch starts on `first` and moves to the next one on each break. */
+  readonly members: readonly Etcd3[];
+  readonly first?: number | undefined;
+  /** Liveness probe period (ms, default 5000): silent for two periods means the member hangs. */
+  readonly livenessMs?: number | undefined;
   /** The etcd key range watched (the store prefix under the client prefix). */
   readonly key: Buffer;
   readonly rangeEnd: Buffer;
@@ -35,17 +46,25 @@ export class EtcdWatch implements StoreWatch {
   private closed = false;
   private failures = 0;
   private timer: NodeJS.Timeout | undefined;
+  private liveness: NodeJS.Timeout | undefined;
+  /** Whether the stream answered anything since the last liveness tick, and ticks without. */
+  private heard = false;
+  private silentTicks = 0;
+  private member: number;
   private readonly p: EtcdWatchParams;
 
   constructor(params: EtcdWatchParams) {
+    if (params.members.length === 0) throw new TypeError('EtcdWatch: no etcd members to watch through');
     this.p = params;
     this.last = params.afterRevision;
+    this.member = (params.first ?? 0) % params.members.length;
     void this.connect();
   }
 
   close(): void {
     this.closed = true;
     clearTimeout(this.timer);
+    clearInterval(this.liveness);
     const s = this.stream;
     this.stream = undefined;
     s?.cancel();
@@ -55,7 +74,7 @@ export class EtcdWatch implements StoreWatch {
     if (this.closed) return;
     let stream: Stream;
     try {
-      stream = await this.p.client.watchClient.watch();
+      stream = await (this.p.members[this.member] as Etcd3).watchClient.watch();
     } catch {
       this.retry();
       return;
@@ -70,10 +89,28 @@ export class EtcdWatch implements StoreWatch {
     stream.on('error', () => this.onBroken(stream));
     stream.on('end', () => this.onBroken(stream));
     stream.write({ create_request: { key: this.p.key, range_end: this.p.rangeEnd, start_revision: this.last + 1, progress_notify: true } });
+    this.heard = false;
+    this.silentTicks = 0;
+    clearInterval(this.liveness);
+    this.liveness = setInterval(() => this.tick(stream), this.p.livenessMs ?? 5000);
+    this.liveness.unref();
+  }
+
+  /** One liveness period: probe a stream that answered, drop one silent for two periods. */
+  private tick(stream: Stream): void {
+    if (stream !== this.stream || this.closed) return;
+    if (this.heard) {
+      this.heard = false;
+      this.silentTicks = 0;
+    } else if (++this.silentTicks >= 2) {
+      return this.onBroken(stream);
+    }
+    stream.write({ progress_request: {} });
   }
 
   private onResponse(stream: Stream, res: IWatchResponse): void {
     if (stream !== this.stream || this.closed) return;
+    this.heard = true;
     const compacted = Number(res.compact_revision);
     if (compacted > 0) return this.reset(`etcd compacted its history up to revision ${compacted}; cannot watch from revision ${this.last}`);
     if (res.canceled) return this.reset(`etcd cancelled the watch: ${res.cancel_reason !== '' ? res.cancel_reason : 'no reason given'}`);
@@ -82,8 +119,11 @@ export class EtcdWatch implements StoreWatch {
       return;
     }
     if (res.events.length === 0) {
-      // A progress notification: every event up to header.revision has been sent.
-      this.last = Math.max(this.last, Number(res.header.revision));
+      // The answer to our progress request (watch id -1) only proves the member alive: etcd
+      // before 3.4.25/3.5.8 sends it even while this watcher still catches up. A notification
+      // for this watch (progress_notify) is sent once it has caught up: every event up to
+      // header.revision has been sent.
+      if (String(res.watch_id) !== '-1') this.last = Math.max(this.last, Number(res.header.revision));
       return;
     }
     let group: StoreEvent[] = [];
@@ -108,12 +148,14 @@ export class EtcdWatch implements StoreWatch {
   private onBroken(stream: Stream): void {
     if (stream !== this.stream || this.closed) return;
     this.stream = undefined;
+    clearInterval(this.liveness);
     stream.cancel();
     this.retry();
   }
 
   private retry(): void {
     if (this.closed) return;
+    this.member = (this.member + 1) % this.p.members.length;
     const { initial, max } = this.p.backoffMs ?? { initial: 100, max: 5000 };
     const base = Math.min(max, initial * 1.6 ** this.failures);
     const jitter = 0.8 + 0.4 * (this.p.random ?? Math.random)();
