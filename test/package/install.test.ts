@@ -112,7 +112,9 @@ describe('installing the package from its tarball', { timeout: 420_000 }, () => 
     const tsc = path.join(root, 'node_modules', 'typescript', 'bin', 'tsc');
     const ok = await run(process.execPath, [tsc, '-p', 'tsconfig.json'], app);
     assert.equal(ok.code, 0, ok.out + ok.err);
-    const bad = await run(process.execPath, [tsc, '--noEmit', '--strict', '--module', 'NodeNext', '--moduleResolution', 'NodeNext', '--target', 'ES2022', '--types', 'node', '--typeRoots', path.join(root, 'node_modules', '@types'), 'wrong.mts'], app);
+    // Only the deliberate error is looked for here: skipping the libraries' declarations (checked
+    // by the run above) halves the time of this second program.
+    const bad = await run(process.execPath, [tsc, '--noEmit', '--skipLibCheck', '--strict', '--module', 'NodeNext', '--moduleResolution', 'NodeNext', '--target', 'ES2022', '--types', 'node', '--typeRoots', path.join(root, 'node_modules', '@types'), 'wrong.mts'], app);
     assert.notEqual(bad.code, 0);
     assert.match(bad.out, /wrong\.mts.*TS2322/);
   });
