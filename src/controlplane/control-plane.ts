@@ -33,6 +33,7 @@ import { issueServingCertificate, type ServingCertificate } from './serving-cert
 import { openStore } from './store/open-store.js';
 import type { Store } from './store/store.js';
 import { createSync, type Sync } from './sync/index.js';
+import { startTokenSweeper } from './token-sweeper.js';
 import { createFleet, type Fleet } from './fleet/index.js';
 import { startDashboard, type Dashboard } from './dashboard/index.js';
 import { adminTokenMatches } from './admin-token.js';
@@ -232,6 +233,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     );
   }, RENEW_CHECK_MS);
   renew.unref();
+  const tokenSweeper = startTokenSweeper(store, clock, onWarn);
 
   let closing: Promise<void> | undefined;
   return {
@@ -251,6 +253,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     close() {
       closing ??= (async () => {
         clearInterval(renew);
+        await tokenSweeper.close();
         await dashboard?.close();
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         await sync.close();

@@ -8,13 +8,15 @@
  */
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { caPin, fetchTrustBundle, pinOfToken } from '../../src/controlplane-client/pin.js';
 import { ManualClock } from '../../src/core/clock.js';
+import { KEYS } from '../../src/controlplane/store/store.js';
 import { certificateFacts } from '../../src/tls/x509-inspect.js';
 import { createToken, generateTokenKey, verifyToken } from '../../src/tls/tokens.js';
 import { bootstrapToken, call, callHttp2, instanceIdentity, keyAndCsr, MESH_YAML, startTestPlane, type TestPlane } from './api-fixtures.js';
@@ -199,6 +201,39 @@ describe('trust on first contact (pin.ts)', () => {
     } finally {
       impostor.closeAllConnections();
       await new Promise<void>((r) => impostor.close(() => r()));
+    }
+  });
+});
+
+describe('control-plane API: expired token records are swept', () => {
+  it('a replica starting drops the records of expired tokens and keeps the live ones; an expired token is refused either way', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'trellis-cp-sweep-'));
+    try {
+      let plane = await startTestPlane({}, dir);
+      const short = await bootstrapToken(plane, 'checkout', '1s');
+      const long = await bootstrapToken(plane, 'checkout', '1h');
+      const jtiOf = (t: string): string => (JSON.parse(Buffer.from(t.split('.')[1] ?? '', 'base64url').toString()) as { jti: string }).jti;
+      const keys = async (): Promise<string[]> => (await plane.cp.store.list(KEYS.tokens)).entries.map((e) => e.key).sort();
+      assert.deepEqual(await keys(), [KEYS.token(jtiOf(short)), KEYS.token(jtiOf(long))].sort());
+      // Past the short token's exp (epoch ms in the record, second resolution in the token).
+      const exp = ((await plane.cp.store.get<{ exp: number }>(KEYS.token(jtiOf(short))))?.value.exp ?? 0) + 1;
+      while (Date.now() <= exp) await new Promise((r) => setTimeout(r, Math.max(10, exp - Date.now())));
+      await plane.close();
+      plane = await startTestPlane({}, dir);
+      try {
+        // The sweep runs at start; wait for it by what the store holds.
+        for (let i = 0; i < 200 && (await keys()).length !== 1; i++) await new Promise((r) => setTimeout(r, 25));
+        assert.deepEqual(await keys(), [KEYS.token(jtiOf(long))]);
+        const { csrPem } = await keyAndCsr();
+        const refused = await call(plane, 'POST', '/v1/certificates', { token: short, contentType: 'application/json', body: JSON.stringify({ service: 'checkout', csrPem }) });
+        assert.equal(refused.status, 401, refused.text);
+        const ok = await call(plane, 'POST', '/v1/certificates', { token: long, contentType: 'application/json', body: JSON.stringify({ service: 'checkout', csrPem }) });
+        assert.equal(ok.status, 200, ok.text);
+      } finally {
+        await plane.close();
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
     }
   });
 });
