@@ -16,6 +16,9 @@ import type { ApiIssue } from '../controlplane/api-error.js';
 import { UsageError, type CliIo, type OptionValues } from './command.js';
 import { optionalString } from './args.js';
 
+/** The largest answer a command reads (a `get instances` of a large fleet stays far below it). */
+const MAX_ANSWER_BYTES = 64 << 20;
+
 /** The options every control-plane command takes, for its `options` and `help`. */
 export const CONTROL_PLANE_OPTIONS = {
   'control-plane': { type: 'string' },
@@ -134,7 +137,12 @@ export async function connectControlPlane(values: OptionValues, io: CliIo): Prom
           }
           const req = request(new URL(path, base), { method, agent, headers, timeout: 30_000 }, (res) => {
             const parts: Buffer[] = [];
-            res.on('data', (c: Buffer) => parts.push(c));
+            let size = 0;
+            res.on('data', (c: Buffer) => {
+              size += c.length;
+              if (size > MAX_ANSWER_BYTES) req.destroy(new Error(`the answer from ${base.origin} is larger than ${MAX_ANSWER_BYTES >> 20} MiB`));
+              else parts.push(c);
+            });
             res.on('error', reject);
             res.on('end', () => {
               const text = Buffer.concat(parts).toString('utf8');

@@ -114,7 +114,10 @@ describe('trellis stat', () => {
   it('refuses a bad command line with exit 2 and says what is missing', async () => {
     const none = await trellis(['stat'], {});
     assert.equal(none.code, 2);
-    assert.match(none.stderr, /no control plane: pass --control-plane URL or set TRELLIS_CONTROL_PLANE/);
+    assert.match(none.stderr, /no admin token: give --admin-token @FILE/);
+    const noUrl = await trellis(['stat'], { TRELLIS_ADMIN_TOKEN: env['TRELLIS_ADMIN_TOKEN'] ?? '' });
+    assert.equal(noUrl.code, 2);
+    assert.match(noUrl.stderr, /no control plane: give --control-plane URL or set TRELLIS_CONTROL_PLANE/);
     const window = await trellis(['stat', '--window', '5m'], env);
     assert.equal(window.code, 2);
     assert.match(window.stderr, /--window "5m" is not one of 10s, 1m, 10m/);

@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { isServiceName } from '../../tls/spiffe.js';
 import type { StatBody } from '../../controlplane/fleet/stat-body.js';
 import { WINDOWS } from '../../controlplane/fleet/stat-body.js';
-import { ADMIN_HELP, ADMIN_OPTIONS, adminClient } from '../admin-client.js';
+import { connectControlPlane, CONTROL_PLANE_HELP, CONTROL_PLANE_OPTIONS, type ControlPlaneConnection } from '../control-plane-client.js';
 import { durationOption, optionalString } from '../args.js';
 import { UsageError, type Command } from '../command.js';
 import { formatStat } from '../stat-format.js';
@@ -25,14 +25,14 @@ export const stat: Command = {
     '-o, --output table|json table (default) or the /v1/stat body as JSON',
     '--watch                 redraw until Ctrl-C',
     '--interval DURATION     time between redraws with --watch (default 2s)',
-    ...ADMIN_HELP,
+    ...CONTROL_PLANE_HELP,
   ],
   options: {
     window: { type: 'string' },
     output: { type: 'string', short: 'o' },
     watch: { type: 'boolean' },
     interval: { type: 'string' },
-    ...ADMIN_OPTIONS,
+    ...CONTROL_PLANE_OPTIONS,
   },
   async run(values, io, positionals) {
     const service = positionals[0];
@@ -42,14 +42,28 @@ export const stat: Command = {
     const output = optionalString(values, 'output') ?? 'table';
     if (output !== 'table' && output !== 'json') throw new UsageError(`-o "${output.slice(0, 64)}" is not table or json`);
     const intervalMs = durationOption(values, 'interval', 2_000);
-    const client = await adminClient(values, io);
     const q = new URLSearchParams({ window, ...(service !== undefined ? { service } : {}) });
+    // With --watch the connection is made again after a failure (the control plane restarted).
+    let conn: ControlPlaneConnection | undefined;
     const frame = async (): Promise<string> => {
-      const body = (await client.get(`/v1/stat?${q.toString()}`)) as StatBody;
-      return output === 'json' ? `${JSON.stringify(body, null, 2)}\n` : formatStat(body);
+      conn ??= await connectControlPlane(values, io);
+      try {
+        const body = (await conn.call('GET', `/v1/stat?${q.toString()}`)).body as StatBody;
+        return output === 'json' ? `${JSON.stringify(body, null, 2)}\n` : formatStat(body);
+      } catch (err) {
+        if (values.watch === true) {
+          conn.close();
+          conn = undefined;
+        }
+        throw err;
+      }
     };
     if (values.watch !== true) {
-      io.stdout(await frame());
+      try {
+        io.stdout(await frame());
+      } finally {
+        conn?.close();
+      }
       return 0;
     }
     // Until Ctrl-C (or SIGTERM): a failed fetch shows its error and the next frame tries again.
@@ -71,6 +85,7 @@ export const stat: Command = {
     } finally {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
+      conn?.close();
     }
     return 0;
   },
