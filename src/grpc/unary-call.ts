@@ -45,7 +45,7 @@ import type { CallContext } from '../core/context.js';
 import { grpcResultOutcome } from './classify.js';
 import type { GrpcResult, InterceptingCallInterface } from './grpc-call.js';
 import { hasAny, setOwn, takeOwn } from './metadata-entries.js';
-import { codeForError, grpcCodeLabel, PICK_HINT_KEY, ROUTE_KEY, statusForError, Status } from './status.js';
+import { codeForError, DEADLINE_KEY, grpcCodeLabel, PICK_HINT_KEY, ROUTE_KEY, statusForError, Status } from './status.js';
 import { grpcAttemptAttributes, grpcResultAttributes, metadataHeaders, metadataTraceCarrier } from './tracing.js';
 import type { GrpcRoutePolicy, GrpcUnaryCore } from './unary-core.js';
 
@@ -502,13 +502,20 @@ export class UnaryCall implements InterceptingCallInterface, Deadline {
     this.#open(a, md);
   }
 
-  /** Opens the attempt's call below the interceptor and sends the request. */
+  /**
+   * Opens the attempt's call below the interceptor and sends the request. The deadline travels to
+   * the Trellis picker, which sends it as `grpc-timeout`; grpc-js is given none, so it arms no
+   * timer of its own: the call's deadline entry (route or `anyDeadlines` queue) ends the attempt.
+   */
   #open(a: UnaryAttempt, md: Metadata): void {
     const d = this.#deadline;
     const o = this.#options;
     try {
-      const clock = (this.#core as GrpcUnaryCore).clock;
-      const call = this.#nextCall(d === undefined ? o : { ...o, deadline: clock.wall() + (d - clock.now()) });
+      if (d !== undefined) {
+        const clock = (this.#core as GrpcUnaryCore).clock;
+        setOwn(md, DEADLINE_KEY, String(Math.floor(clock.wall() + (d - clock.now()))));
+      }
+      const call = this.#nextCall(o.deadline === undefined ? o : { ...o, deadline: undefined });
       a.call = call;
       call.start(md, a);
       if (a.done) return;
