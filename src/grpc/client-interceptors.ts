@@ -20,8 +20,9 @@
  *
  * Which destination: `clientOptions('products')` binds it. Without a service the interceptor
  * reads the channel's target from a call it opens below (`getPeer()` of a call not yet started
- * is the channel target, in grpc-js 1.14) and cancels that probe; a channel whose target is
- * not a `trellis:` target passes through untouched.
+ * is the channel target, in grpc-js 1.14): a unary call's first attempt then uses that call, a
+ * stream cancels it; a channel whose target is not a `trellis:` target goes on through it
+ * untouched.
  */
 import { InterceptingCall, Metadata, status as Status } from '@grpc/grpc-js';
 import type { Deadline, Interceptor, InterceptorOptions, NextCall, StatusObject } from '@grpc/grpc-js';
@@ -205,14 +206,6 @@ class MeshCall implements InterceptingCallInterface {
   }
 }
 
-/** Cancels a call that was opened only to read the channel's target. */
-function probeTarget(options: InterceptorOptions, nextCall: NextCall): string {
-  const probe = nextCall(options);
-  const target = probe.getPeer();
-  probe.cancelWithStatus(Status.CANCELLED, 'trellis: target probe');
-  return target;
-}
-
 /**
  * The client interceptor of a mesh. With `service`, every call goes to that destination;
  * without, the destination comes from the channel's `trellis:` target (looked up with
@@ -225,11 +218,17 @@ function probeTarget(options: InterceptorOptions, nextCall: NextCall): string {
 export function meshClientInterceptor(side: GrpcClientSide, service: string | undefined, ownId: string, lookup: ClientSideLookup): Interceptor {
   if (service !== undefined) return (options, nextCall) => new InterceptingCall(meshCall(side, service, options, nextCall));
   return (options, nextCall) => {
-    const target = parseTrellisTarget(probeTarget(options, nextCall));
-    if (target === undefined) return new InterceptingCall(nextCall(options));
+    // A call not yet started answers getPeer() with the channel's target (grpc-js 1.14).
+    const probe = nextCall(options);
+    const target = parseTrellisTarget(probe.getPeer());
+    if (target === undefined) return new InterceptingCall(probe);
     const owner = target.mesh === ownId || target.mesh === '' ? side : lookup(target.mesh);
-    if (owner === undefined) return new InterceptingCall(nextCall(options));
-    return new InterceptingCall(meshCall(owner, target.service, options, nextCall));
+    if (owner === undefined) return new InterceptingCall(probe);
+    const m = options.method_definition;
+    // A unary call's first attempt takes the probe as its call.
+    if (!m.requestStream && !m.responseStream) return new InterceptingCall(new UnaryCall(owner, target.service, options, nextCall, probe));
+    probe.cancelWithStatus(Status.CANCELLED, 'trellis: target probe');
+    return new InterceptingCall(new MeshCall(owner, target.service, options, nextCall));
   };
 }
 

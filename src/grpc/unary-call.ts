@@ -248,11 +248,15 @@ export class UnaryCall implements InterceptingCallInterface, Deadline {
   /** Inside the application's `halfClose`: an answer the mesh makes at once waits for a microtask (never a callback before the call returns). */
   #sync = false;
 
-  constructor(source: UnaryCoreSource, service: string, options: InterceptorOptions, nextCall: NextCall) {
+  /** A call below, already opened with the call's options (the interceptor's target probe): attempt 1's, when it can be. */
+  #spare: InterceptingCallInterface | undefined;
+
+  constructor(source: UnaryCoreSource, service: string, options: InterceptorOptions, nextCall: NextCall, spare?: InterceptingCallInterface) {
     this.#source = source;
     this.#service = service;
     this.#options = options;
     this.#nextCall = nextCall;
+    this.#spare = spare;
   }
 
   // The application's side (grpc-js InterceptingCallInterface).
@@ -290,6 +294,7 @@ export class UnaryCall implements InterceptingCallInterface, Deadline {
     this.#cancelled = { code, details };
     if (!this.#running) {
       this.#finished = true;
+      this.#dropSpare();
       this.#listener?.onReceiveStatus?.({ code, details, metadata: new Metadata() });
       return;
     }
@@ -515,7 +520,14 @@ export class UnaryCall implements InterceptingCallInterface, Deadline {
         const clock = (this.#core as GrpcUnaryCore).clock;
         setOwn(md, DEADLINE_KEY, String(Math.floor(clock.wall() + (d - clock.now()))));
       }
-      const call = this.#nextCall(o.deadline === undefined ? o : { ...o, deadline: undefined });
+      let call = this.#spare;
+      this.#spare = undefined;
+      if (call !== undefined && o.deadline !== undefined) {
+        // Opened with the application's deadline, for which grpc-js arms a timer: not this one.
+        call.cancelWithStatus(Status.CANCELLED, 'trellis: target probe');
+        call = undefined;
+      }
+      call ??= this.#nextCall(o.deadline === undefined ? o : { ...o, deadline: undefined });
       a.call = call;
       call.start(md, a);
       if (a.done) return;
@@ -662,8 +674,16 @@ export class UnaryCall implements InterceptingCallInterface, Deadline {
     else this.#listener?.onReceiveStatus?.(status);
   }
 
+  #dropSpare(): void {
+    const spare = this.#spare;
+    if (spare === undefined) return;
+    this.#spare = undefined;
+    spare.cancelWithStatus(Status.CANCELLED, 'trellis: target probe');
+  }
+
   #finish(): void {
     this.#finished = true;
+    this.#dropSpare();
     this.deadlineQueue?.cancel(this);
     if (this.#sleep !== undefined) clearTimeout(this.#sleep);
     this.#sleep = undefined;
