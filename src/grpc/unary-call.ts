@@ -379,9 +379,13 @@ export class UnaryCall implements InterceptingCallInterface, Deadline {
   /** Tracing, decided once per call: spans per attempt with an SDK, else the same propagated context on every attempt. */
   #traceFrom(tracer: MeshTracer, md: Metadata): void {
     const otel = tracer.spanTracer();
-    const carrier = otel === undefined ? metadataTraceCarrier(md) : undefined;
-    // The application's own trace entries give way to the mesh's (rarely there: checked first).
-    if (hasAny(md, TRACE_HEADERS)) for (const k of TRACE_HEADERS) md.remove(k);
+    // The application's own trace entries (rarely there: checked first) give way to the mesh's;
+    // without an SDK they are the parent when nothing else is.
+    let carrier: ReturnType<typeof metadataTraceCarrier> | undefined;
+    if (hasAny(md, TRACE_HEADERS)) {
+      if (otel === undefined) carrier = metadataTraceCarrier(md);
+      for (const k of TRACE_HEADERS) md.remove(k);
+    }
     if (otel !== undefined) {
       this.#otel = otel;
       this.#otelParent = tracer.parentOtelContext();

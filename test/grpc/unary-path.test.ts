@@ -130,6 +130,21 @@ describe('gRPC unary path', () => {
     await provider.shutdown();
   });
 
+  it("without an SDK, a traceparent the application put in the metadata is the parent the server sees", async () => {
+    const srv = await startEcho('tp');
+    servers.push(srv);
+    const mesh = await grpcMesh(serviceYaml('echo', [srv.address]));
+    meshes.push(mesh);
+    const client = new EchoClient(mesh.grpc.target('echo'), mesh.grpc.credentials(), mesh.grpc.clientOptions('echo'));
+    clients.push(client);
+    const md = new grpc.Metadata();
+    md.set('traceparent', '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01');
+    const r = await unary(client, { text: 't' }, { metadata: md });
+    assert.match(r.traceparent, /^00-0af7651916cd43dd8448eb211c80319c-[0-9a-f]{16}-01$/);
+    const fresh = await unary(client, { text: 'no parent' });
+    assert.doesNotMatch(fresh.traceparent, /0af7651916cd43dd8448eb211c80319c/);
+  });
+
   it('describe() prints the unary and streaming stacks, with roles and reasons', async () => {
     const mesh = await grpcMesh(serviceYaml('echo', ['127.0.0.1:1'], '  circuitBreaker: { errorThresholdPercent: 50 }\n  rateLimit: { requestsPerSecond: 100 }\n'));
     meshes.push(mesh);
