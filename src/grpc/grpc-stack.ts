@@ -10,7 +10,9 @@
  *
  * Two stacks per destination and config version: `unary` (unary calls: retried, bounded by the
  * route's timeout) and `stream` (streaming calls, bounded only by the call's own and the
- * propagated deadline, as a long-lived stream must not be cut by a request timeout). A stream is
+ * propagated deadline, as a long-lived stream must not be cut by a request timeout). Unary calls
+ * run this order compiled (unary-core.ts, one object per call in unary-call.ts, no promise per
+ * layer); their Stack here is its description. Streams run the Stack built below. A stream is
  * retried only transparently, as gRPC does: when an attempt never left the process (the picker
  * had no connection to the endpoint the balancer chose), it is played again on another endpoint
  * before its first message reaches a server; once a server answered, never. Route `rewrite` and `mirror` do not apply to gRPC.
