@@ -143,7 +143,8 @@ export interface CoreConcurrency {
   refuse(): Error;
 }
 
-function coreConcurrency(spec: ServiceSpec, state: ServiceState): CoreConcurrency | undefined {
+/** The destination's adaptive concurrency limit for a hot path (HTTP's, gRPC's unary one), or undefined. */
+export function coreConcurrency(spec: ServiceSpec, state: ServiceState): CoreConcurrency | undefined {
   const ac = spec.adaptiveConcurrency;
   const queue = state.concurrency(spec);
   if (ac === undefined || queue === undefined) return undefined;

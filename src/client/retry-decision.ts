@@ -39,8 +39,11 @@ export function neverRetried(err: Error, perTry: boolean): string | undefined {
 }
 
 /** The call's state the decision reads. */
+/** What the decision reads of a route's policy (HTTP's RoutePolicy, gRPC's GrpcRoutePolicy). */
+export type RetryPolicyView = Pick<RoutePolicy, 'retryOn' | 'attempts' | 'backoff' | 'onBudgetExhausted'>;
+
 export interface RetryInput {
-  readonly route: RoutePolicy;
+  readonly route: RetryPolicyView;
   readonly budget: RetryBudget;
   readonly clock: Clock;
   /** Attempts made so far (the failed one included). */

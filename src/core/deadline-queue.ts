@@ -1,9 +1,11 @@
 /**
- * Deadlines of one fixed duration (a route's overall timeout, its per-try timeout) behind a single
- * timer. Every entry is added `duration` ms after the previous one or later, so the list is in
- * deadline order by construction: add is a push at the tail, cancel an O(1) unlink, and the timer
- * only ever waits for the head. Replaces a setTimeout/clearTimeout pair per call (a timer object
- * and two heap operations in Node's timer lists) with a few field writes.
+ * Deadlines behind a single timer. Mostly of one fixed duration (a route's overall timeout, its
+ * per-try timeout): every such entry is added `duration` ms after the previous one or later, so
+ * the list is in deadline order by construction: `add` is a push at the tail, cancel an O(1)
+ * unlink, and the timer only ever waits for the head. Replaces a setTimeout/clearTimeout pair per
+ * call (a timer object and two heap operations in Node's timer lists) with a few field writes.
+ * `addAt` takes a deadline of any time (a gRPC call's own or propagated deadline): it walks back
+ * from the tail to its place, which for deadlines of similar length is a step or two.
  *
  * Invariants: a cancelled entry is unlinked at once, so the queue never keeps a finished request
  * reachable until its deadline; an entry fires at most once, never before its deadline by more
@@ -25,6 +27,9 @@ export interface Deadline {
   onDeadline(): void;
 }
 
+/** Set only while `DeadlineQueue.anyDeadlines` constructs its queue. */
+let anyAllowed = false;
+
 export class DeadlineQueue {
   readonly durationMs: number;
   readonly #clock: Clock;
@@ -34,19 +39,36 @@ export class DeadlineQueue {
   /** When the armed timer fires. */
   #timerAt = 0;
 
+  /** `durationMs` is what `add` waits; Infinity only for `anyDeadlines` (then use `addAt`). */
   constructor(durationMs: number, clock: Clock) {
-    if (!(Number.isFinite(durationMs) && durationMs > 0)) throw new RangeError(`deadline duration must be > 0 ms, got ${durationMs}`);
+    if (!((Number.isFinite(durationMs) || (durationMs === Infinity && anyAllowed)) && durationMs > 0)) throw new RangeError(`deadline duration must be > 0 ms, got ${durationMs}`);
     this.durationMs = durationMs;
     this.#clock = clock;
+  }
+
+  /** A queue for deadlines of any time (no fixed duration): entries go in with `addAt` or `scheduler()`. */
+  static anyDeadlines(clock: Clock): DeadlineQueue {
+    anyAllowed = true;
+    try {
+      return new DeadlineQueue(Infinity, clock);
+    } finally {
+      anyAllowed = false;
+    }
   }
 
   /** Starts `entry`'s deadline, `durationMs` from `now`. */
   add(entry: Deadline, now: number): void {
     if (entry.deadlineQueue !== undefined) entry.deadlineQueue.cancel(entry);
-    entry.deadlineAt = now + this.durationMs;
+    const at = now + this.durationMs;
+    const tail = this.#tail;
+    // A later deadline at the tail (an `addAt` entry): take the ordered insert.
+    if (tail !== undefined && tail.deadlineAt > at) {
+      this.addAt(entry, at, now);
+      return;
+    }
+    entry.deadlineAt = at;
     entry.deadlineQueue = this;
     entry.deadlineNext = undefined;
-    const tail = this.#tail;
     entry.deadlinePrev = tail;
     if (tail === undefined) {
       this.#head = entry;
@@ -57,6 +79,50 @@ export class DeadlineQueue {
       tail.deadlineNext = entry;
       this.#tail = entry;
     }
+  }
+
+  /**
+   * Starts `entry`'s deadline at `at` (the clock's time), whatever the deadlines already waiting:
+   * the entry is linked in deadline order, walking back from the tail.
+   */
+  addAt(entry: Deadline, at: number, now: number): void {
+    if (entry.deadlineQueue !== undefined) entry.deadlineQueue.cancel(entry);
+    entry.deadlineAt = at;
+    entry.deadlineQueue = this;
+    let after = this.#tail;
+    while (after !== undefined && after.deadlineAt > at) after = after.deadlinePrev;
+    if (after === undefined) {
+      const head = this.#head;
+      entry.deadlinePrev = undefined;
+      entry.deadlineNext = head;
+      if (head === undefined) this.#tail = entry;
+      else head.deadlinePrev = entry;
+      this.#head = entry;
+      this.#timer?.ref();
+      this.#arm(at, now);
+      return;
+    }
+    const next = after.deadlineNext;
+    entry.deadlinePrev = after;
+    entry.deadlineNext = next;
+    after.deadlineNext = entry;
+    if (next === undefined) this.#tail = entry;
+    else next.deadlinePrev = entry;
+  }
+
+  /**
+   * A `DeadlineScheduler` over this queue (resilience/timeout-filter.ts's shared deadlines): `fire`
+   * is called at `at` unless the returned entry is cancelled first.
+   */
+  scheduler(): { add(at: number, fire: () => void): Deadline; cancel(entry: object): void } {
+    return {
+      add: (at, fire) => {
+        const e: Deadline = { deadlineAt: 0, deadlinePrev: undefined, deadlineNext: undefined, deadlineQueue: undefined, onDeadline: fire };
+        this.addAt(e, at, this.#clock.now());
+        return e;
+      },
+      cancel: (e) => this.cancel(e as Deadline),
+    };
   }
 
   /** Stops `entry`'s deadline (a no-op when it is not waiting here). */

@@ -32,7 +32,7 @@ import { credentials as grpcCredentials } from '@grpc/grpc-js';
 import type { Server } from '@grpc/grpc-js';
 import type { MtlsMode } from '../config/types.js';
 import { listenGrpc } from './listen.js';
-import { DeadlineQueue } from './deadline-queue.js';
+import { DeadlineQueue } from '../core/deadline-queue.js';
 import type { GrpcListener, GrpcListenOptions } from './listen.js';
 import { grpcStacks } from './grpc-stack.js';
 import type { GrpcStacks } from './grpc-stack.js';
@@ -118,8 +118,8 @@ export class MeshGrpc {
     ensureTrellisResolver();
     ensureTrellisLoadBalancer();
     this.#parts = parts;
-    this.#deadlines = new DeadlineQueue(parts.clock);
-    this.#client = { clock: parts.clock, stacks: (service) => this.#stacksOf(service) };
+    this.#deadlines = DeadlineQueue.anyDeadlines(parts.clock);
+    this.#client = { clock: parts.clock, stacks: (service) => this.#stacksOf(service), unaryCore: (service) => this.#stacksOf(service)?.unary };
     this.#source = {
       clock: parts.clock,
       endpointSet: (service): EndpointSet | undefined => parts.destinations.get(service)?.state.endpoints,

@@ -86,11 +86,19 @@ export function grpcDescribe(classify: Classifier<GrpcResult>): MetricsDescribe<
   };
   return (res, err) => {
     if (res === undefined) return description(grpcCodeLabel(codeForError(err)), errorOutcome(err));
-    const label = grpcCodeLabel(res.status.code);
-    if (res.injected) return description(label, OUTCOME_FAULT);
-    if (isLocalRefusal(res.status.code, res.status.details)) return description(label, OUTCOME_INVALID_ARGUMENT);
-    const c = classify(res, undefined);
-    if (c.kind === 'ignore') return description(label, res.status.code === Status.CANCELLED ? 'cancelled' : OUTCOME_FAULT);
-    return description(label, c.kind === 'success' ? OUTCOME_SUCCESS : OUTCOME_FAILURE);
+    return description(grpcCodeLabel(res.status.code), grpcResultOutcome(res, res.injected ? IGNORE : classify(res, undefined)));
   };
+}
+
+/**
+ * The metric outcome of a result already classified `c` (by the classifier `grpcDescribe` is
+ * given): `fault` for an injected one, `invalid_argument` for a local refusal, `cancelled` for
+ * an ignored CANCELLED, else from the classification.
+ */
+export function grpcResultOutcome(res: GrpcResult, c: Classification): string {
+  if (res.injected) return OUTCOME_FAULT;
+  if (c.kind === 'success') return OUTCOME_SUCCESS;
+  if (c.kind === 'failure') return OUTCOME_FAILURE;
+  if (isLocalRefusal(res.status.code, res.status.details)) return OUTCOME_INVALID_ARGUMENT;
+  return res.status.code === Status.CANCELLED ? 'cancelled' : OUTCOME_FAULT;
 }

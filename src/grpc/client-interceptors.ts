@@ -5,12 +5,14 @@
  * shared retry budget, outbound rate limit, the shared circuit breaker, balancing with outlier
  * ejection, metrics and a span per attempt with `traceparent`/B3 metadata.
  *
- * How a call maps to a `Service<GrpcCall, GrpcResult>`: the interceptor returns a grpc-js
- * `InterceptingCall` over a `MeshCall`, which plays the call below it. A unary call (and a
- * server-streaming one, whose client sends one message) is buffered until `halfClose`, then run
- * through the stack; each attempt opens its own call below through `nextCall`, and only the
- * final attempt's headers, message and status reach the application. A call with a request
- * stream starts at once and its messages flow through a `StreamRelay` (never retried).
+ * A unary call is a `UnaryCall` (unary-call.ts): one object per call that runs the destination's
+ * compiled unary path (unary-core.ts) with no promise per layer, each attempt's call opened below
+ * through `nextCall` with the attempt itself as its listener. A streaming call maps to a
+ * `Service<GrpcCall, GrpcResult>`, the stream stack: the interceptor returns a grpc-js
+ * `InterceptingCall` over a `MeshCall`, which plays the call below it. A server-streaming call
+ * (whose client sends one message) is buffered until `halfClose`, then run through the stack;
+ * each attempt opens its own call below through `nextCall`. A call with a request stream starts
+ * at once and its messages flow through a `StreamRelay` (retried only transparently).
  *
  * Deadline: the call's own (`deadline` option, or a parent server call's), the ambient inbound
  * deadline (a Trellis-served request the call is made while handling) and the route timeout —
@@ -18,12 +20,12 @@
  *
  * Which destination: `clientOptions('products')` binds it. Without a service the interceptor
  * reads the channel's target from a call it opens below (`getPeer()` of a call not yet started
- * is the channel target, in grpc-js 1.14) and cancels that probe; a channel whose target is
- * not a `trellis:` target passes through untouched.
+ * is the channel target, in grpc-js 1.14): a unary call's first attempt then uses that call, a
+ * stream cancels it; a channel whose target is not a `trellis:` target goes on through it
+ * untouched.
  */
 import { InterceptingCall, Metadata, status as Status } from '@grpc/grpc-js';
-import type { CallOptions, Deadline, Interceptor, InterceptorOptions, NextCall, StatusObject } from '@grpc/grpc-js';
-import { currentAmbient } from '../core/ambient.js';
+import type { Deadline, Interceptor, InterceptorOptions, NextCall, StatusObject } from '@grpc/grpc-js';
 import { CallController } from '../core/call-signal.js';
 import type { Clock } from '../core/clock.js';
 import { CallContext } from '../core/context.js';
@@ -33,13 +35,15 @@ import { StreamRelay } from './grpc-call.js';
 import type { GrpcCall, GrpcResult, InterceptingCallInterface } from './grpc-call.js';
 import { parseTrellisTarget } from './resolver.js';
 import { ROUTE_KEY, statusForError } from './status.js';
+import { callDeadline, followParentCancel, UnaryCall } from './unary-call.js';
+import type { UnaryCoreSource } from './unary-call.js';
 
 type Listener = Parameters<InterceptingCallInterface['start']>[1];
 type FullListener = Required<NonNullable<Listener>>;
 type MessageContext = Parameters<InterceptingCallInterface['sendMessageWithContext']>[0];
 
 /** What the interceptor needs of the mesh: the stacks of a destination, for the config in force. */
-export interface GrpcClientSide {
+export interface GrpcClientSide extends UnaryCoreSource {
   readonly clock: Clock;
   /** The destination's stacks, or undefined when the service is not configured. */
   stacks(service: string): GrpcStacks | undefined;
@@ -47,31 +51,6 @@ export interface GrpcClientSide {
 
 /** Finds the client side serving a mesh id (the interceptor of one mesh used on another mesh's channel). */
 export type ClientSideLookup = (meshId: string) => GrpcClientSide | undefined;
-
-const PROPAGATE_DEADLINE = 1;
-const PROPAGATE_CANCELLATION = 8;
-
-/** A grpc-js Deadline (wall clock) as a monotonic deadline; undefined for none. */
-function monotonic(deadline: Deadline | undefined, clock: Clock): number | undefined {
-  if (deadline === undefined) return undefined;
-  const wall = deadline instanceof Date ? deadline.getTime() : deadline;
-  if (!Number.isFinite(wall)) return undefined;
-  return clock.now() + (wall - clock.wall());
-}
-
-function sooner(a: number | undefined, b: number | undefined): number | undefined {
-  if (a === undefined) return b;
-  if (b === undefined) return a;
-  return a < b ? a : b;
-}
-
-/** The soonest of the call's own deadline, its parent's (when propagated) and the ambient one. */
-function callDeadline(options: CallOptions, clock: Clock): number | undefined {
-  let d = monotonic(options.deadline, clock);
-  const parent = options.parent;
-  if (parent !== undefined && ((options.propagate_flags ?? 0xffff) & PROPAGATE_DEADLINE) !== 0) d = sooner(d, monotonic(parent.getDeadline(), clock));
-  return sooner(d, currentAmbient()?.deadline);
-}
 
 function fullListener(l: Listener): FullListener {
   return {
@@ -81,7 +60,7 @@ function fullListener(l: Listener): FullListener {
   };
 }
 
-/** Plays the call below the application's: runs the mesh stack, one real call per attempt. */
+/** Plays a streaming call below the application's: runs the stream stack, one real call per attempt. */
 class MeshCall implements InterceptingCallInterface {
   readonly #side: GrpcClientSide;
   readonly #service: string;
@@ -113,11 +92,7 @@ class MeshCall implements InterceptingCallInterface {
     this.#listener = full;
     this.#metadata = metadata;
     if (this.#requestStream || this.#responseStream) this.#relay = new StreamRelay(full);
-    const parent = this.#options.parent;
-    if (parent !== undefined && ((this.#options.propagate_flags ?? 0xffff) & PROPAGATE_CANCELLATION) !== 0) {
-      // Before grpc-js's own listener on the attempt's call: the stack sees a cancel, not a reset.
-      (parent as { on(event: 'cancelled', listener: () => void): unknown }).on('cancelled', () => this.cancelWithStatus(Status.CANCELLED, 'Cancelled by parent call'));
-    }
+    followParentCancel(this.#options, () => this.cancelWithStatus(Status.CANCELLED, 'Cancelled by parent call'));
     if (this.#requestStream) this.#run();
   }
 
@@ -195,7 +170,7 @@ class MeshCall implements InterceptingCallInterface {
       open: this.#open,
       relay: this.#relay,
     };
-    const stack = this.#requestStream || this.#responseStream ? stacks.stream : stacks.unary;
+    const stack = stacks.stream;
     let pending: Promise<GrpcResult>;
     try {
       pending = stack(req, ctx);
@@ -231,14 +206,6 @@ class MeshCall implements InterceptingCallInterface {
   }
 }
 
-/** Cancels a call that was opened only to read the channel's target. */
-function probeTarget(options: InterceptorOptions, nextCall: NextCall): string {
-  const probe = nextCall(options);
-  const target = probe.getPeer();
-  probe.cancelWithStatus(Status.CANCELLED, 'trellis: target probe');
-  return target;
-}
-
 /**
  * The client interceptor of a mesh. With `service`, every call goes to that destination;
  * without, the destination comes from the channel's `trellis:` target (looked up with
@@ -249,12 +216,25 @@ function probeTarget(options: InterceptorOptions, nextCall: NextCall): string {
  *   { interceptors: [meshClientInterceptor(side, 'greeter')] });
  */
 export function meshClientInterceptor(side: GrpcClientSide, service: string | undefined, ownId: string, lookup: ClientSideLookup): Interceptor {
-  if (service !== undefined) return (options, nextCall) => new InterceptingCall(new MeshCall(side, service, options, nextCall));
+  if (service !== undefined) return (options, nextCall) => new InterceptingCall(meshCall(side, service, options, nextCall));
   return (options, nextCall) => {
-    const target = parseTrellisTarget(probeTarget(options, nextCall));
-    if (target === undefined) return new InterceptingCall(nextCall(options));
+    // A call not yet started answers getPeer() with the channel's target (grpc-js 1.14).
+    const probe = nextCall(options);
+    const target = parseTrellisTarget(probe.getPeer());
+    if (target === undefined) return new InterceptingCall(probe);
     const owner = target.mesh === ownId || target.mesh === '' ? side : lookup(target.mesh);
-    if (owner === undefined) return new InterceptingCall(nextCall(options));
+    if (owner === undefined) return new InterceptingCall(probe);
+    const m = options.method_definition;
+    // A unary call's first attempt takes the probe as its call.
+    if (!m.requestStream && !m.responseStream) return new InterceptingCall(new UnaryCall(owner, target.service, options, nextCall, probe));
+    probe.cancelWithStatus(Status.CANCELLED, 'trellis: target probe');
     return new InterceptingCall(new MeshCall(owner, target.service, options, nextCall));
   };
+}
+
+/** A unary call runs the compiled unary path; a streaming one the stream stack. */
+function meshCall(side: GrpcClientSide, service: string, options: InterceptorOptions, nextCall: NextCall): InterceptingCallInterface {
+  const m = options.method_definition;
+  if (!m.requestStream && !m.responseStream) return new UnaryCall(side, service, options, nextCall);
+  return new MeshCall(side, service, options, nextCall);
 }

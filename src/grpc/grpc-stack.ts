@@ -10,7 +10,9 @@
  *
  * Two stacks per destination and config version: `unary` (unary calls: retried, bounded by the
  * route's timeout) and `stream` (streaming calls, bounded only by the call's own and the
- * propagated deadline, as a long-lived stream must not be cut by a request timeout). A stream is
+ * propagated deadline, as a long-lived stream must not be cut by a request timeout). Unary calls
+ * run this order compiled (unary-core.ts, one object per call in unary-call.ts, no promise per
+ * layer); their Stack here is its description. Streams run the Stack built below. A stream is
  * retried only transparently, as gRPC does: when an attempt never left the process (the picker
  * had no connection to the endpoint the balancer chose), it is played again on another endpoint
  * before its first message reaches a server; once a server answered, never. Route `rewrite` and `mirror` do not apply to gRPC.
@@ -29,7 +31,9 @@ import { endpointFilter } from '../client/endpoint-filter.js';
 import type { ServiceState } from '../client/service-state.js';
 import { breakerModule, concurrencyModule, rateLimitModules, retryModule, splitModule } from '../client/policy-modules.js';
 import { grpcDeadlineFilter } from './deadline-filter.js';
-import type { DeadlineQueue } from './deadline-queue.js';
+import type { DeadlineQueue } from '../core/deadline-queue.js';
+import { grpcUnaryCore } from './unary-core.js';
+import type { GrpcUnaryCore } from './unary-core.js';
 import { compileRoutes } from '../traffic/route-table.js';
 import { faultFilter } from '../traffic/fault-filter.js';
 import { backendPicker } from '../traffic/weighted-split.js';
@@ -50,14 +54,16 @@ type Module = StackModule<GrpcCall, GrpcResult>;
 export interface GrpcStackDeps {
   clock: Clock;
   random: Random;
-  /** The mesh's shared deadline timer (one per MeshGrpc). */
+  /** The mesh's shared queue for deadlines of any time (one per MeshGrpc). */
   deadlines: DeadlineQueue;
   metrics: MeshMetrics | undefined;
   tracer: MeshTracer | undefined;
 }
 
 export interface GrpcStacks {
-  readonly unary: Service<GrpcCall, GrpcResult>;
+  /** Unary calls: the compiled path the per-call object runs (unary-call.ts), in the described order. */
+  readonly unary: GrpcUnaryCore;
+  /** Streaming calls: the promise stack. */
   readonly stream: Service<GrpcCall, GrpcResult>;
   describe(): string;
 }
@@ -74,7 +80,7 @@ function defaultRoute(): RouteSpec {
 }
 
 /** The status an injected abort answers with: `grpcStatus` when written, else the HTTP status mapped. */
-function abortResult(route: RouteSpec): () => GrpcResult {
+export function abortResult(route: RouteSpec): () => GrpcResult {
   const abort = route.fault?.abort;
   const code = (abort?.grpcStatus !== undefined ? grpcCodeOf(abort.grpcStatus) : undefined) ?? grpcCodeForHttpStatus(abort?.status ?? 503);
   return () => {
@@ -108,12 +114,13 @@ export function grpcStacks(spec: ServiceSpec, state: ServiceState, deps: GrpcSta
 
   const declared = spec.routes.length > 0;
   const routeSpecs = declared ? spec.routes : [defaultRoute()];
-  const build = (streaming: boolean): { service: Service<GrpcCall, GrpcResult>; describe: string } => {
+  const build = (streaming: boolean): { service: Service<GrpcCall, GrpcResult> | undefined; describe: string } => {
     const routes = routeSpecs.map((route) => {
       const modules = routeModules(spec, route, state, deps, classify, streaming);
-      return { name: route.name, service: new Stack<GrpcCall, GrpcResult>(modules).build(backend), stack: new Stack<GrpcCall, GrpcResult>([...modules, ...backendModules]) };
+      // Unary calls run the compiled path (unary-core.ts) in this order: their Stack is its description.
+      return { name: route.name, service: streaming ? new Stack<GrpcCall, GrpcResult>(modules).build(backend) : undefined, stack: new Stack<GrpcCall, GrpcResult>([...modules, ...backendModules]) };
     });
-    let service = dispatch(spec, routeSpecs, routes.map((r) => r.service), state);
+    let service = streaming ? dispatch(spec, routeSpecs, routes.map((r) => r.service as Service<GrpcCall, GrpcResult>), state) : undefined;
     const top: Module[] = [];
     if (metrics !== undefined) {
       const filter = requestMetricsFilter<GrpcCall, GrpcResult>(metrics, { clock, method, describe: grpcDescribe(classify) });
@@ -124,15 +131,15 @@ export function grpcStacks(spec: ServiceSpec, state: ServiceState, deps: GrpcSta
         make: (next) => applyFilter(filter, next),
       });
     }
-    if (top.length > 0) service = new Stack<GrpcCall, GrpcResult>(top).build(service);
+    if (top.length > 0 && service !== undefined) service = new Stack<GrpcCall, GrpcResult>(top).build(service);
     const head = top.length > 0 ? `destination:\n${new Stack<GrpcCall, GrpcResult>(top).describe()}\n` : '';
     return { service, describe: head + routes.map((r) => `route ${r.name}:\n${r.stack.describe()}`).join('\n') };
   };
   const unary = build(false);
   const stream = build(true);
   return {
-    unary: unary.service,
-    stream: stream.service,
+    unary: grpcUnaryCore(spec, state, { clock, random: deps.random, metrics, tracer, anyDeadlines: deps.deadlines, abortResult }),
+    stream: stream.service as Service<GrpcCall, GrpcResult>,
     describe: () => `unary calls:\n${unary.describe}\nstreaming calls:\n${stream.describe}`,
   };
 }

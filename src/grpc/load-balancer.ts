@@ -13,7 +13,8 @@
  *   the picker a fresh copy per pick, so a re-pick still sees it) and sends the call on that
  *   endpoint's connection: queued while it connects, refused with UNAVAILABLE and the
  *   `x-trellis-connect-failure` trailer when the connection failed, so the retry layer moves on
- *   (nothing was sent).
+ *   (nothing was sent). A unary call's deadline arrives the same way (`x-trellis-deadline`,
+ *   status.ts) and leaves as `grpc-timeout`, computed at the pick.
  * - Without them (a channel built with the target but not the interceptors), the picker picks
  *   itself with the destination's balancer among connected endpoints (a ring-hash key comes from
  *   `x-trellis-route-key` metadata) and does the endpoint level's accounting through grpc-js's
@@ -30,9 +31,9 @@ import type { Clock } from '../core/clock.js';
 import type { EndpointSet } from '../client/endpoint-set.js';
 import type { LbEndpoint } from '../lb/lb-endpoint.js';
 import { describeConnectFailure } from './connect-failure.js';
-import { takeOwn } from './metadata-entries.js';
+import { setOwn, takeOwn } from './metadata-entries.js';
 import { isLocalRefusal } from './local-refusal.js';
-import { CONNECT_FAILURE_KEY, ERROR_KEY, FAILURE_CODES, PICK_HINT_KEY, ROUTE_KEY } from './status.js';
+import { CONNECT_FAILURE_KEY, DEADLINE_KEY, ERROR_KEY, FAILURE_CODES, grpcTimeout, PICK_HINT_KEY, ROUTE_KEY } from './status.js';
 
 type Picker = experimental.Picker;
 type PickArgs = experimental.PickArgs;
@@ -108,6 +109,8 @@ class TrellisPicker implements Picker {
   }
 
   pick(args: PickArgs): PickResult {
+    const deadline = takeOwn(args.metadata, DEADLINE_KEY);
+    if (deadline !== undefined) setOwn(args.metadata, 'grpc-timeout', grpcTimeout(Number(deadline) - (this.#handle?.clock.wall() ?? Date.now())));
     const hint = takeOwn(args.metadata, PICK_HINT_KEY);
     if (hint !== undefined) return this.#hinted(hint, args);
     return this.#balanced(args);

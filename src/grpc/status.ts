@@ -20,6 +20,29 @@ export const FAULT_KEY = 'x-trellis-fault';
  * policy's picker honours it and strips it, so it never reaches the network.
  */
 export const PICK_HINT_KEY = 'x-trellis-endpoint';
+/**
+ * The attempt's deadline (wall-clock ms), from a unary call of the mesh's interceptor to the
+ * Trellis picker, which writes it as `grpc-timeout` (relative to the moment of the pick, as
+ * grpc-js would) and strips it. The mesh's own deadline queue ends the attempt at the deadline,
+ * so grpc-js need not arm a timer of its own per call.
+ */
+export const DEADLINE_KEY = 'x-trellis-deadline';
+
+const TIMEOUT_UNITS: readonly (readonly [string, number])[] = [['m', 1], ['S', 1000], ['M', 60_000], ['H', 3_600_000]];
+
+/**
+ * `grpc-timeout` for `timeoutMs` left (gRPC's PROTOCOL-HTTP2: at most 8 digits and a unit;
+ * grpc-js's own `getDeadlineTimeoutString` rounds up the same way).
+ */
+export function grpcTimeout(timeoutMs: number): string {
+  const ms = Math.max(timeoutMs, 0);
+  for (const [unit, factor] of TIMEOUT_UNITS) {
+    const amount = ms / factor;
+    if (amount < 1e8) return String(Math.ceil(amount)) + unit;
+  }
+  return '99999999H';
+}
+
 /** Trailer the picker sets when the chosen endpoint had no connection: nothing was sent. */
 export const CONNECT_FAILURE_KEY = 'x-trellis-connect-failure';
 /**

@@ -65,33 +65,46 @@ function injectMetadata(req: GrpcCall, headers: Record<string, string>): GrpcCal
 const NO_CARRIER: HeaderBag = Object.freeze({});
 
 /** Only the trace entries of the metadata (what `extract` reads), without building the whole map. */
-function traceCarrier(req: GrpcCall): HeaderBag {
-  if (!hasAny(req.metadata, TRACE_HEADERS)) return NO_CARRIER;
+export function metadataTraceCarrier(md: Metadata): HeaderBag {
+  if (!hasAny(md, TRACE_HEADERS)) return NO_CARRIER;
   const out: Record<string, string> = {};
   for (const k of TRACE_HEADERS) {
-    const v = firstOwn(req.metadata, k);
+    const v = firstOwn(md, k);
     if (v !== undefined) out[k] = v;
   }
   return out;
+}
+
+function traceCarrier(req: GrpcCall): HeaderBag {
+  return metadataTraceCarrier(req.metadata);
+}
+
+/** The CLIENT span attributes of one attempt (OpenTelemetry RPC conventions), known before it is sent. */
+export function grpcAttemptAttributes(path: string, service: string, route: string | undefined, attempt: number, endpoint: { host: string; port: number } | undefined): Attributes {
+  const a: Attributes = { 'server.address': service };
+  rpcAttributes(path, a);
+  if (endpoint !== undefined) {
+    a['network.peer.address'] = endpoint.host;
+    a['network.peer.port'] = endpoint.port;
+  }
+  if (attempt > 1) a['trellis.attempt'] = attempt;
+  if (route !== undefined) a['trellis.route'] = route;
+  return a;
+}
+
+/** What an attempt's status says on its span: the code attribute, and an `error.type` for a non-OK one. */
+export function grpcResultAttributes(code: number): { attributes: Attributes; errorType: string | undefined } {
+  return { attributes: { 'rpc.grpc.status_code': code }, errorType: code === Status.OK ? undefined : grpcCodeName(code).toUpperCase().replace(/-/g, '_') };
 }
 
 export const grpcTracingDeps: TracingAttemptDeps<GrpcCall, GrpcResult> = {
   inject: injectMetadata,
   spanName: (req) => (req.path.startsWith('/') ? req.path.slice(1) : req.path),
   requestAttributes(req: GrpcCall, ctx: CallContext): Attributes {
-    const a: Attributes = { 'server.address': ctx.service };
-    rpcAttributes(req.path, a);
-    if (ctx.endpoint !== undefined) {
-      a['network.peer.address'] = ctx.endpoint.host;
-      a['network.peer.port'] = ctx.endpoint.port;
-    }
-    if (ctx.attempt > 1) a['trellis.attempt'] = ctx.attempt;
-    if (ctx.route !== undefined) a['trellis.route'] = ctx.route;
-    return a;
+    return grpcAttemptAttributes(req.path, ctx.service, ctx.route, ctx.attempt, ctx.endpoint);
   },
   describeResult(res: GrpcResult) {
-    const code = res.status.code;
-    return { attributes: { 'rpc.grpc.status_code': code }, errorType: code === Status.OK ? undefined : grpcCodeName(code).toUpperCase().replace(/-/g, '_') };
+    return grpcResultAttributes(res.status.code);
   },
   carrier: traceCarrier,
 };

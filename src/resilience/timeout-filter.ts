@@ -44,7 +44,7 @@ export interface TimeoutDeps<Res> {
   discard?: Discard<Res>;
   /**
    * Keeps deadlines in a shared queue (one timer for many calls, as the gRPC stack's
-   * src/grpc/deadline-queue.ts) instead of a timer per call.
+   * src/core/deadline-queue.ts's `scheduler()`) instead of a timer per call.
    */
   deadlines?: DeadlineScheduler;
 }

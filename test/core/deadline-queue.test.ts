@@ -77,3 +77,59 @@ test('refuses a duration that is not a positive number of ms', () => {
   assert.throws(() => new DeadlineQueue(0, systemClock), RangeError);
   assert.throws(() => new DeadlineQueue(Number.NaN, systemClock), RangeError);
 });
+test('addAt: deadlines of any time fire in deadline order; a cancelled one is unlinked at once', async () => {
+  const q = DeadlineQueue.anyDeadlines(systemClock);
+  const fired: string[] = [];
+  const now = systemClock.now();
+  const at = (name: string, ms: number): Deadline => {
+    const e = entry(name, fired);
+    q.addAt(e, now + ms, now);
+    return e;
+  };
+  at('c', 30);
+  const b = at('b', 20);
+  at('a', 10);
+  at('d', 40);
+  const x = at('x', 25);
+  q.cancel(x);
+  assert.equal(q.size, 4, 'the cancelled entry is gone at once');
+  q.cancel(b);
+  q.cancel(b);
+  while (fired.length < 3) await sleep(10);
+  await sleep(30);
+  assert.deepEqual(fired, ['a', 'c', 'd']);
+  assert.equal(q.size, 0);
+});
+
+test('add after an addAt entry with a later deadline keeps deadline order', async () => {
+  const q = new DeadlineQueue(10, systemClock);
+  const fired: string[] = [];
+  const now = systemClock.now();
+  q.addAt(entry('late', fired), now + 60, now);
+  q.add(entry('fixed', fired), now);
+  while (fired.length < 2) await sleep(10);
+  assert.deepEqual(fired, ['fixed', 'late']);
+});
+
+test('a scheduler over the queue (timeout-filter.ts deadlines) fires and cancels', async () => {
+  const s = DeadlineQueue.anyDeadlines(systemClock).scheduler();
+  const fired: string[] = [];
+  const now = systemClock.now();
+  const e = s.add(now + 10, () => fired.push('cancelled'));
+  s.add(now + 15, () => fired.push('kept'));
+  s.cancel(e);
+  while (fired.length < 1) await sleep(10);
+  await sleep(20);
+  assert.deepEqual(fired, ['kept']);
+});
+
+test('an emptied queue does not hold the process open', () => {
+  const timers = (): number => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+  const q = DeadlineQueue.anyDeadlines(systemClock);
+  const before = timers();
+  const e = entry('never', []);
+  q.addAt(e, systemClock.now() + 60_000, systemClock.now());
+  assert.equal(timers(), before + 1);
+  q.cancel(e);
+  assert.equal(timers(), before, 'the timer no longer counts once the queue is empty');
+});

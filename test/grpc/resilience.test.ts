@@ -115,6 +115,28 @@ describe('gRPC resilience through the mesh', () => {
     assert.ok(took >= 130 && took < 500, `took ${took} ms`);
   });
 
+  it('the route timeout reaches the server as grpc-timeout; the mesh\'s own deadline entry never does', async () => {
+    const seen: unknown[] = [];
+    const spy = await startEcho('rt-spy', {
+      handlers: {
+        unary: (call, cb) => {
+          seen.push(call.metadata.get('x-trellis-deadline')[0]);
+          const d = call.getDeadline();
+          const left = (d instanceof Date ? d.getTime() : d) - Date.now();
+          cb(null, { text: '', server: 'rt-spy', traceparent: '', deadlineLeftMs: Number.isFinite(left) ? Math.round(left) : -1, note: '' });
+        },
+      },
+    });
+    servers.push(spy);
+    const mesh = await grpcMesh(serviceYaml('echo', [spy.address], '  timeout: 4s\n'));
+    meshes.push(mesh);
+    const client = new EchoClient(mesh.grpc.target('echo'), mesh.grpc.credentials(), mesh.grpc.clientOptions('echo'));
+    clients.push(client);
+    const r = await unary(client, {});
+    assert.ok(r.deadlineLeftMs > 2000 && r.deadlineLeftMs <= 4000, `server saw ${r.deadlineLeftMs} ms left`);
+    assert.deepEqual(seen, [undefined]);
+  });
+
   it('the route timeout bounds unary calls', async () => {
     const { client } = await setup(['rt'], '  timeout: 100ms\n');
     const start = performance.now();
