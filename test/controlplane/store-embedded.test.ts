@@ -183,6 +183,33 @@ describe('embedded store on disk', () => {
     await b.close();
   });
 
+  it('snapshots started together finish in order: an older snapshot never lands over a newer one that removed its log', async () => {
+    const dir = await tempDir();
+    // The first snapshot is held just before its rename until the second has finished (or, when
+    // snapshots run one at a time as they must, for a second: the second cannot finish first).
+    let second: Promise<void> | undefined;
+    let calls = 0;
+    const a = await openEmbeddedStore(dir, {
+      beforeSnapshotRename: async () => {
+        if (++calls !== 1) return;
+        await Promise.race([new Promise((r) => setImmediate(r)).then(() => second?.catch(() => {})), new Promise((r) => setTimeout(r, 1000))]);
+      },
+    });
+    await a.commit([{ type: 'put', key: '/trellis/a', value: 1 }]);
+    const first = a.compact();
+    await a.commit([{ type: 'put', key: '/trellis/b', value: 2 }]);
+    second = a.compact();
+    await Promise.all([first, second]);
+    const expected = await a.list('/trellis/');
+    await a.close();
+    const b = await openEmbeddedStore(dir);
+    try {
+      assert.deepEqual(await b.list('/trellis/'), expected);
+    } finally {
+      await b.close();
+    }
+  });
+
   it('refuses to open over a log that is damaged before later logs (acknowledged writes would be lost)', async () => {
     const dir = await tempDir();
     const a = await openEmbeddedStore(dir);

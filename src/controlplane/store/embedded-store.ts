@@ -38,6 +38,8 @@ export interface EmbeddedStoreOptions extends MemoryStoreOptions {
   compactBytes?: number;
   /** Told about recoveries worth knowing (a torn log tail cut off). Default: process.emitWarning. */
   onWarning?: (message: string) => void;
+  /** Awaited before a snapshot is renamed into place (tests hold a snapshot there to order races). */
+  beforeSnapshotRename?: (walSeq: number) => Promise<void>;
 }
 
 const SNAPSHOT = 'snapshot';
@@ -136,6 +138,9 @@ export class EmbeddedStore extends MemoryStore {
   private seq: number;
   private readonly compactBytes: number;
   private compacting: Promise<void> | undefined;
+  private readonly beforeSnapshotRename: ((walSeq: number) => Promise<void>) | undefined;
+  /** The snapshot in progress, explicit or automatic (see compact()). */
+  private snapshotting: Promise<void> | undefined;
   private failure: Error | undefined;
   private readonly warn: (message: string) => void;
 
@@ -149,6 +154,7 @@ export class EmbeddedStore extends MemoryStore {
     this.seq = parts.seq;
     this.warn = parts.warn;
     this.compactBytes = options.compactBytes ?? 8 * 1024 * 1024;
+    this.beforeSnapshotRename = options.beforeSnapshotRename;
     const now = this.now();
     for (const l of this.state.leases.values()) l.expiresAt = now + l.ttlMs;
   }
@@ -175,8 +181,23 @@ export class EmbeddedStore extends MemoryStore {
     }
   }
 
-  /** Snapshot of the state as of now, then a fresh log; older logs go. */
+  /**
+   * Snapshot of the state as of now, then a fresh log; older logs go. Snapshots run one at a
+   * time: two at once could finish out of order, the older snapshot renamed over the newer one
+   * after the newer one had removed the log the older one needs.
+   */
   async compact(): Promise<void> {
+    this.checkOpen();
+    const run = (this.snapshotting ?? Promise.resolve()).catch(() => {}).then(() => this.snapshotNow());
+    this.snapshotting = run;
+    try {
+      await run;
+    } finally {
+      if (this.snapshotting === run) this.snapshotting = undefined;
+    }
+  }
+
+  private async snapshotNow(): Promise<void> {
     this.checkOpen();
     const seq = this.seq + 1;
     // Synchronously: the image and the rotation mark the same point between two records.
@@ -193,6 +214,7 @@ export class EmbeddedStore extends MemoryStore {
     } finally {
       await fh.close();
     }
+    await this.beforeSnapshotRename?.(seq);
     await rename(tmp, join(this.dir, SNAPSHOT));
     await fsyncDir(this.dir);
     for (const name of await readdir(this.dir)) {
@@ -211,6 +233,7 @@ export class EmbeddedStore extends MemoryStore {
     if (this.closed) return;
     await super.close();
     await this.compacting?.catch(() => {});
+    await this.snapshotting?.catch(() => {});
     await this.log.close().catch(() => {});
     await this.lock.release();
   }
