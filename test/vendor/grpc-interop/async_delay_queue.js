@@ -18,8 +18,6 @@
 
 'use strict';
 
-var _ = require('lodash');
-
 /**
  * This class represents a queue of callbacks that must happen sequentially,
  * each with a specific delay after the previous event.
@@ -36,7 +34,7 @@ function AsyncDelayQueue() {
  */
 AsyncDelayQueue.prototype.runNext = function() {
   var next = this.queue.shift();
-  var continueCallback = _.bind(this.runNext, this);
+  var continueCallback = this.runNext.bind(this);
   if (next) {
     this.callback_pending = true;
     if (next.delay === 0) {

@@ -20,29 +20,18 @@
 
 var fs = require('fs');
 var path = require('path');
-var grpc = require('../any_grpc').client;
-var protoLoader = require('../../packages/proto-loader');
-
-const { GoogleAuth } = require('google-auth-library');
+var grpc = require('@grpc/grpc-js');
+var protoLoader = require('@grpc/proto-loader');
 
 var protoPackage = protoLoader.loadSync(
-    'src/proto/grpc/testing/test.proto',
+    'grpc/testing/test.proto',
     {keepCase: true,
      defaults: true,
      enums: String,
-     includeDirs: [__dirname + '/../proto/']});
+     includeDirs: [__dirname + '/proto/']});
 var testProto = grpc.loadPackageDefinition(protoPackage).grpc.testing;
 
 var assert = require('assert');
-
-var SERVICE_ACCOUNT_EMAIL;
-try {
-  SERVICE_ACCOUNT_EMAIL = require(
-      process.env.GOOGLE_APPLICATION_CREDENTIALS).client_email;
-} catch (e) {
-  // This will cause the tests to fail if they need that string
-  SERVICE_ACCOUNT_EMAIL = null;
-}
 
 var ECHO_INITIAL_KEY = 'x-grpc-test-echo-initial';
 var ECHO_TRAILING_KEY = 'x-grpc-test-echo-trailing-bin';
@@ -405,98 +394,6 @@ function unimplementedMethod(client, done) {
 }
 
 /**
- * Run one of the authentication tests.
- * @param {string} expected_user The expected username in the response
- * @param {Client} client The client to test against
- * @param {?string} scope The scope to apply to the credentials
- * @param {function} done Callback to call when the test is completed. Included
- *     primarily for use with mocha
- */
-function authTest(expected_user, scope, client, done) {
-  var arg = {
-    response_type: 'COMPRESSABLE',
-    response_size: 314159,
-    payload: {
-      body: zeroBuffer(271828)
-    },
-    fill_username: true,
-    fill_oauth_scope: true
-  };
-  client.unaryCall(arg, function(err, resp) {
-    assert.ifError(err);
-    assert.strictEqual(resp.payload.type, 'COMPRESSABLE');
-    assert.strictEqual(resp.payload.body.length, 314159);
-    assert.strictEqual(resp.username, expected_user);
-    if (scope) {
-      assert(scope.indexOf(resp.oauth_scope) > -1);
-    }
-    if (done) {
-      done();
-    }
-  });
-}
-
-function computeEngineCreds(client, done, extra) {
-  authTest(extra.service_account, null, client, done);
-}
-
-function serviceAccountCreds(client, done, extra) {
-  authTest(SERVICE_ACCOUNT_EMAIL, extra.oauth_scope, client, done);
-}
-
-function jwtTokenCreds(client, done, extra) {
-  authTest(SERVICE_ACCOUNT_EMAIL, null, client, done);
-}
-
-function oauth2Test(client, done, extra) {
-  var arg = {
-    fill_username: true,
-    fill_oauth_scope: true
-  };
-  client.unaryCall(arg, function(err, resp) {
-    assert.ifError(err);
-    assert.strictEqual(resp.username, SERVICE_ACCOUNT_EMAIL);
-    assert(extra.oauth_scope.indexOf(resp.oauth_scope) > -1);
-    if (done) {
-      done();
-    }
-  });
-}
-
-function perRpcAuthTest(client, done, extra) {
-  var arg = {
-    fill_username: true,
-    fill_oauth_scope: true
-  };
-  const creds = grpc.credentials.createFromGoogleCredential(new GoogleAuth({scopes: extra.oauth_scope}));
-  client.unaryCall(arg, {credentials: creds}, function(err, resp) {
-    assert.ifError(err);
-    assert.strictEqual(resp.username, SERVICE_ACCOUNT_EMAIL);
-    assert(extra.oauth_scope.indexOf(resp.oauth_scope) > -1);
-    if (done) {
-      done();
-    }
-  });
-}
-
-function getApplicationCreds(scope, callback) {
-  callback(null, grpc.credentials.createFromGoogleCredential(new GoogleAuth({scopes: scope})));
-}
-
-function getOauth2Creds(scope, callback) {
-  (new GoogleAuth({scopes: scope})).getAccessToken().then((token) => {
-    var updateMd = function(service_url, callback) {
-      var metadata = new grpc.Metadata();
-      metadata.add('authorization', 'Bearer ' + token);
-      callback(null, metadata);
-    };
-    callback(null, grpc.credentials.createFromMetadataGenerator(updateMd));
-  }, (error) => {
-    callback(error);
-  });
-}
-
-/**
  * Map from test case names to test functions
  */
 var test_cases = {
@@ -527,21 +424,7 @@ var test_cases = {
   unimplemented_service: {run: unimplementedService,
                          Client: testProto.UnimplementedService},
   unimplemented_method: {run: unimplementedMethod,
-                         Client: testProto.TestService},
-  compute_engine_creds: {run: computeEngineCreds,
-                         Client: testProto.TestService,
-                         getCreds: getApplicationCreds},
-  service_account_creds: {run: serviceAccountCreds,
-                          Client: testProto.TestService,
-                          getCreds: getApplicationCreds},
-  jwt_token_creds: {run: jwtTokenCreds,
-                    Client: testProto.TestService,
-                    getCreds: getApplicationCreds},
-  oauth2_auth_token: {run: oauth2Test,
-                      Client: testProto.TestService,
-                      getCreds: getOauth2Creds},
-  per_rpc_creds: {run: perRpcAuthTest,
-                  Client: testProto.TestService}
+                         Client: testProto.TestService}
 };
 
 exports.test_cases = test_cases;

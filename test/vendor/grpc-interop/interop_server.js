@@ -21,17 +21,16 @@
 var assert = require('assert');
 var fs = require('fs');
 var path = require('path');
-var _ = require('lodash');
 var AsyncDelayQueue = require('./async_delay_queue');
-var grpc = require('../any_grpc').server;
+var grpc = require('@grpc/grpc-js');
 // TODO(murgatroid99): do this import more cleanly
-var protoLoader = require('../../packages/proto-loader');
+var protoLoader = require('@grpc/proto-loader');
 var protoPackage = protoLoader.loadSync(
-    'src/proto/grpc/testing/test.proto',
+    'grpc/testing/test.proto',
     {keepCase: true,
      defaults: true,
      enums: String,
-     includeDirs: [__dirname + '/../proto/']});
+     includeDirs: [__dirname + '/proto/']});
 var testProto = grpc.loadPackageDefinition(protoPackage).grpc.testing;
 
 var ECHO_INITIAL_KEY = 'x-grpc-test-echo-initial';
@@ -145,7 +144,7 @@ function handleStreamingOutput(call) {
     call.emit('error', status);
     return;
   }
-  _.each(req.response_parameters, function(resp_param) {
+  req.response_parameters.forEach(function(resp_param) {
     delay_queue.add(function(next) {
       call.write({payload: getPayload(req.response_type, resp_param.size)});
       next();
@@ -172,7 +171,7 @@ function handleFullDuplex(call) {
       call.emit('error', status);
       return;
     }
-    _.each(value.response_parameters, function(resp_param) {
+    value.response_parameters.forEach(function(resp_param) {
       delay_queue.add(function(next) {
         call.write({payload: getPayload(value.response_type, resp_param.size)});
         next();
@@ -195,6 +194,17 @@ function handleFullDuplex(call) {
 function handleHalfDuplex(call) {
   call.emit('error', Error('HalfDuplexCall not yet implemented'));
 }
+
+// Trellis: the handler table getServer adds, exported (below) so a test can
+// add it to a server it binds itself (127.0.0.1, mesh credentials).
+var testServiceImplementation = {
+  emptyCall: handleEmpty,
+  unaryCall: handleUnary,
+  streamingOutputCall: handleStreamingOutput,
+  streamingInputCall: handleStreamingInput,
+  fullDuplexCall: handleFullDuplex,
+  halfDuplexCall: handleHalfDuplex
+};
 
 /**
  * Get a server object bound to the given port
@@ -224,14 +234,7 @@ function getServer(port, tls, callback, options) {
     server_creds = grpc.ServerCredentials.createInsecure();
   }
   var server = new grpc.Server(options);
-  server.addService(testProto.TestService.service, {
-    emptyCall: handleEmpty,
-    unaryCall: handleUnary,
-    streamingOutputCall: handleStreamingOutput,
-    streamingInputCall: handleStreamingInput,
-    fullDuplexCall: handleFullDuplex,
-    halfDuplexCall: handleHalfDuplex
-  });
+  server.addService(testProto.TestService.service, testServiceImplementation);
   server.bindAsync('0.0.0.0:' + port, server_creds, (err, port_num) => {
     if (err) {
       return callback(err);
@@ -257,3 +260,7 @@ if (require.main === module) {
  * See docs for getServer
  */
 exports.getServer = getServer;
+
+// Trellis: the service definition and its handlers (see above).
+exports.testService = testProto.TestService.service;
+exports.testServiceImplementation = testServiceImplementation;
