@@ -10,6 +10,8 @@
  * (d) through the mesh to two endpoints of which one is dead (nothing listens): every case still
  *     passes, as over plain grpc-js, because calls that reached no server are retried elsewhere.
  * Each case is its own test, so a failure names the case.
+ * (e) A destination whose only endpoint is dead: every new client's failure says why (grpc-js
+ *     reports "Last error: null" to a channel that joins a failing subchannel).
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -209,6 +211,28 @@ describe('grpc-node interop cases', () => {
       const text = await (mesh as Mesh).metricsRegistry.metrics();
       // Round-robin sends about half the calls' first attempts to the dead endpoint.
       assert.ok(sampleSum(text, 'trellis_client_retries_total', { service: 'testservice', reason: 'connect-failure' }) >= 3, text);
+    });
+  });
+
+  describe('(e) every endpoint dead', () => {
+    it('each new client\'s failure names the connection error, not "null"', { timeout: CASE_TIMEOUT_MS }, async () => {
+      const dead = await deadAddress();
+      const mesh = await meshClient({ service: 'interop-client', config: meshDoc('off') + testServiceDoc([dead]), logger: quietLogger() });
+      meshes.push(mesh);
+      const Client = interopClient.test_cases['empty_unary']?.Client as grpc.ServiceClientConstructor;
+      const clients: grpc.Client[] = [];
+      try {
+        for (let i = 0; i < 3; i++) {
+          // One channel per client, all kept open: later ones share grpc-js's failing subchannel.
+          const client = new Client(mesh.grpc.target('testservice'), mesh.grpc.credentials(), mesh.grpc.clientOptions());
+          clients.push(client);
+          const err = await new Promise<grpc.ServiceError | null>((resolve) => (client as unknown as { emptyCall(r: object, cb: (e: grpc.ServiceError | null) => void): void }).emptyCall({}, resolve));
+          assert.equal(err?.code, grpc.status.UNAVAILABLE, `client ${i}`);
+          assert.match(err?.details ?? '', new RegExp(`no connection to ${dead} of testservice: connect ECONNREFUSED`), `client ${i}`);
+        }
+      } finally {
+        for (const c of clients) c.close();
+      }
     });
   });
 });
