@@ -3,7 +3,8 @@
  * server's handlers, the list of grpc-node's test/api/interop_sanity_test.js), run
  * (a) with a plain grpc-js client, the baseline;
  * (b) through the mesh as a user writes it: `meshClient` with a grpc Service, then
- *     `new TestService(mesh.grpc.target(...), mesh.grpc.credentials(), mesh.grpc.clientOptions())`,
+ *     `new TestService(mesh.grpc.target(...), mesh.grpc.credentials(), mesh.grpc.clientOptions())`
+ *     (and with `clientOptions('testservice')`, the interceptor bound to its destination),
  *     with timeout, retries, breaker and outlier detection configured so every layer is in the path;
  * (c) the same over strict mTLS, the server bound with `mesh.grpc.listen` and the mesh's server
  *     interceptors;
@@ -129,11 +130,13 @@ ${endpoints.map((a) => `    - { address: ${a} }`).join('\n')}
   outlierDetection: { consecutiveFailures: ${outlierFailures}, ejectionTime: 1s }
 `;
 
-function meshCases(label: string, mesh: () => Mesh): void {
+/** Every case with a client built as a user builds one; `bound`: `clientOptions('testservice')`. */
+function meshCases(label: string, mesh: () => Mesh, bound = false): void {
   for (const name of CASES) {
     it(`${label}: ${name}`, { timeout: CASE_TIMEOUT_MS }, () => {
       const m = mesh();
-      return runCase(name, (Client) => new Client(m.grpc.target('testservice'), m.grpc.credentials(), m.grpc.clientOptions()));
+      const options = bound ? m.grpc.clientOptions('testservice') : m.grpc.clientOptions();
+      return runCase(name, (Client) => new Client(m.grpc.target('testservice'), m.grpc.credentials(), options));
     });
   }
 }
@@ -171,9 +174,11 @@ describe('grpc-node interop cases', () => {
       meshes.push(mesh);
     });
     meshCases('mesh', () => mesh as Mesh);
+    // The interceptor bound to its destination is another code path (no per-call target lookup).
+    meshCases('mesh, bound options', () => mesh as Mesh, true);
     it('mesh: the calls went through the mesh', async () => {
       const text = await (mesh as Mesh).metricsRegistry.metrics();
-      assert.ok(sampleSum(text, 'trellis_client_requests_total', { service: 'testservice' }) >= CASES.length, text);
+      assert.ok(sampleSum(text, 'trellis_client_requests_total', { service: 'testservice' }) >= 2 * CASES.length, text);
     });
   });
 
@@ -200,12 +205,20 @@ describe('grpc-node interop cases', () => {
 
   describe('(d) through the mesh, one of two endpoints dead', () => {
     let mesh: Mesh | undefined;
+    let dead = '';
     before(async () => {
+      dead = await deadAddress();
       // Outlier detection would eject the dead endpoint after a few calls; a high threshold
       // keeps it in the rotation so every case meets it.
-      mesh = await meshClient({ service: 'interop-client', config: meshDoc('off') + testServiceDoc([await deadAddress(), address], 1000), logger: quietLogger() });
+      mesh = await meshClient({ service: 'interop-client', config: meshDoc('off') + testServiceDoc([dead, address], 1000), logger: quietLogger() });
       meshes.push(mesh);
     });
+    // The baseline: plain grpc-js round-robin over the same pair passes every case.
+    for (const name of CASES) {
+      it(`plain, dead endpoint: ${name}`, { timeout: CASE_TIMEOUT_MS }, () =>
+        runCase(name, (Client) => new Client(`ipv4:${dead},${address}`, grpc.credentials.createInsecure(), { 'grpc.service_config': JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] }) })),
+      );
+    }
     meshCases('dead endpoint', () => mesh as Mesh);
     it('dead endpoint: calls met the dead endpoint and were retried', async () => {
       const text = await (mesh as Mesh).metricsRegistry.metrics();
