@@ -13,6 +13,10 @@
  * The first two are identity failures: the endpoint is not the peer we must talk to, so the
  * refusal carries `x-trellis-error: TRELLIS_PEER_IDENTITY` and is not retried (as for HTTP,
  * src/client/tls-failures.ts); anything else (refused, reset, timed out) stays a connect failure.
+ *
+ * grpc-js shares a failing subchannel between channels, and a channel created while it is failing
+ * reports "Last error: null": `ConnectErrors` remembers each endpoint's last real reason (per
+ * destination), process wide as grpc-js's subchannel pool is, so every channel's refusal says why.
  */
 
 /** OpenSSL's verify errors as Node words them (lower case; both spellings of self-signed). */
@@ -51,6 +55,41 @@ function lastError(message: string): string {
   return m.replace(/^(?:[A-Za-z]*Error: )+/, '').trim();
 }
 
+/** True when grpc-js's message names a reason (not "Last error: null"). */
+export function namesReason(message: string): boolean {
+  const why = lastError(message);
+  return why !== '' && why !== 'null';
+}
+
+/**
+ * The last connection error with a reason per key (destination and endpoint), until the endpoint connects; at most
+ * `max` endpoints (the oldest forgotten first).
+ */
+export class ConnectErrors {
+  readonly #errors = new Map<string, string>();
+  readonly #max: number;
+
+  constructor(max = 1024) {
+    this.#max = max;
+  }
+
+  /** Records `message` for `key` and returns the message to keep: it, or the last one with a reason. */
+  failed(key: string, message: string): string {
+    if (!namesReason(message)) return this.#errors.get(key) ?? message;
+    this.#errors.delete(key);
+    this.#errors.set(key, message);
+    if (this.#errors.size > this.#max) this.#errors.delete(this.#errors.keys().next().value as string);
+    return message;
+  }
+
+  connected(key: string): void {
+    this.#errors.delete(key);
+  }
+}
+
+/** One per process, as grpc-js's subchannel pool is. */
+export const connectErrors = new ConnectErrors();
+
 /**
  * Describes the failed connection to endpoint `id` of `service` from grpc-js's `errorMessage`
  * (undefined when grpc-js gave none).
@@ -60,7 +99,7 @@ function lastError(message: string): string {
  * // { details: 'TRELLIS_PEER_IDENTITY: payments at 10.0.0.7:50051: untrusted certificate chain (not signed by the mesh CA): unable to get local issuer certificate', identity: true }
  */
 export function describeConnectFailure(service: string, id: string, errorMessage: string | undefined): ConnectFailure {
-  if (errorMessage === undefined || errorMessage === '') return { details: `trellis: no connection to ${id} of ${service}`, identity: false };
+  if (errorMessage === undefined || !namesReason(errorMessage)) return { details: `trellis: no connection to ${id} of ${service}`, identity: false };
   const why = lastError(errorMessage);
   const lower = why.toLowerCase();
   if (why.startsWith('TRELLIS_PEER_IDENTITY')) {

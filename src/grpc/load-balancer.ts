@@ -30,7 +30,7 @@ import type { ChannelOptions } from '@grpc/grpc-js';
 import type { Clock } from '../core/clock.js';
 import type { EndpointSet } from '../client/endpoint-set.js';
 import type { LbEndpoint } from '../lb/lb-endpoint.js';
-import { describeConnectFailure } from './connect-failure.js';
+import { connectErrors, describeConnectFailure } from './connect-failure.js';
 import { setOwn, takeOwn } from './metadata-entries.js';
 import { isLocalRefusal } from './local-refusal.js';
 import { CONNECT_FAILURE_KEY, DEADLINE_KEY, ERROR_KEY, FAILURE_CODES, grpcTimeout, PICK_HINT_KEY, ROUTE_KEY } from './status.js';
@@ -201,14 +201,21 @@ export class TrellisLoadBalancer implements experimental.LoadBalancer {
     return experimental.createChildChannelControlHelper(this.#helper, {
       updateState: (state, _picker, errorMessage) => {
         if (errorMessage !== null) {
-          this.#lastError = errorMessage;
-          this.#errors.set(id, errorMessage);
+          const message = connectErrors.failed(this.#errorKey(id), errorMessage);
+          this.#lastError = message;
+          this.#errors.set(id, message);
         } else if (state === ConnectivityState.READY) {
           this.#errors.delete(id);
+          connectErrors.connected(this.#errorKey(id));
         }
         this.#publish();
       },
     });
+  }
+
+  /** Per destination and endpoint: two services may reach one address with different credentials. */
+  #errorKey(id: string): string {
+    return `${this.#handle?.service ?? ''} ${id}`;
   }
 
   updateAddressList(endpoints: experimental.StatusOr<GrpcEndpoint[]>, config: experimental.TypedLoadBalancingConfig, options: ChannelOptions, resolutionNote: string): boolean {
