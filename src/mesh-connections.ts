@@ -22,6 +22,8 @@ import type { MeshAgentDeps } from './client/mesh-agent.js';
 import type { MeshTracer } from './observability/tracer.js';
 import type { UnknownHostPolicy } from './client/dispatch-origin.js';
 import { WebSocketConnector } from './client/websocket.js';
+import { UpgradeDispatcher } from './client/dispatch-upgrade.js';
+import type { UpgradeDispatch } from './client/dispatch-upgrade.js';
 import type { WebSocketOptions } from './client/websocket.js';
 import type WebSocket from 'ws';
 import { guardUpgrades } from './server/upgrade-guard.js';
@@ -56,6 +58,7 @@ export class MeshConnections {
   #agent: MeshAgent | undefined;
   #httpsAgent: MeshHttpsAgent | undefined;
   #websockets: WebSocketConnector | undefined;
+  #upgrades: UpgradeDispatcher | undefined;
   readonly #listeners = new Set<MeshTcpServer>();
   readonly #authorizers = new WeakMap<object, CallerAuthorizer>();
 
@@ -115,6 +118,12 @@ export class MeshConnections {
     this.#websockets ??= new WebSocketConnector(this.edgeDeps(), this.#deps.tracer);
     return this.#websockets.open(service, path, options);
   }
+
+  /** Sends upgrade dispatches (mesh.dispatcher, mesh.http) through the upgrade edge; made on first use. */
+  readonly upgrade: UpgradeDispatch = (service, opts, handler) => {
+    this.#upgrades ??= new UpgradeDispatcher(this.edgeDeps(), this.#deps.tracer);
+    return this.#upgrades.dispatch(service, opts, handler);
+  };
 
   /** Puts authorization in front of a mesh.serve server's upgrade listeners. */
   guardUpgrades(server: http.Server): void {

@@ -212,10 +212,10 @@ export class Mesh extends EventEmitter<MeshEvents> {
     if (this.#config?.services.get(service)?.protocol === 'tcp') {
       throw new InvalidArgumentError(`mesh.http() needs a service that speaks HTTP, and ${service} is protocol tcp (open connections to it with mesh.connect)`, { service });
     }
-    if (options.classify !== undefined) return new HttpClient(service, this.#parts.destinations, options, () => this.#closed);
+    if (options.classify !== undefined) return new HttpClient(service, this.#parts.destinations, options, () => this.#closed, this.#connections.upgrade);
     let c = this.#clients.get(service);
     if (c === undefined) {
-      c = new HttpClient(service, this.#parts.destinations, options, () => this.#closed);
+      c = new HttpClient(service, this.#parts.destinations, options, () => this.#closed, this.#connections.upgrade);
       this.#clients.set(service, c);
     }
     return c;
@@ -227,7 +227,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
    * hosts are refused with a TrellisError (see docs/api.md).
    */
   get dispatcher(): MeshDispatcher {
-    this.#dispatcher ??= new MeshDispatcher(this.#parts.destinations, this.#parts.dispatcher);
+    this.#dispatcher ??= new MeshDispatcher(this.#parts.destinations, this.#parts.dispatcher, undefined, this.#connections.upgrade);
     return this.#dispatcher;
   }
 
