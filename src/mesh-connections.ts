@@ -28,7 +28,7 @@ import type { WebSocketOptions } from './client/websocket.js';
 import type WebSocket from 'ws';
 import { guardUpgrades } from './server/upgrade-guard.js';
 import type { Authorizer } from './server/authorization.js';
-import type http from 'node:http';
+import type { Server as NetServer } from 'node:net';
 
 export interface MeshConnectionsDeps {
   service: string | undefined;
@@ -61,6 +61,7 @@ export class MeshConnections {
   #upgrades: UpgradeDispatcher | undefined;
   readonly #listeners = new Set<MeshTcpServer>();
   readonly #authorizers = new WeakMap<object, CallerAuthorizer>();
+  readonly #guarded = new WeakSet<NetServer>();
 
   constructor(deps: MeshConnectionsDeps) {
     this.#deps = deps;
@@ -125,8 +126,10 @@ export class MeshConnections {
     return this.#upgrades.dispatch(service, opts, handler);
   };
 
-  /** Puts authorization in front of a mesh.serve server's upgrade listeners. */
-  guardUpgrades(server: http.Server): void {
+  /** Puts authorization in front of a server's upgrade listeners (once per server). */
+  guardUpgrades(server: NetServer): void {
+    if (this.#guarded.has(server)) return;
+    this.#guarded.add(server);
     const d = this.#deps;
     guardUpgrades(server, { service: d.service, peers: d.peers, clock: d.clock, authorizer: d.inboundAuthorizer, metrics: () => this.metrics(), tracer: d.tracer });
   }
