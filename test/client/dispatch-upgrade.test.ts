@@ -167,7 +167,10 @@ describe('upgrades through mesh.dispatcher and mesh.http (plaintext)', () => {
       assert.equal(await readTextFrame(socket), 'hello');
       socket.write(textFrame('raw'));
       assert.equal(await readTextFrame(socket), 'echo:raw');
-      socket.destroy();
+      await new Promise<void>((resolve) => {
+        socket.once('close', () => resolve());
+        socket.destroy();
+      });
     }
     assert.deepEqual(chat.upgrades.slice(before).map((r) => r.url), ['/rooms/u0', '/rooms/u1', '/rooms/u2', '/rooms/u3']);
     // The dead endpoint refused some openings, and each was retried on the live one.
@@ -177,6 +180,10 @@ describe('upgrades through mesh.dispatcher and mesh.http (plaintext)', () => {
   it('counts the connections and their duration, and the upgrade is a CLIENT span', async () => {
     const opened = await metricValue(mesh, 'trellis_client_connections_total', { service: 'chat', protocol: 'websocket', outcome: 'success' });
     assert.ok(opened >= 5, `connections counted: ${opened}`);
+    // The connections of the tests above have all closed (a WebSocket's TCP close can trail its 'close' event).
+    const active = (): Promise<number> => metricValue(mesh, 'trellis_client_connections_active', { service: 'chat', protocol: 'websocket' });
+    for (let i = 0; i < 500 && (await active()) !== 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    assert.equal(await active(), 0);
     const hs = wsHandshake();
     const { socket } = await mesh.http('chat').upgrade({ path: '/rooms/metrics', headers: hs.headers, protocol: 'websocket' });
     assert.equal(await metricValue(mesh, 'trellis_client_connections_active', { service: 'chat', protocol: 'websocket' }), 1);
@@ -188,7 +195,8 @@ describe('upgrades through mesh.dispatcher and mesh.http (plaintext)', () => {
     const durations = await mesh.metricsRegistry.getSingleMetric('trellis_client_connection_duration_seconds')?.get();
     const count = durations?.values.find((v) => (v as { metricName?: string }).metricName === 'trellis_client_connection_duration_seconds_count' && v.labels.protocol === 'websocket');
     assert.ok((count?.value ?? 0) >= 6, 'every closed connection has its duration');
-    const spans = exporter.getFinishedSpans().filter((s) => s.attributes['url.path'] === '/rooms/metrics');
+    // One span per attempt: a first attempt at the dead endpoint is a span of its own (failed).
+    const spans = exporter.getFinishedSpans().filter((s) => s.attributes['url.path'] === '/rooms/metrics' && s.attributes['http.response.status_code'] !== undefined);
     assert.equal(spans.length, 1);
     assert.equal(spans[0]?.kind, SpanKind.CLIENT);
     assert.equal(spans[0]?.attributes['http.response.status_code'], 101);
@@ -200,6 +208,48 @@ describe('upgrades through mesh.dispatcher and mesh.http (plaintext)', () => {
     await assert.rejects(mesh.http('chat').upgrade({ path: '/x', body: 'no' } as never), (err: unknown) => isTrellisError(err, 'TRELLIS_INVALID_ARGUMENT'));
     await assert.rejects(mesh.http('chat').request({ path: '/x', upgrade: 'websocket' } as never), (err: unknown) => isTrellisError(err, 'TRELLIS_INVALID_ARGUMENT'));
     assert.equal(chat.upgrades.length, before);
+  });
+});
+
+describe('upgrade outcomes the layers judge', () => {
+  let server: http.Server;
+  let mesh: Mesh;
+  before(async () => {
+    // Answers /busy with 503, holds /hang without an answer.
+    server = http.createServer();
+    server.on('upgrade', (req, socket) => {
+      if (req.url === '/busy') socket.end('HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as AddressInfo).port;
+    mesh = await meshClient({
+      service: 'c',
+      config: `${plainMesh}---\napiVersion: trellis/v1\nkind: Service\nmetadata: { name: chat }\nspec: { endpoints: ["127.0.0.1:${port}"], outlierDetection: { consecutiveFailures: 1, ejectionTime: 30s, maxEjectedPercent: 100 } }\n`,
+      logger: quietLogger(),
+    });
+  });
+  after(async () => {
+    server.closeAllConnections();
+    server.close();
+    await mesh.close({ drainTimeoutMs: 200 });
+  });
+
+  it("a caller's abort cancels an upgrade still waiting for its answer", async () => {
+    const ac = new AbortController();
+    const pending = undiciUpgrade('http://chat/hang', { dispatcher: mesh.dispatcher, signal: ac.signal });
+    // Aborted once the server holds the request (its connection is open).
+    await new Promise<void>((resolve) => server.once('upgrade', () => resolve()));
+    ac.abort(new Error('changed my mind'));
+    await assert.rejects(pending, (err: unknown) => isTrellisError(err, 'TRELLIS_ABORTED') && /changed my mind/.test(String((err as Error).cause)));
+  });
+
+  it('a 503 answer is TRELLIS_UPSTREAM_ERROR with its status, and counts against the endpoint (ejected)', async () => {
+    await assert.rejects(mesh.http('chat').upgrade({ path: '/busy' }), (err: unknown) => {
+      assert.ok(isTrellisError(err, 'TRELLIS_UPSTREAM_ERROR'), String(err));
+      assert.equal((err as { statusCode?: number }).statusCode, 503);
+      return true;
+    });
+    assert.equal(await metricValue(mesh, 'trellis_client_ejections_total', { service: 'chat' }), 1);
   });
 });
 
