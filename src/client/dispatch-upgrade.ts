@@ -38,6 +38,8 @@ interface DispatchUpgradeRequest extends UpgradeRequest {
   /** The `Upgrade` header: the protocol asked for. */
   readonly upgrade: string;
   readonly headersTimeout: number | undefined;
+  /** undici's `query` option, appended to the path as undici does. */
+  readonly query: Record<string, unknown> | undefined;
 }
 
 /** The server's answer: switched (with the connection) or refused with a status. */
@@ -96,7 +98,7 @@ const undiciHandshake: UpgradeHandshake<DispatchUpgradeRequest, UpgradeAnswer> =
       ctx.signal?.addEventListener('abort', onAbort);
       client.on('connectionError', () => undefined);
       client.dispatch(
-        { path: req.path, method: req.method, headers: req.headers, upgrade: req.upgrade, ...(req.headersTimeout !== undefined ? { headersTimeout: req.headersTimeout } : {}) },
+        { path: req.path, method: req.method, headers: req.headers, upgrade: req.upgrade, query: req.query, ...(req.headersTimeout !== undefined ? { headersTimeout: req.headersTimeout } : {}) },
         {
           onConnect: () => undefined,
           onHeaders: (statusCode, rawHeaders) => {
@@ -183,6 +185,7 @@ export class UpgradeDispatcher {
       headers: normalizeHeaders(opts.headers),
       upgrade,
       headersTimeout: typeof opts.headersTimeout === 'number' ? opts.headersTimeout : undefined,
+      query: opts.query ?? undefined,
     };
     const routeKey = (opts as { routeKey?: unknown }).routeKey;
     this.#stacks.open(service, req, { signal: ac.signal, routeKey: typeof routeKey === 'string' ? routeKey : undefined }, 'an upgrade', protocolLabel(upgrade)).then(

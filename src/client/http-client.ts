@@ -30,6 +30,8 @@ export interface MeshUpgradeOptions extends Dispatcher.UpgradeOptions {
   routeKey?: string;
   /** Bound on the wait for the answer's headers once connected (undici's option). */
   headersTimeout?: number;
+  /** Query parameters appended to `path`, as undici's request option. */
+  query?: Record<string, unknown>;
 }
 
 export interface MeshHttpClient {

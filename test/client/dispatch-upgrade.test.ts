@@ -162,7 +162,7 @@ describe('upgrades through mesh.dispatcher and mesh.http (plaintext)', () => {
       const { headers, socket } =
         i % 2 === 0
           ? await undiciUpgrade(`http://chat/rooms/u${i}`, { dispatcher: mesh.dispatcher, headers: hs.headers, protocol: 'websocket' })
-          : await mesh.http('chat').upgrade({ path: `/rooms/u${i}`, headers: hs.headers, protocol: 'websocket' });
+          : await mesh.http('chat').upgrade({ path: `/rooms/u${i}`, query: { n: i }, headers: hs.headers, protocol: 'websocket' });
       assert.equal(headers['sec-websocket-accept'], hs.accept);
       assert.equal(await readTextFrame(socket), 'hello');
       socket.write(textFrame('raw'));
@@ -172,7 +172,7 @@ describe('upgrades through mesh.dispatcher and mesh.http (plaintext)', () => {
         socket.destroy();
       });
     }
-    assert.deepEqual(chat.upgrades.slice(before).map((r) => r.url), ['/rooms/u0', '/rooms/u1', '/rooms/u2', '/rooms/u3']);
+    assert.deepEqual(chat.upgrades.slice(before).map((r) => r.url), ['/rooms/u0', '/rooms/u1?n=1', '/rooms/u2', '/rooms/u3?n=3']);
     // The dead endpoint refused some openings, and each was retried on the live one.
     assert.ok((await metricValue(mesh, 'trellis_client_retries_total', { service: 'chat', reason: 'connect-failure' })) >= 1);
   });
