@@ -8,7 +8,7 @@ export type { MeshCloseOptions, MeshEvents } from './mesh.js';
 export type { ControlPlaneStateEvent, ControlPlaneState } from './controlplane-client/control-plane-stream.js';
 export type { AdvertiseTarget, AdvertiseOptions } from './controlplane-client/advertise.js';
 export type { EndpointProtocol } from './controlplane/sync/protocol.js';
-export type { MeshHttpClient, HttpClientOptions } from './client/http-client.js';
+export type { MeshHttpClient, HttpClientOptions, MeshUpgradeOptions } from './client/http-client.js';
 export type { MeshRequestOptions } from './client/http-request.js';
 export type { HttpResponseClassifier, ResponseClass } from './client/http-classify.js';
 export { MeshDispatcher } from './client/mesh-dispatcher.js';

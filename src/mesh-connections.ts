@@ -22,11 +22,13 @@ import type { MeshAgentDeps } from './client/mesh-agent.js';
 import type { MeshTracer } from './observability/tracer.js';
 import type { UnknownHostPolicy } from './client/dispatch-origin.js';
 import { WebSocketConnector } from './client/websocket.js';
+import { UpgradeDispatcher } from './client/dispatch-upgrade.js';
+import type { UpgradeDispatch } from './client/dispatch-upgrade.js';
 import type { WebSocketOptions } from './client/websocket.js';
 import type WebSocket from 'ws';
 import { guardUpgrades } from './server/upgrade-guard.js';
 import type { Authorizer } from './server/authorization.js';
-import type http from 'node:http';
+import type { Server as NetServer } from 'node:net';
 
 export interface MeshConnectionsDeps {
   service: string | undefined;
@@ -56,8 +58,10 @@ export class MeshConnections {
   #agent: MeshAgent | undefined;
   #httpsAgent: MeshHttpsAgent | undefined;
   #websockets: WebSocketConnector | undefined;
+  #upgrades: UpgradeDispatcher | undefined;
   readonly #listeners = new Set<MeshTcpServer>();
   readonly #authorizers = new WeakMap<object, CallerAuthorizer>();
+  readonly #guarded = new WeakSet<NetServer>();
 
   constructor(deps: MeshConnectionsDeps) {
     this.#deps = deps;
@@ -116,8 +120,16 @@ export class MeshConnections {
     return this.#websockets.open(service, path, options);
   }
 
-  /** Puts authorization in front of a mesh.serve server's upgrade listeners. */
-  guardUpgrades(server: http.Server): void {
+  /** Sends upgrade dispatches (mesh.dispatcher, mesh.http) through the upgrade edge; made on first use. */
+  readonly upgrade: UpgradeDispatch = (service, opts, handler) => {
+    this.#upgrades ??= new UpgradeDispatcher(this.edgeDeps(), this.#deps.tracer);
+    return this.#upgrades.dispatch(service, opts, handler);
+  };
+
+  /** Puts authorization in front of a server's upgrade listeners (once per server). */
+  guardUpgrades(server: NetServer): void {
+    if (this.#guarded.has(server)) return;
+    this.#guarded.add(server);
     const d = this.#deps;
     guardUpgrades(server, { service: d.service, peers: d.peers, clock: d.clock, authorizer: d.inboundAuthorizer, metrics: () => this.metrics(), tracer: d.tracer });
   }

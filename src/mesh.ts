@@ -4,6 +4,7 @@
  * `meshClient()` wired: destinations (outbound stacks), the config source, the server side.
  */
 import { EventEmitter } from 'node:events';
+import { Server as NetServer } from 'node:net';
 import type { Clock, Random } from './core/clock.js';
 import type { InboundPolicies } from './server/inbound-policy.js';
 import type { InboundObservability } from './server/inbound-stack.js';
@@ -212,10 +213,10 @@ export class Mesh extends EventEmitter<MeshEvents> {
     if (this.#config?.services.get(service)?.protocol === 'tcp') {
       throw new InvalidArgumentError(`mesh.http() needs a service that speaks HTTP, and ${service} is protocol tcp (open connections to it with mesh.connect)`, { service });
     }
-    if (options.classify !== undefined) return new HttpClient(service, this.#parts.destinations, options, () => this.#closed);
+    if (options.classify !== undefined) return new HttpClient(service, this.#parts.destinations, options, () => this.#closed, this.#connections.upgrade);
     let c = this.#clients.get(service);
     if (c === undefined) {
-      c = new HttpClient(service, this.#parts.destinations, options, () => this.#closed);
+      c = new HttpClient(service, this.#parts.destinations, options, () => this.#closed, this.#connections.upgrade);
       this.#clients.set(service, c);
     }
     return c;
@@ -227,7 +228,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
    * hosts are refused with a TrellisError (see docs/api.md).
    */
   get dispatcher(): MeshDispatcher {
-    this.#dispatcher ??= new MeshDispatcher(this.#parts.destinations, this.#parts.dispatcher);
+    this.#dispatcher ??= new MeshDispatcher(this.#parts.destinations, this.#parts.dispatcher, undefined, this.#connections.upgrade);
     return this.#dispatcher;
   }
 
@@ -270,7 +271,10 @@ export class Mesh extends EventEmitter<MeshEvents> {
   /**
    * Registers a server this instance runs itself (Express `app.listen()`, a gRPC server's bound
    * port) with the control plane while it serves; `mesh.serve`, `mesh.listen` and `mesh.fastify()`
-   * do it by themselves. Without a control plane it does nothing. Returns the function that deregisters.
+   * do it by themselves. Without a control plane it registers nothing. An HTTP server given to it
+   * (the default `protocol`) also gets the inbound side in front of its upgrade listeners, with or
+   * without a control plane: a `ws` server attached to it sees only authorized upgrades, with
+   * `req.trellis.peer`. Returns the function that deregisters.
    *
    * @example
    * const server = app.listen(8080, '127.0.0.1');
@@ -278,6 +282,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
    * grpcServer.bindAsync('127.0.0.1:9090', mesh.grpc.serverCredentials(), (err, port) => mesh.advertise({ port }, { protocol: 'grpc' }));
    */
   advertise(target: AdvertiseTarget, options: AdvertiseOptions = {}): () => void {
+    // An HTTP server the application owns: its upgrades pass the inbound side, as mesh.serve's do.
+    if (target instanceof NetServer && (options.protocol ?? 'http') === 'http') this.#connections.guardUpgrades(target);
     const cp = this.#parts.controlPlane;
     if (cp === undefined) return () => {};
     return advertise(cp, target, options, this.#parts.onWarn);

@@ -1,11 +1,12 @@
 /**
  * Every connection-level edge of the mesh in one script: a TCP server (mesh.listen) and a raw
- * connection to it (mesh.connect), a WebSocket through mesh.serve (mesh.websocket), and axios
- * through mesh.agent. One instance plays both sides to stay self-contained; in a real
- * deployment each side is its own service.
+ * connection to it (mesh.connect), WebSockets through mesh.serve (mesh.websocket, and undici's
+ * WebSocket with mesh.dispatcher), and axios through mesh.agent. One instance plays both sides
+ * to stay self-contained; in a real deployment each side is its own service.
  * Run it: npm run build && node --import tsx examples/net/connections.ts
  */
 import axios from 'axios';
+import { WebSocket } from 'undici';
 import { WebSocketServer } from 'ws';
 import { meshClient } from 'trellis';
 
@@ -52,6 +53,13 @@ const ws = await mesh.websocket('web', '/rooms/1');
 ws.send('hello');
 console.log(String(await new Promise((resolve) => ws.once('message', resolve))));
 ws.close();
+
+// undici's own WebSocket, with the mesh as its dispatcher: the same path through the mesh.
+const uws = new WebSocket('ws://web/rooms/2', { dispatcher: mesh.dispatcher });
+await new Promise((resolve) => uws.addEventListener('open', resolve, { once: true }));
+uws.send('hi');
+console.log(String(await new Promise((resolve) => uws.addEventListener('message', (e) => resolve(e.data), { once: true }))));
+uws.close();
 
 // node:http clients: axios with mesh.agent.
 const res = await axios.get('http://web/list', { httpAgent: mesh.agent });

@@ -3,7 +3,8 @@
  * it, so the result (statusCode, headers, trailers, body) is built by undici exactly as raw
  * `Pool.request()` builds it, from the upstream's own response events — one body stream, no
  * second copy of the headers. `dispatch()` sends the call down the destination's hot path
- * (outbound-call.ts) with the client's response classifier.
+ * (outbound-call.ts) with the client's response classifier; an upgrade goes to the upgrade
+ * edge (dispatch-upgrade.ts). A call to a `protocol: tcp` service is refused before either.
  */
 import { Dispatcher } from 'undici';
 import type { Destinations } from './destinations.js';
@@ -15,16 +16,40 @@ import { bridgeToHandler, failHandler } from './dispatch-bridge.js';
 import { sendRequest } from './http-client.js';
 import { isIdempotentMethod, toHttpRequest } from './http-request.js';
 import { CallController } from '../core/call-signal.js';
-import { AbortedError, UnknownServiceError } from '../core/errors.js';
+import { AbortedError, InvalidArgumentError, UnknownServiceError } from '../core/errors.js';
+import type { TrellisError } from '../core/errors.js';
+import type { Destination } from './destinations.js';
+import type { UpgradeDispatch } from './dispatch-upgrade.js';
+import { isUpgrade } from './request-validation.js';
+
+/**
+ * The caller's mistake of sending HTTP to a `protocol: tcp` service (a raw protocol, Redis say):
+ * refused before any connection, naming the service and its protocol. Undefined when it speaks HTTP.
+ */
+export function wrongProtocol(dest: Destination, service: string): TrellisError | undefined {
+  if (dest.protocol !== 'tcp') return undefined;
+  return new InvalidArgumentError(`${service} is protocol tcp, and this is an HTTP request: nothing was sent (open connections to it with mesh.connect())`, { service });
+}
 
 /**
  * Sends one call to `service` through the hot path when its destination can take it, else
  * through the promise stack and a bridge to the handler. The caller checked the arguments.
  */
-export function dispatchToService(destinations: Destinations, service: string, opts: CallOptions, handler: Dispatcher.DispatchHandler, classify: HttpResponseClassifier | undefined): boolean {
+export function dispatchToService(destinations: Destinations, service: string, opts: CallOptions, handler: Dispatcher.DispatchHandler, classify: HttpResponseClassifier | undefined, upgrades?: UpgradeDispatch): boolean {
   const dest = destinations.get(service);
   if (dest === undefined) {
     failHandler(handler, new UnknownServiceError(`no Service document named "${service}"`, { service }));
+    return true;
+  }
+  const wrong = wrongProtocol(dest, service);
+  if (wrong !== undefined) {
+    destinations.invalidArgument(service, opts.method);
+    failHandler(handler, wrong);
+    return true;
+  }
+  if (isUpgrade(opts)) {
+    if (upgrades !== undefined) return upgrades(service, opts, handler);
+    failHandler(handler, new InvalidArgumentError('this dispatcher does not carry upgrades', { service }));
     return true;
   }
   const core = dest.http.core;
@@ -52,16 +77,18 @@ export class ServiceDispatcher extends Dispatcher {
   readonly #destinations: Destinations;
   readonly #service: string;
   readonly #classify: HttpResponseClassifier | undefined;
+  readonly #upgrades: UpgradeDispatch | undefined;
 
-  constructor(destinations: Destinations, service: string, classify: HttpResponseClassifier | undefined) {
+  constructor(destinations: Destinations, service: string, classify: HttpResponseClassifier | undefined, upgrades?: UpgradeDispatch) {
     super();
     this.#destinations = destinations;
     this.#service = service;
     this.#classify = classify;
+    this.#upgrades = upgrades;
   }
 
   override dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
-    return dispatchToService(this.#destinations, this.#service, opts as CallOptions, handler, this.#classify);
+    return dispatchToService(this.#destinations, this.#service, opts as CallOptions, handler, this.#classify, this.#upgrades);
   }
 
   override async close(): Promise<void> {}

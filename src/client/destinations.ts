@@ -16,6 +16,8 @@ import type { BuiltStack } from './outbound-stack.js';
 import type { OutboundObservability } from './outbound-observability.js';
 
 export interface Destination {
+  /** The Service's `protocol`: HTTP calls refuse `tcp` (wrong-protocol.ts). */
+  readonly protocol: ServiceSpec['protocol'];
   readonly state: ServiceState;
   readonly http: BuiltStack;
   readonly maxReplayBytes: number;
@@ -72,7 +74,7 @@ export class Destinations {
         this.#states.set(name, state);
       }
       state.configure(spec, config.mesh, this.#transport(spec, config.mesh));
-      next.set(name, { state, http: outboundHttpStack(spec, state, { clock: this.#clock, random: this.#random, observability: this.#observability }), maxReplayBytes: spec.retries.maxReplayBytes });
+      next.set(name, { protocol: spec.protocol, state, http: outboundHttpStack(spec, state, { clock: this.#clock, random: this.#random, observability: this.#observability }), maxReplayBytes: spec.retries.maxReplayBytes });
     }
     this.#table = next;
     for (const [name, state] of this.#states) {

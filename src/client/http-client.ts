@@ -9,22 +9,40 @@ import type { Dispatcher } from 'undici';
 import { CallContext } from '../core/context.js';
 import { CallSignal } from '../core/call-signal.js';
 import { currentAmbient } from '../core/ambient.js';
-import { ClosedError, UnknownServiceError } from '../core/errors.js';
+import { ClosedError, InvalidArgumentError, UnknownServiceError } from '../core/errors.js';
+import type { TrellisError } from '../core/errors.js';
 import type { Destination, Destinations } from './destinations.js';
-import { discardRefusedBody, invalidRequestArgument } from './request-validation.js';
+import { discardRefusedBody, invalidRequestArgument, isUpgrade } from './request-validation.js';
 import { isIdempotentMethod, toHttpRequest } from './http-request.js';
 import type { HttpRequest, MeshRequestOptions } from './http-request.js';
 import type { HttpResponseClassifier } from './http-classify.js';
-import { ServiceDispatcher } from './core-dispatcher.js';
+import { ServiceDispatcher, wrongProtocol } from './core-dispatcher.js';
+import type { UpgradeDispatch } from './dispatch-upgrade.js';
 
 export interface HttpClientOptions {
   /** Decides what counts as failure for retries, breaker and metrics (e.g. a GraphQL error in a 200). */
   classify?: HttpResponseClassifier;
 }
 
+/** undici's upgrade() options, plus the mesh's per-call `routeKey`. */
+export interface MeshUpgradeOptions extends Dispatcher.UpgradeOptions {
+  /** Key for ring-hash balancing. */
+  routeKey?: string;
+  /** Bound on the wait for the answer's headers once connected (undici's option). */
+  headersTimeout?: number;
+  /** Query parameters appended to `path`, as undici's request option. */
+  query?: Record<string, unknown>;
+}
+
 export interface MeshHttpClient {
   readonly service: string;
   request(opts: MeshRequestOptions): Promise<Dispatcher.ResponseData>;
+  /**
+   * undici's upgrade() through the mesh: resolves with `{ headers, socket }` once the server
+   * switched protocols (101); another answer rejects (403: TRELLIS_FORBIDDEN, else
+   * TRELLIS_UPSTREAM_ERROR, `statusCode` on the error).
+   */
+  upgrade(opts: MeshUpgradeOptions): Promise<Dispatcher.UpgradeData>;
 }
 
 export class HttpClient implements MeshHttpClient {
@@ -34,23 +52,48 @@ export class HttpClient implements MeshHttpClient {
   readonly #isClosed: () => boolean;
   readonly #dispatcher: ServiceDispatcher;
 
-  constructor(service: string, destinations: Destinations, options: HttpClientOptions, isClosed: () => boolean) {
+  constructor(service: string, destinations: Destinations, options: HttpClientOptions, isClosed: () => boolean, upgrades?: UpgradeDispatch) {
     this.service = service;
     this.#destinations = destinations;
     this.#classify = options.classify;
     this.#isClosed = isClosed;
-    this.#dispatcher = new ServiceDispatcher(destinations, service, options.classify);
+    this.#dispatcher = new ServiceDispatcher(destinations, service, options.classify, upgrades);
+  }
+
+  /** The destination, or the error refusing the call before anything else. */
+  #destination(): Destination | TrellisError {
+    if (this.#isClosed()) return new ClosedError('the mesh client is closed', { service: this.service });
+    const dest = this.#destinations.get(this.service);
+    if (dest === undefined) {
+      return new UnknownServiceError(`no Service document named "${this.service}" (known: ${this.#destinations.names().join(', ') || 'none'})`, { service: this.service });
+    }
+    return wrongProtocol(dest, this.service) ?? dest;
+  }
+
+  upgrade(opts: MeshUpgradeOptions): Promise<Dispatcher.UpgradeData> {
+    const dest = this.#destination();
+    if (!('state' in dest)) return Promise.reject(dest);
+    // As undici's upgrade() builds its dispatch: GET and `Websocket` unless told otherwise.
+    const invalid = invalidRequestArgument({ ...opts, method: opts.method ?? 'GET', upgrade: opts.protocol ?? 'Websocket' }, this.service);
+    if (invalid !== undefined) {
+      this.#destinations.invalidArgument(this.service, opts.method);
+      return Promise.reject(invalid);
+    }
+    return this.#dispatcher.upgrade(opts);
   }
 
   request(opts: MeshRequestOptions): Promise<Dispatcher.ResponseData> {
-    if (this.#isClosed()) return Promise.reject(new ClosedError('the mesh client is closed', { service: this.service }));
-    const dest = this.#destinations.get(this.service);
-    if (dest === undefined) {
-      return Promise.reject(new UnknownServiceError(`no Service document named "${this.service}" (known: ${this.#destinations.names().join(', ') || 'none'})`, { service: this.service }));
+    const dest = this.#destination();
+    if (!('state' in dest)) {
+      discardRefusedBody(opts, dest);
+      return Promise.reject(dest);
     }
     // The caller's own mistakes are refused here, before the stack: inside it they looked like a
     // failing endpoint (retried, charged to outlier stats, the breaker and the retry budget).
-    const invalid = invalidRequestArgument(opts, this.service);
+    const invalid =
+      opts !== null && typeof opts === 'object' && isUpgrade(opts as { upgrade?: unknown })
+        ? new InvalidArgumentError('request() does not upgrade: use mesh.http(service).upgrade(), undici.upgrade() with mesh.dispatcher, or mesh.websocket()', { service: this.service })
+        : invalidRequestArgument(opts, this.service);
     if (invalid !== undefined) {
       this.#destinations.invalidArgument(this.service, (opts as { method?: unknown } | null)?.method);
       discardRefusedBody(opts, invalid);

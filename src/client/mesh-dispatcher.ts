@@ -5,6 +5,7 @@
  * by itself), Node's built-in fetch and undici's request()/fetch() reach mesh services by name.
  *
  * Which origins go through the mesh, which are refused and which pass: dispatch-origin.ts.
+ * Upgrades (undici's upgrade(), its WebSocket) to a service go through dispatch-upgrade.ts.
  */
 import { Agent, Dispatcher } from 'undici';
 import { decideOrigin, originShape } from './dispatch-origin.js';
@@ -13,6 +14,7 @@ import type { Destinations } from './destinations.js';
 import { failHandler } from './dispatch-bridge.js';
 import { dispatchToService } from './core-dispatcher.js';
 import { invalidRequestArgument } from './request-validation.js';
+import type { UpgradeDispatch } from './dispatch-upgrade.js';
 
 export class MeshDispatcher extends Dispatcher {
   readonly #destinations: Destinations;
@@ -20,9 +22,11 @@ export class MeshDispatcher extends Dispatcher {
   readonly #ownsFallback: boolean;
 
   readonly #unknownHosts: UnknownHostPolicy;
+  readonly #upgrades: UpgradeDispatch | undefined;
 
-  constructor(destinations: Destinations, options: MeshDispatcherOptions = {}, fallback?: Dispatcher) {
+  constructor(destinations: Destinations, options: MeshDispatcherOptions = {}, fallback?: Dispatcher, upgrades?: UpgradeDispatch) {
     super();
+    this.#upgrades = upgrades;
     this.#destinations = destinations;
     this.#unknownHosts = options.unknownHosts ?? 'refuse';
     this.#fallback = fallback ?? new Agent();
@@ -75,7 +79,7 @@ export class MeshDispatcher extends Dispatcher {
     }
     // The caller's handler goes straight down the hot path (or, for a destination it cannot carry
     // yet, through the promise stack and a bridge).
-    return dispatchToService(this.#destinations, service, opts, handler, undefined);
+    return dispatchToService(this.#destinations, service, opts, handler, undefined, this.#upgrades);
   }
 
   override async close(): Promise<void> {

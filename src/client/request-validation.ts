@@ -177,13 +177,24 @@ export function invalidRequestArgument(opts: unknown, service: string): InvalidA
   if (!isOptionalNonNegative(o.headersTimeout)) return notNonNegative(service, 'headersTimeout', o.headersTimeout);
   if (!isOptionalNonNegative(o.bodyTimeout)) return notNonNegative(service, 'bodyTimeout', o.bodyTimeout);
   if (!isOptionalNonNegative(o.highWaterMark)) return notNonNegative(service, 'highWaterMark', o.highWaterMark);
-  if (o.upgrade !== undefined && o.upgrade !== null && o.upgrade !== false && o.upgrade !== '') return refuse(service, `upgrade ${show(o.upgrade)} is not supported by request() (use mesh.websocket() or mesh.connect())`);
+  if (isUpgrade(o)) {
+    // undici's rule (a string that is a valid header value), and no body: an upgrade's opening is
+    // retried on connect failure, and nothing the caller sends belongs before the 101.
+    if (typeof o.upgrade !== 'string' || badValueChar(o.upgrade) >= 0) return refuse(service, `upgrade must be the protocol to switch to (the Upgrade header, e.g. 'websocket'), got ${show(o.upgrade)}`);
+    if (body !== undefined && body !== null && body !== '') return refuse(service, 'an upgrade request carries no body (send it over the socket once upgraded)');
+  }
   if (o.throwOnError !== undefined && o.throwOnError !== null) return refuse(service, 'throwOnError is not supported by undici 7 (check statusCode instead)');
   if (o.maxRedirections !== undefined && o.maxRedirections !== null && o.maxRedirections !== 0) return refuse(service, `maxRedirections ${show(o.maxRedirections)} is not supported (the mesh follows no redirects)`);
   const tos = o.typeOfService;
   if (tos !== undefined && tos !== null && (typeof tos !== 'number' || !Number.isInteger(tos) || tos < 0 || tos > 255)) return refuse(service, `typeOfService must be an integer between 0 and 255, got ${show(tos)}`);
   if (o.onInfo !== undefined && o.onInfo !== null && typeof o.onInfo !== 'function') return refuse(service, `onInfo must be a function, got ${show(o.onInfo)}`);
   return undefined;
+}
+
+/** Whether request options ask for an upgrade (undici treats any truthy `upgrade` so). */
+export function isUpgrade(opts: { upgrade?: unknown }): boolean {
+  const u = opts.upgrade;
+  return u !== undefined && u !== null && u !== false && u !== '';
 }
 
 /** undici's body kinds other than a string (lib/core/request.js). */

@@ -31,7 +31,7 @@ export const CONNECTION_METRIC_NAMES = Object.freeze({
 /** Connection lifetimes span milliseconds to hours. */
 export const CONNECTION_DURATION_BUCKETS: readonly number[] = Object.freeze([0.01, 0.1, 1, 10, 60, 300, 1800, 3600, 14400]);
 
-export type ConnectionProtocol = 'tcp' | 'websocket';
+export type ConnectionProtocol = 'tcp' | 'websocket' | 'upgrade';
 
 type AnyMetric = { readonly type?: unknown; readonly labelNames?: readonly string[] };
 

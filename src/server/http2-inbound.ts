@@ -18,11 +18,22 @@
  *   maximum age, whichever comes first.
  * - A session with no stream in flight and no frames for the keep-alive timeout is closed, as an
  *   idle HTTP/1.1 connection is; one waiting on a slow handler is not.
+ * - The request timeout (`requestTimeoutMs`, node:http's `requestTimeout`: the whole request,
+ *   body included, must arrive in time) applies per stream: a stream whose request has not
+ *   fully arrived by then (the client has not ended its side) gets the headers of a `408` and a
+ *   reset (RST_STREAM CANCEL), or only the reset when a response already started, as HTTP/1.1
+ *   answers 408 and drops the connection; the handler's request is aborted ('aborted', never a
+ *   truncated body taken for whole). The session and its other streams go on. A request that arrived whole is not limited, however slow its
+ *   handler. One deadline queue serves every stream (no timer per stream). HTTP/2 has no
+ *   headers timeout of its own here: a stream exists only once its headers are complete, and a
+ *   session stalled inside a header block is silent, so the idle timeout closes it.
  */
 import http2 from 'node:http2';
-import type { Http2ServerRequest, Http2ServerResponse, Http2Session } from 'node:http2';
+import type { Http2ServerRequest, Http2ServerResponse, Http2Session, ServerHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { Clock } from '../core/clock.js';
+import { DeadlineQueue } from '../core/deadline-queue.js';
+import type { Deadline } from '../core/deadline-queue.js';
 
 /** The HTTP/2 connection preface a client with prior knowledge sends first (RFC 9113 §3.4). */
 export const HTTP2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
@@ -41,6 +52,38 @@ export interface Http2InboundParams {
   idleTimeoutMs: number;
   /** Sessions older than this close at their first quiet moment (0 = never). */
   maxConnectionAgeMs: number;
+  /** Time for a stream's whole request to arrive (0 = none). */
+  requestTimeoutMs: number;
+}
+
+/** A stream's request deadline, linked into the inbound's deadline queue until it ends. */
+class StreamDeadline implements Deadline {
+  deadlineAt = 0;
+  deadlinePrev: Deadline | undefined = undefined;
+  deadlineNext: Deadline | undefined = undefined;
+  deadlineQueue: DeadlineQueue | undefined = undefined;
+  readonly #stream: ServerHttp2Stream;
+
+  constructor(stream: ServerHttp2Stream) {
+    this.#stream = stream;
+  }
+
+  onDeadline(): void {
+    const stream = this.#stream;
+    if (stream.destroyed || stream.closed) return;
+    // The client ended its side: the whole request arrived, and only the handler is slow.
+    if (stream.state.remoteClose === 1) return;
+    if (stream.headersSent) {
+      stream.close(http2.constants.NGHTTP2_CANCEL);
+      return;
+    }
+    // Straight on the stream, not through the compatibility response the handler still holds,
+    // and not ended: a stream whose response ended before its reset does not tell the handler its
+    // request was aborted (node:http2 then ends the request as if its body were complete), and
+    // body readers (raw-body, Express's parsers) rely on 'aborted' to refuse a truncated body.
+    stream.respond({ ':status': 408, 'content-length': '0' });
+    stream.close(http2.constants.NGHTTP2_CANCEL);
+  }
 }
 
 interface SessionState {
@@ -54,11 +97,13 @@ export class Http2Inbound {
   readonly #server: http2.Http2Server;
   readonly #params: Http2InboundParams;
   readonly #sessions = new Map<Http2Session, SessionState>();
+  readonly #requestDeadlines: DeadlineQueue | undefined;
   #generation = 0;
   #draining = false;
 
   constructor(handler: Http2Handler, params: Http2InboundParams) {
     this.#params = params;
+    this.#requestDeadlines = params.requestTimeoutMs > 0 ? new DeadlineQueue(params.requestTimeoutMs, params.clock) : undefined;
     this.#server = http2.createServer();
     this.#server.setTimeout(params.idleTimeoutMs);
     // node:http2 destroys a session silent for the timeout, streams in flight or not: a handler
@@ -139,7 +184,14 @@ export class Http2Inbound {
 
   #streamStarted(session: Http2Session, state: SessionState, res: Http2ServerResponse): void {
     state.open++;
+    const queue = this.#requestDeadlines;
+    let deadline: StreamDeadline | undefined;
+    if (queue !== undefined && !res.stream.endAfterHeaders) {
+      deadline = new StreamDeadline(res.stream);
+      queue.add(deadline, this.#params.clock.now());
+    }
     res.once('close', () => {
+      if (deadline !== undefined) queue?.cancel(deadline);
       state.open--;
       if (this.#draining && state.open === 0) session.close();
       else this.#maybeRoll(session, state);

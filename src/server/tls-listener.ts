@@ -35,7 +35,7 @@
  * bundle in force, so a removed trust anchor cannot come back through a resumed session.
  *
  * Slow clients (matrix row C4): `headersTimeout` 10 s (Node: 60 s), `requestTimeout` 30 s for
- * the whole request, body included (Node: 300 s), checked every second
+ * the whole request, body included (Node: 300 s; per stream on HTTP/2, http2-inbound.ts), checked every second
  * (`connectionsCheckingInterval`, Node: 30 s, which would let a slowloris hold a socket up to
  * 30 s past its deadline); in TLS modes a hard deadline of 10 s (`handshakeTimeoutMs`) from
  * accept to a finished, verified handshake (permissive: sniff and handshake together), whatever
@@ -222,6 +222,7 @@ export function createMeshListener(handler: http.RequestListener, options: MeshL
     clock,
     idleTimeoutMs: t.keepAliveTimeoutMs,
     maxConnectionAgeMs: maxAge,
+    requestTimeoutMs: t.requestTimeoutMs,
   });
   const deadlines = new HandshakeDeadlines(t.handshakeTimeoutMs);
   // The listening server is always node:http's: its connection tracking, timeouts, `close()`,

@@ -1,6 +1,7 @@
 /**
- * Upgrade requests (WebSockets) on a `mesh.serve` server pass the inbound side before any
- * 'upgrade' listener (a `ws` WebSocketServer attached to `server.server`) sees them. node:http
+ * Upgrade requests (WebSockets) on a `mesh.serve` server — or on a server the application owns,
+ * given to `mesh.advertise()` or served by a `mesh.fastify()` app — pass the inbound side before
+ * any 'upgrade' listener (a `ws` WebSocketServer attached to the server) sees them. node:http
  * hands an upgrade to 'upgrade' listeners directly, around the request handler and so around the
  * inbound stack: without this guard a WebSocket endpoint would skip authorization.
  *
@@ -14,7 +15,7 @@
  * (`protocol: websocket`) until its socket closes. Either way the upgrade is a SERVER span whose
  * parent is the caller's (its `traceparent`), ended once the listeners took the socket.
  */
-import type http from 'node:http';
+import type { Server as NetServer } from 'node:net';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Clock } from '../core/clock.js';
@@ -47,18 +48,22 @@ function forbidden(socket: Duplex, service: string | undefined): void {
   socket.once('close', () => clearTimeout(t));
 }
 
-/** Puts the inbound side in front of `server`'s 'upgrade' listeners (see the file comment). */
-export function guardUpgrades(server: http.Server, deps: UpgradeGuardDeps): void {
+/**
+ * Puts the inbound side in front of `server`'s 'upgrade' listeners (see the file comment). Any
+ * node:http or https server: mesh.serve's, or one the application owns (Express's
+ * `app.listen()`, Fastify's `fastify.server`) handed over through mesh.advertise / mesh.fastify().
+ */
+export function guardUpgrades(server: NetServer, deps: UpgradeGuardDeps): void {
   const self = deps.service ?? UNKNOWN_CALLER;
   const emit = server.emit;
   // Every event of the server passes here ('request' included): no rest array, one comparison.
-  server.emit = function (this: http.Server, event: string | symbol, req?: unknown, socket?: unknown): boolean {
+  server.emit = function (this: NetServer, event: string | symbol, req?: unknown, socket?: unknown): boolean {
     // eslint-disable-next-line prefer-rest-params
     if (event !== 'upgrade') return Reflect.apply(emit, this, arguments) as boolean;
     return upgrade(this, arguments, req as IncomingMessage, socket as Duplex);
   } as typeof server.emit;
 
-  const upgrade = (target: http.Server, args: IArguments, req: IncomingMessage, socket: Duplex): boolean => {
+  const upgrade = (target: NetServer, args: IArguments, req: IncomingMessage, socket: Duplex): boolean => {
     const peer = deps.peers.of(req.socket);
     stripIdentityHeaders(req);
     const authz = deps.authorizer();
