@@ -6,44 +6,26 @@
  * (outbound-call.ts) with the client's response classifier.
  */
 import { Dispatcher } from 'undici';
-import type { Destinations } from './destinations.js';
-import { callbackHandler } from './caller-handler.js';
+import type { Destination, Destinations } from './destinations.js';
+import { callbackHandler, failHandler } from './caller-handler.js';
 import { OutboundCall } from './outbound-call.js';
 import type { CallOptions } from './outbound-call.js';
 import type { HttpResponseClassifier } from './http-classify.js';
-import { bridgeToHandler, failHandler } from './dispatch-bridge.js';
-import { sendRequest } from './http-client.js';
-import { isIdempotentMethod, toHttpRequest } from './http-request.js';
-import { CallController } from '../core/call-signal.js';
-import { AbortedError, UnknownServiceError } from '../core/errors.js';
+import { UnknownServiceError } from '../core/errors.js';
 
-/**
- * Sends one call to `service` through the hot path when its destination can take it, else
- * through the promise stack and a bridge to the handler. The caller checked the arguments.
- */
+/** Sends one call to `service` through its destination's hot path. The caller checked the arguments. */
 export function dispatchToService(destinations: Destinations, service: string, opts: CallOptions, handler: Dispatcher.DispatchHandler, classify: HttpResponseClassifier | undefined): boolean {
   const dest = destinations.get(service);
   if (dest === undefined) {
     failHandler(handler, new UnknownServiceError(`no Service document named "${service}"`, { service }));
     return true;
   }
-  const core = dest.http.core;
-  if (core !== undefined) {
-    new OutboundCall(core, opts, callbackHandler(handler), classify).run();
-    return true;
-  }
-  const req = toHttpRequest(
-    { path: opts.path, method: opts.method, headers: opts.headers as never, body: opts.body, ...(opts.query !== undefined ? { query: opts.query } : {}) },
-    dest.maxReplayBytes,
-    classify,
-  );
-  const ac = new CallController();
-  const call = { idempotent: isIdempotentMethod(req.method) || opts.idempotent === true, routeKey: opts.routeKey, signal: ac.signal };
-  bridgeToHandler(
-    handler,
-    (reason) => ac.abort(new AbortedError('aborted by the dispatch handler', { service, cause: reason })),
-    () => sendRequest(dest, service, req, call),
-  );
+  return dispatchToDestination(dest, opts, handler, classify);
+}
+
+/** dispatchToService for a destination already looked up. */
+export function dispatchToDestination(dest: Destination, opts: CallOptions, handler: Dispatcher.DispatchHandler, classify: HttpResponseClassifier | undefined): boolean {
+  new OutboundCall(dest.http.core, opts, callbackHandler(handler), classify).run();
   return true;
 }
 

@@ -40,6 +40,7 @@ import { answerAbort } from './injected-fault.js';
 import type { CoreFault } from './injected-fault.js';
 import { attemptSpanHeaders, propagatedTrace } from './call-trace.js';
 import { chooseRoute } from './route-choice.js';
+import { mirrorCall } from './call-mirror.js';
 import { decideRetry, describeError, historyLine, neverRetried } from './retry-decision.js';
 import { admitEndpoint, admitLimits } from './attempt-admission.js';
 import type { SlotQueue } from '../resilience/concurrency-limit-filter.js';
@@ -72,6 +73,8 @@ export class OutboundCall implements Deadline {
   readonly method: string;
   /** The caller's headers as name/value pairs, without the ones the mesh writes itself. */
   readonly #headers: string[];
+  /** Trace headers the caller sent (kept for a mirrored copy), when tracing strips them. */
+  readonly #callerTrace: Record<string, string> | undefined;
   /** The caller's `host` header (or the route's authority rewrite); the service name when unset. */
   #host: string | undefined;
   /** Lower-cased headers for route matching, built only when the destination declares routes. */
@@ -129,6 +132,7 @@ export class OutboundCall implements Deadline {
     this.#headers = h.pairs;
     this.#host = h.host;
     this.#matchHeaders = h.match;
+    this.#callerTrace = h.trace;
     this.#traceFrom(h.trace);
     this.#line = core.accessLog === undefined ? undefined : lineStart(core.clock, core.tracer);
   }
@@ -161,7 +165,7 @@ export class OutboundCall implements Deadline {
       this.#afterDelay(fault);
       return;
     }
-    this.#send();
+    this.#sendAndMirror();
   }
 
   #afterDelay(fault: CoreFault): void {
@@ -170,7 +174,30 @@ export class OutboundCall implements Deadline {
       this.#injectAbort(fault.abortStatus);
       return;
     }
+    this.#sendAndMirror();
+  }
+
+  /** The primary, then (when the route mirrors and samples it) its copy (call-mirror.ts). */
+  #sendAndMirror(): void {
     this.#send();
+    const mirror = this.#route.mirror;
+    if (mirror === undefined) return;
+    const o = this.#opts;
+    mirrorCall(mirror, {
+      service: this.#core.service,
+      route: this.#route.name,
+      method: this.method,
+      path: this.#path,
+      pairs: this.#headers,
+      host: this.#host,
+      trace: this.#callerTrace,
+      body: o.body,
+      query: o.query,
+      replayable: this.#replayable,
+      idempotent: this.#idempotent,
+      routeKey: this.#routeKey,
+      classify: this.#classify,
+    });
   }
 
   /** Answers the call with an injected abort (injected-fault.ts). */
