@@ -2,7 +2,10 @@
  * One contender of bench/run.ts alone, for CPU profiling: the same upstream child, config and
  * concurrency, so a profile shows one request path only. `--target mesh` (default) drives
  * mesh.http('products').request(); `--target raw` drives 3 undici Pools round-robin, the
- * baseline, to diff the two profiles.
+ * baseline, to diff the two profiles. The dispatcher path: `--target mesh-request` drives
+ * undici.request('http://products/', { dispatcher: mesh.dispatcher }), `--target raw-request`
+ * undici.request(url, { dispatcher: new Agent() }) over the upstream URLs; `mesh-fetch` and
+ * `raw-fetch` the same with Node's fetch().
  *
  *   npm run build
  *   node --cpu-prof --cpu-prof-dir=.trellis-tmp/prof --import tsx bench/hotpath.ts --seconds 10
@@ -12,7 +15,7 @@
  * Chrome DevTools (Performance) or VS Code.
  */
 import { parseArgs } from 'node:util';
-import { Pool } from 'undici';
+import { Agent, Pool, request as undiciRequest } from 'undici';
 import { meshClient } from 'trellis';
 import type { Call } from './measure.js';
 import { LatencyBuffer, runRound } from './measure.js';
@@ -25,7 +28,8 @@ const { values: args } = parseArgs({
     target: { type: 'string', default: 'mesh' },
   },
 });
-if (args.target !== 'mesh' && args.target !== 'raw') throw new Error(`--target must be mesh or raw, got "${args.target}"`);
+const TARGETS = ['mesh', 'raw', 'mesh-request', 'raw-request', 'mesh-fetch', 'raw-fetch'];
+if (!TARGETS.includes(args.target ?? '')) throw new Error(`--target must be one of ${TARGETS.join(', ')}, got "${args.target}"`);
 const seconds = Number(args.seconds);
 const concurrency = Number(args.concurrency);
 
@@ -46,24 +50,49 @@ ${upstream.ports.map((p) => `    - { address: 127.0.0.1:${p} }`).join('\n')}
 `,
 });
 const pools = upstream.ports.map((p) => new Pool(`http://127.0.0.1:${p}`));
+const agent = new Agent();
+const urls = upstream.ports.map((p) => `http://127.0.0.1:${p}/`);
 try {
   const products = mesh.http('products');
+  const dispatcher = mesh.dispatcher;
   let next = 0;
-  const call: Call = args.target === 'raw'
-    ? async () => {
+  const calls: Record<string, Call> = {
+    raw: async () => {
       const res = await (pools[next++ % pools.length] as Pool).request({ method: 'GET', path: '/' });
       await res.body.dump();
       return res.statusCode < 300;
-    }
-    : async () => {
+    },
+    mesh: async () => {
       const res = await products.request({ method: 'GET', path: '/' });
       await res.body.dump();
       return res.statusCode < 300;
-    };
+    },
+    'raw-request': async () => {
+      const res = await undiciRequest(urls[next++ % urls.length] as string, { dispatcher: agent });
+      await res.body.dump();
+      return res.statusCode < 300;
+    },
+    'mesh-request': async () => {
+      const res = await undiciRequest('http://products/', { dispatcher });
+      await res.body.dump();
+      return res.statusCode < 300;
+    },
+    'raw-fetch': async () => {
+      const res = await fetch(urls[next++ % urls.length] as string, { dispatcher: agent } as unknown as RequestInit);
+      await res.arrayBuffer();
+      return res.status < 300;
+    },
+    'mesh-fetch': async () => {
+      const res = await fetch('http://products/', { dispatcher } as unknown as RequestInit);
+      await res.arrayBuffer();
+      return res.status < 300;
+    },
+  };
+  const call = calls[args.target as string] as Call;
   const result = await runRound(call, concurrency, seconds * 1000, new LatencyBuffer());
   console.log(`${args.target}: ${result.rps.toFixed(0)} req/s, p50 ${result.p50Ms.toFixed(2)} ms, p99 ${result.p99Ms.toFixed(2)} ms, ${result.cpuUsPerReq.toFixed(1)} µs CPU/req, ${result.errors} errors`);
 } finally {
   await mesh.close();
-  await Promise.all(pools.map((p) => p.close()));
+  await Promise.all([...pools.map((p) => p.close()), agent.close()]);
   upstream.stop();
 }

@@ -11,10 +11,14 @@
  *   raw-balanced  undici BalancedPool over the 3 origins (for reference)
  *   mesh          mesh.http('products').request(): ewma, timeout, retries with per-try
  *                 timeout and budget, circuit breaker, outlier detection
- *   mesh-fetch    undici.request('http://products/', { dispatcher: mesh.dispatcher })
+ *   raw-request   undici.request(url, { dispatcher: agent }): undici's default Agent, the 3
+ *                 upstream URLs round-robin (the baseline of the dispatcher path)
+ *   mesh-request  undici.request('http://products/', { dispatcher: mesh.dispatcher })
+ *   raw-fetch     Node's fetch(url, { dispatcher: agent }), the same Agent and URLs
+ *   mesh-fetch    Node's fetch('http://products/', { dispatcher: mesh.dispatcher })
  *
  * Reported per contender: medians over rounds of req/s, p50/p99 latency and client CPU µs per
- * request. Writes docs/benchmarks.md unless --no-write. Bounded: ~75 s by default, ~17 s with
+ * request. Writes docs/benchmarks.md unless --no-write. Bounded: ~2.5 min by default, ~35 s with
  * --quick; a watchdog ends everything (child included) if it ever runs long.
  *
  * Usage: node --import tsx bench/run.ts [--quick] [--rounds N] [--seconds S] [--warmup S]
@@ -24,7 +28,7 @@ import os from 'node:os';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { BalancedPool, Pool, request as undiciRequest } from 'undici';
+import { Agent, BalancedPool, Pool, request as undiciRequest } from 'undici';
 import { meshClient } from 'trellis';
 import type { Mesh } from 'trellis';
 import { LatencyBuffer, median, runRound } from './measure.js';
@@ -79,6 +83,10 @@ const WRITE = !(args['no-write'] ?? false);
 /** The hot-path goals: mesh.http() with the full stack at >= 0.90 of raw, <= 10 µs added CPU. */
 const TARGET_THROUGHPUT = 0.9;
 const TARGET_ADDED_CPU_US = 10;
+/** fetch() and undici.request() through mesh.dispatcher: >= 0.95 of the same call without the mesh. */
+const TARGET_DISPATCHER = 0.95;
+/** How many contenders run (for the watchdog's bound). */
+const CONTENDERS = 7;
 /** Unmeasured run of a contender right before each of its measured rounds (steady state). */
 const ROUND_WARMUP_MS = 300;
 
@@ -94,7 +102,7 @@ interface Contender {
 // round is instead preceded by a short unmeasured run of the same contender, so what is
 // measured is the steady state, and one contender's garbage is mostly collected on its own time.
 
-const expectedMs = (4 * (ROUNDS * (ROUND_MS + ROUND_WARMUP_MS) + WARMUP_MS)) + 10_000;
+const expectedMs = (CONTENDERS * (ROUNDS * (ROUND_MS + ROUND_WARMUP_MS) + WARMUP_MS)) + 10_000;
 let upstream: Upstream | undefined;
 const watchdog = setTimeout(() => {
   process.stderr.write(`bench: still running after ${Math.round((expectedMs + 30_000) / 1000)} s; giving up\n`);
@@ -179,6 +187,9 @@ async function main(): Promise<void> {
   // Raw baselines get undici's defaults, as an application would write them.
   const pools = origins.map((o) => new Pool(o));
   const balanced = new BalancedPool(origins);
+  // The dispatcher path's baseline: undici's default Agent, as an application without the mesh has.
+  const agent = new Agent();
+  const urls = origins.map((o) => `${o}/`);
   let mesh: Mesh | undefined;
   try {
     mesh = await meshClient({ service: 'bench', config: meshYaml(upstream.ports), logger: { warn: (m) => process.stderr.write(`[trellis] ${m}\n`) } });
@@ -219,12 +230,42 @@ async function main(): Promise<void> {
         rounds: [],
       },
       {
-        key: 'mesh-fetch',
-        label: "`undici.request('http://products/', { dispatcher: mesh.dispatcher })`: the same stack",
+        key: 'raw-request',
+        label: "`undici.request(url, { dispatcher: new Agent() })` over the 3 upstream URLs, round-robin (the dispatcher path's baseline)",
+        call: async () => {
+          const res = await undiciRequest(urls[next++ % urls.length] as string, { dispatcher: agent });
+          await res.body.dump();
+          return res.statusCode < 300;
+        },
+        rounds: [],
+      },
+      {
+        key: 'mesh-request',
+        label: "`undici.request('http://products/', { dispatcher: mesh.dispatcher })`: the same stack as `mesh`",
         call: async () => {
           const res = await undiciRequest('http://products/', { dispatcher });
           await res.body.dump();
           return res.statusCode < 300;
+        },
+        rounds: [],
+      },
+      {
+        key: 'raw-fetch',
+        label: "Node's `fetch(url, { dispatcher: new Agent() })` over the 3 upstream URLs, round-robin",
+        call: async () => {
+          const res = await fetch(urls[next++ % urls.length] as string, { dispatcher: agent } as unknown as RequestInit);
+          await res.arrayBuffer();
+          return res.status < 300;
+        },
+        rounds: [],
+      },
+      {
+        key: 'mesh-fetch',
+        label: "Node's `fetch('http://products/', { dispatcher: mesh.dispatcher })`: the same stack as `mesh`",
+        call: async () => {
+          const res = await fetch('http://products/', { dispatcher } as unknown as RequestInit);
+          await res.arrayBuffer();
+          return res.status < 300;
         },
         rounds: [],
       },
@@ -252,7 +293,12 @@ async function main(): Promise<void> {
     const raw = by('raw-pools');
     const balancedS = by('raw-balanced');
     const meshS = by('mesh');
-    const fetchS = by('mesh-fetch');
+    const rawRequest = by('raw-request');
+    const meshRequest = by('mesh-request');
+    const rawFetch = by('raw-fetch');
+    const meshFetch = by('mesh-fetch');
+    const requestRatio = meshRequest.rps / rawRequest.rps;
+    const fetchRatio = meshFetch.rps / rawFetch.rps;
     const throughput = meshS.rps / raw.rps;
     const addedCpu = meshS.cpuUsPerReq - raw.cpuUsPerReq;
     const throughputMet = throughput >= TARGET_THROUGHPUT;
@@ -264,7 +310,9 @@ async function main(): Promise<void> {
       `mesh / raw-pools throughput      ${pct(throughput)}   (goal >= ${TARGET_THROUGHPUT * 100}%: ${throughputMet ? 'met' : 'not yet'})`,
       `mesh − raw-pools CPU per request ${fmt(addedCpu, 1)} µs   (goal <= ${TARGET_ADDED_CPU_US} µs: ${cpuMet ? 'met' : 'not yet'})`,
       `mesh / raw-balanced throughput   ${pct(meshS.rps / balancedS.rps)}, CPU ${fmt(meshS.cpuUsPerReq - balancedS.cpuUsPerReq, 1)} µs`,
-      `mesh-fetch / raw-pools           ${pct(fetchS.rps / raw.rps)}, CPU ${fmt(fetchS.cpuUsPerReq - raw.cpuUsPerReq, 1)} µs`,
+      `mesh-request / raw-request       ${pct(requestRatio)}, CPU ${fmt(meshRequest.cpuUsPerReq - rawRequest.cpuUsPerReq, 1)} µs   (goal >= ${TARGET_DISPATCHER * 100}%: ${requestRatio >= TARGET_DISPATCHER ? 'met' : 'not yet'})`,
+      `mesh-fetch / raw-fetch           ${pct(fetchRatio)}, CPU ${fmt(meshFetch.cpuUsPerReq - rawFetch.cpuUsPerReq, 1)} µs   (goal >= ${TARGET_DISPATCHER * 100}%: ${fetchRatio >= TARGET_DISPATCHER ? 'met' : 'not yet'})`,
+      `mesh-request / raw-pools         ${pct(meshRequest.rps / raw.rps)}, CPU ${fmt(meshRequest.cpuUsPerReq - raw.cpuUsPerReq, 1)} µs`,
     ];
     console.log(`\nmedians over ${ROUNDS} rounds:\n${table}\n\n${ratios.join('\n')}`);
     if (svc !== undefined) {
@@ -273,12 +321,12 @@ async function main(): Promise<void> {
 
     if (WRITE) {
       const file = fileURLToPath(new URL('../docs/benchmarks.md', import.meta.url));
-      writeFileSync(file, markdown({ summaries, contenders, throughput, addedCpu, throughputMet, cpuMet, stack: svc?.stack, counters: svc?.counters }) + handWritten(file));
+      writeFileSync(file, markdown({ summaries, contenders, throughput, addedCpu, throughputMet, cpuMet, requestRatio, requestCpu: meshRequest.cpuUsPerReq - rawRequest.cpuUsPerReq, fetchRatio, fetchCpu: meshFetch.cpuUsPerReq - rawFetch.cpuUsPerReq, stack: svc?.stack, counters: svc?.counters }) + handWritten(file));
       console.log(`wrote ${file}`);
     }
   } finally {
     await mesh?.close();
-    await Promise.all([...pools.map((p) => p.close()), balanced.close()]);
+    await Promise.all([...pools.map((p) => p.close()), balanced.close(), agent.close()]);
     upstream.stop();
   }
 }
@@ -290,6 +338,10 @@ interface Report {
   addedCpu: number;
   throughputMet: boolean;
   cpuMet: boolean;
+  requestRatio: number;
+  requestCpu: number;
+  fetchRatio: number;
+  fetchCpu: number;
   stack: string | undefined;
   counters: { requests: number; retries: number; budgetExhausted: number } | undefined;
 }
@@ -331,7 +383,7 @@ What the mesh costs a caller, measured against raw undici. Generated by \`npm ru
 - Load: closed loop, ${CONCURRENCY} requests in flight, \`GET /\`, every response body consumed
   (\`body.dump()\`). All contenders run in the same client process.
 - Schedule: one ${WARMUP_MS / 1000} s warm-up round per contender, then ${roundCount} rounds of ${ROUND_MS / 1000} s per
-  contender, **interleaved** (A B C D, B C D A, ...: the order rotates each round). Steady state:
+  contender, **interleaved** (A B C ..., B C ... A, ...: the order rotates each round). Steady state:
   each measured round is preceded by ${ROUND_WARMUP_MS} ms of the same contender, unmeasured, and no GC is
   forced (a forced full GC discards V8's compiled code, so the mesh paid to recompile inside
   every measured round; the same build measured 0.40 of raw with forced GC, 0.48-0.56 without).
@@ -346,8 +398,10 @@ ${r.summaries.map((s) => `  - \`${s.key}\` — ${s.label}`).join('\n')}
 - Baseline: \`raw-pools\`. The mesh's transport is also one undici \`Pool\` per endpoint, so the
   difference between \`raw-pools\` and \`mesh\` is exactly the cost of the mesh's layers.
   \`BalancedPool\` is shown for reference: it adds its own weighting logic and is not what the
-  mesh builds on. \`mesh-fetch\` also pays for \`undici.request()\`'s URL parsing and its
-  handler-to-stream bridge.
+  mesh builds on. The dispatcher path has its own baselines: \`raw-request\` and \`raw-fetch\`
+  are the same calls (\`undici.request()\`, Node's \`fetch()\`) through undici's default \`Agent\`
+  to the 3 upstream URLs round-robin, so \`mesh-request\` and \`mesh-fetch\` differ from them
+  only by \`mesh.dispatcher\` (and the service name in the URL).
 - The mesh config (one Service, three static endpoints):
   \`loadBalancer: ewma\`, \`timeout: 2s\`, \`retries: { attempts: 3, perTryTimeout: 500ms,
   on: [connect-failure, reset, gateway-error], backoff: { base: 25ms, max: 250ms },
@@ -371,6 +425,8 @@ request with the same features.
 | :-- | --: | :-: |
 | \`mesh.http()\` throughput >= ${TARGET_THROUGHPUT * 100}% of raw undici | ${pct(r.throughput)} | ${r.throughputMet ? 'met' : 'not yet'} |
 | added client CPU per request <= ${TARGET_ADDED_CPU_US} µs | ${fmt(r.addedCpu, 1)} µs | ${r.cpuMet ? 'met' : 'not yet'} |
+| \`undici.request()\` through \`mesh.dispatcher\` >= ${TARGET_DISPATCHER * 100}% of it through \`Agent\` | ${pct(r.requestRatio)} (${fmt(r.requestCpu, 1)} µs added) | ${r.requestRatio >= TARGET_DISPATCHER ? 'met' : 'not yet'} |
+| \`fetch()\` through \`mesh.dispatcher\` >= ${TARGET_DISPATCHER * 100}% of it through \`Agent\` | ${pct(r.fetchRatio)} (${fmt(r.fetchCpu, 1)} µs added) | ${r.fetchRatio >= TARGET_DISPATCHER ? 'met' : 'not yet'} |
 
 Where the added CPU goes (a V8 profile of the mesh against raw Pools with the same Pool options,
 +38.8 µs per request in that run): prom-client recording 10.5 µs (label hashing on every
@@ -385,8 +441,8 @@ ${markdownTable(roundHead, perRound)}
 ## Reproduce and profile
 
 \`\`\`sh
-npm run bench                 # ~75 s; writes this file
-npm run bench -- --quick      # ~17 s, indicative only
+npm run bench                 # ~2.5 min; writes this file
+npm run bench -- --quick      # ~35 s, indicative only
 npm run bench -- --rounds 10 --seconds 3 --concurrency 64 --no-write
 \`\`\`
 

@@ -188,9 +188,11 @@ async function wire(options: MeshClientOptions, { clock, random, logger, source,
     attemptModule: () => httpTracingModule(tracer),
     startServerTrace: (req, res, service) => inTracing.startTrace(req, res, service),
     ...(log === undefined ? {} : {
-      accessLogModule: (classify) => httpAccessLogModule(log, { clock, caller: options.service, traceId: () => tracer.currentTraceId() }, classify),
-      coreAccessLog: { log, caller: options.service },
-      inboundAccessLog: (req, res, service) => inboundLog?.(req, res, service),
+      accessLog: {
+        module: (classify) => httpAccessLogModule(log, { clock, caller: options.service, traceId: () => tracer.currentTraceId() }, classify),
+        core: { log, caller: options.service },
+        inbound: (req, res, service) => inboundLog?.(req, res, service),
+      },
     }),
   };
   const observability = new MeshObservability(metrics, clock, hooks);

@@ -2,7 +2,7 @@
  * A response body held whole in memory, standing in for undici's BodyReadable once the transport
  * has read a small body to its end (see response-body.ts): the same Readable events and the same
  * consume methods (`text`, `json`, `arrayBuffer`, `bytes`, `blob`, `dump`, `body`, `bodyUsed`), so
- * callers, `mesh.dispatcher`'s bridge and the layers that watch for the body's end cannot tell it
+ * callers and the layers that watch for the body's end cannot tell it
  * from the original. It is destroyed with the call's signal reason if that aborts while unread,
  * as undici's body would be, so the overall timeout keeps bounding the body.
  */

@@ -97,3 +97,23 @@ export function callbackHandler(handler: Dispatcher.DispatchHandler): CallbackHa
   if (typeof handler.onRequestStart === 'function' || typeof handler.onResponseStart === 'function') return new ControllerAdapter(handler);
   return handler as CallbackHandler;
 }
+
+/** The controller a controller-form handler is given when a dispatch fails before it starts. */
+const REFUSED: Dispatcher.DispatchController = Object.freeze({
+  aborted: false,
+  paused: false,
+  reason: null,
+  abort: () => undefined,
+  pause: () => undefined,
+  resume: () => undefined,
+});
+
+/**
+ * Fails a dispatch before it starts, as undici's dispatchers do for options they refuse
+ * (DispatcherBase.dispatch): synchronously, through the handler's error callback alone, with no
+ * onConnect / onRequestStart first.
+ */
+export function failHandler(handler: Dispatcher.DispatchHandler, err: Error): void {
+  if (typeof handler.onResponseError === 'function') handler.onResponseError(REFUSED, err);
+  else handler.onError?.(err);
+}

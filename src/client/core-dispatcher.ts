@@ -7,18 +7,13 @@
  * edge (dispatch-upgrade.ts). A call to a `protocol: tcp` service is refused before either.
  */
 import { Dispatcher } from 'undici';
-import type { Destinations } from './destinations.js';
-import { callbackHandler } from './caller-handler.js';
+import type { Destination, Destinations } from './destinations.js';
+import { callbackHandler, failHandler } from './caller-handler.js';
 import { OutboundCall } from './outbound-call.js';
 import type { CallOptions } from './outbound-call.js';
 import type { HttpResponseClassifier } from './http-classify.js';
-import { bridgeToHandler, failHandler } from './dispatch-bridge.js';
-import { sendRequest } from './http-client.js';
-import { isIdempotentMethod, toHttpRequest } from './http-request.js';
-import { CallController } from '../core/call-signal.js';
-import { AbortedError, InvalidArgumentError, UnknownServiceError } from '../core/errors.js';
+import { InvalidArgumentError, UnknownServiceError } from '../core/errors.js';
 import type { TrellisError } from '../core/errors.js';
-import type { Destination } from './destinations.js';
 import type { UpgradeDispatch } from './dispatch-upgrade.js';
 import { isUpgrade } from './request-validation.js';
 
@@ -31,16 +26,18 @@ export function wrongProtocol(dest: Destination, service: string): TrellisError 
   return new InvalidArgumentError(`${service} is protocol tcp, and this is an HTTP request: nothing was sent (open connections to it with mesh.connect())`, { service });
 }
 
-/**
- * Sends one call to `service` through the hot path when its destination can take it, else
- * through the promise stack and a bridge to the handler. The caller checked the arguments.
- */
+/** Sends one call to `service` through its destination's hot path. The caller checked the arguments. */
 export function dispatchToService(destinations: Destinations, service: string, opts: CallOptions, handler: Dispatcher.DispatchHandler, classify: HttpResponseClassifier | undefined, upgrades?: UpgradeDispatch): boolean {
   const dest = destinations.get(service);
   if (dest === undefined) {
     failHandler(handler, new UnknownServiceError(`no Service document named "${service}"`, { service }));
     return true;
   }
+  return dispatchToDestination(destinations, dest, service, opts, handler, classify, upgrades);
+}
+
+/** dispatchToService for a destination already looked up. */
+export function dispatchToDestination(destinations: Destinations, dest: Destination, service: string, opts: CallOptions, handler: Dispatcher.DispatchHandler, classify: HttpResponseClassifier | undefined, upgrades?: UpgradeDispatch): boolean {
   const wrong = wrongProtocol(dest, service);
   if (wrong !== undefined) {
     destinations.invalidArgument(service, opts.method);
@@ -52,23 +49,7 @@ export function dispatchToService(destinations: Destinations, service: string, o
     failHandler(handler, new InvalidArgumentError('this dispatcher does not carry upgrades', { service }));
     return true;
   }
-  const core = dest.http.core;
-  if (core !== undefined) {
-    new OutboundCall(core, opts, callbackHandler(handler), classify).run();
-    return true;
-  }
-  const req = toHttpRequest(
-    { path: opts.path, method: opts.method, headers: opts.headers as never, body: opts.body, ...(opts.query !== undefined ? { query: opts.query } : {}) },
-    dest.maxReplayBytes,
-    classify,
-  );
-  const ac = new CallController();
-  const call = { idempotent: isIdempotentMethod(req.method) || opts.idempotent === true, routeKey: opts.routeKey, signal: ac.signal };
-  bridgeToHandler(
-    handler,
-    (reason) => ac.abort(new AbortedError('aborted by the dispatch handler', { service, cause: reason })),
-    () => sendRequest(dest, service, req, call),
-  );
+  new OutboundCall(dest.http.core, opts, callbackHandler(handler), classify).run();
   return true;
 }
 

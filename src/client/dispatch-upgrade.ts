@@ -24,7 +24,7 @@ import { CallController } from '../core/call-signal.js';
 import { AbortedError, InvalidArgumentError } from '../core/errors.js';
 import type { MeshTracer } from '../observability/tracer.js';
 import type { ConnectionProtocol } from '../observability/connection-metrics.js';
-import { failHandler } from './dispatch-bridge.js';
+import { failHandler } from './caller-handler.js';
 import { normalizeHeaders } from './http-request.js';
 import type { ConnectionEdgeDeps } from './tcp-connect.js';
 import { mapTransportError } from './undici-errors.js';
@@ -163,7 +163,7 @@ export class UpgradeDispatcher {
 
   /** Dispatches one upgrade (see the file comment). The options were validated by the caller. */
   readonly dispatch: UpgradeDispatch = (service, opts, handler) => {
-    // The controller API when the handler speaks it (as dispatch-bridge.ts decides); fetch's
+    // The controller API when the handler speaks it (as caller-handler.ts decides); fetch's
     // handler has onRequestUpgrade beside the legacy callbacks, so that alone does not decide.
     const modern = typeof handler.onRequestStart === 'function' || typeof handler.onResponseStart === 'function' || typeof handler.onResponseError === 'function';
     if (typeof handler.onUpgrade !== 'function' && typeof handler.onRequestUpgrade !== 'function') {

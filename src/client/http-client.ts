@@ -6,15 +6,11 @@
  * in flight.
  */
 import type { Dispatcher } from 'undici';
-import { CallContext } from '../core/context.js';
-import { CallSignal } from '../core/call-signal.js';
-import { currentAmbient } from '../core/ambient.js';
 import { ClosedError, InvalidArgumentError, UnknownServiceError } from '../core/errors.js';
 import type { TrellisError } from '../core/errors.js';
 import type { Destination, Destinations } from './destinations.js';
 import { discardRefusedBody, invalidRequestArgument, isUpgrade } from './request-validation.js';
-import { isIdempotentMethod, toHttpRequest } from './http-request.js';
-import type { HttpRequest, MeshRequestOptions } from './http-request.js';
+import type { MeshRequestOptions } from './http-request.js';
 import type { HttpResponseClassifier } from './http-classify.js';
 import { ServiceDispatcher, wrongProtocol } from './core-dispatcher.js';
 import type { UpgradeDispatch } from './dispatch-upgrade.js';
@@ -48,14 +44,12 @@ export interface MeshHttpClient {
 export class HttpClient implements MeshHttpClient {
   readonly service: string;
   readonly #destinations: Destinations;
-  readonly #classify: HttpResponseClassifier | undefined;
   readonly #isClosed: () => boolean;
   readonly #dispatcher: ServiceDispatcher;
 
   constructor(service: string, destinations: Destinations, options: HttpClientOptions, isClosed: () => boolean, upgrades?: UpgradeDispatch) {
     this.service = service;
     this.#destinations = destinations;
-    this.#classify = options.classify;
     this.#isClosed = isClosed;
     this.#dispatcher = new ServiceDispatcher(destinations, service, options.classify, upgrades);
   }
@@ -100,29 +94,6 @@ export class HttpClient implements MeshHttpClient {
       return Promise.reject(invalid);
     }
     // The hot path: undici's own request() over the destination's dispatcher (core-dispatcher.ts).
-    if (dest.http.core !== undefined) return this.#dispatcher.request(opts as Dispatcher.RequestOptions);
-    const req = toHttpRequest(opts, dest.maxReplayBytes, this.#classify);
-    return sendRequest(dest, this.service, req, {
-      idempotent: opts.idempotent ?? isIdempotentMethod(req.method),
-      routeKey: opts.routeKey,
-      signal: opts.signal instanceof AbortSignal ? CallSignal.fromAbortSignal(opts.signal) : undefined,
-    });
+    return this.#dispatcher.request(opts as Dispatcher.RequestOptions);
   }
-}
-
-/**
- * Sends a prepared request through a destination's stack, in a call context that inherits the
- * ambient (inbound) deadline. Shared by `request()` and `mesh.dispatcher`.
- */
-export function sendRequest(
-  dest: Destination,
-  service: string,
-  req: HttpRequest,
-  call: { idempotent: boolean; routeKey: string | undefined; signal: CallSignal | undefined },
-): Promise<Dispatcher.ResponseData> {
-  const ctx = new CallContext(service, call.idempotent);
-  ctx.signal = call.signal;
-  ctx.routeKey = call.routeKey;
-  ctx.deadline = currentAmbient()?.deadline;
-  return dest.http.service(req, ctx);
 }

@@ -11,9 +11,11 @@ import { Agent, Dispatcher } from 'undici';
 import { decideOrigin, originShape } from './dispatch-origin.js';
 import type { MeshDispatcherOptions, OriginDecision, OriginShape, UnknownHostPolicy } from './dispatch-origin.js';
 import type { Destinations } from './destinations.js';
-import { failHandler } from './dispatch-bridge.js';
-import { dispatchToService } from './core-dispatcher.js';
-import { invalidRequestArgument } from './request-validation.js';
+import { failHandler } from './caller-handler.js';
+import { dispatchToDestination } from './core-dispatcher.js';
+import { dispatchArgs } from './dispatch-options.js';
+import type { CallOptions } from './outbound-call.js';
+import { invalidRequestArgument, isUpgrade } from './request-validation.js';
 import type { UpgradeDispatch } from './dispatch-upgrade.js';
 
 export class MeshDispatcher extends Dispatcher {
@@ -36,22 +38,16 @@ export class MeshDispatcher extends Dispatcher {
   /** Origin strings already parsed (null: not a URL), so fetch() does not re-parse URLs. */
   readonly #shapes = new Map<string, OriginShape | null>();
 
-  /** What to do with an origin, against the configuration in force now. */
-  #decide(origin: Dispatcher.DispatchOptions['origin']): OriginDecision {
-    if (origin === undefined) return { kind: 'pass' };
-    let shape: OriginShape | null | undefined;
-    if (typeof origin === 'string') {
-      shape = this.#shapes.get(origin);
-      if (shape === undefined) {
-        shape = originShape(origin);
-        if (this.#shapes.size >= 1024) this.#shapes.clear();
-        this.#shapes.set(origin, shape);
-      }
-    } else {
+  /** The parsed shape of an origin (null: not a URL), cached per origin string. */
+  #shape(origin: string | URL): OriginShape | null {
+    if (typeof origin !== 'string') return originShape(origin);
+    let shape = this.#shapes.get(origin);
+    if (shape === undefined) {
       shape = originShape(origin);
+      if (this.#shapes.size >= 1024) this.#shapes.clear();
+      this.#shapes.set(origin, shape);
     }
-    if (shape === null) return { kind: 'pass' };
-    return decideOrigin(shape, this.#isService, this.#serviceNames, this.#unknownHosts);
+    return shape;
   }
 
   // Made once: the decision runs on every request.
@@ -59,27 +55,35 @@ export class MeshDispatcher extends Dispatcher {
   readonly #serviceNames = (): string[] => this.#destinations.names();
 
   override dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
-    const decision = this.#decide(opts.origin);
-    if (decision.kind === 'pass') return this.#fallback.dispatch(opts, handler);
-    if (decision.kind === 'refuse') {
-      // Refused before anything left the process: reported as the request's error (fetch wraps
-      // it in `TypeError: fetch failed`; isTrellisError and trellisErrorOf look through that).
-      failHandler(handler, decision.error);
-      return true;
+    const origin = opts.origin;
+    if (origin === undefined || origin === null) return this.#fallback.dispatch(opts, handler);
+    const shape = this.#shape(origin);
+    if (shape === null) return this.#fallback.dispatch(opts, handler);
+    // `http://<service>`: one lookup against the configuration in force now, then the hot path.
+    const dest = this.#destinations.get(shape.host);
+    if (dest === undefined || shape.protocol !== 'http:' || shape.port !== '') {
+      const decision: OriginDecision = decideOrigin(shape, this.#isService, this.#serviceNames, this.#unknownHosts);
+      if (decision.kind === 'refuse') {
+        // Refused before anything left the process: reported as the request's error (fetch wraps
+        // it in `TypeError: fetch failed`; isTrellisError and trellisErrorOf look through that).
+        failHandler(handler, decision.error);
+        return true;
+      }
+      return this.#fallback.dispatch(opts, handler);
     }
-    const service = decision.service;
-    const dest = this.#destinations.get(service);
-    if (dest === undefined) return this.#fallback.dispatch(opts, handler);
+    const service = shape.host;
+    // Every option read from here on is a field of one shape (dispatch-options.ts).
+    const args = dispatchArgs(opts);
     // Refused before the stack, through the handler's error path (as undici's own dispatchers do).
-    const invalid = invalidRequestArgument(opts, service);
+    const invalid = invalidRequestArgument(args, service);
     if (invalid !== undefined) {
-      this.#destinations.invalidArgument(service, opts.method);
+      this.#destinations.invalidArgument(service, args.method);
       failHandler(handler, invalid);
       return true;
     }
-    // The caller's handler goes straight down the hot path (or, for a destination it cannot carry
-    // yet, through the promise stack and a bridge).
-    return dispatchToService(this.#destinations, service, opts, handler, undefined, this.#upgrades);
+    // The caller's handler goes straight down the hot path; an upgrade, with every option the
+    // caller gave (the copy keeps only what the hot path reads), to the upgrade edge.
+    return dispatchToDestination(this.#destinations, dest, service, (isUpgrade(args) ? opts : args) as CallOptions, handler, undefined, this.#upgrades);
   }
 
   override async close(): Promise<void> {

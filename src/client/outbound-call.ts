@@ -6,7 +6,9 @@
  * overall timeout and propagated deadline, retries (retry-decision.ts) with their budget, backoff,
  * per-try timeout and endpoint avoidance, then per attempt the limits, breaker and balancer
  * (attempt-admission.ts) and the trace headers (call-trace.ts), and hands each attempt to the
- * endpoint's undici Pool.
+ * endpoint's undici Pool. Its parts, one concept each: the overall deadline (call-deadline.ts), what
+ * an attempt sends (attempt-request.ts), the judgement of a response (response-verdict.ts), the
+ * mirrored copy (call-mirror.ts) and the record of the end (call-outcome.ts).
  *
  * Semantics are the promise stack's (timeout-filter.ts, retry-filter.ts, circuit-breaker.ts,
  * endpoint-filter.ts, metrics-filter.ts), which its tests pin down:
@@ -20,18 +22,14 @@
  */
 import type { Dispatcher } from 'undici';
 import type { Classification } from '../core/classify.js';
-import { currentAmbient, DEADLINE_HEADER } from '../core/ambient.js';
 import { timerDelay } from '../core/timer-limit.js';
 import type { Deadline, DeadlineQueue } from '../core/deadline-queue.js';
 import { AbortedError, RetriesExhaustedError, TimeoutError } from '../core/errors.js';
 import { errorOutcome, OUTCOME_FAULT, statusLabel } from '../observability/metrics-labels.js';
-import { CallerHeaders, contentLength, replayableBody } from './call-headers.js';
+import { CallerHeaders, replayableBody } from './call-headers.js';
 import type { CallbackHandler } from './caller-handler.js';
-import { headersObject } from './caller-handler.js';
 import type { HttpResponseClassifier } from './http-classify.js';
-import { tagResponse } from './http-classify.js';
 import { isIdempotentMethod } from './http-request.js';
-import type { HttpResponse } from './http-transport.js';
 import type { CallRecorders, OutboundCore, RoutePolicy } from './outbound-core.js';
 import type { Context, Tracer } from '@opentelemetry/api';
 import type { MeshTracer } from '../observability/tracer.js';
@@ -40,17 +38,19 @@ import { answerAbort } from './injected-fault.js';
 import type { CoreFault } from './injected-fault.js';
 import { attemptSpanHeaders, propagatedTrace } from './call-trace.js';
 import { chooseRoute } from './route-choice.js';
+import { mirrorCall } from './call-mirror.js';
 import { decideRetry, describeError, historyLine, neverRetried } from './retry-decision.js';
 import { admitEndpoint, admitLimits } from './attempt-admission.js';
 import type { SlotQueue } from '../resilience/concurrency-limit-filter.js';
-import { lineStart, writeLine } from './call-access-log.js';
+import { lineStart } from './call-access-log.js';
 import type { LineStart } from './call-access-log.js';
 import { OutboundAttempt, outcomeOf } from './outbound-attempt.js';
-import { REPLAY_BODY_CAP } from './response-body.js';
+import { deadlineExceeded, isPropagated, overallDeadline } from './call-deadline.js';
+import { attemptHeaders, poolOptions } from './attempt-request.js';
+import { classifyResponse, readWholeFirst } from './response-verdict.js';
+import { bodyOutcome, recordCall } from './call-outcome.js';
 
 const PER_TRY_TIMEOUT: Classification = Object.freeze({ kind: 'failure', conditions: Object.freeze(['timeout']) });
-const NO_HEADERS: HttpResponse['headers'] = Object.freeze({}) as HttpResponse['headers'];
-const SHED_STATUS = 503;
 
 /** Options the mesh reads besides undici's own. */
 export interface CallOptions extends Dispatcher.DispatchOptions {
@@ -72,6 +72,8 @@ export class OutboundCall implements Deadline {
   readonly method: string;
   /** The caller's headers as name/value pairs, without the ones the mesh writes itself. */
   readonly #headers: string[];
+  /** Trace headers the caller sent (kept for a mirrored copy), when tracing strips them. */
+  readonly #callerTrace: Record<string, string> | undefined;
   /** The caller's `host` header (or the route's authority rewrite); the service name when unset. */
   #host: string | undefined;
   /** Lower-cased headers for route matching, built only when the destination declares routes. */
@@ -129,6 +131,7 @@ export class OutboundCall implements Deadline {
     this.#headers = h.pairs;
     this.#host = h.host;
     this.#matchHeaders = h.match;
+    this.#callerTrace = h.trace;
     this.#traceFrom(h.trace);
     this.#line = core.accessLog === undefined ? undefined : lineStart(core.clock, core.tracer);
   }
@@ -161,7 +164,7 @@ export class OutboundCall implements Deadline {
       this.#afterDelay(fault);
       return;
     }
-    this.#send();
+    this.#sendAndMirror();
   }
 
   #afterDelay(fault: CoreFault): void {
@@ -170,7 +173,30 @@ export class OutboundCall implements Deadline {
       this.#injectAbort(fault.abortStatus);
       return;
     }
+    this.#sendAndMirror();
+  }
+
+  /** The primary, then (when the route mirrors and samples it) its copy (call-mirror.ts). */
+  #sendAndMirror(): void {
     this.#send();
+    const mirror = this.#route.mirror;
+    if (mirror === undefined) return;
+    const o = this.#opts;
+    mirrorCall(mirror, {
+      service: this.#core.service,
+      route: this.#route.name,
+      method: this.method,
+      path: this.#path,
+      pairs: this.#headers,
+      host: this.#host,
+      trace: this.#callerTrace,
+      body: o.body,
+      query: o.query,
+      replayable: this.#replayable,
+      idempotent: this.#idempotent,
+      routeKey: this.#routeKey,
+      classify: this.#classify,
+    });
   }
 
   /** Answers the call with an injected abort (injected-fault.ts). */
@@ -190,12 +216,9 @@ export class OutboundCall implements Deadline {
     // injected delay (Envoy's router timeout starts after its fault filter).
     const now = this.#route.fault === undefined ? this.#start : core.clock.now();
     this.#timeoutStart = now;
-    let deadline = this.#route.timeoutMs > 0 ? now + this.#route.timeoutMs : undefined;
-    const ambient = currentAmbient()?.deadline;
-    if (ambient !== undefined && (deadline === undefined || ambient < deadline)) {
-      deadline = ambient;
-      this.#propagated = true;
-    }
+    const timeoutMs = this.#route.timeoutMs;
+    const deadline = overallDeadline(timeoutMs, now);
+    this.#propagated = isPropagated(deadline, timeoutMs, now);
     this.#deadline = deadline;
     if (deadline !== undefined) {
       if (deadline <= now) {
@@ -247,11 +270,7 @@ export class OutboundCall implements Deadline {
   }
 
   #timedOut(): InstanceType<typeof TimeoutError> {
-    const bound = this.#deadline === undefined ? 0 : Math.max(0, Math.round(this.#deadline - this.#timeoutStart));
-    return new TimeoutError(
-      this.#propagated ? `propagated deadline of ${bound} ms exceeded` : `request timed out after ${bound} ms (overall timeout)`,
-      { service: this.#core.service, route: this.#route.name },
-    );
+    return deadlineExceeded(this.#deadline, this.#timeoutStart, this.#propagated, this.#core.service, this.#route.name);
   }
 
   /** Sends the next attempt: rate limits, adaptive concurrency (which may wait for a slot), then the rest. */
@@ -305,37 +324,22 @@ export class OutboundCall implements Deadline {
       this.attemptFailed(a, e as Error);
       return;
     }
-    const headers = this.#headers.slice();
-    // Without one of its own, the request carries the Pool's Host (the service name, pool-set.ts).
-    if (this.#host !== undefined) headers.push('host', this.#host);
+    let remaining: number | undefined;
     if (this.#deadline !== undefined) {
-      const remaining = Math.floor(this.#deadline - now);
+      remaining = Math.floor(this.#deadline - now);
       if (remaining <= 0) {
         this.attemptFailed(a, new TimeoutError('deadline expired before the attempt was sent', { service: core.service, route: this.#route.name, endpoint: picked.id }));
         return;
       }
-      headers.push(DEADLINE_HEADER, String(remaining));
     }
-    const trace = this.#trace;
-    if (trace !== undefined) for (let i = 0; i < trace.length; i++) headers.push(trace[i]!);
-    else if (this.#otel !== undefined) {
+    // Without one of its own, the request carries the Pool's Host (the service name, pool-set.ts).
+    const headers = attemptHeaders(this.#headers, this.#host, remaining, this.#trace);
+    if (this.#trace === undefined && this.#otel !== undefined) {
       a.span = attemptSpanHeaders(headers, core.tracer as MeshTracer, this.#otel, this.#otelParent as Context, { service: core.service, route: route.name, method: this.method, path: this.#path }, n, picked);
     }
     const perTry = this.#route.perTry;
     if (perTry !== undefined && (this.#deadline === undefined || now + perTry.durationMs < this.#deadline)) perTry.add(a, now);
-    const o = this.#opts;
-    pool.dispatch({
-      path: this.#path,
-      method: this.method as Dispatcher.HttpMethod,
-      headers,
-      body: o.body,
-      query: o.query,
-      reset: o.reset,
-      expectContinue: o.expectContinue,
-      headersTimeout: o.headersTimeout,
-      bodyTimeout: o.bodyTimeout,
-      typeOfService: o.typeOfService,
-    } as Dispatcher.DispatchOptions, a);
+    pool.dispatch(poolOptions(this.#path, this.method, headers, this.#opts), a);
   }
 
   /** An attempt refused before any endpoint (circuit open, no endpoints): counted as a try, then judged. */
@@ -415,16 +419,7 @@ export class OutboundCall implements Deadline {
   headers(a: OutboundAttempt, status: number, raw: Buffer[], resume: () => void, text: string): boolean {
     const core = this.#core;
     const now = core.clock.now();
-    const user = this.#classify;
-    const res = { statusCode: status, headers: status === SHED_STATUS || user !== undefined ? headersObject(raw) : NO_HEADERS } as HttpResponse;
-    if (user !== undefined) {
-      try {
-        tagResponse(res, user(res));
-      } catch {
-        // A throwing classifier falls back to the default classification.
-      }
-    }
-    const cls = this.#route.classify(res, undefined);
+    const cls = classifyResponse(this.#route, this.#classify, status, raw);
     if (a !== this.#current || this.#finished) {
       a.settle(cls, status, undefined, now);
       a.keep('drain', status, raw, text);
@@ -443,13 +438,10 @@ export class OutboundCall implements Deadline {
       if (this.#retryStopForResponse(cls, a, status, raw, text, now)) return true;
     }
     // The caller gets this response.
-    if (this.#route.retriesReset && this.#idempotent && this.#replayable && a.n < this.#route.attempts) {
-      const len = contentLength(raw);
-      if (len >= 0 && len <= REPLAY_BODY_CAP) {
-        a.keep('buffer', status, raw, text);
-        this.#cls = cls;
-        return true;
-      }
+    if (readWholeFirst(this.#route, this.#idempotent, this.#replayable, a.n, raw)) {
+      a.keep('buffer', status, raw, text);
+      this.#cls = cls;
+      return true;
     }
     a.settle(cls, status, undefined, now);
     a.keep('deliver', status, raw, text);
@@ -550,18 +542,6 @@ export class OutboundCall implements Deadline {
   }
 
   #record(status: string, outcome: string): void {
-    const core = this.#core;
-    const ms = core.clock.now() - this.#start;
-    const rec = this.recorders;
-    if (rec !== undefined) rec.request.record(status, outcome, ms / 1000);
-    else core.metrics?.recordClientRequest(core.service, this.routeName, this.method, status, outcome, ms / 1000);
-    const log = core.accessLog;
-    if (log !== undefined && this.#line !== undefined) writeLine(log, this.#line, core.service, this.#unmatched ? null : this.#route.name, this.method, status === '' ? 0 : this.#status, ms, outcome);
+    recordCall(this.#core, this.recorders, this.#line, this.#unmatched ? undefined : this.#route.name, this.method, this.#start, status, this.#status, outcome);
   }
-}
-
-/** A body that errored: a Trellis error keeps its outcome (timeout, cancelled), a socket error is a reset. */
-function bodyOutcome(err: unknown): string {
-  const o = errorOutcome(err);
-  return o === 'failure' ? 'reset' : o;
 }

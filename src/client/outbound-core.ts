@@ -16,8 +16,8 @@
  * once per attempt; with an OpenTelemetry SDK, one CLIENT span per attempt (attempt-span.ts).
  * With the access log on, one line per logical request (call-access-log.ts).
  * The adaptive concurrency limit admits each attempt (after the rate limits, before the breaker).
- * Not every destination can take it yet: one with mirroring runs the promise stack (`coreRefusal`
- * says so), whose mirror layer is not ported yet.
+ * A mirrored route sends its fire-and-forget copy once per call, after the fault and alongside
+ * the primary (call-mirror.ts), through the backend level the promise stack's copies took.
  */
 import type { Clock, Random } from '../core/clock.js';
 import type { Classifier } from '../core/classify.js';
@@ -41,6 +41,7 @@ import type { CoreAccessLog } from './call-access-log.js';
 import { OverloadedError } from '../core/errors.js';
 import type { SlotQueue } from '../resilience/concurrency-limit-filter.js';
 import type { CoreFault } from './injected-fault.js';
+import type { MirrorSender } from '../traffic/mirror-filter.js';
 import type { ServiceCounters, ServiceState } from './service-state.js';
 import { httpClassifier, USER_RETRYABLE } from './http-classify.js';
 
@@ -50,8 +51,6 @@ export interface CoreObservability {
   readonly tracer: MeshTracer | undefined;
   /** The outbound access log, when it is on. */
   readonly accessLog?: CoreAccessLog | undefined;
-  /** Why the hot path cannot carry a destination's observability, if it cannot. */
-  readonly refusal: string | undefined;
 }
 
 /** A rate limit an attempt must pass (the destination's, then the route's), as the stack pushes them. */
@@ -110,6 +109,8 @@ export interface RoutePolicy {
   readonly hashHeader: string | undefined;
   /** Injected faults (Istio's semantics, as traffic/fault-filter.ts), or undefined. */
   readonly fault: CoreFault | undefined;
+  /** The route's traffic mirror (sampling and copies), or undefined. */
+  readonly mirror: MirrorSender | undefined;
   /** The route's metric recorders for a method (undefined without metrics). */
   readonly recorders: (method: string) => CallRecorders | undefined;
   onRetry(reason: string): void;
@@ -158,14 +159,6 @@ export function coreConcurrency(spec: ServiceSpec, state: ServiceState): CoreCon
   };
 }
 
-/** Why `spec` cannot take the hot path yet, or undefined when it can. */
-export function coreRefusal(spec: ServiceSpec, observability: CoreObservability | undefined): string | undefined {
-  for (const r of spec.routes) {
-    if (r.mirror !== undefined && r.mirror.percent > 0) return `route ${r.name} mirrors`;
-  }
-  return observability?.refusal;
-}
-
 export interface OutboundCoreDeps {
   clock: Clock;
   random: Random;
@@ -177,6 +170,8 @@ export interface OutboundCoreDeps {
   onRetry: (route: string, reason: string) => void;
   onBudgetExhausted: () => void;
   onLimited: (route: string) => void;
+  /** The route's mirror, when it mirrors (its copies go to the backend level). */
+  mirror: (route: RouteSpec) => MirrorSender | undefined;
 }
 
 /** The route used when a service declares none: every endpoint, the service's own policy. */
@@ -203,6 +198,7 @@ function routePolicy(spec: ServiceSpec, route: RouteSpec, index: number, state: 
     split: single ? undefined : backendPicker(b, deps.random),
     hashHeader: route.hashOn?.header.toLowerCase(),
     fault: coreFault(route, state, deps.random),
+    mirror: route.mirror !== undefined && route.mirror.percent > 0 ? deps.mirror(route) : undefined,
     recorders: recordersFor(deps.observability?.metrics, spec.name, route.name),
     onRetry: (reason) => {
       state.counters.retries++;
@@ -219,9 +215,8 @@ function routePolicy(spec: ServiceSpec, route: RouteSpec, index: number, state: 
   };
 }
 
-/** Compiles the hot path of a destination, or undefined when `coreRefusal` refuses it. */
-export function outboundCore(spec: ServiceSpec, state: ServiceState, deps: OutboundCoreDeps): OutboundCore | undefined {
-  if (coreRefusal(spec, deps.observability) !== undefined) return undefined;
+/** Compiles the hot path of a destination (every destination takes it). */
+export function outboundCore(spec: ServiceSpec, state: ServiceState, deps: OutboundCoreDeps): OutboundCore {
   const declared = spec.routes.length > 0;
   const routes = (declared ? spec.routes : [DEFAULT_ROUTE]).map((route, i) => routePolicy(spec, route, i, state, deps));
   return {

@@ -24,7 +24,8 @@ import { rewriteRequest } from '../traffic/rewrite.js';
 import { backendPicker } from '../traffic/weighted-split.js';
 import { splitFilter, routeKeyOf } from '../traffic/split-filter.js';
 import { faultFilter } from '../traffic/fault-filter.js';
-import { mirrorFilter } from '../traffic/mirror-filter.js';
+import { mirrorFilterOf, mirrorSender } from '../traffic/mirror-filter.js';
+import type { MirrorSender } from '../traffic/mirror-filter.js';
 import { syntheticHttpResponse } from '../traffic/synthetic-response.js';
 import { balancerFilter } from './balancer-filter.js';
 import { endpointFilter } from './endpoint-filter.js';
@@ -35,7 +36,7 @@ import { discardResponse, httpClassifier, USER_RETRYABLE, whenBodyDone, whenBody
 import type { ServiceState } from './service-state.js';
 import type { OutboundObservability } from './outbound-observability.js';
 import { breakerModule, concurrencyModule, rateLimitModules, retryModule, splitModule } from './policy-modules.js';
-import { coreRefusal, outboundCore } from './outbound-core.js';
+import { outboundCore } from './outbound-core.js';
 import type { OutboundCore } from './outbound-core.js';
 
 export interface OutboundDeps {
@@ -49,11 +50,8 @@ export interface BuiltStack {
   /** One stack per route (the backend level included), for describe(). */
   readonly routes: readonly { name: string; stack: Stack<HttpRequest, HttpResponse> }[];
   readonly service: Service<HttpRequest, HttpResponse>;
-  /**
-   * The same stack on the handler-based hot path (outbound-core.ts), or undefined while the
-   * destination uses a layer not ported to it (then `service` carries every call).
-   */
-  readonly core: OutboundCore | undefined;
+  /** The same stack on the handler-based hot path (outbound-core.ts), which carries every call. */
+  readonly core: OutboundCore;
   describe(): string;
 }
 
@@ -151,13 +149,11 @@ export function outboundHttpStack(spec: ServiceSpec, state: ServiceState, deps: 
       return out;
     },
     onLimited: (route) => observability?.rateLimited(spec.name, route),
+    mirror: (route) => routeMirror(route, state, clock, random, backend),
   });
 
-  // Which composition carries the calls: said first, with the reason when it is the promise stack.
-  const refusal = coreRefusal(spec, observability?.core());
-  const pathLine = core !== undefined
-    ? 'path: handler (one call object down to the Pool)'
-    : `path: promise stack (${refusal ?? 'not compiled'})`;
+  // Which composition carries the calls, said first.
+  const pathLine = 'path: handler (one call object down to the Pool)';
 
   return {
     routes: routes.map((r) => ({ name: r.name, stack: r.stack })),
@@ -165,6 +161,24 @@ export function outboundHttpStack(spec: ServiceSpec, state: ServiceState, deps: 
     core,
     describe: () => `${pathLine}\n${topDescription}${routes.map((r) => `route ${r.name}:\n${r.stack.describe()}`).join('\n')}`,
   };
+}
+
+/** A route's mirror: copies counted on the destination and sent to the backend level (balancer → endpoint → transport). */
+function routeMirror(route: RouteSpec, state: ServiceState, clock: OutboundDeps['clock'], random: OutboundDeps['random'], backend: Service<HttpRequest, HttpResponse>): MirrorSender | undefined {
+  const mirror = route.mirror;
+  if (mirror === undefined || !(mirror.percent > 0)) return undefined;
+  return mirrorSender(
+    { percent: mirror.percent, subset: mirror.subset, maxBodyBytes: mirror.maxBodyBytes },
+    {
+      random,
+      clock,
+      send: (req, ctx) => {
+        state.counters.mirrored++;
+        return backend(req, ctx);
+      },
+      onDrop: () => { state.counters.mirrorDropped++; },
+    },
+  );
 }
 
 function routeModules(
@@ -199,18 +213,10 @@ function routeModules(
       role: 'mirror',
       why: 'above retry so each logical request is copied once; the copy goes straight to the backend level and never delays the primary',
       params: `${mirror.percent}% to {${Object.entries(mirror.subset).map(([k, v]) => `${k}=${v}`).join(',')}}`,
-      make: (next) => applyFilter(mirrorFilter(
-        { percent: mirror.percent, subset: mirror.subset, maxBodyBytes: mirror.maxBodyBytes },
-        {
-          random,
-          clock,
-          send: (req, ctx) => {
-            state.counters.mirrored++;
-            return backend(req, ctx);
-          },
-          onDrop: () => { state.counters.mirrorDropped++; },
-        },
-      ), next),
+      make: (next) => {
+        const sender = routeMirror(route, state, clock, random, backend);
+        return sender === undefined ? next : applyFilter(mirrorFilterOf(sender), next);
+      },
     });
   }
 

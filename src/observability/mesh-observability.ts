@@ -26,15 +26,18 @@ type Module = StackModule<HttpRequest, HttpResponse>;
 /** Tracing and access-log pieces, bound to the mesh's tracer by meshClient. */
 export interface TracingHooks {
   /** The tracer the attempt module injects from (the hot path injects from it directly). */
-  readonly tracer?: MeshTracer;
+  readonly tracer: MeshTracer;
   attemptModule(): Module;
   startServerTrace(req: IncomingMessage, res: ServerResponse, service: string | undefined): InboundSpan | undefined;
-  /** Access log module for logical requests, when the access log is on. */
-  accessLogModule?(classify: Classifier<HttpResponse>): Module;
-  /** The outbound access log of the hot path, when the access log is on. */
-  readonly coreAccessLog?: CoreAccessLog;
-  /** Inbound access log hook, when the access log is on. */
-  inboundAccessLog?(req: IncomingMessage, res: ServerResponse, service: string | undefined): void;
+  /** The access log, when it is on: its described module, the hot path's writer and the inbound hook. */
+  readonly accessLog?: {
+    /** Access log module for logical requests (the described stack). */
+    module(classify: Classifier<HttpResponse>): Module;
+    /** The outbound access log of the hot path. */
+    readonly core: CoreAccessLog;
+    /** Inbound access log hook. */
+    inbound(req: IncomingMessage, res: ServerResponse, service: string | undefined): void;
+  };
 }
 
 export class MeshObservability implements OutboundObservability, InboundObservability {
@@ -52,7 +55,7 @@ export class MeshObservability implements OutboundObservability, InboundObservab
   }
 
   requestModules(_spec: ServiceSpec, classify: Classifier<HttpResponse>): Module[] {
-    const log = this.#tracing?.accessLogModule?.(classify);
+    const log = this.#tracing?.accessLog?.module(classify);
     return log === undefined ? [this.#modules.request(classify)] : [this.#modules.request(classify), log];
   }
 
@@ -61,8 +64,7 @@ export class MeshObservability implements OutboundObservability, InboundObservab
     return {
       metrics: this.metrics,
       tracer: t?.tracer,
-      accessLog: t?.coreAccessLog,
-      refusal: t !== undefined && t.tracer === undefined ? 'tracing has no tracer for the hot path' : t?.accessLogModule !== undefined && t.coreAccessLog === undefined ? 'the access log has no hot-path writer' : undefined,
+      accessLog: t?.accessLog?.core,
     };
   }
 
@@ -105,7 +107,7 @@ export class MeshObservability implements OutboundObservability, InboundObservab
     }
     const labels: InboundLabels = {};
     hook(req, res, labels);
-    this.#tracing?.inboundAccessLog?.(req, res, service);
+    this.#tracing?.accessLog?.inbound(req, res, service);
     return labels;
   }
 

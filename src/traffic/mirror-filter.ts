@@ -84,7 +84,15 @@ export function mirrorHeaders(headers: HttpHeaders): HttpHeaders {
   return out;
 }
 
-export function mirrorFilter(params: MirrorParams, deps: MirrorDeps): Filter<HttpRequest, Dispatcher.ResponseData> {
+/** Sends copies: whether this request is sampled, and the copy itself (never throws, never waits). */
+export interface MirrorSender {
+  sampled(): boolean;
+  /** Starts the copy of `req` (already sampled); `ctx` is the primary's, forked for the copy. */
+  copy(req: HttpRequest, ctx: CallContext): void;
+}
+
+/** The mirror's sampling and copies, shared by the promise stack's filter and the hot path. */
+export function mirrorSender(params: MirrorParams, deps: MirrorDeps): MirrorSender {
   const { percent, maxBodyBytes } = params;
   const maxInFlight = params.maxInFlight ?? 64;
   const timeoutMs = params.timeoutMs ?? 5000;
@@ -150,15 +158,27 @@ export function mirrorFilter(params: MirrorParams, deps: MirrorDeps): Filter<Htt
     );
   };
 
-  return (req, ctx, next) => {
-    const primary = next(req, ctx);
-    if (sampled()) {
+  return {
+    sampled,
+    copy: (req, ctx) => {
       try {
         startCopy(req, ctx);
       } catch (err) {
         report(err);
       }
-    }
+    },
+  };
+}
+
+export function mirrorFilter(params: MirrorParams, deps: MirrorDeps): Filter<HttpRequest, Dispatcher.ResponseData> {
+  return mirrorFilterOf(mirrorSender(params, deps));
+}
+
+/** The promise stack's filter over a sender: the primary first, then (when sampled) the copy. */
+export function mirrorFilterOf(sender: MirrorSender): Filter<HttpRequest, Dispatcher.ResponseData> {
+  return (req, ctx, next) => {
+    const primary = next(req, ctx);
+    if (sender.sampled()) sender.copy(req, ctx);
     return primary;
   };
 }

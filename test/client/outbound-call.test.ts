@@ -1,12 +1,15 @@
 /**
- * The handler-based hot path (src/client/outbound-call.ts) against real node:http servers: which
- * destinations take it, a controller-form undici handler through mesh.dispatcher, the caller's
- * abort charged to no endpoint, and a retried 503 drained on its keep-alive connection.
+ * The handler-based hot path (src/client/outbound-call.ts) against real node:http servers: every
+ * destination takes it (mirroring too), a controller-form undici handler through mesh.dispatcher,
+ * mirrored copies through fetch and undici.request, the caller's abort charged to no endpoint,
+ * and a retried 503 drained on its keep-alive connection.
  */
 import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Dispatcher } from 'undici';
+import { request as undiciRequest } from 'undici';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { meshClient, isTrellisError } from 'trellis';
 import type { AccessLogEntry } from 'trellis';
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
@@ -19,7 +22,7 @@ describe('outbound hot path', () => {
     for (const c of cleanup.reverse()) await c();
   });
 
-  it('says in mesh.inspect() which destinations run on it, and why another does not', async () => {
+  it('says in mesh.inspect() that every destination runs on it, a mirroring one too', async () => {
     const s = await startServer('a');
     cleanup.push(() => s.close());
     const mesh = await meshClient({
@@ -29,13 +32,63 @@ describe('outbound hot path', () => {
     cleanup.push(() => mesh.close());
     const byName = new Map(mesh.inspect().services.map((v) => [v.name, v.stack]));
     assert.match(byName.get('plain') ?? '', /^path: handler/);
-    assert.match(byName.get('faulty') ?? '', /^path: promise stack \(route all mirrors\)/);
+    assert.match(byName.get('faulty') ?? '', /^path: handler/);
+    assert.match(byName.get('faulty') ?? '', /mirror/);
     // Both still answer.
     for (const name of ['plain', 'faulty']) {
       const res = await mesh.http(name).request({ path: '/x' });
       assert.ok(res.statusCode === 200 || name === 'faulty', `${name}: ${res.statusCode}`);
       await res.body.dump();
     }
+  });
+
+  it('mirrors through mesh.dispatcher (fetch and undici.request): the copy carries the rewritten path, headers, body and the mark; the primary is answered alone', async () => {
+    const primary = await startServer('primary');
+    const seen: { path: string; headers: IncomingHttpHeaders; body: string }[] = [];
+    const shadow = await startServer('shadow', { kind: 'ok' }, (req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        seen.push({ path: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString() });
+        res.end('shadow');
+      });
+    });
+    cleanup.push(() => primary.close(), () => shadow.close());
+    const mesh = await meshClient({
+      config: serviceYaml('orders', [{ address: primary.address, labels: { version: 'v1' } }, { address: shadow.address, labels: { version: 'v2' } }], `routes:
+  - name: api
+    match: { pathPrefix: /api }
+    rewrite: { path: /v1, authority: orders.internal }
+    backends: [ { subset: { version: v1 } } ]
+    mirror: { subset: { version: v2 }, percent: 100 }`),
+      logger: quietLogger(),
+    });
+    cleanup.push(() => mesh.close());
+    assert.match(mesh.inspect().services.find((v) => v.name === 'orders')?.stack ?? '', /^path: handler/);
+    const dispatcher = mesh.dispatcher;
+    // fetch() hands its dispatcher a body as an async iterable, read once: a GET here (a body
+    // fetch sends is not replayable, so neither retried nor mirrored, as before).
+    const viaFetch = await fetch('http://orders/api/a?x=1', { headers: { 'x-tenant': 't1' }, dispatcher } as unknown as RequestInit);
+    assert.equal(viaFetch.status, 200);
+    assert.equal(JSON.parse(await viaFetch.text()).server, 'primary');
+    const viaRequest = await undiciRequest('http://orders/api/b', { method: 'PUT', body: 'again', headers: { 'x-tenant': 't2' }, dispatcher });
+    assert.equal(JSON.parse(await viaRequest.body.text()).server, 'primary');
+    for (let i = 0; i < 200 && seen.length < 2; i++) await sleep(10);
+    assert.equal(primary.hits, 2);
+    assert.equal(seen.length, 2, `each call was copied once: ${JSON.stringify(seen.map((c) => c.path))}`);
+    const byPath = new Map(seen.map((c) => [c.path, c]));
+    const a = byPath.get('/v1/a?x=1');
+    const b = byPath.get('/v1/b');
+    assert.ok(a !== undefined && b !== undefined, `copies at ${[...byPath.keys()].join(', ')}`);
+    assert.equal(a.body, '');
+    assert.equal(a.headers['x-tenant'], 't1');
+    assert.equal(a.headers['x-trellis-mirror'], '1');
+    assert.equal(a.headers.host, 'orders.internal');
+    assert.equal(b.body, 'again');
+    assert.equal(b.headers['x-tenant'], 't2');
+    const counters = mesh.inspect().services.find((v) => v.name === 'orders')?.counters;
+    assert.equal(counters?.mirrored, 2);
+    assert.equal(counters?.requests, 2, 'the copies are not logical requests');
   });
 
   it("drives a controller-form handler (undici 7's onRequestStart/onResponseStart) through mesh.dispatcher; a retried 503 never reaches it", async () => {
