@@ -10,17 +10,23 @@
  */
 
 export const LIMITS = {
-  /** Largest YAML text accepted, per file. */
+  /** Largest YAML text accepted, per file (a load may set its own: config-limits.ts). */
   maxTextBytes: 4 * 1024 * 1024,
-  /** Most documents across all sources of one load. */
-  maxDocuments: 1000,
+  /**
+   * Most documents across all sources of one load (a load may set its own: config-limits.ts).
+   * Was 1,000, which 1,000 Services and their Mesh document overflow. A document costs nothing
+   * to count; its work is bounded by the node budget (YAML) or by the input the caller already
+   * holds (parsed objects), so the count itself can be generous.
+   */
+  maxDocuments: 10_000,
   /**
    * Most YAML nodes (scalars, collection starts, entries, aliases, anchors, tags) across all
    * sources of one load, counted on the lexer's tokens before the parser builds anything for
    * them: what a YAML text costs to parse, compose and validate grows with this count, not with
    * its bytes (`[1,1,...]` is 2 bytes a node). A 1000-route Service (240 KB) is about 49 000. A
    * double-quoted scalar counts one more per 16 characters: `yaml` decodes escapes by appending
-   * one character at a time, which costs tens of bytes of garbage per character.
+   * one character at a time, which costs tens of bytes of garbage per character. A load may set
+   * its own (config-limits.ts); 1,000 Services with full policies are ~127,000.
    */
   maxYamlNodes: 100_000,
   /** Most lexical tokens of any kind (whitespace, line breaks and comments too) in one load (a 1000-route Service: 124 000). */

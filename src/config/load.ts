@@ -5,7 +5,7 @@
  * source is held to the same schema, limits and checks, and fails with one ConfigInvalidError
  * listing every problem.
  *
- * Files are read with a size cap (never more than 4 MiB + 1 byte, whatever the file is), so a
+ * Files are read with a size cap (never more than `maxTextBytes` + 1 byte, 4 MiB by default, whatever the file is), so a
  * path to a huge file or a device cannot exhaust memory.
  */
 
@@ -13,9 +13,9 @@ import { open } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
 import { ConfigInvalidError, type ConfigIssue } from '../core/errors.js';
 import { assembleConfig } from './assemble.js';
-import { LIMITS } from './limits.js';
+import { resolveConfigLimits, type ConfigLimits } from './config-limits.js';
 import type { MeshConfig } from './types.js';
-import { loadBudget, objectSource, yamlSource, type ParsedSource } from './yaml-source.js';
+import { formatBytes, loadBudget, objectSource, yamlSource, type ParsedSource } from './yaml-source.js';
 
 /** A file path, YAML text, several files, or already-parsed documents. */
 export type ConfigSource = string | object | readonly object[] | readonly string[];
@@ -23,7 +23,21 @@ export type ConfigSource = string | object | readonly object[] | readonly string
 export interface LoadConfigOptions {
   /** Directory that relative file paths are resolved against. Default: the working directory. */
   baseDir?: string;
+  /**
+   * Loader limits for this load (documents, YAML nodes, bytes per file); each one left out keeps
+   * its default. A value that is not a whole number from 1 to its ceiling is refused
+   * (TRELLIS_CONFIG_INVALID). See docs/configuration.md, "Limits and validation".
+   */
+  limits?: ConfigLimits;
 }
+
+/** Options of parseConfigText and parseConfigDocuments. */
+export interface ParseConfigOptions {
+  /** As LoadConfigOptions.limits. */
+  limits?: ConfigLimits;
+}
+
+const OPTIONS_FILE = 'loadConfig options';
 
 /** Name used in messages for text and objects passed in directly. */
 export const INLINE = '<inline>';
@@ -34,7 +48,7 @@ function isYamlText(s: string): boolean {
 }
 
 /** Reads a file as UTF-8 text, at most the size limit (plus one byte, to detect going over). */
-async function readCapped(path: string): Promise<{ text: string } | { problem: string }> {
+async function readCapped(path: string, limit: number): Promise<{ text: string } | { problem: string }> {
   let handle;
   try {
     handle = await open(path, 'r');
@@ -48,7 +62,6 @@ async function readCapped(path: string): Promise<{ text: string } | { problem: s
   try {
     const stat = await handle.stat();
     if (stat.isDirectory()) return { problem: 'is a directory, not a file' };
-    const limit = LIMITS.maxTextBytes;
     const buffer = Buffer.alloc(limit + 1);
     let length = 0;
     while (length < buffer.length) {
@@ -56,7 +69,7 @@ async function readCapped(path: string): Promise<{ text: string } | { problem: s
       if (bytesRead === 0) break;
       length += bytesRead;
     }
-    if (length > limit) return { problem: `file is over the ${limit / (1024 * 1024)} MiB limit` };
+    if (length > limit) return { problem: `file is over the ${formatBytes(limit)} limit (maxTextBytes)` };
     try {
       return { text: new TextDecoder('utf-8', { fatal: true }).decode(buffer.subarray(0, length)) };
     } catch {
@@ -81,6 +94,7 @@ function fileIssue(file: string, message: string): ConfigIssue {
  * const products = config.services.get('products');
  */
 export async function loadConfig(source: ConfigSource, options: LoadConfigOptions = {}): Promise<MeshConfig> {
+  resolveConfigLimits(options.limits, OPTIONS_FILE); // bad limits fail before any file is read
   if (typeof source === 'string') return loadStrings([source], options);
   if (Array.isArray(source)) {
     const items: readonly unknown[] = source;
@@ -88,20 +102,21 @@ export async function loadConfig(source: ConfigSource, options: LoadConfigOption
     if (items.some((s) => typeof s === 'string')) {
       throw new ConfigInvalidError([fileIssue(INLINE, 'a list of sources holds either file paths or parsed documents, not both')]);
     }
-    return parseConfigDocuments(items);
+    return parseConfigDocuments(items, INLINE, options);
   }
-  return parseConfigDocuments([source]);
+  return parseConfigDocuments([source], INLINE, options);
 }
 
 async function loadStrings(items: readonly string[], options: LoadConfigOptions): Promise<MeshConfig> {
+  const limits = resolveConfigLimits(options.limits, OPTIONS_FILE);
   const texts = await Promise.all(
     items.map(async (item): Promise<{ file: string; text: string } | { file: string; problem: string }> => {
       if (isYamlText(item)) return { file: INLINE, text: item };
       const file = options.baseDir !== undefined && !isAbsolute(item) ? join(options.baseDir, item) : item;
-      return { file, ...(await readCapped(resolve(file))) };
+      return { file, ...(await readCapped(resolve(file), limits.maxTextBytes)) };
     }),
   );
-  const budget = loadBudget();
+  const budget = loadBudget(limits);
   const sources: ParsedSource[] = texts.map((t) =>
     // A relative path is shown as given, plus where it was looked for (the working directory is rarely obvious).
     'text' in t ? yamlSource(t.text, t.file, budget) : { file: t.file, documents: [], issues: [fileIssue(t.file, isAbsolute(t.file) ? t.problem : `${t.problem} (looked for ${resolve(t.file)})`)] },
@@ -110,11 +125,11 @@ async function loadStrings(items: readonly string[], options: LoadConfigOptions)
 }
 
 /** Validates YAML text already in memory (one or more `---`-separated documents). */
-export function parseConfigText(text: string, fileName: string = INLINE): MeshConfig {
-  return assembleConfig([yamlSource(text, fileName, loadBudget())]);
+export function parseConfigText(text: string, fileName: string = INLINE, options: ParseConfigOptions = {}): MeshConfig {
+  return assembleConfig([yamlSource(text, fileName, loadBudget(resolveConfigLimits(options.limits, OPTIONS_FILE)))]);
 }
 
 /** Validates already-parsed documents (objects shaped as the YAML documents are). */
-export function parseConfigDocuments(documents: readonly unknown[], fileName: string = INLINE): MeshConfig {
-  return assembleConfig([objectSource(documents, fileName, loadBudget())]);
+export function parseConfigDocuments(documents: readonly unknown[], fileName: string = INLINE, options: ParseConfigOptions = {}): MeshConfig {
+  return assembleConfig([objectSource(documents, fileName, loadBudget(resolveConfigLimits(options.limits, OPTIONS_FILE)))]);
 }
