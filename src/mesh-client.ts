@@ -9,7 +9,8 @@ import path from 'node:path';
 import { systemClock, systemRandom } from './core/clock.js';
 import type { Clock, Random } from './core/clock.js';
 import { ConfigInvalidError, NoIdentityError, TrellisError } from './core/errors.js';
-import { loadConfig } from './config/load.js';
+import { loadConfigCached } from './config/load.js';
+import { DocumentCache } from './config/document-cache.js';
 import type { ConfigSource } from './config/load.js';
 import type { ConfigLimits } from './config/config-limits.js';
 import type { MeshConfig, MeshSpec, MtlsMode, ServiceSpec } from './config/types.js';
@@ -110,7 +111,9 @@ export async function meshClient(options: MeshClientOptions = {}): Promise<Mesh>
   const random = options.random ?? systemRandom;
   const logger = options.logger ?? defaultLogger;
   const source = options.config;
-  const load = (s: unknown): Promise<MeshConfig> => loadConfig((s ?? []) as ConfigSource, { limits: options.configLimits });
+  // The last good load's documents: a reload validates only the documents that changed.
+  const documents = new DocumentCache();
+  const load = (s: unknown): Promise<MeshConfig> => loadConfigCached((s ?? []) as ConfigSource, { limits: options.configLimits }, documents);
   // Golden metrics go to the control plane on its stream (issue 10): the reporter reads the
   // mesh's own metrics registry, so it exists only once the mesh does; until then nothing is sent.
   let reporter: FleetReporter | undefined;

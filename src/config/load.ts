@@ -15,6 +15,7 @@ import { ConfigInvalidError, type ConfigIssue } from '../core/errors.js';
 import { assembleConfig } from './assemble.js';
 import { resolveConfigLimits, type ConfigLimits } from './config-limits.js';
 import type { MeshConfig } from './types.js';
+import type { DocumentCache } from './document-cache.js';
 import { formatBytes, loadBudget, objectSource, yamlSource, type ParsedSource } from './yaml-source.js';
 
 /** A file path, YAML text, several files, or already-parsed documents. */
@@ -94,20 +95,28 @@ function fileIssue(file: string, message: string): ConfigIssue {
  * const products = config.services.get('products');
  */
 export async function loadConfig(source: ConfigSource, options: LoadConfigOptions = {}): Promise<MeshConfig> {
+  return loadConfigCached(source, options, undefined);
+}
+
+/**
+ * `loadConfig` remembering its last good load in `cache`, so unchanged documents are not
+ * validated again (document-cache.ts). What a mesh uses for its loads and reloads.
+ */
+export async function loadConfigCached(source: ConfigSource, options: LoadConfigOptions, cache: DocumentCache | undefined): Promise<MeshConfig> {
   resolveConfigLimits(options.limits, OPTIONS_FILE); // bad limits fail before any file is read
-  if (typeof source === 'string') return loadStrings([source], options);
+  if (typeof source === 'string') return loadStrings([source], options, cache);
   if (Array.isArray(source)) {
     const items: readonly unknown[] = source;
-    if (items.every((s) => typeof s === 'string')) return loadStrings(items as readonly string[], options);
+    if (items.every((s) => typeof s === 'string')) return loadStrings(items as readonly string[], options, cache);
     if (items.some((s) => typeof s === 'string')) {
       throw new ConfigInvalidError([fileIssue(INLINE, 'a list of sources holds either file paths or parsed documents, not both')]);
     }
-    return parseConfigDocuments(items, INLINE, options);
+    return parseConfigDocumentsCached(items, INLINE, options, cache);
   }
-  return parseConfigDocuments([source], INLINE, options);
+  return parseConfigDocumentsCached([source], INLINE, options, cache);
 }
 
-async function loadStrings(items: readonly string[], options: LoadConfigOptions): Promise<MeshConfig> {
+async function loadStrings(items: readonly string[], options: LoadConfigOptions, cache: DocumentCache | undefined): Promise<MeshConfig> {
   const limits = resolveConfigLimits(options.limits, OPTIONS_FILE);
   const texts = await Promise.all(
     items.map(async (item): Promise<{ file: string; text: string } | { file: string; problem: string }> => {
@@ -121,7 +130,7 @@ async function loadStrings(items: readonly string[], options: LoadConfigOptions)
     // A relative path is shown as given, plus where it was looked for (the working directory is rarely obvious).
     'text' in t ? yamlSource(t.text, t.file, budget) : { file: t.file, documents: [], issues: [fileIssue(t.file, isAbsolute(t.file) ? t.problem : `${t.problem} (looked for ${resolve(t.file)})`)] },
   );
-  return assembleConfig(sources);
+  return assembleConfig(sources, cache);
 }
 
 /** Validates YAML text already in memory (one or more `---`-separated documents). */
@@ -131,5 +140,10 @@ export function parseConfigText(text: string, fileName: string = INLINE, options
 
 /** Validates already-parsed documents (objects shaped as the YAML documents are). */
 export function parseConfigDocuments(documents: readonly unknown[], fileName: string = INLINE, options: ParseConfigOptions = {}): MeshConfig {
-  return assembleConfig([objectSource(documents, fileName, loadBudget(resolveConfigLimits(options.limits, OPTIONS_FILE)))]);
+  return parseConfigDocumentsCached(documents, fileName, options, undefined);
+}
+
+/** `parseConfigDocuments` with a cache of the last good load (document-cache.ts). */
+export function parseConfigDocumentsCached(documents: readonly unknown[], fileName: string, options: ParseConfigOptions, cache: DocumentCache | undefined): MeshConfig {
+  return assembleConfig([objectSource(documents, fileName, loadBudget(resolveConfigLimits(options.limits, OPTIONS_FILE)))], cache);
 }

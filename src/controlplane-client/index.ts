@@ -14,6 +14,7 @@
  * validation is NACKed with the error and the configuration in force stays. Losing every
  * replica changes nothing in force: the instance keeps routing and serving and evicts nothing.
  */
+import { DocumentCache } from '../config/document-cache.js';
 import type { ConfigLimits } from '../config/config-limits.js';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
@@ -128,6 +129,8 @@ function within<T>(p: Promise<T>, ms: number, onTimeout: () => Error): Promise<T
  */
 export async function startControlPlaneClient(o: ControlPlaneClientOptions): Promise<ControlPlaneClient> {
   const cache = new ClientCache(o.cacheDir ?? defaultCacheDir(o.service), o.onWarn);
+  // The last good snapshot's documents: the next one validates only those that changed.
+  const documents = new DocumentCache();
   const cached = await cache.load();
   const startTimeoutMs = o.startTimeoutMs ?? 30_000;
 
@@ -190,7 +193,7 @@ export async function startControlPlaneClient(o: ControlPlaneClientOptions): Pro
     }
     let config: MeshConfig;
     try {
-      config = snapshotConfig(snap, o.onWarn, trust.trustDomain, o.configLimits);
+      config = snapshotConfig(snap, o.onWarn, trust.trustDomain, o.configLimits, documents);
     } catch (err) {
       const reason = (err as Error).message;
       lastNack = reason;
