@@ -1,5 +1,5 @@
 /**
- * What a destination's stack and state are built from, as one string: two config versions that
+ * What a destination's stack and state are built from, as strings: two config versions that
  * give a service the same key build the same destination, so `Destinations.apply` keeps the one
  * it has. The inputs, read off what destinations.ts, service-state.ts, outbound-stack.ts,
  * outbound-core.ts and the endpoint sources read:
@@ -38,9 +38,21 @@ function usesGlobalRateLimit(spec: ServiceSpec): boolean {
   return false;
 }
 
-/** The inputs of one destination's build (see the file comment). */
-export function destinationKey(spec: ServiceSpec, mesh: MeshSpec): string {
+/** The inputs of one destination's build (see the file comment), in two parts. */
+export interface DestinationKey {
+  /** The Service spec's serialization: the same string object for the same spec object. */
+  readonly spec: string;
+  /** What it inherits from the Mesh spec. */
+  readonly mesh: string;
+}
+
+export function destinationKey(spec: ServiceSpec, mesh: MeshSpec): DestinationKey {
   const dns = spec.dns === undefined ? '' : JSON.stringify(mesh.dns);
   const redis = usesGlobalRateLimit(spec) ? (mesh.redis?.url ?? '') : '';
-  return `${dns}\u0000${redis}\u0000${specKey(spec)}`;
+  return { spec: specKey(spec), mesh: dns === '' && redis === '' ? '' : `${dns}\u0000${redis}` };
+}
+
+/** Same inputs. Kept as two strings, not one: the spec's is compared by reference when it is the same object's. */
+export function sameDestinationKey(a: DestinationKey, b: DestinationKey): boolean {
+  return a.mesh === b.mesh && a.spec === b.spec;
 }

@@ -15,7 +15,8 @@ import type { ServiceStateDeps } from './service-state.js';
 import { outboundHttpStack } from './outbound-stack.js';
 import type { BuiltStack } from './outbound-stack.js';
 import type { OutboundObservability } from './outbound-observability.js';
-import { destinationKey } from './destination-key.js';
+import { destinationKey, sameDestinationKey } from './destination-key.js';
+import type { DestinationKey } from './destination-key.js';
 
 export interface Destination {
   readonly state: ServiceState;
@@ -34,7 +35,7 @@ export class Destinations {
   readonly #events: DestinationEvents;
   readonly #retiring = new Set<ReturnType<typeof setTimeout>>();
   /** What each destination in the table was built from: its input key and its transport. */
-  readonly #built = new Map<string, { key: string; connect: Connect | undefined }>();
+  readonly #built = new Map<string, { key: DestinationKey; connect: Connect | undefined }>();
 
   readonly #observability: OutboundObservability | undefined;
 
@@ -80,7 +81,7 @@ export class Destinations {
       const key = destinationKey(spec, config.mesh);
       const built = this.#built.get(name);
       const current = this.#table.get(name);
-      if (built !== undefined && current !== undefined && built.key === key && built.connect === connect) {
+      if (built !== undefined && current !== undefined && built.connect === connect && sameDestinationKey(built.key, key)) {
         next.set(name, current);
         continue;
       }
