@@ -14,6 +14,7 @@ import type { Connect } from '../../src/client/mtls-connector.js';
 import { parseConfigDocuments } from '../../src/config/load.js';
 import { systemClock, systemRandom } from '../../src/core/clock.js';
 import { quietLogger } from '../helpers/servers.js';
+import { makeIdentities, TRUST_DOMAIN } from '../helpers/identities.js';
 
 const NOOP_EVENTS = { onEndpoints: () => {}, onEjection: () => {}, onBreaker: () => {}, onBreakerPresence: () => {}, onWarn: () => {} };
 
@@ -132,5 +133,34 @@ describe('config swap proportional to the change', () => {
     assert.equal(m.inspect().services.find((s) => s.name === 's12')?.counters.requests, countersBefore + 1);
     // s3's hung request cost it its connection (the timeout closes it); nothing else dialed anew.
     assert.ok(connections - connsBefore <= 1, `new connections after the swap: ${connections - connsBefore}`);
+  });
+
+  it('over mTLS, a swap that changes a destination\'s spec does not drain its pools (its transport is the same function)', async () => {
+    const ids = await makeIdentities();
+    cleanup.push(async () => ids.close());
+    const server = await meshClient({ service: 'products', identity: ids.identityFor('products'), config: [mesh({ trustDomain: TRUST_DOMAIN, mtls: 'strict' })], logger: quietLogger() });
+    cleanup.push(() => server.close({ drainTimeoutMs: 0 }));
+    const served = await server.serve((_req, res) => res.end('ok'), { port: 0, host: '127.0.0.1' });
+    // Connections the client closed: a drained pool closes its idle ones.
+    let closed = 0;
+    served.server.on('secureConnection', (socket: import('node:net').Socket) => socket.on('close', () => closed++));
+    const docs = (timeout: string, otherTimeout: string): object[] => [
+      mesh({ trustDomain: TRUST_DOMAIN, mtls: 'strict' }),
+      { apiVersion: 'trellis/v1', kind: 'Service', metadata: { name: 'products' }, spec: { endpoints: [{ address: served.address }], timeout } },
+      { apiVersion: 'trellis/v1', kind: 'Service', metadata: { name: 'other' }, spec: { endpoints: [{ address: '127.0.0.1:9' }], timeout: otherTimeout } },
+    ];
+    const client = await meshClient({ service: 'checkout', identity: ids.identityFor('checkout'), config: docs('5s', '5s'), logger: quietLogger() });
+    cleanup.push(() => client.close({ drainTimeoutMs: 0 }));
+    const call = async (): Promise<void> => {
+      const res = await client.http('products').request({ path: '/' });
+      assert.equal(await res.body.text(), 'ok');
+    };
+    await call();
+    await client.reload(docs('5s', '6s')); // another service changed
+    await call();
+    await client.reload(docs('7s', '6s')); // this one changed: a new stack, the same pools
+    await call();
+    assert.match(client.inspect().services.find((s) => s.name === 'products')?.stack ?? '', /timeout .*7s/);
+    assert.equal(closed, 0, 'no TLS connection was closed by the swaps');
   });
 });
