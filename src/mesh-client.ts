@@ -84,8 +84,8 @@ export interface MeshClientOptions {
   dispatcher?: MeshDispatcherOptions;
   /**
    * Loader limits for every load of this mesh's configuration (the first, reloads, control-plane
-   * snapshots): `{ maxDocuments, maxYamlNodes, maxTextBytes }`, each defaulting to
-   * `CONFIG_LIMITS` (docs/configuration.md, "Limits and validation").
+   * snapshots): `{ maxDocuments, maxYamlNodes, maxTextBytes }`, each defaulting to 10,000
+   * documents, 100,000 YAML nodes and 4 MiB per file (docs/configuration.md, "Limits and validation").
    */
   configLimits?: ConfigLimits;
 }

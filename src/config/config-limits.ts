@@ -15,7 +15,7 @@ import type { ConfigIssue } from '../core/errors.js';
 import { didYouMean } from '../core/did-you-mean.js';
 import { LIMITS } from './limits.js';
 
-/** Loader limits for one load; each one left out keeps its default (`CONFIG_LIMITS`). */
+/** Loader limits for one load; each one left out keeps its default. */
 export interface ConfigLimits {
   /** Most documents across all sources of one load. Default 10,000. */
   maxDocuments?: number;
