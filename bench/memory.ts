@@ -15,11 +15,13 @@
  * each after three forced full GCs (heapUsed; RSS for reference). Per destination is
  * (h − h0) / N; per endpoint compares E = 4 with E = 1 at the same N.
  *
- * Swap (N = 1,000 cases): two configs differing in one route's timeout of one service, parsed
- * once; `mesh.applyConfig()` alternating between them, timed (p50 and max over the swaps), and
- * `mesh.reload(documents)` (validate + apply) timed too. Then one request per
- * destination: the upstream must see no new connection (pools survived) and the destinations'
- * counters must carry on from before the swaps (state, breakers included, survived).
+ * Swap (N = 1,000 cases), three kinds of change, each a config parsed once and swapped back and
+ * forth with the base by `mesh.applyConfig()` (p50 and max over the swaps), then by
+ * `mesh.reload(documents)` (validate + apply): one route's timeout of one service; the Mesh
+ * document's tracing sampling (a Mesh setting no destination's build reads); every service's
+ * route timeout (what a Mesh-wide setting every destination inherits, such as mtls, costs). Then
+ * one request per destination: the upstream must see no new connection (pools survived) and the
+ * destinations' counters must carry on from before the swaps (state, breakers included, survived).
  *
  * Bounded: each case has a hard limit; the whole bench takes about a minute.
  * Usage: node --import tsx bench/memory.ts   (or npm run bench -- memory)
@@ -40,7 +42,7 @@ const CASES: [number, number][] = [
   [1000, 4],
 ];
 const CASE_LIMIT_S = 90;
-const SWAPS = 9;
+const SWAPS = 21;
 const self = fileURLToPath(import.meta.url);
 
 interface CaseResult {
@@ -54,7 +56,18 @@ interface CaseResult {
   rss3: number;
   conns2: number;
   conns3: number;
-  swap?: { applyP50Ms: number; applyMaxMs: number; reloadP50Ms: number; newConns: number; countersCarried: boolean; heapAfterMb: number; buildMs: number };
+  swap?: { rows: SwapRow[]; newConns: number; countersCarried: boolean; heapAfterMb: number; buildMs: number };
+}
+
+/** One kind of change, swapped back and forth with the base config. */
+interface SwapRow {
+  change: string;
+  applyP50Ms: number;
+  applyMaxMs: number;
+  /** CPU time of the process (user + system) per applyConfig, median: what the swap costs without the machine's contention. */
+  applyCpuP50Ms: number;
+  /** `mesh.reload(documents)` (validate + apply), or why it could not run. */
+  reloadP50Ms: number | string;
 }
 
 // ---------------------------------------------------------------- one case (child process)
@@ -80,14 +93,19 @@ function serviceDoc(name: string, ports: number[], routeTimeout: string): object
 
 /**
  * The config as parsed documents, as a control plane hands them over. As YAML text, 1,000 such
- * Service documents are ~127,000 YAML nodes, past the loader's fixed `maxYamlNodes` (100,000).
+ * Service documents are ~127,000 YAML nodes, past the loader's default `maxYamlNodes` (100,000;
+ * `meshClient({ configLimits: { maxYamlNodes } })` raises it).
  */
-function configDocs(n: number, e: number, ports: number[], changed: boolean): object[] {
-  // Plaintext (no identity: the heap measured is the mesh's, not TLS sockets'). No Mesh document:
-  // the loader takes at most 1,000 documents (maxDocuments), and 1,000 Services fill it.
+function configDocs(n: number, e: number, ports: number[], changed: boolean | 'all'): object[] {
+  // Plaintext (no identity: the heap measured is the mesh's, not TLS sockets'). No Mesh document
+  // here (the swap cases add one): until maxDocuments rose to 10,000, 1,000 Services filled the loader.
   const docs: object[] = [];
-  for (let i = 0; i < n; i++) docs.push(serviceDoc(`s${i}`, ports.slice(i * e, i * e + e), i === 0 && changed ? '1500ms' : '1s'));
+  for (let i = 0; i < n; i++) docs.push(serviceDoc(`s${i}`, ports.slice(i * e, i * e + e), changed === 'all' ? '1200ms' : i === 0 && changed ? '1500ms' : '1s'));
   return docs;
+}
+
+function meshDoc(sampling: number): object {
+  return { apiVersion: 'trellis/v1', kind: 'Mesh', metadata: { name: 'default' }, spec: { tracing: { sampling } } };
 }
 
 async function heap(): Promise<{ heap: number; rss: number }> {
@@ -179,29 +197,66 @@ async function runCase(n: number, e: number): Promise<CaseResult> {
       const changedDocs = configDocs(n, e, up.ports, true);
       const b = await loadConfig(changedDocs);
       const buildMs = (performance.now() - t0) / 2;
+      const allDocs = configDocs(n, e, up.ports, 'all');
+      const all = await loadConfig(allDocs);
       const before = mesh.inspect().services.find((s) => s.name === 's1')?.counters.requests ?? NaN;
       const connsBefore = await up.conns();
-      const apply: number[] = [];
-      for (let i = 0; i < SWAPS; i++) {
-        const s = performance.now();
-        mesh.applyConfig(i % 2 === 0 ? b : a);
-        apply.push(performance.now() - s);
+      const sorted = (xs: number[]): number[] => [...xs].sort((x, y) => x - y);
+      const m = mesh;
+      const swaps = (from: Parameters<Mesh['applyConfig']>[0], to: Parameters<Mesh['applyConfig']>[0]): { p50: number; max: number; cpu: number } => {
+        const t: number[] = [];
+        const cpu: number[] = [];
+        for (let i = 0; i < SWAPS; i++) {
+          const s = performance.now();
+          const c = process.cpuUsage();
+          m.applyConfig(i % 2 === 0 ? to : from);
+          const d = process.cpuUsage(c);
+          t.push(performance.now() - s);
+          cpu.push((d.user + d.system) / 1000);
+        }
+        return { p50: sorted(t)[Math.floor(t.length / 2)] as number, max: Math.max(...t), cpu: sorted(cpu)[Math.floor(cpu.length / 2)] as number };
+      };
+      const reloads = async (from: object[], to: object[]): Promise<number | string> => {
+        const t: number[] = [];
+        try {
+          for (let i = 0; i < 3; i++) {
+            const s = performance.now();
+            await m.reload(i % 2 === 0 ? to : from);
+            t.push(performance.now() - s);
+          }
+        } catch (err) {
+          return `refused: ${(err as { issues?: { message: string }[] }).issues?.[0]?.message ?? String(err)}`;
+        }
+        return sorted(t)[1] as number;
+      };
+      const rows: SwapRow[] = [];
+      const one = swaps(a, b);
+      rows.push({ change: 'one route of one service', applyP50Ms: one.p50, applyMaxMs: one.max, applyCpuP50Ms: one.cpu, reloadP50Ms: await reloads(docs, changedDocs) });
+      // A Mesh setting no destination's build reads (tracing is updated in place): the Mesh
+      // document makes it 1,001 documents, past the old maxDocuments.
+      let meshRow: SwapRow;
+      try {
+        const withMesh = [meshDoc(1), ...docs];
+        const withMesh2 = [meshDoc(0.5), ...docs];
+        const ma = await loadConfig(withMesh);
+        const mb = await loadConfig(withMesh2);
+        const ms = swaps(ma, mb);
+        meshRow = { change: 'Mesh tracing sampling', applyP50Ms: ms.p50, applyMaxMs: ms.max, applyCpuP50Ms: ms.cpu, reloadP50Ms: await reloads(withMesh, withMesh2) };
+      } catch (err) {
+        const why = `refused: ${(err as { issues?: { message: string }[] }).issues?.[0]?.message ?? String(err)}`;
+        meshRow = { change: 'Mesh tracing sampling', applyP50Ms: NaN, applyMaxMs: NaN, applyCpuP50Ms: NaN, reloadP50Ms: why };
       }
-      const reload: number[] = [];
-      for (let i = 0; i < 3; i++) {
-        const s = performance.now();
-        await mesh.reload(i % 2 === 0 ? docs : changedDocs);
-        reload.push(performance.now() - s);
-      }
+      rows.push(meshRow);
+      // Every service changed: what a Mesh-wide setting every destination inherits (mtls) costs.
+      const every = swaps(a, all);
+      rows.push({ change: 'every service (as a Mesh-wide mtls change)', applyP50Ms: every.p50, applyMaxMs: every.max, applyCpuP50Ms: every.cpu, reloadP50Ms: await reloads(docs, allDocs) });
+      m.applyConfig(a);
       await eachDestination(n, 1, mesh);
       const after = mesh.inspect().services.find((s) => s.name === 's1')?.counters.requests ?? NaN;
       const newConns = (await up.conns()) - connsBefore;
-      const sorted = (xs: number[]): number[] => [...xs].sort((x, y) => x - y);
       const { heap: h4 } = await heap();
       result.swap = {
-        applyP50Ms: sorted(apply)[Math.floor(apply.length / 2)] as number,
-        applyMaxMs: Math.max(...apply),
-        reloadP50Ms: sorted(reload)[1] as number,
+        rows,
         newConns,
         countersCarried: after === before + 1,
         heapAfterMb: (h4 - h0) / 2 ** 20,
@@ -266,12 +321,22 @@ async function parent(): Promise<void> {
     `${markdownTable(['destinations', 'KiB per extra endpoint, loaded', 'KiB per extra endpoint, used (pool + connection)', 'marginal KiB per destination (100 → 1,000, 1 req each, E = 1)'], perEp)}\n`,
   );
   const swaps = results.filter((r) => r.swap !== undefined);
-  const swapRows = swaps.map((r) => {
+  const swapRows = swaps.flatMap((r) => {
     const s = r.swap as NonNullable<CaseResult['swap']>;
-    return [`${r.n} × ${r.e}`, fmt(s.applyP50Ms, 1), fmt(s.applyMaxMs, 1), fmt(s.reloadP50Ms, 1), fmt(s.buildMs, 1), String(s.newConns), s.countersCarried ? 'yes' : 'NO'];
+    return s.rows.map((row) => [
+      `${r.n} × ${r.e}`,
+      row.change,
+      Number.isNaN(row.applyP50Ms) ? '-' : fmt(row.applyP50Ms, 1),
+      Number.isNaN(row.applyMaxMs) ? '-' : fmt(row.applyMaxMs, 1),
+      Number.isNaN(row.applyCpuP50Ms) ? '-' : fmt(row.applyCpuP50Ms, 1),
+      typeof row.reloadP50Ms === 'number' ? fmt(row.reloadP50Ms, 1) : row.reloadP50Ms,
+      fmt(s.buildMs, 1),
+      String(s.newConns),
+      s.countersCarried ? 'yes' : 'NO',
+    ]);
   });
   console.log(
-    `config swap at 1,000 services (${SWAPS} applyConfig swaps, 3 reloads):\n\n${markdownTable(['services × endpoints', 'applyConfig p50 ms', 'applyConfig max ms', 'reload(documents) p50 ms', 'loadConfig (validate) ms', 'new upstream connections after swaps', 'counters carried on'], swapRows)}`,
+    `config swap at 1,000 services (${SWAPS} applyConfig swaps per change, 3 reloads):\n\n${markdownTable(['services × endpoints', 'change', 'applyConfig p50 ms', 'applyConfig max ms', 'applyConfig CPU p50 ms', 'reload(documents) p50 ms', 'loadConfig (validate, first) ms', 'new upstream connections after swaps', 'counters carried on'], swapRows)}`,
   );
 }
 

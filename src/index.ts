@@ -34,7 +34,8 @@ export { spiffeIdFor, parseSpiffeId, verifySvid, checkServerIdentityFor } from '
 export type { MeshInspection, ServiceInspection, EndpointInspection, OverloadInspection } from './inspect.js';
 export type { BreakerState } from './client/service-state.js';
 export { loadConfig } from './config/load.js';
-export type { ConfigSource } from './config/load.js';
+export type { ConfigSource, LoadConfigOptions } from './config/load.js';
+export type { ConfigLimits } from './config/config-limits.js';
 export type * from './config/types.js';
 export type { Endpoint, EndpointSource } from './discovery/endpoint.js';
 export {

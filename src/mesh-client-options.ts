@@ -13,6 +13,7 @@ import { isLabelKey, isLabelValue } from './config/schema-common.js';
 import { statSync } from 'node:fs';
 import path from 'node:path';
 import { ConfigInvalidError } from './core/errors.js';
+import { configLimitProblems } from './config/config-limits.js';
 import type { ConfigIssue } from './core/errors.js';
 import { didYouMean } from './core/did-you-mean.js';
 import { UNKNOWN_HOST_POLICIES } from './client/dispatch-origin.js';
@@ -24,7 +25,7 @@ const FILE = 'meshClient options';
 const KNOWN = {
   service: true, config: true, watchConfig: true, labels: true, controlPlane: true, token: true, tls: true,
   identity: true, tracerProvider: true, accessLog: true, metrics: true, logger: true, clock: true, random: true,
-  dispatcher: true, cacheDir: true,
+  dispatcher: true, cacheDir: true, configLimits: true,
 } as const satisfies Record<keyof MeshClientOptions, true>;
 
 const TLS_FILES = { ca: 'the trust bundle (CA certificates, PEM)', cert: "this workload's certificate chain (PEM)", key: "this workload's private key (PEM)" } as const;
@@ -151,6 +152,7 @@ export function checkMeshClientOptions(options: unknown, configPaths: readonly s
       }
     }
   }
+  for (const p of configLimitProblems(o.configLimits, 'configLimits')) out.push(issue(p.path, p.message));
   checkControlPlane(o, out);
   if (o.tls !== undefined && o.identity === undefined) checkTls(o.tls, baseDir, out);
   checkConfigPaths(configPaths, baseDir, out);

@@ -9,8 +9,10 @@ import path from 'node:path';
 import { systemClock, systemRandom } from './core/clock.js';
 import type { Clock, Random } from './core/clock.js';
 import { ConfigInvalidError, NoIdentityError, TrellisError } from './core/errors.js';
-import { loadConfig } from './config/load.js';
+import { loadConfigCached } from './config/load.js';
+import { DocumentCache } from './config/document-cache.js';
 import type { ConfigSource } from './config/load.js';
+import type { ConfigLimits } from './config/config-limits.js';
 import type { MeshConfig, MeshSpec, MtlsMode, ServiceSpec } from './config/types.js';
 import type { IdentityProvider } from './tls/identity.js';
 import { fileIdentity } from './tls/file-identity.js';
@@ -80,6 +82,12 @@ export interface MeshClientOptions {
   random?: Random;
   /** How `mesh.dispatcher` treats origins that are not mesh services (docs/api.md). */
   dispatcher?: MeshDispatcherOptions;
+  /**
+   * Loader limits for every load of this mesh's configuration (the first, reloads, control-plane
+   * snapshots): `{ maxDocuments, maxYamlNodes, maxTextBytes }`, each defaulting to 10,000
+   * documents, 100,000 YAML nodes and 4 MiB per file (docs/configuration.md, "Limits and validation").
+   */
+  configLimits?: ConfigLimits;
 }
 
 const defaultLogger: Logger = { warn: (m) => process.stderr.write(`[trellis] warning: ${m}\n`) };
@@ -103,14 +111,16 @@ export async function meshClient(options: MeshClientOptions = {}): Promise<Mesh>
   const random = options.random ?? systemRandom;
   const logger = options.logger ?? defaultLogger;
   const source = options.config;
-  const load = (s: unknown): Promise<MeshConfig> => loadConfig((s ?? []) as ConfigSource);
+  // The last good load's documents: a reload validates only the documents that changed.
+  const documents = new DocumentCache();
+  const load = (s: unknown): Promise<MeshConfig> => loadConfigCached((s ?? []) as ConfigSource, { limits: options.configLimits }, documents);
   // Golden metrics go to the control plane on its stream (issue 10): the reporter reads the
   // mesh's own metrics registry, so it exists only once the mesh does; until then nothing is sent.
   let reporter: FleetReporter | undefined;
   const cp: ControlPlaneClient | undefined =
     options.controlPlane === undefined || options.service === undefined
       ? undefined
-      : await startControlPlaneClient({ service: options.service, urls: options.controlPlane, token: options.token, labels: options.labels, cacheDir: options.cacheDir, clock, random, onWarn: (m) => logger.warn(m), reportSource: () => reporter?.() });
+      : await startControlPlaneClient({ service: options.service, configLimits: options.configLimits, urls: options.controlPlane, token: options.token, labels: options.labels, cacheDir: options.cacheDir, clock, random, onWarn: (m) => logger.warn(m), reportSource: () => reporter?.() });
   try {
     const mesh = await wire(options, { clock, random, logger, source, load, cp });
     if (cp !== undefined && options.service !== undefined) reporter = createFleetReporter({ registry: mesh.metricsRegistry, service: options.service, inspect: () => mesh.inspect(), clock });
@@ -226,11 +236,16 @@ async function wire(options: MeshClientOptions, { clock, random, logger, source,
       mesh?.emit('warning', message);
     },
   }, observability);
+  // One function per service, as connectors.forService gives: an unchanged transport keeps the pools.
+  const refusing = new Map<string, Connect>();
   const transportPolicy = (svc: ServiceSpec, meshSpec: MeshSpec): Connect | undefined => {
     const mode = svc.mtls ?? mtlsMode(meshSpec);
     if (mode === 'off') return undefined;
     // mTLS asked for and no identity: fail closed, never plaintext.
-    return connectors?.forService(svc.name, svc.connection.connectTimeoutMs) ?? noIdentityConnect(svc.name);
+    if (connectors !== undefined) return connectors.forService(svc.name, svc.connection.connectTimeoutMs);
+    let refuse = refusing.get(svc.name);
+    if (refuse === undefined) refusing.set(svc.name, (refuse = noIdentityConnect(svc.name)));
+    return refuse;
   };
   destinations.setTransportPolicy(transportPolicy);
 

@@ -24,6 +24,7 @@ export class MtlsConnectors {
   readonly #identity: IdentityProvider;
   #material: TlsMaterial | undefined;
   readonly #byService = new Map<string, Connect>();
+  readonly #connects = new Map<string, Connect>();
   #context: SecureContext | undefined;
   readonly #onRotated = (m: TlsMaterial): void => {
     this.#material = m;
@@ -42,6 +43,18 @@ export class MtlsConnectors {
    * service's connect timeout is applied here.)
    */
   forService(service: string, connectTimeoutMs: number): Connect {
+    // One function per service and timeout: a destination whose transport is unchanged keeps
+    // its pools across config versions (PoolSet.setTransport compares the function).
+    const memo = `${service}\u0000${connectTimeoutMs}`;
+    let f = this.#connects.get(memo);
+    if (f === undefined) {
+      f = this.#connectFor(service, connectTimeoutMs);
+      this.#connects.set(memo, f);
+    }
+    return f;
+  }
+
+  #connectFor(service: string, connectTimeoutMs: number): Connect {
     return (opts, callback) => {
       const h2 = (opts as { allowH2?: unknown }).allowH2 === true;
       const key = `${service}\u0000${connectTimeoutMs}\u0000${h2 ? 'h2' : 'h1'}`;

@@ -13,7 +13,8 @@ import { ConfigInvalidError, type ConfigIssue } from '../core/errors.js';
 import { formatPath, describeValue, type PathMessage } from './issues.js';
 import { checkValueLimits, LIMITS, type PathSegment } from './limits.js';
 import { normalizeMesh, normalizeService } from './normalize.js';
-import { isRecord, knownKind, validateDocument } from './schema.js';
+import { isRecord, knownKind, validateDocument, type DocumentResult } from './schema.js';
+import type { DocumentCache } from './document-cache.js';
 import type { RawMeshSpec } from './schema-mesh.js';
 import type { RawServiceSpec } from './schema-service.js';
 import { checkServiceSpec } from './service-checks.js';
@@ -52,7 +53,23 @@ function capped(issues: ConfigIssue[]): ConfigIssue[] {
   return kept;
 }
 
-export function assembleConfig(sources: readonly ParsedSource[]): MeshConfig {
+/**
+ * @param cache the documents of the last load that passed (document-cache.ts): a document found
+ *   there skips the per-document schema, checks and normalization. The cache then holds this
+ *   load's documents when it passes, and is left as it was when it fails.
+ */
+export function assembleConfig(sources: readonly ParsedSource[], cache?: DocumentCache): MeshConfig {
+  cache?.begin();
+  try {
+    const config = assemble(sources, cache);
+    cache?.commit();
+    return config;
+  } finally {
+    cache?.abandon();
+  }
+}
+
+function assemble(sources: readonly ParsedSource[], cache: DocumentCache | undefined): MeshConfig {
   const issues: (ConfigIssue & { source: number })[] = [];
   const add = (source: number, issue: ConfigIssue): void => {
     issues.push({ ...issue, source });
@@ -63,19 +80,30 @@ export function assembleConfig(sources: readonly ParsedSource[]): MeshConfig {
   let meshInvalid = false;
   let firstMesh: Placed | undefined;
   const firstService = new Map<string, Placed>();
-  const services: { name: string; spec: RawServiceSpec; placed: Placed }[] = [];
+  const services: { name: string; spec: RawServiceSpec; placed: Placed; normalized: ServiceSpec | undefined; key: string | undefined }[] = [];
 
   sources.forEach((source, sourceIndex) => {
     for (const doc of source.documents) {
       const placed = { doc, source: sourceIndex };
       const report = (p: PathMessage): void => add(sourceIndex, toIssue(doc, p));
-      if (!checkValueLimits(doc.value, (path, message) => report({ path: [...path], message }))) continue;
+      const shape = { jsonExact: true };
+      if (!checkValueLimits(doc.value, (path, message) => report({ path: [...path], message }), shape)) continue;
 
-      const result = validateDocument(doc.value);
-      if (!result.ok) result.issues.forEach(report);
       const kind = knownKind(doc.value);
+      // Its JSON text names a document exactly when JSON.stringify writes every value as it is.
+      const key = cache !== undefined && kind === 'Service' && shape.jsonExact ? JSON.stringify(doc.value) : undefined;
+      const hit = key === undefined ? undefined : cache?.get(key);
+      let result: DocumentResult;
+      if (hit !== undefined) {
+        // The same document passed the last load: schema and Service checks would say the same.
+        result = { ok: true, document: { kind: 'Service', name: hit.name, spec: hit.raw } };
+      } else {
+        result = validateDocument(doc.value);
+        if (!result.ok) result.issues.forEach(report);
+      }
       const raw = isRecord(doc.value) ? doc.value : {};
-      if (kind === 'Service') checkServiceSpec(raw['spec']).forEach(report);
+      const serviceIssues = kind === 'Service' && hit === undefined ? checkServiceSpec(raw['spec']) : [];
+      serviceIssues.forEach(report);
 
       if (kind === 'Mesh') {
         if (firstMesh !== undefined) {
@@ -98,7 +126,9 @@ export function assembleConfig(sources: readonly ParsedSource[]): MeshConfig {
       if (!result.ok) continue;
       const valid = result.document;
       if (valid.kind === 'Mesh' && firstMesh === placed) mesh = { name: valid.name, spec: valid.spec };
-      if (valid.kind === 'Service' && firstService.get(valid.name) === placed) services.push({ name: valid.name, spec: valid.spec, placed });
+      if (valid.kind === 'Service' && firstService.get(valid.name) === placed) {
+        services.push({ name: valid.name, spec: valid.spec, placed, normalized: hit?.spec, key: serviceIssues.length === 0 ? key : undefined });
+      }
     }
   });
 
@@ -119,7 +149,11 @@ export function assembleConfig(sources: readonly ParsedSource[]): MeshConfig {
   }
 
   const serviceMap = new Map<string, ServiceSpec>();
-  for (const s of services) serviceMap.set(s.name, normalizeService(s.name, s.spec));
+  for (const s of services) {
+    const spec = s.normalized ?? normalizeService(s.name, s.spec);
+    serviceMap.set(s.name, spec);
+    if (s.key !== undefined) cache?.keep(s.key, { name: s.name, raw: s.spec, spec });
+  }
   return {
     mesh: normalizeMesh(mesh),
     services: serviceMap,

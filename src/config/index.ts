@@ -4,7 +4,8 @@
  * regex compiler that route and authorization matchers must use for config regexes.
  */
 
-export { loadConfig, parseConfigText, parseConfigDocuments, INLINE, type ConfigSource, type LoadConfigOptions } from './load.js';
+export { loadConfig, parseConfigText, parseConfigDocuments, INLINE, type ConfigSource, type LoadConfigOptions, type ParseConfigOptions } from './load.js';
+export { CONFIG_LIMIT_CEILINGS, type ConfigLimits } from './config-limits.js';
 export { compileMatcherRegex, regexProblem, type ConfigRegex } from './config-regex.js';
 export { LIMITS as CONFIG_LIMITS } from './limits.js';
 export type * from './types.js';

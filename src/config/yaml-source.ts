@@ -5,12 +5,12 @@
  * checks between the steps, because hostile input must be refused before the step it attacks
  * (docs/security.md, "DoS through config"; numbers in docs/configuration.md):
  *
- * - size, before lexing (4 MiB);
+ * - size, before lexing (`maxTextBytes`, 4 MiB unless the load sets it; config-limits.ts);
  * - node and token counts, on each lexical token before the parser sees it: a 4 MiB flow list
  *   of 2 million items, or a mapping of 300 000 keys, costs 1-2 GB and tens of seconds to
  *   compose, so the text stops being read at the budget (`maxYamlNodes`, `maxYamlTokens`, for
  *   the whole load) and at the first scalar far over the string limit;
- * - document count, as the parser yields documents (it stops at the 1001st);
+ * - document count, as the parser yields documents (it stops at the first past `maxDocuments`);
  * - nesting depth, list length and mapping size on each document's CST, before composing it:
  *   `yaml`'s composer recurses per level, and we have seen a stack overflow there take the
  *   whole process down (V8 aborted compiling a regex on the exhausted stack) rather than throw;
@@ -42,6 +42,7 @@ import {
 } from 'yaml';
 import type { ConfigIssue } from '../core/errors.js';
 import { LIMITS, type PathSegment } from './limits.js';
+import { DEFAULT_CONFIG_LIMITS, type EffectiveConfigLimits } from './config-limits.js';
 
 export interface SourceDocument {
   file: string;
@@ -63,23 +64,30 @@ export interface DocumentBudget {
   remaining: number;
   nodes: number;
   tokens: number;
+  /** The limits of this load (for messages, and the per-text size). */
+  readonly limits: EffectiveConfigLimits;
 }
 
-/** A fresh budget for one load. */
-export function loadBudget(): DocumentBudget {
-  return { remaining: LIMITS.maxDocuments, nodes: LIMITS.maxYamlNodes, tokens: LIMITS.maxYamlTokens };
+/** A fresh budget for one load, under `limits` (resolveConfigLimits; default: the defaults). */
+export function loadBudget(limits: EffectiveConfigLimits = DEFAULT_CONFIG_LIMITS): DocumentBudget {
+  return { remaining: limits.maxDocuments, nodes: limits.maxYamlNodes, tokens: limits.maxYamlTokens, limits };
 }
 
 const MIB = 1024 * 1024;
 
-function tooManyDocuments(file: string, index: number): ConfigIssue {
-  return { file, document: index, path: '', message: `more than ${LIMITS.maxDocuments} documents in this configuration` };
+/** A byte limit as written: `4 MiB`, or bytes when not a whole number of MiB. */
+export function formatBytes(n: number): string {
+  return n % MIB === 0 ? `${n / MIB} MiB` : `${n} bytes`;
+}
+
+function tooManyDocuments(file: string, index: number, budget: DocumentBudget): ConfigIssue {
+  return { file, document: index, path: '', message: `more than ${budget.limits.maxDocuments} documents in this configuration (maxDocuments)` };
 }
 
 /** Objects passed in directly (already-parsed documents). */
 export function objectSource(values: readonly unknown[], file: string, budget: DocumentBudget): ParsedSource {
   if (values.length > budget.remaining) {
-    return { file, documents: [], issues: [tooManyDocuments(file, budget.remaining)] };
+    return { file, documents: [], issues: [tooManyDocuments(file, budget.remaining, budget)] };
   }
   budget.remaining -= values.length;
   const documents = values.map((value, index) => ({ file, index, value, lineOf: () => undefined }));
@@ -240,9 +248,10 @@ const MAX_SCALAR_SOURCE = 8 * LIMITS.maxStringLength;
 export function yamlSource(text: string, file: string, budget: DocumentBudget): ParsedSource {
   const issues: ConfigIssue[] = [];
   const out: ParsedSource = { file, documents: [], issues };
-  const size = text.length > LIMITS.maxTextBytes ? text.length : Buffer.byteLength(text, 'utf8');
-  if (size > LIMITS.maxTextBytes) {
-    issues.push({ file, document: 0, path: '', message: `configuration text is ${(size / MIB).toFixed(1)} MiB, over the ${LIMITS.maxTextBytes / MIB} MiB limit` });
+  const maxBytes = budget.limits.maxTextBytes;
+  const size = text.length > maxBytes ? text.length : Buffer.byteLength(text, 'utf8');
+  if (size > maxBytes) {
+    issues.push({ file, document: 0, path: '', message: `configuration text is ${(size / MIB).toFixed(1)} MiB, over the ${formatBytes(maxBytes)} limit (maxTextBytes)` });
     return out;
   }
 
@@ -301,7 +310,7 @@ export function yamlSource(text: string, file: string, budget: DocumentBudget): 
   const onToken = (token: CST.Token): void => {
     if (token.type === 'document') {
       if (count >= budget.remaining) {
-        issues.push(tooManyDocuments(file, count));
+        issues.push(tooManyDocuments(file, count, budget));
         stopped = true;
         return;
       }
@@ -320,7 +329,7 @@ export function yamlSource(text: string, file: string, budget: DocumentBudget): 
   let atScalar = false;
   for (const lexeme of new Lexer().lex(text)) {
     if (--budget.tokens < 0) {
-      stop(offset, `more than ${LIMITS.maxYamlTokens} YAML tokens in this configuration (maxYamlTokens)`);
+      stop(offset, `more than ${budget.limits.maxYamlTokens} YAML tokens in this configuration (maxYamlTokens)`);
       break;
     }
     if (atScalar) {
@@ -338,7 +347,7 @@ export function yamlSource(text: string, file: string, budget: DocumentBudget): 
       }
       if (type !== null && NODE_TOKENS.has(type)) budget.nodes -= type === 'double-quoted-scalar' ? 1 + (lexeme.length >> 4) : 1;
       if (budget.nodes < 0) {
-        stop(offset, `more than ${LIMITS.maxYamlNodes} YAML nodes (scalars, collections, entries, aliases) in this configuration (maxYamlNodes)`);
+        stop(offset, `more than ${budget.limits.maxYamlNodes} YAML nodes (scalars, collections, entries, aliases) in this configuration (maxYamlNodes)`);
         break;
       }
     }

@@ -14,6 +14,8 @@
  * validation is NACKed with the error and the configuration in force stays. Losing every
  * replica changes nothing in force: the instance keeps routing and serving and evicts nothing.
  */
+import { DocumentCache } from '../config/document-cache.js';
+import type { ConfigLimits } from '../config/config-limits.js';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { AnyRegistry } from '../observability/metrics.js';
@@ -38,6 +40,8 @@ export { CONTROL_PLANE_METRIC_NAMES } from './client-metrics.js';
 
 export interface ControlPlaneClientOptions {
   readonly service: string;
+  /** Loader limits for snapshots (meshClient's `configLimits`). */
+  readonly configLimits?: ConfigLimits | undefined;
   readonly urls: readonly string[];
   readonly token?: string | undefined;
   readonly labels?: Readonly<Record<string, string>> | undefined;
@@ -125,6 +129,8 @@ function within<T>(p: Promise<T>, ms: number, onTimeout: () => Error): Promise<T
  */
 export async function startControlPlaneClient(o: ControlPlaneClientOptions): Promise<ControlPlaneClient> {
   const cache = new ClientCache(o.cacheDir ?? defaultCacheDir(o.service), o.onWarn);
+  // The last good snapshot's documents: the next one validates only those that changed.
+  const documents = new DocumentCache();
   const cached = await cache.load();
   const startTimeoutMs = o.startTimeoutMs ?? 30_000;
 
@@ -187,7 +193,7 @@ export async function startControlPlaneClient(o: ControlPlaneClientOptions): Pro
     }
     let config: MeshConfig;
     try {
-      config = snapshotConfig(snap, o.onWarn, trust.trustDomain);
+      config = snapshotConfig(snap, o.onWarn, trust.trustDomain, o.configLimits, documents);
     } catch (err) {
       const reason = (err as Error).message;
       lastNack = reason;
@@ -237,7 +243,7 @@ export async function startControlPlaneClient(o: ControlPlaneClientOptions): Pro
   let cachedConfig: MeshConfig | undefined;
   if (cached.snapshot !== undefined) {
     try {
-      cachedConfig = snapshotConfig(cached.snapshot, o.onWarn, trust.trustDomain);
+      cachedConfig = snapshotConfig(cached.snapshot, o.onWarn, trust.trustDomain, o.configLimits);
     } catch (err) {
       o.onWarn(`the snapshot kept in ${cache.dir} is not valid configuration, ignoring it: ${(err as Error).message}`);
     }

@@ -14,7 +14,9 @@
  * TRELLIS_NO_ENDPOINTS.
  */
 import { isLabelKey, isLabelValue } from '../config/schema-common.js';
-import { parseConfigDocuments } from '../config/load.js';
+import { parseConfigDocumentsCached } from '../config/load.js';
+import type { DocumentCache } from '../config/document-cache.js';
+import type { ConfigLimits } from '../config/config-limits.js';
 import { ConfigInvalidError } from '../core/errors.js';
 import { refusedAddressReason } from '../config/address.js';
 import type { MeshConfig } from '../config/types.js';
@@ -73,9 +75,9 @@ export function snapshotDocuments(snapshot: SnapshotMessage, onWarn: (m: string)
  * Validates a snapshot as configuration; with `trustDomain`, the Mesh document must be in it.
  * @throws ConfigInvalidError naming the document and field path (the NACK reason).
  */
-export function snapshotConfig(snapshot: SnapshotMessage, onWarn: (m: string) => void, trustDomain?: string): MeshConfig {
+export function snapshotConfig(snapshot: SnapshotMessage, onWarn: (m: string) => void, trustDomain?: string, limits?: ConfigLimits, cache?: DocumentCache): MeshConfig {
   const file = `control plane snapshot ${snapshot.version}`;
-  const config = parseConfigDocuments(snapshotDocuments(snapshot, onWarn, trustDomain), file);
+  const config = parseConfigDocumentsCached(snapshotDocuments(snapshot, onWarn, trustDomain), file, { limits }, cache);
   if (trustDomain !== undefined && config.mesh.trustDomain !== trustDomain) {
     throw new ConfigInvalidError([{ file, document: 0, path: 'spec.trustDomain', message: `"${config.mesh.trustDomain}" is not the trust domain of the control plane's CA ("${trustDomain}"), which every workload certificate is issued in; peers could not verify each other` }]);
   }

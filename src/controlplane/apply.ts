@@ -20,6 +20,7 @@ import { ConfigInvalidError, ConflictError, type ConfigIssue } from '../core/err
 import { assembleConfig } from '../config/assemble.js';
 import { isRecord, knownKind } from '../config/schema.js';
 import { loadBudget, objectSource, yamlSource, type DocumentBudget, type ParsedSource } from '../config/yaml-source.js';
+import type { EffectiveConfigLimits } from '../config/config-limits.js';
 import { KEYS, StoreConflictError, type Store, type StoreEntry, type StoreOp, type StoredResource } from './store/store.js';
 
 /** Every config write (apply, delete) bumps this key, conditionally: the fence that serialises them. */
@@ -75,8 +76,8 @@ function storedKey(kind: string, name: string): string {
 }
 
 /** Validates the request against the store as read, returning the request's documents (valid) or throwing ConfigInvalidError. */
-function validate(body: RequestBody, stored: readonly StoreEntry<StoredResource>[], trustDomain: string): RequestDocument[] {
-  const budget = loadBudget();
+function validate(body: RequestBody, stored: readonly StoreEntry<StoredResource>[], trustDomain: string, limits: EffectiveConfigLimits | undefined): RequestDocument[] {
+  const budget = loadBudget(limits);
   const { source, expected } = requestSource(body, budget);
   const replaced = new Set<string>();
   for (const doc of source.documents) {
@@ -111,11 +112,11 @@ function validate(body: RequestBody, stored: readonly StoreEntry<StoredResource>
  *
  * @throws ConfigInvalidError (400) with every issue; ConflictError (409); StoreUnavailableError (503).
  */
-export async function applyDocuments(store: Store, body: RequestBody, options: { dryRun: boolean; trustDomain: string }): Promise<ApplyResult> {
+export async function applyDocuments(store: Store, body: RequestBody, options: { dryRun: boolean; trustDomain: string; limits?: EffectiveConfigLimits | undefined }): Promise<ApplyResult> {
   for (let attempt = 1; ; attempt++) {
     const epoch = await store.get(CONFIG_EPOCH_KEY);
     const { entries, revision: readAt } = await store.list<StoredResource>(KEYS.resources);
-    const docs = validate(body, entries, options.trustDomain);
+    const docs = validate(body, entries, options.trustDomain, options.limits);
     const byKey = new Map(entries.map((e) => [e.key, e]));
     const ops: StoreOp[] = [];
     const planned: { kind: 'Mesh' | 'Service'; name: string; action: ApplyAction; current: number }[] = [];

@@ -10,6 +10,7 @@
  * every caller's identity once (`caller.ts`: only `socket.authorized` certificates that are
  * SVIDs of this trust domain count) and enforces each route's declared rule.
  */
+import { resolveConfigLimits, type ConfigLimits } from '../config/config-limits.js';
 import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { createSecureServer, type Http2SecureServer, type ServerHttp2Session } from 'node:http2';
@@ -61,6 +62,12 @@ export interface ControlPlaneOptions {
   readonly dashboard?: string | undefined;
   /** Read golden metrics from this Prometheus (which scrapes the instances) instead of aggregating reports. */
   readonly prometheus?: string | undefined;
+  /**
+   * Loader limits for applies (documents, YAML nodes, bytes per request), as meshClient's
+   * `configLimits`: an apply is validated together with every stored document, so a mesh of more
+   * than `maxDocuments` resources needs it raised here and on its instances (docs/configuration.md).
+   */
+  readonly configLimits?: ConfigLimits | undefined;
   readonly clock?: Clock;
   /** Warnings (default: stderr). */
   readonly onWarn?: (message: string) => void;
@@ -120,6 +127,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const trustDomain = options.trustDomain ?? DEFAULT_TRUST_DOMAIN;
   if (!isTrustDomain(trustDomain)) throw new TypeError(`trust domain "${trustDomain.slice(0, 64)}" is not valid (lowercase letters, digits, ".", "-", "_")`);
   if (options.keyPassphrase !== undefined && options.keyPassphrase.length < 8) throw new TypeError('the key passphrase must be at least 8 characters');
+  const configLimits = resolveConfigLimits(options.configLimits, 'control-plane options', 'configLimits');
   const replicaId = options.replicaId ?? `cp-${randomBytes(4).toString('hex')}`;
   await mkdir(options.dataDir, { recursive: true, mode: 0o700 });
 
@@ -147,7 +155,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     onWarn,
   });
   registerIdentityApi(router, { store, authority, clock });
-  registerResourcesApi(router, { store, trustDomain: ca.trustDomain, metrics });
+  registerResourcesApi(router, { store, trustDomain: ca.trustDomain, metrics, limits: configLimits });
   registerRegistryApi(router, { store, sync, authority, replicaId, clock, servingNotAfter: () => serving.notAfter });
   router.route(
     'POST',

@@ -4,6 +4,7 @@
  * (apply accepts it back, as a condition: a `get -o yaml | edit | apply` round trip cannot
  * overwrite someone else's change).
  */
+import { DEFAULT_CONFIG_LIMITS, type EffectiveConfigLimits } from '../config/config-limits.js';
 import { ConfigInvalidError, isTrellisError, NotFoundError } from '../core/errors.js';
 import { LIMITS } from '../config/limits.js';
 import { isServiceName } from '../tls/spiffe.js';
@@ -17,6 +18,8 @@ export interface ResourcesApiDeps {
   readonly store: Store;
   readonly trustDomain: string;
   readonly metrics: ControlPlaneMetrics;
+  /** The loader limits applies are held to (default: the defaults). */
+  readonly limits?: EffectiveConfigLimits | undefined;
 }
 
 /** A stored document as the API shows it: with its revision. */
@@ -44,13 +47,13 @@ function serviceName(req: ApiRequest): string {
   return name;
 }
 
-async function readRequestBody(req: ApiRequest): Promise<RequestBody> {
+async function readRequestBody(req: ApiRequest, maxBytes: number): Promise<RequestBody> {
   const type = (req.headers['content-type'] ?? 'application/yaml').split(';')[0]?.trim().toLowerCase() ?? '';
   const json = type === 'application/json';
   if (!json && !['application/yaml', 'application/x-yaml', 'text/yaml', 'text/plain'].includes(type)) {
     throw new ApiError(415, 'TRELLIS_INVALID_ARGUMENT', `Content-Type ${type.slice(0, 64)} is not accepted; send application/yaml or application/json`);
   }
-  const bytes = await req.body(LIMITS.maxTextBytes);
+  const bytes = await req.body(maxBytes);
   let text: string;
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
@@ -94,6 +97,7 @@ function jsonNesting(text: string): number {
 
 export function registerResourcesApi(router: Router, deps: ResourcesApiDeps): void {
   const { store, metrics } = deps;
+  const limits = deps.limits ?? DEFAULT_CONFIG_LIMITS;
 
   router.route(
     'POST',
@@ -101,7 +105,7 @@ export function registerResourcesApi(router: Router, deps: ResourcesApiDeps): vo
     async (req) => {
       const dryRun = flag(req, 'dryRun');
       try {
-        const result = await applyDocuments(store, await readRequestBody(req), { dryRun, trustDomain: deps.trustDomain });
+        const result = await applyDocuments(store, await readRequestBody(req, limits.maxTextBytes), { dryRun, trustDomain: deps.trustDomain, limits });
         metrics.applies.inc({ result: dryRun ? 'dry_run' : result.resources.every((r) => r.action === 'unchanged') ? 'unchanged' : 'applied' });
         return { body: result };
       } catch (err) {
@@ -110,7 +114,7 @@ export function registerResourcesApi(router: Router, deps: ResourcesApiDeps): vo
         throw err;
       }
     },
-    { auth: 'admin', query: ['dryRun'], maxBodyBytes: LIMITS.maxTextBytes },
+    { auth: 'admin', query: ['dryRun'], maxBodyBytes: limits.maxTextBytes },
   );
 
   router.route(

@@ -23,6 +23,8 @@ export class InboundPolicies {
   readonly #random: Random;
   readonly #onWarn: (m: string) => void;
   #policy: MeshInboundPolicy = NONE;
+  /** What the policy in force was built from (see apply). */
+  #inputs: string | undefined;
   #limiterKey = '';
   #gradientKey = '';
   #gradient: GradientLimit | undefined;
@@ -39,8 +41,16 @@ export class InboundPolicies {
     return this.#policy;
   }
 
+  /**
+   * Applies a config version. When this workload's `inbound` block (and the Redis URL a global
+   * limit would use) is what it was, the policy in force is kept as it is: its compiled
+   * authorization, its overload guard and the service time it learnt.
+   */
   apply(config: MeshConfig): void {
     const inbound = this.#service === undefined ? undefined : config.services.get(this.#service)?.inbound;
+    const inputs = JSON.stringify({ inbound, redis: config.mesh.redis?.url });
+    if (inputs === this.#inputs) return;
+    this.#inputs = inputs;
     const rl = inbound?.rateLimit;
     const key = rl === undefined ? '' : JSON.stringify({ rl, redis: config.mesh.redis?.url });
     let limiter = this.#policy.limiter;
@@ -90,6 +100,7 @@ export class InboundPolicies {
     this.#gradientKey = '';
     this.#policy.limiter?.close();
     this.#policy = NONE;
+    this.#inputs = undefined;
     this.#limiterKey = '';
   }
 }

@@ -1,6 +1,6 @@
 /**
  * `trellis control-plane --data DIR [--listen HOST:PORT] [--etcd URL,...] [--trust-domain TD]
- * [--key-passphrase-env VAR]`:
+ * [--key-passphrase-env VAR] [--max-documents N] [--max-yaml-nodes N] [--max-text-bytes N]`:
  * runs one control-plane replica until SIGINT or SIGTERM, then closes it gracefully. What it
  * prints on stdout, once listening: the URL it is bound to (port 0 picks a free one), the CA pin
  * and where the admin token is; nothing secret.
@@ -9,6 +9,7 @@ import { startControlPlane } from '../../controlplane/control-plane.js';
 import { isTrustDomain } from '../../tls/spiffe.js';
 import { optionalString, requiredString, secretFromEnv } from '../args.js';
 import { UsageError, type Command } from '../command.js';
+import { configLimitProblems, type ConfigLimits } from '../../config/config-limits.js';
 
 export const controlPlane: Command = {
   path: ['control-plane'],
@@ -22,6 +23,9 @@ export const controlPlane: Command = {
     '--dashboard HOST:PORT       serve the read-only dashboard there (default 127.0.0.1:7401, or a free port',
     '                            when --listen asks for port 0); "off" serves none',
     '--prometheus URL            read golden metrics from this Prometheus instead of instance reports',
+    '--max-documents N           most documents an apply is validated with, stored ones included (default 10000)',
+    '--max-yaml-nodes N          most YAML nodes in one apply (default 100000)',
+    '--max-text-bytes N          largest apply body in bytes (default 4194304)',
   ],
   options: {
     data: { type: 'string' },
@@ -31,6 +35,9 @@ export const controlPlane: Command = {
     'key-passphrase-env': { type: 'string' },
     dashboard: { type: 'string' },
     prometheus: { type: 'string' },
+    'max-documents': { type: 'string' },
+    'max-yaml-nodes': { type: 'string' },
+    'max-text-bytes': { type: 'string' },
   },
   async run(values, io) {
     const dataDir = requiredString(values, 'data');
@@ -48,7 +55,17 @@ export const controlPlane: Command = {
     const dashboard = dashboardFlag === 'off' ? undefined : (dashboardFlag ?? (listen.endsWith(':0') ? '127.0.0.1:0' : '127.0.0.1:7401'));
     const keyPassphrase = secretFromEnv(values, 'key-passphrase-env', io);
     if (keyPassphrase !== undefined && keyPassphrase.length < 8) throw new UsageError('--key-passphrase-env: the passphrase must be at least 8 characters');
+    const configLimits: ConfigLimits = {};
+    for (const [flag, key] of [['max-documents', 'maxDocuments'], ['max-yaml-nodes', 'maxYamlNodes'], ['max-text-bytes', 'maxTextBytes']] as const) {
+      const raw = optionalString(values, flag);
+      if (raw === undefined) continue;
+      const n = /^\d{1,10}$/.test(raw) ? Number(raw) : NaN;
+      const problem = configLimitProblems({ [key]: n }, 'limits')[0];
+      if (Number.isNaN(n) || problem !== undefined) throw new UsageError(`--${flag} "${raw.slice(0, 32)}": ${problem?.message ?? 'expected a whole number'}`);
+      configLimits[key] = n;
+    }
     const cp = await startControlPlane({
+      configLimits,
       ...(keyPassphrase !== undefined ? { keyPassphrase } : {}),
       dataDir,
       listen,
