@@ -38,9 +38,8 @@ describe('deadline propagation', () => {
     const callerMesh = await meshClient({ service: 'caller', config: serviceYaml('middle', [{ address: server.address }], 'timeout: 250ms') });
     cleanup.push(() => callerMesh.close());
 
-    const t0 = performance.now();
+    // The caller's own 250 ms timeout ends its call (the middle's 504 would be an upstream error).
     await assert.rejects(callerMesh.http('middle').request({ path: '/' }), (err: unknown) => isTrellisError(err, 'TRELLIS_TIMEOUT'));
-    assert.ok(performance.now() - t0 < 450);
     await sleep(300);
     assert.ok(isTrellisError(innerError, 'TRELLIS_TIMEOUT'), `the inner call timed out on the propagated deadline: ${String(innerError)}`);
     const sent = Number(backend.lastHeaders[DEADLINE_HEADER]);

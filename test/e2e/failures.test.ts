@@ -66,7 +66,8 @@ describe('failures', () => {
       assert.equal(res.statusCode, 200);
       assert.equal(res.headers['x-server'], 'good2');
       await res.body.dump();
-      assert.ok(performance.now() - t0 < 400);
+      // Well inside the 2 s overall timeout: the 100 ms per-try timeout moved it on, not the overall one.
+      assert.ok(performance.now() - t0 < 1500);
     }
   });
 

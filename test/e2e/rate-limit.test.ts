@@ -23,6 +23,7 @@ describe('rate limiting through the mesh', () => {
     cleanup.push(() => mesh.close());
     let ok = 0;
     let limited = 0;
+    const t0 = performance.now();
     for (let i = 0; i < 20; i++) {
       try {
         const r = await mesh.http('products').request({ path: '/' });
@@ -36,7 +37,11 @@ describe('rate limiting through the mesh', () => {
         limited++;
       }
     }
-    assert.ok(ok >= 5 && ok <= 6, `admitted ${ok}`);
+    // The burst, plus what the bucket refilled (5/s) while the loop ran: bounded by the time
+    // it took, not by a guess at how fast this machine is.
+    const elapsedMs = performance.now() - t0;
+    assert.ok(ok >= 5 && ok <= 5 + Math.ceil(elapsedMs / 200) + 1, `admitted ${ok} in ${elapsedMs.toFixed(0)} ms`);
+    if (elapsedMs < 2000) assert.ok(limited > 0, 'some were refused');
     assert.equal(limited, 20 - ok);
     assert.equal(s.hits, ok);
   });

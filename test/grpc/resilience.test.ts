@@ -141,7 +141,7 @@ describe('gRPC resilience through the mesh', () => {
     const { client } = await setup(['rt'], '  timeout: 100ms\n');
     const start = performance.now();
     await assert.rejects(unary(client, { delayMs: 2000 }), (err: grpc.ServiceError) => err.code === grpc.status.DEADLINE_EXCEEDED);
-    assert.ok(performance.now() - start < 400);
+    assert.ok(performance.now() - start < 1500, 'ended by the 100 ms route timeout, long before the 2 s answer');
   });
 
   it('the outbound rate limit refuses locally with RESOURCE_EXHAUSTED', async () => {

@@ -129,7 +129,7 @@ describe('gRPC server interceptors and streams through the mesh', () => {
     const duplex = (client as unknown as { bidi(md: grpc.Metadata, o: grpc.CallOptions): grpc.ClientDuplexStream<object, EchoReply> }).bidi(new grpc.Metadata(), { deadline: Date.now() + 150 });
     const start = performance.now();
     await assert.rejects(collect(duplex), (err: grpc.ServiceError) => err.code === grpc.status.DEADLINE_EXCEEDED);
-    assert.ok(performance.now() - start < 600);
+    assert.ok(performance.now() - start < 5000);
   });
 
   it('records client and server metrics with the gRPC code as the literal status_code label', async () => {

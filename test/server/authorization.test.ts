@@ -242,7 +242,8 @@ describe('compileGlob', () => {
     const s = `/${'a'.repeat(50_000)}`;
     const t0 = performance.now();
     assert.equal(g(s), false);
-    assert.ok(performance.now() - t0 < 200);
+    // Backtracking over 30 stars and 50,000 characters would not finish at all.
+    assert.ok(performance.now() - t0 < 2000);
   });
 });
 
