@@ -102,7 +102,7 @@ function defaultRoute(): RouteSpec {
 
 /** Builds the connection stack of one destination for one config version. */
 export function connectionStack<Req, Res>(spec: ServiceSpec, state: ServiceState, deps: ConnectionStackDeps, edge: ConnectionEdge<Req, Res>): ConnectionStack<Req, Res> {
-  const { clock, random } = deps;
+  const { clock } = deps;
   const classify = edge.classify ?? connectionClassifier<Res>();
   const backendModules: StackModule<Req, Res>[] = [
     {

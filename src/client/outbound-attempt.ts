@@ -21,7 +21,6 @@
  * attempt metrics are recorded once, when the attempt settles (its headers, or its error).
  */
 import type { Classification } from '../core/classify.js';
-import { CircuitBreaker } from '../resilience/circuit-breaker.js';
 import { errorOutcome, OUTCOME_FAILURE, OUTCOME_FAULT, OUTCOME_SUCCESS, statusLabel } from '../observability/metrics-labels.js';
 import type { LbEndpoint } from '../lb/lb-endpoint.js';
 import type { OutboundCore } from './outbound-core.js';

@@ -84,20 +84,20 @@ function recordersFor(metrics: MeshMetrics | undefined, service: string, route: 
   };
 }
 
-/** One route's policy on the hot path (the service's own when it declares no routes). */
-export interface RoutePolicy {
+/**
+ * What a compiled route holds on either hot path (HTTP here, gRPC unary in grpc/unary-core.ts),
+ * for answers of type `R`.
+ */
+export interface CompiledRoute<R> {
   readonly name: string;
-  /** Position in the service's route list (the route table's index). */
-  readonly index: number;
-  /** Overall timeout in ms; 0 = only a propagated deadline. */
+  /** Overall timeout in ms; 0 = only the call's own or a propagated deadline. */
   readonly timeoutMs: number;
   readonly attempts: number;
   readonly retryOn: ReadonlySet<string>;
   readonly perTryTimeoutMs: number | undefined;
-  /** Whether `reset` is a retry condition and another attempt is allowed at all. */
-  readonly retriesReset: boolean;
   readonly backoff: (retry: number) => number;
-  readonly classify: Classifier<HttpResponse>;
+  /** The route's classifier (its `retries.on`): retries, breaker, attempt metrics. */
+  readonly classify: Classifier<R>;
   readonly limits: readonly CoreLimit[];
   /** The overall timeout's deadlines (undefined without one). */
   readonly overall: DeadlineQueue | undefined;
@@ -105,10 +105,18 @@ export interface RoutePolicy {
   readonly perTry: DeadlineQueue | undefined;
   /** The weighted split over subsets, or undefined for every endpoint. */
   readonly split: BackendPicker | undefined;
-  /** `hashOn.header`: the header whose value keys ring-hash and sticky splits. */
+  /** `hashOn.header`: the header (metadata key) whose value keys ring-hash and sticky splits. */
   readonly hashHeader: string | undefined;
   /** Injected faults (Istio's semantics, as traffic/fault-filter.ts), or undefined. */
   readonly fault: CoreFault | undefined;
+}
+
+/** One route's policy on the hot path (the service's own when it declares no routes). */
+export interface RoutePolicy extends CompiledRoute<HttpResponse> {
+  /** Position in the service's route list (the route table's index). */
+  readonly index: number;
+  /** Whether `reset` is a retry condition and another attempt is allowed at all. */
+  readonly retriesReset: boolean;
   /** The route's traffic mirror (sampling and copies), or undefined. */
   readonly mirror: MirrorSender | undefined;
   /** The route's metric recorders for a method (undefined without metrics). */

@@ -21,8 +21,6 @@ import type { RouteSpec, ServiceSpec } from '../config/types.js';
 import { timeoutFilter } from '../resilience/timeout-filter.js';
 import { compileRoutes } from '../traffic/route-table.js';
 import { rewriteRequest } from '../traffic/rewrite.js';
-import { backendPicker } from '../traffic/weighted-split.js';
-import { splitFilter, routeKeyOf } from '../traffic/split-filter.js';
 import { faultFilter } from '../traffic/fault-filter.js';
 import { mirrorFilterOf, mirrorSender } from '../traffic/mirror-filter.js';
 import type { MirrorSender } from '../traffic/mirror-filter.js';

@@ -12,7 +12,7 @@ import { z } from 'zod';
 import { isDnsName, parseEndpointAddress, parsePort } from './address.js';
 import { describeValue } from './issues.js';
 import { LIMITS } from './limits.js';
-import { checkedString, durationMs, intSchema, labelsSchema, methodSchema, mtlsSchema, nameSchema, stringOrList } from './schema-common.js';
+import { checkedString, durationMs, intSchema, labelsSchema, methodSchema, mtlsSchema, stringOrList } from './schema-common.js';
 import {
   circuitBreakerSchema,
   connectionSchema,

@@ -36,8 +36,6 @@ import { grpcUnaryCore } from './unary-core.js';
 import type { GrpcUnaryCore } from './unary-core.js';
 import { compileRoutes } from '../traffic/route-table.js';
 import { faultFilter } from '../traffic/fault-filter.js';
-import { backendPicker } from '../traffic/weighted-split.js';
-import { routeKeyOf, splitFilter } from '../traffic/split-filter.js';
 import type { MeshMetrics } from '../observability/metrics.js';
 import { attemptMetricsFilter, requestMetricsFilter } from '../observability/metrics-filter.js';
 import type { MeshTracer } from '../observability/tracer.js';

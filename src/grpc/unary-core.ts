@@ -27,36 +27,16 @@ import type { MeshTracer } from '../observability/tracer.js';
 import { compileRoutes } from '../traffic/route-table.js';
 import type { RouteTable } from '../traffic/route-table.js';
 import { backendPicker } from '../traffic/weighted-split.js';
-import type { BackendPicker } from '../traffic/weighted-split.js';
 import type { EndpointSet } from '../client/endpoint-set.js';
 import { coreConcurrency } from '../client/outbound-core.js';
-import type { CoreConcurrency, CoreLimit } from '../client/outbound-core.js';
+import type { CompiledRoute, CoreConcurrency, CoreLimit } from '../client/outbound-core.js';
 import { coreFault } from '../client/injected-fault.js';
-import type { CoreFault } from '../client/injected-fault.js';
 import type { ServiceCounters, ServiceState } from '../client/service-state.js';
 import { grpcClassifier } from './classify.js';
 import type { GrpcResult } from './grpc-call.js';
 
 /** One route's unary policy (the service's own when it declares no routes). */
-export interface GrpcRoutePolicy {
-  readonly name: string;
-  /** Overall timeout in ms; 0 = only the call's own or a propagated deadline. */
-  readonly timeoutMs: number;
-  readonly attempts: number;
-  readonly retryOn: ReadonlySet<string>;
-  readonly perTryTimeoutMs: number | undefined;
-  readonly backoff: (retry: number) => number;
-  /** The route's classifier (its `retries.on`): retries, breaker, attempt metrics. */
-  readonly classify: Classifier<GrpcResult>;
-  readonly limits: readonly CoreLimit[];
-  /** The route timeout's deadlines (undefined without one). */
-  readonly overall: DeadlineQueue | undefined;
-  /** The per-try timeout's deadlines (undefined without one). */
-  readonly perTry: DeadlineQueue | undefined;
-  readonly split: BackendPicker | undefined;
-  /** `hashOn.header`: the metadata key whose value keys ring-hash and sticky splits. */
-  readonly hashHeader: string | undefined;
-  readonly fault: CoreFault | undefined;
+export interface GrpcRoutePolicy extends CompiledRoute<GrpcResult> {
   /** The status an injected abort answers with (with `fault`). */
   readonly abort: (() => GrpcResult) | undefined;
   /** Logical-call and attempt recorders (undefined without metrics). */
