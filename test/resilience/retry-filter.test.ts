@@ -277,16 +277,20 @@ test('the backoff sleep is cancelled by the call signal, with its reason', async
 });
 
 test('under an overall timeout: per-try timeouts retry until the deadline, which wins', async () => {
-  const retry = setup({ clock: systemClock, params: { perTryTimeoutMs: 30, attempts: 10 } }).filter;
-  const timeout = timeoutFilter<string, FakeRes>({ timeoutMs: 100 }, { clock: systemClock });
+  // Tries at 0, 300, 600 and 900 ms; the fourth's own timeout (1,200 ms) is past the overall
+  // 1,000 ms, so the overall timeout ends the call. A timer a loaded machine fires 100 ms late can
+  // leave the retry layer seeing the deadline first: it then gives up naming the deadline, which
+  // is the same outcome told from below.
+  const retry = setup({ clock: systemClock, params: { perTryTimeoutMs: 300, attempts: 10 } }).filter;
+  const timeout = timeoutFilter<string, FakeRes>({ timeoutMs: 1000 }, { clock: systemClock });
   const up = scripted([() => never<FakeRes>()]);
   const t0 = performance.now();
   await assert.rejects(
     timeout('GET /', ctxFor(), (req, ctx) => retry(req, ctx, up.next)),
-    (e) => isTrellisError(e, 'TRELLIS_TIMEOUT') && /overall timeout/.test(e.message),
+    (e) => (isTrellisError(e, 'TRELLIS_TIMEOUT') && /overall timeout/.test(e.message)) || (isTrellisError(e, 'TRELLIS_RETRIES_EXHAUSTED') && /deadline leaves no time/.test(e.message)),
   );
   const took = performance.now() - t0;
-  assert.ok(took >= 95 && took < 300, `took ${took} ms`);
+  assert.ok(took >= 950 && took < 5000, `took ${took} ms`);
   assert.ok(up.seen.length >= 3 && up.seen.length <= 4, `attempts ${up.seen.length}`);
   assert.ok(up.seen.every((c) => c.signal?.aborted === true), 'every attempt was cancelled');
 });
