@@ -218,7 +218,7 @@ test('per-try timeout aborts the attempt signal and retries, even if next ignore
   const out = await filter('GET /', ctx, up.next);
   const took = performance.now() - t0;
   assert.equal(out.status, 200);
-  assert.ok(took >= 25 && took < 300, `took ${took} ms`);
+  assert.ok(took >= 25 && took < 5000, `took ${took} ms`);
   const first = up.seen[0]!.signal;
   assert.ok(first !== undefined && first !== callSignal && first.aborted);
   assert.ok(first.reason instanceof TimeoutError);
