@@ -9,6 +9,7 @@ import type { Random } from '../core/clock.js';
 import type { RouteSpec } from '../config/types.js';
 import type { CallbackHandler } from './caller-handler.js';
 import type { ServiceState } from './service-state.js';
+import { timerDelay } from '../core/timer-limit.js';
 
 /** A route's fault injection, compiled: each percentage drawn independently per call. */
 export interface CoreFault {
@@ -53,4 +54,30 @@ export function answerAbort(handler: CallbackHandler, status: number): void {
   handler.onHeaders?.(status, raw, () => undefined, STATUS_CODES[status] ?? '');
   handler.onData?.(body);
   handler.onComplete?.([]);
+}
+
+/**
+ * A route's faults at the start of a call, in Istio's order, for both hot paths (outbound-call.ts,
+ * grpc/unary-call.ts): a delay first (it precedes the call without eating into its timeout), then
+ * an abort, answered by `abort` (undefined: the route cannot abort) instead of `send`. `send` is
+ * told whether a delay came first. Returns the delay's timer, for the caller to clear when the call
+ * ends during it; the timer does nothing once `live()` is false.
+ */
+export function startWithFault(fault: CoreFault, live: () => boolean, abort: (() => void) | undefined, send: (delayed: boolean) => void): ReturnType<typeof setTimeout> | undefined {
+  const afterDelay = (delayed: boolean): void => {
+    if (abort !== undefined && fault.abortHits()) {
+      fault.onFault();
+      abort();
+      return;
+    }
+    send(delayed);
+  };
+  if (!fault.delayHits()) {
+    afterDelay(false);
+    return undefined;
+  }
+  fault.onFault();
+  return setTimeout(() => {
+    if (live()) afterDelay(true);
+  }, timerDelay(fault.delayMs));
 }

@@ -34,8 +34,7 @@ import type { CallRecorders, OutboundCore, RoutePolicy } from './outbound-core.j
 import type { Context, Tracer } from '@opentelemetry/api';
 import type { MeshTracer } from '../observability/tracer.js';
 import type { RouteTable } from '../traffic/route-table.js';
-import { answerAbort } from './injected-fault.js';
-import type { CoreFault } from './injected-fault.js';
+import { answerAbort, startWithFault } from './injected-fault.js';
 import { attemptSpanHeaders, propagatedTrace } from './call-trace.js';
 import { chooseRoute } from './route-choice.js';
 import { mirrorCall } from './call-mirror.js';
@@ -150,27 +149,14 @@ export class OutboundCall implements Deadline {
     if (core.table !== undefined && !this.#matchRoute(core.table)) return;
     this.recorders = this.#route.recorders(this.method);
     const fault = this.#route.fault;
+    // Outermost on the route; an abort is answered as it is (never retried, charged to no breaker or endpoint).
     if (fault !== undefined) {
-      // Outermost on the route: a delay precedes the request without eating into its timeout; an
-      // abort is answered as it is (never retried, charged to no breaker or endpoint).
-      if (fault.delayHits()) {
-        fault.onFault();
-        this.#sleep = setTimeout(() => {
-          this.#sleep = undefined;
-          if (!this.#finished) this.#afterDelay(fault);
-        }, timerDelay(fault.delayMs));
-        return;
-      }
-      this.#afterDelay(fault);
-      return;
-    }
-    this.#sendAndMirror();
-  }
-
-  #afterDelay(fault: CoreFault): void {
-    if (fault.abortHits()) {
-      fault.onFault();
-      this.#injectAbort(fault.abortStatus);
+      this.#sleep = startWithFault(
+        fault,
+        () => !this.#finished,
+        () => this.#injectAbort(fault.abortStatus),
+        () => this.#sendAndMirror(),
+      );
       return;
     }
     this.#sendAndMirror();

@@ -31,6 +31,7 @@ import type { Clock } from '../core/clock.js';
 import type { Deadline, DeadlineQueue } from '../core/deadline-queue.js';
 import { AbortedError, NoEndpointsError, NoRouteError, RetriesExhaustedError, TimeoutError, UnknownServiceError, isTrellisError } from '../core/errors.js';
 import { timerDelay } from '../core/timer-limit.js';
+import { startWithFault } from '../client/injected-fault.js';
 import type { LbEndpoint } from '../lb/lb-endpoint.js';
 import { extract, TRACE_HEADERS } from '../observability/propagation.js';
 import { errorOutcome, UNKNOWN } from '../observability/metrics-labels.js';
@@ -349,31 +350,18 @@ export class UnaryCall implements InterceptingCallInterface, Deadline {
     const tracer = core.tracer;
     if (tracer !== undefined) this.#traceFrom(tracer, md);
     const fault = route.fault;
+    // Outermost on the route; an abort is answered as it is (never retried, charged to no breaker or endpoint).
     if (fault !== undefined) {
-      // Outermost on the route: a delay precedes the call without eating into its timeout; an
-      // abort is answered as it is (never retried, charged to no breaker or endpoint).
-      if (fault.delayHits()) {
-        fault.onFault();
-        this.#sleep = setTimeout(() => {
-          this.#sleep = undefined;
-          if (!this.#finished) this.#afterDelay(route);
-        }, timerDelay(fault.delayMs));
-        return;
-      }
-      this.#afterDelay(route);
+      const abort = route.abort;
+      this.#sleep = startWithFault(
+        fault,
+        () => !this.#finished,
+        abort === undefined ? undefined : () => this.#finishWith(abort()),
+        (delayed) => this.#send(core, route, delayed ? core.clock.now() : this.#start),
+      );
       return;
     }
     this.#send(core, route, this.#start);
-  }
-
-  #afterDelay(route: GrpcRoutePolicy): void {
-    const core = this.#core as GrpcUnaryCore;
-    if (route.fault?.abortHits() === true && route.abort !== undefined) {
-      route.fault.onFault();
-      this.#finishWith(route.abort());
-      return;
-    }
-    this.#send(core, route, core.clock.now());
   }
 
   /** Tracing, decided once per call: spans per attempt with an SDK, else the same propagated context on every attempt. */
