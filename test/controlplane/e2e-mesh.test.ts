@@ -20,27 +20,10 @@ import { after, before, describe, it } from 'node:test';
 import { Registry } from 'prom-client';
 import { startControlPlaneClient } from '../../src/controlplane-client/index.js';
 import { systemClock, systemRandom } from '../../src/core/clock.js';
-import { bootstrapToken, eventually, killAll, startCpProcess, startInstance, trellis, type CpProcess, type InstanceProcess } from '../helpers/cp-process.js';
+import { bootstrapToken, eventually, killAll, startCpProcess, startInstance, trellis, type CpProcess, type InstanceProcess, E2E_SHOP_YAML, E2E_TRUST_DOMAIN } from '../helpers/cp-process.js';
 
-const TD = 'e2e.test';
-const MESH = `apiVersion: trellis/v1
-kind: Mesh
-metadata: { name: default }
-spec: { trustDomain: ${TD} }
----
-apiVersion: trellis/v1
-kind: Service
-metadata: { name: products }
-spec:
-  protocol: http
-  timeout: 2s
-  retries: { attempts: 3, on: [connect-failure, reset, gateway-error] }
----
-apiVersion: trellis/v1
-kind: Service
-metadata: { name: frontend }
-spec: { protocol: http, timeout: 2s }
-`;
+const TD = E2E_TRUST_DOMAIN;
+const MESH = E2E_SHOP_YAML;
 
 describe('e2e: instances on a real control plane', () => {
   let dir: string;

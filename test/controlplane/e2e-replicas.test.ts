@@ -12,27 +12,10 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Agent, request } from 'undici';
 import { etcdSkipReason, startEtcd, type EtcdCluster } from '../helpers/etcd.js';
-import { bootstrapToken, eventually, killAll, startCpProcess, startInstance, trellis, type CallResult, type CpProcess, type InstanceProcess } from '../helpers/cp-process.js';
+import { bootstrapToken, eventually, killAll, startCpProcess, startInstance, trellis, type CallResult, type CpProcess, type InstanceProcess, E2E_SHOP_YAML, E2E_TRUST_DOMAIN } from '../helpers/cp-process.js';
 
-const TD = 'e2e.test';
-const SERVICES = `apiVersion: trellis/v1
-kind: Mesh
-metadata: { name: default }
-spec: { trustDomain: ${TD} }
----
-apiVersion: trellis/v1
-kind: Service
-metadata: { name: products }
-spec:
-  protocol: http
-  timeout: 2s
-  retries: { attempts: 3, on: [connect-failure, reset, gateway-error] }
----
-apiVersion: trellis/v1
-kind: Service
-metadata: { name: frontend }
-spec: { protocol: http, timeout: 2s }
-`;
+const TD = E2E_TRUST_DOMAIN;
+const SERVICES = E2E_SHOP_YAML;
 
 const marker = (n: number): string => `apiVersion: trellis/v1\nkind: Service\nmetadata: { name: marker-${n} }\nspec: { protocol: http, endpoints: ["127.0.0.1:9"] }\n`;
 

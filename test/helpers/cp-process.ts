@@ -274,3 +274,26 @@ export async function eventually<T>(what: string, check: () => Promise<T | undef
     await new Promise((r) => setTimeout(r, 200));
   }
 }
+
+/** The trust domain of the e2e control planes. */
+export const E2E_TRUST_DOMAIN = 'e2e.test';
+
+/** The shop the e2e tests apply: the Mesh, `products` (retried) and `frontend`. */
+export const E2E_SHOP_YAML = `apiVersion: trellis/v1
+kind: Mesh
+metadata: { name: default }
+spec: { trustDomain: ${E2E_TRUST_DOMAIN} }
+---
+apiVersion: trellis/v1
+kind: Service
+metadata: { name: products }
+spec:
+  protocol: http
+  timeout: 2s
+  retries: { attempts: 3, on: [connect-failure, reset, gateway-error] }
+---
+apiVersion: trellis/v1
+kind: Service
+metadata: { name: frontend }
+spec: { protocol: http, timeout: 2s }
+`;
