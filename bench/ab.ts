@@ -26,6 +26,7 @@ import type { Mesh } from 'trellis';
 import { LatencyBuffer, median, runRound } from './measure.js';
 import type { Call, RoundResult } from './measure.js';
 import { startUpstream } from './spawn-upstream.js';
+import { benchServiceYaml } from './bench-service.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -48,18 +49,7 @@ const builds = [
 ] as const;
 
 const upstream = await startUpstream(3, Math.ceil((ROUNDS * 3 * (ROUND_MS + 300) + 30_000) / 1000) + 60);
-const yaml = `apiVersion: trellis/v1
-kind: Service
-metadata: { name: products }
-spec:
-  endpoints:
-${upstream.ports.map((p) => `    - { address: 127.0.0.1:${p} }`).join('\n')}
-  loadBalancer: ewma
-  timeout: 2s
-  retries: { attempts: 3, perTryTimeout: 500ms, on: [connect-failure, reset, gateway-error], backoff: { base: 25ms, max: 250ms }, budget: { ratio: 0.2, minPerSecond: 10 } }
-  circuitBreaker: { errorThresholdPercent: 50, volumeThreshold: 20, resetTimeout: 5s }
-  outlierDetection: { consecutiveFailures: 5, ejectionTime: 10s, maxEjectedPercent: 50 }
-`;
+const yaml = benchServiceYaml(upstream.ports);
 const pools = upstream.ports.map((p) => new Pool(`http://127.0.0.1:${p}`));
 const agent = new Agent();
 const urls = upstream.ports.map((p) => `http://127.0.0.1:${p}/`);

@@ -15,6 +15,7 @@ import type { Mesh } from 'trellis';
 import { LatencyBuffer, median, runRound } from './measure.js';
 import type { Call, RoundResult } from './measure.js';
 import { startUpstream } from './spawn-upstream.js';
+import { benchServiceYaml, FULL_POLICY } from './bench-service.js';
 
 const { values: args } = parseArgs({
   options: { rounds: { type: 'string', default: '4' }, seconds: { type: 'string', default: '1.5' } },
@@ -23,13 +24,7 @@ const ROUNDS = Number(args.rounds);
 const ROUND_MS = Number(args.seconds) * 1000;
 const CONCURRENCY = 32;
 
-const FULL = {
-  loadBalancer: 'loadBalancer: ewma',
-  timeout: 'timeout: 2s',
-  retries: 'retries: { attempts: 3, perTryTimeout: 500ms, on: [connect-failure, reset, gateway-error], backoff: { base: 25ms, max: 250ms }, budget: { ratio: 0.2, minPerSecond: 10 } }',
-  circuitBreaker: 'circuitBreaker: { errorThresholdPercent: 50, volumeThreshold: 20, resetTimeout: 5s }',
-  outlierDetection: 'outlierDetection: { consecutiveFailures: 5, ejectionTime: 10s, maxEjectedPercent: 50 }',
-};
+const FULL = FULL_POLICY;
 type Part = keyof typeof FULL;
 /** Variant name → what replaces the full config's parts (undefined: the part is left out). */
 const VARIANTS: Record<string, Partial<Record<Part, string | undefined>>> = {
@@ -45,14 +40,7 @@ const VARIANTS: Record<string, Partial<Record<Part, string | undefined>>> = {
 
 function yamlFor(ports: number[], v: Partial<Record<Part, string | undefined>>): string {
   const lines = (Object.keys(FULL) as Part[]).map((k) => (k in v ? v[k] : FULL[k])).filter((l): l is string => l !== undefined);
-  return `apiVersion: trellis/v1
-kind: Service
-metadata: { name: products }
-spec:
-  endpoints:
-${ports.map((p) => `    - { address: 127.0.0.1:${p} }`).join('\n')}
-${lines.map((l) => `  ${l}`).join('\n')}
-`;
+  return benchServiceYaml(ports, lines);
 }
 
 const names = Object.keys(VARIANTS);

@@ -20,6 +20,7 @@ import { meshClient } from 'trellis';
 import type { Call } from './measure.js';
 import { LatencyBuffer, runRound } from './measure.js';
 import { startUpstream } from './spawn-upstream.js';
+import { benchServiceYaml } from './bench-service.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -36,18 +37,7 @@ const concurrency = Number(args.concurrency);
 const upstream = await startUpstream(3, seconds + 30);
 const mesh = await meshClient({
   service: 'bench',
-  config: `apiVersion: trellis/v1
-kind: Service
-metadata: { name: products }
-spec:
-  endpoints:
-${upstream.ports.map((p) => `    - { address: 127.0.0.1:${p} }`).join('\n')}
-  loadBalancer: ewma
-  timeout: 2s
-  retries: { attempts: 3, perTryTimeout: 500ms, on: [connect-failure, reset, gateway-error], backoff: { base: 25ms, max: 250ms }, budget: { ratio: 0.2, minPerSecond: 10 } }
-  circuitBreaker: { errorThresholdPercent: 50, volumeThreshold: 20, resetTimeout: 5s }
-  outlierDetection: { consecutiveFailures: 5, ejectionTime: 10s, maxEjectedPercent: 50 }
-`,
+  config: benchServiceYaml(upstream.ports),
 });
 const pools = upstream.ports.map((p) => new Pool(`http://127.0.0.1:${p}`));
 const agent = new Agent();

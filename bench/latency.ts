@@ -21,7 +21,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { benchArgs, cpuUs, fmt, HAPROXY, machineLine, markdownTable, startEnv } from './sidecar-env.js';
+import { benchArgs, cpuUs, fmt, HAPROXY, machineLine, markdownTable, startEnv, guardEnv } from './sidecar-env.js';
 import type { Env, Path } from './sidecar-env.js';
 
 const { values: args } = parseArgs({
@@ -42,17 +42,7 @@ const PRE_S = 0.5;
 const runs = RATES.length * 3 * (ROUNDS * 2 + 1) + 3;
 const budgetMs = (RATES.length * 3 * (ROUNDS * (SECONDS + PRE_S) + WARMUP_S) + 3) * 1000 + runs * (DRAIN_MS + 1000) + 30_000;
 let env: Env | undefined;
-const watchdog = setTimeout(() => {
-  process.stderr.write(`latency bench: still running after ${Math.round(budgetMs / 1000)} s; giving up\n`);
-  void env?.close().finally(() => process.exit(1));
-  setTimeout(() => process.exit(1), 3000).unref();
-}, budgetMs);
-watchdog.unref();
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(sig, () => {
-    void env?.close().finally(() => process.exit(130));
-  });
-}
+const watchdog = guardEnv('latency', budgetMs, () => env);
 
 interface Cell {
   lat: number[];

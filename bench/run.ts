@@ -35,6 +35,7 @@ import { LatencyBuffer, median, runRound } from './measure.js';
 import type { Call, RoundResult } from './measure.js';
 import { startUpstream } from './spawn-upstream.js';
 import type { Upstream } from './spawn-upstream.js';
+import { benchServiceYaml } from './bench-service.js';
 
 // `npm run bench -- overload`: the overload benchmark instead of the hot-path one.
 if (process.argv[2] === 'overload') {
@@ -119,18 +120,7 @@ process.once('SIGTERM', () => {
 });
 
 function meshYaml(ports: number[]): string {
-  return `apiVersion: trellis/v1
-kind: Service
-metadata: { name: products }
-spec:
-  endpoints:
-${ports.map((p) => `    - { address: 127.0.0.1:${p} }`).join('\n')}
-  loadBalancer: ewma
-  timeout: 2s
-  retries: { attempts: 3, perTryTimeout: 500ms, on: [connect-failure, reset, gateway-error], backoff: { base: 25ms, max: 250ms }, budget: { ratio: 0.2, minPerSecond: 10 } }
-  circuitBreaker: { errorThresholdPercent: 50, volumeThreshold: 20, resetTimeout: 5s }
-  outlierDetection: { consecutiveFailures: 5, ejectionTime: 10s, maxEjectedPercent: 50 }
-`;
+  return benchServiceYaml(ports);
 }
 
 const fmt = (n: number, digits = 0): string => (Number.isFinite(n) ? n.toFixed(digits) : '-');

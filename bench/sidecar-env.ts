@@ -26,6 +26,7 @@ import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
 import { createAuthority, generateP256KeyPair, issueLeaf, meshClient, privateKeyPem, systemClock } from 'trellis';
 import type { Mesh, MeshHttpClient } from 'trellis';
+import { benchServiceYaml } from './bench-service.js';
 
 export const HAPROXY = '/usr/sbin/haproxy';
 const TD = 'bench.local';
@@ -256,17 +257,7 @@ kind: Mesh
 metadata: { name: default }
 spec: { trustDomain: ${TD}, mtls: strict }
 ---
-apiVersion: trellis/v1
-kind: Service
-metadata: { name: products }
-spec:
-  endpoints: [ { address: "127.0.0.1:${meshPort}" } ]
-  loadBalancer: ewma
-  timeout: 2s
-  retries: { attempts: 3, perTryTimeout: 500ms, on: [connect-failure, reset, gateway-error], backoff: { base: 25ms, max: 250ms }, budget: { ratio: 0.2, minPerSecond: 10 } }
-  circuitBreaker: { errorThresholdPercent: 50, volumeThreshold: 20, resetTimeout: 5s }
-  outlierDetection: { consecutiveFailures: 5, ejectionTime: 10s, maxEjectedPercent: 50 }
-`;
+${benchServiceYaml([meshPort])}`;
 }
 
 const get = async (pool: Pool): Promise<boolean> => {
@@ -389,4 +380,23 @@ export function machineLine(): string {
   const cpus = os.cpus();
   const [l1, l5] = os.loadavg();
   return `Node ${process.version}, ${cpus.length} × ${cpus[0]?.model.trim() ?? 'CPU'}, load average ${fmt(l1 ?? NaN, 1)} (1 min) / ${fmt(l5 ?? NaN, 1)} (5 min) at start`;
+}
+
+/**
+ * Bounds a bench that holds an Env: past `budgetMs` it closes the environment (every child
+ * process) and exits 1; SIGINT/SIGTERM close it and exit 130. Returns the watchdog, to clear.
+ */
+export function guardEnv(name: string, budgetMs: number, env: () => Env | undefined): NodeJS.Timeout {
+  const watchdog = setTimeout(() => {
+    process.stderr.write(`${name} bench: still running after ${Math.round(budgetMs / 1000)} s; giving up\n`);
+    void env()?.close().finally(() => process.exit(1));
+    setTimeout(() => process.exit(1), 3000).unref();
+  }, budgetMs);
+  watchdog.unref();
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      void env()?.close().finally(() => process.exit(130));
+    });
+  }
+  return watchdog;
 }

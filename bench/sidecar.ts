@@ -17,7 +17,7 @@
 import { parseArgs } from 'node:util';
 import { LatencyBuffer, median, runRound } from './measure.js';
 import type { RoundResult } from './measure.js';
-import { benchArgs, cpuUs, fmt, HAPROXY, machineLine, markdownTable, startEnv } from './sidecar-env.js';
+import { benchArgs, cpuUs, fmt, HAPROXY, machineLine, markdownTable, startEnv, guardEnv } from './sidecar-env.js';
 import type { Env, Path } from './sidecar-env.js';
 
 const { values: args } = parseArgs({
@@ -32,17 +32,7 @@ const CONCURRENCY = Number(args.concurrency);
 
 const budgetMs = 5 * (ROUNDS * (ROUND_MS + ROUND_WARMUP_MS) + WARMUP_MS) + 30_000;
 let env: Env | undefined;
-const watchdog = setTimeout(() => {
-  process.stderr.write(`sidecar bench: still running after ${Math.round(budgetMs / 1000)} s; giving up\n`);
-  void env?.close().finally(() => process.exit(1));
-  setTimeout(() => process.exit(1), 3000).unref();
-}, budgetMs);
-watchdog.unref();
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(sig, () => {
-    void env?.close().finally(() => process.exit(130));
-  });
-}
+const watchdog = guardEnv('sidecar', budgetMs, () => env);
 
 interface Round {
   r: RoundResult;
