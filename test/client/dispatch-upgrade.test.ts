@@ -21,9 +21,10 @@ import { SpanKind } from '@opentelemetry/api';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { meshClient, isTrellisError } from 'trellis';
 import type { Mesh } from 'trellis';
-import { makeIdentities, TRUST_DOMAIN } from '../helpers/identities.js';
+import { makeIdentities } from '../helpers/identities.js';
 import type { Identities } from '../helpers/identities.js';
 import { quietLogger } from '../helpers/servers.js';
+import { strictChatConfig } from '../helpers/chat-config.js';
 
 const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 
@@ -253,18 +254,6 @@ describe('upgrade outcomes the layers judge', () => {
   });
 });
 
-const strictMesh = `apiVersion: trellis/v1\nkind: Mesh\nmetadata: { name: default }\nspec: { trustDomain: ${TRUST_DOMAIN}, mtls: strict }\n`;
-
-function chatDoc(port: number | undefined): string {
-  return `---
-apiVersion: trellis/v1
-kind: Service
-metadata: { name: chat }
-spec:
-${port !== undefined ? `  endpoints: ["127.0.0.1:${port}"]\n` : ''}  inbound:
-    authorization: { allow: [ { from: [c], paths: ["/rooms/*"] } ] }
-`;
-}
 
 describe('upgrades through mesh.dispatcher over strict mTLS, authorized by the server', () => {
   let ids: Identities;
@@ -274,7 +263,7 @@ describe('upgrades through mesh.dispatcher over strict mTLS, authorized by the s
   const seen: string[] = [];
   before(async () => {
     ids = await makeIdentities();
-    const server = await meshClient({ service: 'chat', config: strictMesh + chatDoc(undefined), identity: ids.identityFor('chat'), logger: quietLogger() });
+    const server = await meshClient({ service: 'chat', config: strictChatConfig(undefined), identity: ids.identityFor('chat'), logger: quietLogger() });
     meshes.push(server);
     const served = await server.serve((_req, res) => res.end());
     port = served.port;
@@ -293,7 +282,7 @@ describe('upgrades through mesh.dispatcher over strict mTLS, authorized by the s
   });
 
   async function caller(service: string): Promise<Mesh> {
-    const m = await meshClient({ service, config: strictMesh + chatDoc(port), identity: ids.identityFor(service), logger: quietLogger() });
+    const m = await meshClient({ service, config: strictChatConfig(port), identity: ids.identityFor(service), logger: quietLogger() });
     meshes.push(m);
     return m;
   }

@@ -17,22 +17,11 @@ import { WebSocketServer } from 'ws';
 import type WebSocket from 'ws';
 import { meshClient, isTrellisError } from 'trellis';
 import type { Mesh } from 'trellis';
-import { makeIdentities, TRUST_DOMAIN } from '../helpers/identities.js';
+import { makeIdentities } from '../helpers/identities.js';
 import type { Identities } from '../helpers/identities.js';
 import { quietLogger } from '../helpers/servers.js';
+import { strictChatConfig } from '../helpers/chat-config.js';
 
-const meshDoc = `apiVersion: trellis/v1\nkind: Mesh\nmetadata: { name: default }\nspec: { trustDomain: ${TRUST_DOMAIN}, mtls: strict }\n`;
-
-function chatDoc(port: number | undefined): string {
-  return `---
-apiVersion: trellis/v1
-kind: Service
-metadata: { name: chat }
-spec:
-${port !== undefined ? `  endpoints: ["127.0.0.1:${port}"]\n` : ''}  inbound:
-    authorization: { allow: [ { from: [c], paths: ["/rooms/*"] } ] }
-`;
-}
 
 function echoes(wss: WebSocketServer, seen: string[]): void {
   wss.on('connection', (ws, req) => {
@@ -68,7 +57,7 @@ describe('upgrades on application-owned servers (Express, Fastify) pass authoriz
     const tls = { ca: m.ca, cert: m.cert, key: m.key, requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.3' as const };
 
     // Express: the app owns its server; mesh.advertise() guards its upgrades (no control plane here).
-    const expressMesh = await meshClient({ service: 'chat', config: meshDoc + chatDoc(undefined), identity: chatId, logger: quietLogger() });
+    const expressMesh = await meshClient({ service: 'chat', config: strictChatConfig(undefined), identity: chatId, logger: quietLogger() });
     meshes.push(expressMesh);
     const app = express();
     app.use(expressMesh.express());
@@ -82,7 +71,7 @@ describe('upgrades on application-owned servers (Express, Fastify) pass authoriz
     expressPort = (expressServer.address() as AddressInfo).port;
 
     // Fastify: registering mesh.fastify() guards fastify.server.
-    const fastifyMesh = await meshClient({ service: 'chat', config: meshDoc + chatDoc(undefined), identity: ids.identityFor('chat'), logger: quietLogger() });
+    const fastifyMesh = await meshClient({ service: 'chat', config: strictChatConfig(undefined), identity: ids.identityFor('chat'), logger: quietLogger() });
     meshes.push(fastifyMesh);
     fastify = Fastify({ https: tls });
     await fastify.register(fastifyMesh.fastify());
@@ -107,7 +96,7 @@ describe('upgrades on application-owned servers (Express, Fastify) pass authoriz
   });
 
   async function caller(service: string, port: number): Promise<Mesh> {
-    const m = await meshClient({ service, config: meshDoc + chatDoc(port), identity: ids.identityFor(service), logger: quietLogger() });
+    const m = await meshClient({ service, config: strictChatConfig(port), identity: ids.identityFor(service), logger: quietLogger() });
     meshes.push(m);
     return m;
   }
