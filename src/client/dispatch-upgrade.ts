@@ -28,7 +28,7 @@ import { failHandler } from './caller-handler.js';
 import { normalizeHeaders } from './http-request.js';
 import type { ConnectionEdgeDeps } from './tcp-connect.js';
 import { mapTransportError } from './undici-errors.js';
-import { UpgradeStacks } from './upgrade-stack.js';
+import { settleOnce, UpgradeStacks } from './upgrade-stack.js';
 import type { UpgradeHandshake, UpgradeRequest } from './upgrade-stack.js';
 
 /** Sends an upgrade dispatch to `service` through the mesh (see the file comment). */
@@ -76,26 +76,12 @@ const undiciHandshake: UpgradeHandshake<DispatchUpgradeRequest, UpgradeAnswer> =
       const close = (): void => {
         setImmediate(() => void client.destroy().catch(() => undefined));
       };
-      let settled = false;
-      const settle = (): boolean => {
-        if (settled) return false;
-        settled = true;
-        ctx.signal?.removeEventListener('abort', onAbort);
-        return true;
-      };
-      const onAbort = (): void => {
-        if (!settle()) return;
+      const settle = settleOnce(ctx.signal, (reason) => {
         socket.destroy();
         close();
-        reject(ctx.signal?.reason);
-      };
-      if (ctx.signal?.aborted === true) {
-        socket.destroy();
-        close();
-        reject(ctx.signal.reason);
-        return;
-      }
-      ctx.signal?.addEventListener('abort', onAbort);
+        reject(reason);
+      });
+      if (settle === undefined) return;
       client.on('connectionError', () => undefined);
       client.dispatch(
         { path: req.path, method: req.method, headers: req.headers, upgrade: req.upgrade, query: req.query, ...(req.headersTimeout !== undefined ? { headersTimeout: req.headersTimeout } : {}) },

@@ -199,3 +199,28 @@ function checkUpgradeRoute(spec: ServiceSpec, req: UpgradeRequest): void {
   const unsupported = r === undefined ? [] : [r.rewrite !== undefined ? 'rewrite' : '', r.mirror !== undefined ? 'mirror' : '', r.fault !== undefined ? 'fault' : ''].filter(Boolean);
   if (unsupported.length > 0) throw new InvalidArgumentError(`route ${r?.name ?? '?'} of ${spec.name} uses ${unsupported.join(', ')}, which an upgrade does not take (call that route with mesh.http)`, { service: spec.name });
 }
+
+/**
+ * The one-time settlement of a handshake racing the call's abort signal, for every handshake
+ * (dispatch-upgrade.ts, websocket.ts): the returned `settle()` is true for its first caller only;
+ * an abort runs `onAbort(reason)` if nothing settled first. A signal already aborted runs
+ * `onAbort` at once and returns undefined: the handshake must not start.
+ */
+export function settleOnce(signal: CallSignal | undefined, onAbort: (reason: unknown) => void): (() => boolean) | undefined {
+  if (signal?.aborted === true) {
+    onAbort(signal.reason);
+    return undefined;
+  }
+  let settled = false;
+  const settle = (): boolean => {
+    if (settled) return false;
+    settled = true;
+    signal?.removeEventListener('abort', abort);
+    return true;
+  };
+  const abort = (): void => {
+    if (settle()) onAbort(signal?.reason);
+  };
+  signal?.addEventListener('abort', abort);
+  return settle;
+}

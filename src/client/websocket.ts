@@ -20,7 +20,7 @@ import type { MeshTracer } from '../observability/tracer.js';
 import { normalizeHeaders } from './http-request.js';
 import type { ConnectionEdgeDeps } from './tcp-connect.js';
 import { mapTransportError } from './undici-errors.js';
-import { UpgradeStacks } from './upgrade-stack.js';
+import { settleOnce, UpgradeStacks } from './upgrade-stack.js';
 import type { UpgradeHandshake, UpgradeRequest } from './upgrade-stack.js';
 
 /** The `ws` client options `mesh.websocket()` passes through (the connection itself is the mesh's). */
@@ -84,20 +84,14 @@ const wsHandshake: UpgradeHandshake<WsUpgradeRequest, UpgradeResult> = {
         followRedirects: false,
         createConnection: () => socket,
       });
-      let settled = false;
-      const settle = (): boolean => {
-        if (settled) return false;
-        settled = true;
-        ctx.signal?.removeEventListener('abort', onAbort);
-        return true;
-      };
-      const onAbort = (): void => {
-        if (!settle()) return;
+      // A caller that aborted before the handshake began ends it here too (it was left to run).
+      const settle = settleOnce(ctx.signal, (reason) => {
         ws.on('error', () => undefined);
         ws.terminate();
-        reject(ctx.signal?.reason);
-      };
-      ctx.signal?.addEventListener('abort', onAbort);
+        socket.destroy();
+        reject(reason);
+      });
+      if (settle === undefined) return;
       ws.once('open', () => {
         if (!settle()) return;
         sockets.set(ws, socket);
