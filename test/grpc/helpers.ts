@@ -212,3 +212,20 @@ spec:
 ${endpoints.map((a) => `    - { address: ${a} }`).join('\n')}
 ${extra}`;
 }
+
+/** What a gRPC test file starts, closed together in its `after` (clients, then meshes, then servers). */
+export function grpcResources(): { servers: EchoServer[]; meshes: TestMesh[]; clients: grpc.Client[]; close: () => Promise<void> } {
+  const servers: EchoServer[] = [];
+  const meshes: TestMesh[] = [];
+  const clients: grpc.Client[] = [];
+  return {
+    servers,
+    meshes,
+    clients,
+    close: async () => {
+      for (const c of clients) c.close();
+      for (const m of meshes) await m.close();
+      for (const s of servers) s.kill();
+    },
+  };
+}

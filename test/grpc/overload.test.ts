@@ -6,20 +6,12 @@
  */
 import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
-import * as grpc from '@grpc/grpc-js';
-import { EchoClient, grpcMesh, serviceYaml, startEcho, unary } from './helpers.js';
-import type { EchoServer, TestMesh } from './helpers.js';
+import { EchoClient, grpcMesh, serviceYaml, startEcho, unary, grpcResources } from './helpers.js';
 import { sampleSum } from '../helpers/prometheus.js';
 
 describe('gRPC overload shedding', () => {
-  const servers: EchoServer[] = [];
-  const meshes: TestMesh[] = [];
-  const clients: grpc.Client[] = [];
-  after(async () => {
-    for (const c of clients) c.close();
-    for (const m of meshes) await m.close();
-    for (const s of servers) s.kill();
-  });
+  const { servers, meshes, clients, close } = grpcResources();
+  after(close);
 
   it('a shed call is retried on another instance and succeeds', async () => {
     const busyMesh = await grpcMesh(serviceYaml('echo', ['127.0.0.1:1'], '  inbound:\n    overload: { eventLoop: false, deadline: false, concurrency: { initial: 1, min: 1, max: 1 } }\n'), { service: 'echo' });

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import { runWithAmbient } from '../../src/core/ambient.js';
 import { systemClock } from '../../src/core/clock.js';
-import { AdminClient, EchoClient, grpcMesh, serviceYaml, startEcho, unary } from './helpers.js';
+import { AdminClient, EchoClient, grpcMesh, serviceYaml, startEcho, unary, grpcResources } from './helpers.js';
 import type { EchoServer, TestMesh } from './helpers.js';
 
 function trailer(err: unknown, key: string): string | undefined {
@@ -19,15 +19,8 @@ function trailer(err: unknown, key: string): string | undefined {
 }
 
 describe('gRPC resilience through the mesh', () => {
-  const servers: EchoServer[] = [];
-  const meshes: TestMesh[] = [];
-  const clients: grpc.Client[] = [];
-
-  after(async () => {
-    for (const c of clients) c.close();
-    for (const m of meshes) await m.close();
-    for (const s of servers) s.kill();
-  });
+  const { servers, meshes, clients, close } = grpcResources();
+  after(close);
 
   async function setup(names: string[], extra: string, ctor: grpc.ServiceClientConstructor = EchoClient): Promise<{ client: grpc.Client; mesh: TestMesh; servers: EchoServer[] }> {
     const started = await Promise.all(names.map((n) => startEcho(n)));

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import { currentAmbient, runWithAmbient } from '../../src/core/ambient.js';
 import { systemClock } from '../../src/core/clock.js';
-import { EchoClient, AdminClient, grpcMesh, serviceYaml, startEcho, unary } from './helpers.js';
+import { EchoClient, AdminClient, grpcMesh, serviceYaml, startEcho, unary, grpcResources } from './helpers.js';
 import type { EchoReply, EchoServer, TestMesh } from './helpers.js';
 import { sampleSum } from '../helpers/prometheus.js';
 
@@ -30,14 +30,8 @@ function collect<T>(stream: grpc.ClientReadableStream<T> | grpc.ClientDuplexStre
 const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
 
 describe('gRPC server interceptors and streams through the mesh', () => {
-  const servers: EchoServer[] = [];
-  const meshes: TestMesh[] = [];
-  const clients: grpc.Client[] = [];
-  after(async () => {
-    for (const c of clients) c.close();
-    for (const m of meshes) await m.close();
-    for (const s of servers) s.kill();
-  });
+  const { servers, meshes, clients, close } = grpcResources();
+  after(close);
 
   /** A server mesh for service `echo` (with `inbound` lines), its server, and a client mesh calling it. */
   async function pair(inbound = ''): Promise<{ server: EchoServer; serverMesh: TestMesh; clientMesh: TestMesh; client: grpc.Client }> {

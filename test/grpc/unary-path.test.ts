@@ -11,8 +11,8 @@ import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import { SpanKind } from '@opentelemetry/api';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
-import { EchoClient, grpcMesh, serviceYaml, startEcho, unary } from './helpers.js';
-import type { Client, EchoReply, EchoRequest, EchoServer, TestMesh } from './helpers.js';
+import { EchoClient, grpcMesh, serviceYaml, startEcho, unary, grpcResources } from './helpers.js';
+import type { Client, EchoReply, EchoRequest, EchoServer } from './helpers.js';
 import { sampleSum } from '../helpers/prometheus.js';
 
 /** A server whose unary calls never answer; it counts the calls and the cancellations it saw. */
@@ -38,15 +38,8 @@ async function until(cond: () => boolean, what: string): Promise<void> {
 }
 
 describe('gRPC unary path', () => {
-  const servers: EchoServer[] = [];
-  const meshes: TestMesh[] = [];
-  const clients: grpc.Client[] = [];
-
-  after(async () => {
-    for (const c of clients) c.close();
-    for (const m of meshes) await m.close();
-    for (const s of servers) s.kill();
-  });
+  const { servers, meshes, clients, close } = grpcResources();
+  after(close);
 
   it('a try that outlives its per-try timeout is cancelled and retried on another endpoint', async () => {
     const stall = await stallingServer('stall');
