@@ -180,7 +180,8 @@ export class OutboundCall implements Deadline {
   #sendAndMirror(): void {
     this.#send();
     const mirror = this.#route.mirror;
-    if (mirror === undefined) return;
+    // Sampled first: an unsampled call builds nothing for the copy.
+    if (mirror === undefined || !mirror.sampled()) return;
     const o = this.#opts;
     mirrorCall(mirror, {
       service: this.#core.service,
