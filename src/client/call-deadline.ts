@@ -19,8 +19,8 @@ export function isPropagated(deadline: number | undefined, timeoutMs: number, no
   return deadline !== undefined && (timeoutMs <= 0 || deadline !== now + timeoutMs);
 }
 
-/** The call's TRELLIS_TIMEOUT: `deadline` passed, counted from `start`. */
-export function deadlineExceeded(deadline: number | undefined, start: number, propagated: boolean, service: string, route: string): InstanceType<typeof TimeoutError> {
+/** The call's TRELLIS_TIMEOUT: `deadline` passed, counted from `start` (also a gRPC unary call's, grpc/unary-call.ts). */
+export function deadlineExceeded(deadline: number | undefined, start: number, propagated: boolean, service: string, route: string | undefined): InstanceType<typeof TimeoutError> {
   const bound = deadline === undefined ? 0 : Math.max(0, Math.round(deadline - start));
   return new TimeoutError(
     propagated ? `propagated deadline of ${bound} ms exceeded` : `request timed out after ${bound} ms (overall timeout)`,

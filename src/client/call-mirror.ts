@@ -35,9 +35,8 @@ export interface MirroredCall {
   readonly classify: HttpResponseClassifier | undefined;
 }
 
-/** Sends the copy of `call` when the mirror samples it (never throws, never waits). */
+/** Sends the copy of `call`, which the mirror has sampled (never throws, never waits). */
 export function mirrorCall(mirror: MirrorSender, call: MirroredCall): void {
-  if (!mirror.sampled()) return;
   const headers: HttpHeaders = {};
   const pairs = call.pairs;
   for (let i = 0; i + 1 < pairs.length; i += 2) {

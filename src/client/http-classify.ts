@@ -62,6 +62,8 @@ const ERROR_CONDITIONS: Record<string, Classification> = {
   TRELLIS_PEER_IDENTITY: Object.freeze({ kind: 'failure', conditions: Object.freeze([]) }),
   // Our own certificate is missing: nothing left the process, so nothing is charged to anyone.
   TRELLIS_NO_IDENTITY: IGNORE,
+  // The caller's own mistake (its request body stream failed while sent): charged to no one.
+  TRELLIS_INVALID_ARGUMENT: IGNORE,
 };
 
 /**

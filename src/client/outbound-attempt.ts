@@ -142,7 +142,7 @@ export class OutboundAttempt implements Deadline {
     this.deadlineQueue?.cancel(this);
     const ours = this.#cancelled;
     if (mode === 'wait' || mode === 'buffer') {
-      const e = ours ?? mapTransportError(err, { service: this.#core.service, route: this.#call.routeName, endpoint: this.endpointId }, mode === 'buffer' ? 'mid-body' : 'request');
+      const e = ours ?? this.#call.callerBodyError(err, this.endpointId) ?? mapTransportError(err, { service: this.#core.service, route: this.#call.routeName, endpoint: this.endpointId }, mode === 'buffer' ? 'mid-body' : 'request');
       this.#call.attemptFailed(this, e);
       return;
     }

@@ -24,7 +24,7 @@ import type { Dispatcher } from 'undici';
 import type { Classification } from '../core/classify.js';
 import { timerDelay } from '../core/timer-limit.js';
 import type { Deadline, DeadlineQueue } from '../core/deadline-queue.js';
-import { AbortedError, RetriesExhaustedError, TimeoutError } from '../core/errors.js';
+import { AbortedError, InvalidArgumentError, RetriesExhaustedError, TimeoutError } from '../core/errors.js';
 import { errorOutcome, OUTCOME_FAULT, statusLabel } from '../observability/metrics-labels.js';
 import { CallerHeaders, replayableBody } from './call-headers.js';
 import type { CallbackHandler } from './caller-handler.js';
@@ -166,7 +166,8 @@ export class OutboundCall implements Deadline {
   #sendAndMirror(): void {
     this.#send();
     const mirror = this.#route.mirror;
-    if (mirror === undefined) return;
+    // Sampled first: an unsampled call builds nothing for the copy.
+    if (mirror === undefined || !mirror.sampled()) return;
     const o = this.#opts;
     mirrorCall(mirror, {
       service: this.#core.service,
@@ -343,6 +344,17 @@ export class OutboundCall implements Deadline {
     const err = new TimeoutError(`per-try timeout of ${ms} ms expired on attempt ${a.n}`, { service: core.service, route: this.#route.name, endpoint: a.endpointId, retryable: true });
     a.cancel(err);
     this.#attemptError(a, err, PER_TRY_TIMEOUT, true);
+  }
+
+  /**
+   * `err` (an attempt's error) as the caller's own mistake when it is the error the caller's request
+   * body stream failed with: a TRELLIS_INVALID_ARGUMENT, which no endpoint, breaker or retry is
+   * charged with (http-classify.ts). Undefined for any other error.
+   */
+  callerBodyError(err: Error, endpoint: string): Error | undefined {
+    const body = this.#opts.body as { errored?: unknown } | null | undefined;
+    if (body === null || typeof body !== 'object' || body.errored !== err) return undefined;
+    return new InvalidArgumentError(`the request body failed while it was sent: ${err.message}`, { cause: err, service: this.#core.service, route: this.routeName, endpoint });
   }
 
   /** The attempt failed before the caller saw anything (an error, or a reset while buffering). */

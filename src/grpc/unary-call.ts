@@ -42,6 +42,7 @@ import { rateLimitedError } from '../resilience/rate-limit-filter.js';
 import type { SlotQueue } from '../resilience/concurrency-limit-filter.js';
 import { subsetSelector } from '../traffic/split-filter.js';
 import { decideRetry, describeError, historyLine, neverRetried } from '../client/retry-decision.js';
+import { deadlineExceeded } from '../client/call-deadline.js';
 import type { CallContext } from '../core/context.js';
 import { grpcResultOutcome } from './classify.js';
 import type { GrpcResult, InterceptingCallInterface } from './grpc-call.js';
@@ -414,11 +415,7 @@ export class UnaryCall implements InterceptingCallInterface, Deadline {
   }
 
   #timedOut(): InstanceType<typeof TimeoutError> {
-    const bound = this.#deadline === undefined ? 0 : Math.max(0, Math.round(this.#deadline - this.#timeoutStart));
-    return new TimeoutError(
-      this.#propagated ? `propagated deadline of ${bound} ms exceeded` : `request timed out after ${bound} ms (overall timeout)`,
-      { service: this.#service, route: this.#route?.name },
-    );
+    return deadlineExceeded(this.#deadline, this.#timeoutStart, this.#propagated, this.#service, this.#route?.name);
   }
 
   /** The next attempt: rate limits, adaptive concurrency (which may wait for a slot), then the rest. */
