@@ -11,7 +11,7 @@
  */
 import type { Clock } from '../core/clock.js';
 import type { TokenRecord } from './identity-api.js';
-import { KEYS, type Store, type StoreOp } from './store/store.js';
+import { KEYS, StoreConflictError, type Store, type StoreOp } from './store/store.js';
 
 export const TOKEN_SWEEP_INTERVAL_MS = 3_600_000;
 const BATCH = 64;
@@ -27,14 +27,17 @@ export async function sweepExpiredTokens(store: Store, clock: Clock): Promise<nu
     try {
       await store.commit(ops);
       removed += ops.length;
-    } catch {
-      // A condition failed (another replica swept, or a record changed): one at a time instead.
+    } catch (err) {
+      // Only a failed condition (another replica swept, or a record changed) is worth one at a
+      // time; an unavailable store would fail each of them too, and the sweep is reported failed.
+      if (!(err instanceof StoreConflictError)) throw err;
       for (const op of ops) {
         try {
           await store.commit([op]);
           removed++;
-        } catch {
+        } catch (one) {
           // Gone or changed meanwhile: the next sweep looks again.
+          if (!(one instanceof StoreConflictError)) throw one;
         }
       }
     }
