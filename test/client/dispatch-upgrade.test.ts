@@ -384,8 +384,9 @@ describe('hostile upstreams during the upgrade handshake', () => {
   });
 
   it("undici's headersTimeout ends an unanswered upgrade as TRELLIS_TIMEOUT before the route timeout", async () => {
+    // undici's upgrade() types omit headersTimeout, but it passes its options on to dispatch.
     const before = stalledSockets.length;
-    await assert.rejects(undiciUpgrade('http://nohead/x', { dispatcher: mesh.dispatcher, headersTimeout: 200, headers: wsHandshake().headers }), (err: unknown) => isTrellisError(err, 'TRELLIS_TIMEOUT'));
+    await assert.rejects(undiciUpgrade('http://nohead/x', Object.assign({ dispatcher: mesh.dispatcher, headers: wsHandshake().headers }, { headersTimeout: 200 })), (err: unknown) => isTrellisError(err, 'TRELLIS_TIMEOUT'));
     assert.equal(stalledSockets.length, before + 1);
   });
 
