@@ -16,13 +16,16 @@ import { KEYS, StoreConflictError, type Store, type StoreOp } from './store/stor
 export const TOKEN_SWEEP_INTERVAL_MS = 3_600_000;
 const BATCH = 64;
 
-/** Deletes the records of tokens expired before `clock.wall()`; resolves to how many went. */
-export async function sweepExpiredTokens(store: Store, clock: Clock): Promise<number> {
+/**
+ * Deletes the records of tokens expired before `clock.wall()`; resolves to how many went.
+ * `stopped` is asked before each batch: a sweep of a large backlog ends early on close.
+ */
+export async function sweepExpiredTokens(store: Store, clock: Clock, stopped: () => boolean = () => false): Promise<number> {
   const { entries } = await store.list<TokenRecord>(KEYS.tokens);
   const now = clock.wall();
   const expired = entries.filter((e) => typeof e.value?.exp !== 'number' || e.value.exp <= now);
   let removed = 0;
-  for (let i = 0; i < expired.length; i += BATCH) {
+  for (let i = 0; i < expired.length && !stopped(); i += BATCH) {
     const ops: StoreOp[] = expired.slice(i, i + BATCH).map((e) => ({ type: 'delete', key: e.key, ifModRevision: e.modRevision }));
     try {
       await store.commit(ops);
@@ -46,15 +49,16 @@ export async function sweepExpiredTokens(store: Store, clock: Clock): Promise<nu
 }
 
 export interface TokenSweeper {
-  /** Stops the timer and waits for a sweep in progress. */
+  /** Stops the timer, and a sweep in progress after its current batch (waited for). */
   close(): Promise<void>;
 }
 
 /** Sweeps now and every `intervalMs`; failures are warnings (the next sweep retries). */
 export function startTokenSweeper(store: Store, clock: Clock, onWarn: (message: string) => void, intervalMs = TOKEN_SWEEP_INTERVAL_MS): TokenSweeper {
   let running: Promise<void> | undefined;
+  let closed = false;
   const run = (): void => {
-    running ??= sweepExpiredTokens(store, clock)
+    running ??= sweepExpiredTokens(store, clock, () => closed)
       .then(
         () => undefined,
         (err: unknown) => onWarn(`sweeping expired token records failed: ${err instanceof Error ? err.message : String(err)}`),
@@ -68,6 +72,7 @@ export function startTokenSweeper(store: Store, clock: Clock, onWarn: (message: 
   timer.unref();
   return {
     close: async () => {
+      closed = true;
       clearInterval(timer);
       await running;
     },

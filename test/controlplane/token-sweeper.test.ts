@@ -58,11 +58,39 @@ describe('token sweeper', () => {
       await assert.rejects(sweepExpiredTokens(store, new ManualClock(0, NOW)), StoreUnavailableError);
       assert.equal(store.commits, 1, 'not one commit per record');
       const warnings: string[] = [];
-      const sweeper = startTokenSweeper(store, new ManualClock(0, NOW), (m) => warnings.push(m), 3_600_000);
+      let warned: () => void = () => undefined;
+      const warning = new Promise<void>((resolve) => {
+        warned = resolve;
+      });
+      const sweeper = startTokenSweeper(store, new ManualClock(0, NOW), (m) => {
+        warnings.push(m);
+        warned();
+      }, 3_600_000);
+      await warning;
       await sweeper.close();
       assert.equal(warnings.length, 1);
       assert.match(warnings[0] ?? '', /store unreachable/);
       assert.equal((await store.list(KEYS.tokens)).entries.length, 200);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('close() during a sweep of a large backlog stops it after the batch in flight', async () => {
+    const store = new FlakyStore();
+    try {
+      await seed(store, 640);
+      store.commits = 0;
+      let closing: (p: Promise<void>) => void = () => undefined;
+      const closed = new Promise<Promise<void>>((resolve) => {
+        closing = resolve;
+      });
+      // The first batch's commit is where the close arrives (before the store sees it).
+      store.beforeCommit = async () => closing(sweeper.close());
+      const sweeper = startTokenSweeper(store, new ManualClock(0, NOW), () => undefined, 3_600_000);
+      await (await closed);
+      assert.equal(store.commits, 1, 'one batch, then the sweep saw the close');
+      assert.equal((await store.list(KEYS.tokens)).entries.length, 640 - 64);
     } finally {
       await store.close();
     }
