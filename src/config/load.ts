@@ -70,7 +70,8 @@ async function readCapped(path: string, limit: number): Promise<{ text: string }
       if (bytesRead === 0) break;
       length += bytesRead;
     }
-    if (length > limit) return { problem: `file is over the ${formatBytes(limit)} limit (maxTextBytes)` };
+    // The file's size as stat saw it (a pipe or a growing file says less: then only "over").
+    if (length > limit) return { problem: `file is ${stat.size > limit ? `${stat.size} bytes, ` : ''}over the ${formatBytes(limit)} limit (maxTextBytes)` };
     try {
       return { text: new TextDecoder('utf-8', { fatal: true }).decode(buffer.subarray(0, length)) };
     } catch {

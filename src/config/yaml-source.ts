@@ -251,7 +251,7 @@ export function yamlSource(text: string, file: string, budget: DocumentBudget): 
   const maxBytes = budget.limits.maxTextBytes;
   const size = text.length > maxBytes ? text.length : Buffer.byteLength(text, 'utf8');
   if (size > maxBytes) {
-    issues.push({ file, document: 0, path: '', message: `configuration text is ${(size / MIB).toFixed(1)} MiB, over the ${formatBytes(maxBytes)} limit (maxTextBytes)` });
+    issues.push({ file, document: 0, path: '', message: `configuration text is ${size} bytes${size >= MIB ? ` (${(size / MIB).toFixed(1)} MiB)` : ''}, over the ${formatBytes(maxBytes)} limit (maxTextBytes)` });
     return out;
   }
 

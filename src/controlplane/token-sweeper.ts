@@ -11,30 +11,36 @@
  */
 import type { Clock } from '../core/clock.js';
 import type { TokenRecord } from './identity-api.js';
-import { KEYS, type Store, type StoreOp } from './store/store.js';
+import { KEYS, StoreConflictError, type Store, type StoreOp } from './store/store.js';
 
 export const TOKEN_SWEEP_INTERVAL_MS = 3_600_000;
 const BATCH = 64;
 
-/** Deletes the records of tokens expired before `clock.wall()`; resolves to how many went. */
-export async function sweepExpiredTokens(store: Store, clock: Clock): Promise<number> {
+/**
+ * Deletes the records of tokens expired before `clock.wall()`; resolves to how many went.
+ * `stopped` is asked before each batch: a sweep of a large backlog ends early on close.
+ */
+export async function sweepExpiredTokens(store: Store, clock: Clock, stopped: () => boolean = () => false): Promise<number> {
   const { entries } = await store.list<TokenRecord>(KEYS.tokens);
   const now = clock.wall();
   const expired = entries.filter((e) => typeof e.value?.exp !== 'number' || e.value.exp <= now);
   let removed = 0;
-  for (let i = 0; i < expired.length; i += BATCH) {
+  for (let i = 0; i < expired.length && !stopped(); i += BATCH) {
     const ops: StoreOp[] = expired.slice(i, i + BATCH).map((e) => ({ type: 'delete', key: e.key, ifModRevision: e.modRevision }));
     try {
       await store.commit(ops);
       removed += ops.length;
-    } catch {
-      // A condition failed (another replica swept, or a record changed): one at a time instead.
+    } catch (err) {
+      // Only a failed condition (another replica swept, or a record changed) is worth one at a
+      // time; an unavailable store would fail each of them too, and the sweep is reported failed.
+      if (!(err instanceof StoreConflictError)) throw err;
       for (const op of ops) {
         try {
           await store.commit([op]);
           removed++;
-        } catch {
+        } catch (one) {
           // Gone or changed meanwhile: the next sweep looks again.
+          if (!(one instanceof StoreConflictError)) throw one;
         }
       }
     }
@@ -43,15 +49,16 @@ export async function sweepExpiredTokens(store: Store, clock: Clock): Promise<nu
 }
 
 export interface TokenSweeper {
-  /** Stops the timer and waits for a sweep in progress. */
+  /** Stops the timer, and a sweep in progress after its current batch (waited for). */
   close(): Promise<void>;
 }
 
 /** Sweeps now and every `intervalMs`; failures are warnings (the next sweep retries). */
 export function startTokenSweeper(store: Store, clock: Clock, onWarn: (message: string) => void, intervalMs = TOKEN_SWEEP_INTERVAL_MS): TokenSweeper {
   let running: Promise<void> | undefined;
+  let closed = false;
   const run = (): void => {
-    running ??= sweepExpiredTokens(store, clock)
+    running ??= sweepExpiredTokens(store, clock, () => closed)
       .then(
         () => undefined,
         (err: unknown) => onWarn(`sweeping expired token records failed: ${err instanceof Error ? err.message : String(err)}`),
@@ -65,6 +72,7 @@ export function startTokenSweeper(store: Store, clock: Clock, onWarn: (message: 
   timer.unref();
   return {
     close: async () => {
+      closed = true;
       clearInterval(timer);
       await running;
     },

@@ -242,6 +242,8 @@ describe('upgrade outcomes the layers judge', () => {
     await new Promise<void>((resolve) => server.once('upgrade', () => resolve()));
     ac.abort(new Error('changed my mind'));
     await assert.rejects(pending, (err: unknown) => isTrellisError(err, 'TRELLIS_ABORTED') && /changed my mind/.test(String((err as Error).cause)));
+    // The caller's change of mind is not the endpoint's failure (consecutiveFailures: 1 would eject it).
+    assert.equal(await metricValue(mesh, 'trellis_client_ejections_total', { service: 'chat' }), 0);
   });
 
   it('a 503 answer is TRELLIS_UPSTREAM_ERROR with its status, and counts against the endpoint (ejected)', async () => {
@@ -313,5 +315,75 @@ describe('upgrades through mesh.dispatcher over strict mTLS, authorized by the s
     assert.equal(seen.length, before);
     assert.equal(await metricValue(a, 'trellis_client_connections_total', { service: 'chat', outcome: 'forbidden' }), 3);
     assert.equal(await metricValue(a, 'trellis_client_ejections_total', { service: 'chat' }), 0);
+  });
+});
+
+describe('hostile upstreams during the upgrade handshake', () => {
+  let stalled: net.Server;
+  let resetting: net.Server;
+  const stalledSockets: net.Socket[] = [];
+  let resetConnections = 0;
+  let mesh: Mesh;
+  before(async () => {
+    // Accepts the connection, reads the request, never answers.
+    stalled = net.createServer((s) => {
+      stalledSockets.push(s);
+      s.on('error', () => undefined);
+      s.resume();
+    });
+    // The first connection is reset once the request arrived; the next ones switch.
+    resetting = net.createServer((s) => {
+      const n = ++resetConnections;
+      s.on('error', () => undefined);
+      s.once('data', (chunk: Buffer) => {
+        if (n === 1) {
+          s.resetAndDestroy();
+          return;
+        }
+        const key = /sec-websocket-key: *(\S+)/i.exec(chunk.toString())?.[1] ?? '';
+        const accept = createHash('sha1').update(key + WS_GUID).digest('base64');
+        s.write(`HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\nsec-websocket-accept: ${accept}\r\n\r\n`);
+      });
+    });
+    await Promise.all([stalled, resetting].map((srv) => new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve))));
+    const sp = (stalled.address() as AddressInfo).port;
+    const rp = (resetting.address() as AddressInfo).port;
+    mesh = await meshClient({
+      service: 'c',
+      config:
+        `${plainMesh}---\napiVersion: trellis/v1\nkind: Service\nmetadata: { name: stall }\nspec: { endpoints: ["127.0.0.1:${sp}"], timeout: 300ms, retries: { attempts: 1 }, outlierDetection: { consecutiveFailures: 1, ejectionTime: 30s, maxEjectedPercent: 100 } }\n` +
+        `---\napiVersion: trellis/v1\nkind: Service\nmetadata: { name: nohead }\nspec: { endpoints: ["127.0.0.1:${sp}"], timeout: 60s, retries: { attempts: 1 } }\n` +
+        `---\napiVersion: trellis/v1\nkind: Service\nmetadata: { name: flaky }\nspec: { endpoints: ["127.0.0.1:${rp}"], retries: { attempts: 2, on: [reset] } }\n`,
+      logger: quietLogger(),
+    });
+  });
+  after(async () => {
+    for (const s of stalledSockets) s.destroy();
+    stalled.close();
+    resetting.close();
+    await mesh.close({ drainTimeoutMs: 200 });
+  });
+
+  it('an upstream that never answers the upgrade ends by the route timeout as TRELLIS_TIMEOUT, its connection closed and the endpoint charged', async () => {
+    await assert.rejects(mesh.http('stall').upgrade({ path: '/x', headers: wsHandshake().headers }), (err: unknown) => isTrellisError(err, 'TRELLIS_TIMEOUT'));
+    assert.equal(stalledSockets.length, 1);
+    const sock = stalledSockets[0] as net.Socket;
+    if (!sock.destroyed) await new Promise<void>((resolve) => sock.once('close', () => resolve()));
+    assert.equal(await metricValue(mesh, 'trellis_client_ejections_total', { service: 'stall' }), 1);
+  });
+
+  it("undici's headersTimeout ends an unanswered upgrade as TRELLIS_TIMEOUT before the route timeout", async () => {
+    // undici's upgrade() types omit headersTimeout, but it passes its options on to dispatch.
+    const before = stalledSockets.length;
+    await assert.rejects(undiciUpgrade('http://nohead/x', Object.assign({ dispatcher: mesh.dispatcher, headers: wsHandshake().headers }, { headersTimeout: 200 })), (err: unknown) => isTrellisError(err, 'TRELLIS_TIMEOUT'));
+    assert.equal(stalledSockets.length, before + 1);
+  });
+
+  it('an upstream that resets mid-handshake is retried per policy (on: reset), and the retry switches', async () => {
+    const { headers, accept } = wsHandshake();
+    const { headers: got, socket } = await mesh.http('flaky').upgrade({ path: '/x', headers });
+    assert.equal(got['sec-websocket-accept'], accept);
+    assert.equal(resetConnections, 2);
+    socket.destroy();
   });
 });

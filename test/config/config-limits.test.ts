@@ -78,8 +78,45 @@ test('maxTextBytes: a text or file over it is refused before parsing', async () 
   const file = join(dir, 'mesh.yaml');
   await writeFile(file, text);
   const issues = await issuesOfAsync(() => loadConfig(file, { limits: { maxTextBytes: 1000 } }));
-  assert.deepEqual([issues[0]?.file, /file is over the 1000 bytes limit \(maxTextBytes\)/.test(issues[0]?.message ?? '')], [file, true]);
+  assert.deepEqual([issues[0]?.file, /file is \d+ bytes, over the 1000 bytes limit \(maxTextBytes\)/.test(issues[0]?.message ?? '')], [file, true]);
   assert.equal((await loadConfig(file)).services.size, 3);
+});
+
+test('each limit at its exact value passes, and one under the input is refused naming the limit (and, for bytes, the size)', async () => {
+  // maxTextBytes: a text of exactly the limit loads; one byte more is refused with both numbers.
+  const text = servicesYaml(3);
+  const bytes = Buffer.byteLength(text);
+  assert.equal(parseConfigText(text, 'exact.yaml', { limits: { maxTextBytes: bytes } }).services.size, 3);
+  assert.equal(issuesOf(() => parseConfigText(text, 'over.yaml', { limits: { maxTextBytes: bytes - 1 } }))[0]?.message, `configuration text is ${bytes} bytes, over the ${bytes - 1} bytes limit (maxTextBytes)`);
+  const dir = await mkdtemp(join(tmpdir(), 'trellis-limits-'));
+  cleanup.push(() => rm(dir, { recursive: true, force: true }));
+  const file = join(dir, 'mesh.yaml');
+  await writeFile(file, text);
+  assert.equal((await loadConfig(file, { limits: { maxTextBytes: bytes } })).services.size, 3);
+  assert.match((await issuesOfAsync(() => loadConfig(file, { limits: { maxTextBytes: bytes - 1 } })))[0]?.message ?? '', new RegExp(`file is ${bytes} bytes, over the ${bytes - 1} bytes limit \\(maxTextBytes\\)`));
+  // maxDocuments, in YAML: three documents under a limit of three load; under two, refused.
+  assert.equal(parseConfigText(text, 'docs.yaml', { limits: { maxDocuments: 3 } }).services.size, 3);
+  assert.match(issuesOf(() => parseConfigText(text, 'docs.yaml', { limits: { maxDocuments: 2 } }))[0]?.message ?? '', /^more than 2 documents in this configuration \(maxDocuments\)$/);
+  // maxYamlNodes: the smallest budget that takes the text loads it; one node less is refused.
+  const loads = (n: number): boolean => {
+    try {
+      parseConfigText(text, 'nodes.yaml', { limits: { maxYamlNodes: n } });
+      return true;
+    } catch (err) {
+      if (err instanceof ConfigInvalidError && /\(maxYamlNodes\)/.test(err.issues[0]?.message ?? '')) return false;
+      throw err;
+    }
+  };
+  let lo = 1;
+  let hi = 10_000;
+  assert.ok(loads(hi) && !loads(lo));
+  while (hi - lo > 1) {
+    const mid = Math.floor((lo + hi) / 2);
+    if (loads(mid)) hi = mid;
+    else lo = mid;
+  }
+  assert.equal(parseConfigText(text, 'nodes.yaml', { limits: { maxYamlNodes: hi } }).services.size, 3);
+  assert.match(issuesOf(() => parseConfigText(text, 'nodes.yaml', { limits: { maxYamlNodes: hi - 1 } }))[0]?.message ?? '', new RegExp(`^more than ${hi - 1} YAML nodes .*\\(maxYamlNodes\\)`));
 });
 
 test('nonsense limits are refused with TRELLIS_CONFIG_INVALID naming the option', async () => {

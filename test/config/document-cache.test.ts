@@ -40,6 +40,16 @@ test('a document that was valid is refused when it changes to invalid, and a ref
   assert.equal(again.services.get('s7'), a.services.get('s7'), 'the refused load did not replace what was remembered');
 });
 
+test('a load refused by a loader limit leaves the remembered documents as they were', async () => {
+  const cache = new DocumentCache();
+  const a = await loadConfigCached(many(), {}, cache);
+  // The changed s3 is valid; the load is refused as a whole for its number of documents.
+  const issues = await issuesOfAsync(() => loadConfigCached(many({ s3: { timeout: '150ms' } }), { limits: { maxDocuments: 49 } }, cache));
+  assert.match(issues[0]?.message ?? '', /more than 49 documents \(maxDocuments\)|more than 49 documents in this configuration/);
+  const again = await loadConfigCached(many(), {}, cache);
+  for (const [name, spec] of a.services) assert.equal(again.services.get(name), spec, name);
+});
+
 test('checks across documents run whatever is remembered', async () => {
   const cache = new DocumentCache();
   const mesh = { apiVersion: 'trellis/v1', kind: 'Mesh', metadata: { name: 'default' }, spec: { redis: { url: 'redis://127.0.0.1:6379' } } };

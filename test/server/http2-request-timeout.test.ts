@@ -111,4 +111,19 @@ describe('HTTP/2 inbound: the request timeout applies per stream', () => {
     assert.deepEqual(aborted, ['/upload'], 'the handler saw the stalled request aborted');
     assert.deepEqual(completed.sort(), ['/after', '/normal', '/slow']);
   });
+
+  it('many streams that send their headers and stall (up to the session\'s concurrency) each get 408 and a reset; the session then serves a normal stream', async () => {
+    const n = Math.min(session.remoteSettings.maxConcurrentStreams ?? 100, 100);
+    const before = aborted.length;
+    const stalled = Array.from({ length: n }, (_, i) => send(session, `/stall/${i}`, 'POST', '', true));
+    const outcomes = await bounded(Promise.all(stalled.map((s) => s.outcome)), 'the stalled streams');
+    for (const o of outcomes) {
+      assert.equal(o.status, 408);
+      assert.equal(o.rstCode, http2.constants.NGHTTP2_CANCEL);
+    }
+    assert.equal(session.closed || session.destroyed, false, 'the session goes on');
+    const next = send(session, '/after-many', 'GET', undefined);
+    assert.deepEqual(await bounded(next.outcome, 'the stream after the stalled ones'), { status: 200, body: '/after-many:0', rstCode: http2.constants.NGHTTP2_NO_ERROR });
+    assert.equal(aborted.length - before, n, 'the handler saw every stalled request aborted');
+  });
 });
