@@ -47,11 +47,13 @@ describe('examples', () => {
     assert.match(r.out, /^\$ trellis stat --window 10s\nNAME +INSTANCES +SUCCESS/m);
     assert.match(r.out, /^products +3 +[\d.]+% +[\d.]+rps/m, r.out);
 
-    // The failing instance: when it failed while traffic ran, the frontend retried or ejected it.
-    const traffic = r.out.slice(r.out.indexOf('── t='));
+    // The failing instance: when a whole outage (start to recovery) fell inside the traffic, the
+    // frontend retried or ejected it. (An outage starting in the last moments of traffic — the
+    // instance's schedule starts when it does, which a loaded machine shifts — may see no request.)
+    const traffic = r.out.slice(r.out.indexOf('── t='), r.out.indexOf('══ summary'));
     const mesh = /^ {2}frontend -> products: (\d+) retries, (\d+) ejections$/m.exec(summary);
     assert.ok(mesh, summary);
-    if (/products-v1b starts failing/.test(traffic)) assert.ok(Number(mesh[1]) + Number(mesh[2]) > 0, summary);
+    if (/products-v1b starts failing[\s\S]*products-v1b recovers/.test(traffic)) assert.ok(Number(mesh[1]) + Number(mesh[2]) > 0, summary);
 
     // Nothing left behind.
     const stopped = /^stopped (\d+) processes \(([\d, ]+)\), 0 left; removed (\S+)$/m.exec(r.out);
