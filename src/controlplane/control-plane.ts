@@ -38,6 +38,7 @@ import { startTokenSweeper } from './token-sweeper.js';
 import { createFleet, type Fleet } from './fleet/index.js';
 import { startDashboard, type Dashboard } from './dashboard/index.js';
 import { adminTokenMatches } from './admin-token.js';
+import { closeHttp2Session, refusedByGoaway } from '../server/http2-graceful-close.js';
 
 export interface ControlPlaneOptions {
   /** The data directory (created 0700): the embedded store, `ca/` and `admin-token`. */
@@ -183,7 +184,11 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     settings: { maxHeaderListSize: MAX_HEADER_BYTES },
     maxSessionMemory: 10,
   });
-  server.on('request', (req, res) => router.handle(req, res));
+  server.on('request', (req, res) => {
+    // HTTP/2 only: a stream nghttp2 refuses after a graceful GOAWAY (the client retries it).
+    if ('stream' in req && refusedByGoaway(req.stream)) return;
+    router.handle(req, res);
+  });
   // Idle connections (HTTP/1.1 keep-alive, HTTP/2 sessions without frames) are closed; instance
   // streams ping every 5 s and are never idle this long.
   server.setTimeout(IDLE_TIMEOUT_MS);
@@ -267,7 +272,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         await sync.close();
         // Idle HTTP/2 sessions and keep-alive sockets would hold close() open: end them,
         // giving requests in flight a moment to finish.
-        for (const s of sessions) s.close();
+        for (const s of sessions) closeHttp2Session(s);
         const grace = new Promise<void>((resolve) => setTimeout(resolve, CLOSE_GRACE_MS).unref());
         await Promise.race([closed, grace]);
         for (const s of sockets) s.destroy();

@@ -34,6 +34,7 @@ import type { Socket } from 'node:net';
 import type { Clock } from '../core/clock.js';
 import { DeadlineQueue } from '../core/deadline-queue.js';
 import type { Deadline } from '../core/deadline-queue.js';
+import { closeHttp2Session, refusedByGoaway } from './http2-graceful-close.js';
 
 /** The HTTP/2 connection preface a client with prior knowledge sends first (RFC 9113 §3.4). */
 export const HTTP2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
@@ -109,10 +110,13 @@ export class Http2Inbound {
     // node:http2 destroys a session silent for the timeout, streams in flight or not: a handler
     // slower than the keep-alive timeout would lose its response. Only an idle one is closed.
     this.#server.on('timeout', (session: Http2Session) => {
-      if ((this.#sessions.get(session)?.open ?? 0) === 0) session.close();
+      if ((this.#sessions.get(session)?.open ?? 0) === 0) closeHttp2Session(session);
     });
     this.#server.on('session', (session: Http2Session) => this.#track(session));
     this.#server.on('request', (req: Http2ServerRequest, res: Http2ServerResponse) => {
+      // Arrived after a graceful GOAWAY was sent for: nghttp2 refuses it (the client retries it
+      // elsewhere), so serving it would run its handler twice.
+      if (refusedByGoaway(req.stream)) return;
       const state = this.#sessions.get(req.stream.session as Http2Session);
       if (state !== undefined) this.#streamStarted(req.stream.session as Http2Session, state, res);
       handler(req, res);
@@ -135,8 +139,11 @@ export class Http2Inbound {
     // A peer that ends its side of the connection (a client that gave up right after the
     // handshake) is seen by the socket, not by node:http2's session, which would otherwise wait
     // for frames until the idle timeout: close the session once its streams are done.
-    if (socket.readableEnded) session?.close();
-    else socket.once('end', () => session?.close());
+    const endSession = (): void => {
+      if (session !== undefined) closeHttp2Session(session);
+    };
+    if (socket.readableEnded) endSession();
+    else socket.once('end', endSession);
     socket.once('close', () => {
       if (session !== undefined && !session.destroyed) session.destroy();
     });
@@ -160,7 +167,7 @@ export class Http2Inbound {
 
   /** Closes sessions with no stream in flight (HTTP/1.1's `closeIdleConnections`). */
   closeIdle(): void {
-    for (const [session, state] of this.#sessions) if (state.open === 0) session.close();
+    for (const [session, state] of this.#sessions) if (state.open === 0) closeHttp2Session(session);
   }
 
   /** Cuts every session (the drain deadline passed). */
@@ -179,7 +186,7 @@ export class Http2Inbound {
     // A session error (a protocol violation, a reset socket) ends the session; node:http2 has
     // already answered it (GOAWAY) where it could.
     session.on('error', () => session.destroy());
-    if (this.#draining) session.close();
+    if (this.#draining) closeHttp2Session(session);
   }
 
   #streamStarted(session: Http2Session, state: SessionState, res: Http2ServerResponse): void {
@@ -193,7 +200,7 @@ export class Http2Inbound {
     res.once('close', () => {
       if (deadline !== undefined) queue?.cancel(deadline);
       state.open--;
-      if (this.#draining && state.open === 0) session.close();
+      if (this.#draining && state.open === 0) closeHttp2Session(session);
       else this.#maybeRoll(session, state);
     });
   }
@@ -206,7 +213,7 @@ export class Http2Inbound {
     if (!old) return;
     if (state.open === 0 || (maxAge > 0 && age >= 2 * maxAge)) {
       state.rolling = true;
-      session.close();
+      closeHttp2Session(session);
     }
   }
 }
