@@ -2,7 +2,7 @@
  * The instance's end of the stream (docs/control-plane.md, "The instance stream"): an HTTP/2
  * POST /v1/stream over mTLS to one replica at a time. It says `hello`, re-sends what it serves
  * (`register`) on every connection, hands each snapshot to `onSnapshot` and ACKs or NACKs with
- * its verdict, pings every 5 s, and sends a `report` every 5 s when the reporter has one.
+ * its verdict (a `delta` is first applied to the ACKed snapshot it names, and handed on whole), pings every 5 s, and sends a `report` every 5 s when the reporter has one.
  *
  * Failure handling: a replica that refuses, drops the stream, or stays silent for 3 pings is
  * left for the next URL in the list, after a delay from `reconnectDelayMs` (1 s ×1.6, capped at
@@ -15,7 +15,8 @@ import { createSecureContext, type SecureContext } from 'node:tls';
 import type { ClientHttp2Session, ClientHttp2Stream } from 'node:http2';
 import type { Random } from '../core/clock.js';
 import { LineSplitter, LineTooLongError } from '../controlplane/sync/ndjson.js';
-import { encodeMessage, MAX_MESSAGE_BYTES, PING_INTERVAL_MS } from '../controlplane/sync/protocol.js';
+import { DELTA_FEATURE, encodeMessage, MAX_MESSAGE_BYTES, PING_INTERVAL_MS, STREAM_FEATURES_HEADER } from '../controlplane/sync/protocol.js';
+import { applyDelta, DeltaError } from '../controlplane/sync/snapshot-delta.js';
 import type { ControlPlaneMessage, EndpointProtocol, InstanceMessage, SnapshotMessage } from '../controlplane/sync/protocol.js';
 import type { TlsMaterial } from '../tls/material.js';
 import { reconnectDelayMs } from './backoff.js';
@@ -61,6 +62,8 @@ const SILENCE_MS = 3 * PING_INTERVAL_MS;
  */
 const CONNECT_TIMEOUT_MS = 20_000;
 const BARRIER_MS = 2000;
+/** ACKed snapshots kept as delta bases (the control plane bases a delta on the last one ACKed). */
+const ACKED_KEPT = 4;
 
 export class ControlPlaneStream {
   readonly #p: ControlPlaneStreamParams;
@@ -75,6 +78,10 @@ export class ControlPlaneStream {
   #silence: NodeJS.Timeout | undefined;
   #endpoints: RegisteredAddress[] = [];
   #pending: SnapshotMessage | undefined;
+  /** The last snapshots this instance ACKed, by version: what a delta is applied to. */
+  readonly #acked = new Map<string, SnapshotMessage>();
+  /** Set after a delta could not be applied: later streams ask for whole snapshots only. */
+  #wholeOnly = false;
   #applying = false;
   #pongWaiters: (() => void)[] = [];
   #state: ControlPlaneState = 'disconnected';
@@ -165,7 +172,10 @@ export class ControlPlaneStream {
     session.on('error', (err) => fail(err.message));
     session.on('goaway', () => fail('the replica is going away'));
     session.on('close', () => fail('connection closed'));
-    const stream = session.request({ ':method': 'POST', ':path': '/v1/stream', 'content-type': 'application/x-ndjson' }, { endStream: false });
+    const stream = session.request(
+      { ':method': 'POST', ':path': '/v1/stream', 'content-type': 'application/x-ndjson', ...(this.#wholeOnly ? {} : { [STREAM_FEATURES_HEADER]: DELTA_FEATURE }) },
+      { endStream: false },
+    );
     this.#stream = stream;
     const splitter = new LineSplitter(MAX_MESSAGE_BYTES);
     const errorBody: Buffer[] = [];
@@ -223,6 +233,23 @@ export class ControlPlaneStream {
         this.#pending = msg;
         void this.#drain();
         return;
+      case 'delta': {
+        this.#markAnswered(url);
+        const base = this.#acked.get(msg.base);
+        let snap: SnapshotMessage;
+        try {
+          if (base === undefined) throw new DeltaError(`delta ${String(msg.version)} is against version ${String(msg.base)}, which this instance does not hold`);
+          snap = applyDelta(base, msg);
+        } catch (err) {
+          // Never expected: fall back to whole snapshots rather than guess.
+          this.#wholeOnly = true;
+          this.#p.onWarn(`the control plane at ${url} sent a delta this instance cannot apply (${(err as Error).message}); reconnecting for whole snapshots`);
+          return fail(`unusable delta: ${(err as Error).message}`);
+        }
+        this.#pending = snap;
+        void this.#drain();
+        return;
+      }
       case 'pong':
         this.#markAnswered(url);
         for (const w of this.#pongWaiters.splice(0)) w();
@@ -253,6 +280,11 @@ export class ControlPlaneStream {
           reason = await this.#p.onSnapshot(snap);
         } catch (err) {
           reason = (err as Error).message;
+        }
+        if (reason === undefined) {
+          this.#acked.delete(snap.version);
+          this.#acked.set(snap.version, snap);
+          if (this.#acked.size > ACKED_KEPT) this.#acked.delete(this.#acked.keys().next().value as string);
         }
         this.#send(reason === undefined ? { type: 'ack', version: snap.version } : { type: 'nack', version: snap.version, reason: reason.slice(0, 64 * 1024) });
       }

@@ -7,65 +7,12 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import http2 from 'node:http2';
-import { systemClock } from '../../src/core/clock.js';
-import { issueLeaf } from '../../src/tls/authority.js';
-import { generateP256KeyPair, privateKeyPem } from '../../src/tls/keys.js';
 import { KEYS } from '../../src/controlplane/store/store.js';
 import type { InstanceStatus } from '../../src/controlplane/store/store.js';
-import { controlPlaneServerIdentity } from '../../src/controlplane-client/server-identity.js';
-import { LineSplitter } from '../../src/controlplane/sync/ndjson.js';
-import { makeCaMaterial, meshDoc, MemoryStore, putResources, serviceDoc, startCpFixture, TRUST_DOMAIN } from '../helpers/control-plane-fixture.js';
+import { rawClient } from '../helpers/raw-stream-client.js';
+import type { RawClient } from '../helpers/raw-stream-client.js';
+import { makeCaMaterial, meshDoc, MemoryStore, putResources, serviceDoc, startCpFixture } from '../helpers/control-plane-fixture.js';
 import type { CaMaterial, CpFixture } from '../helpers/control-plane-fixture.js';
-
-interface RawClient {
-  messages: Record<string, unknown>[];
-  send(msg: unknown): void;
-  sendRaw(text: string): void;
-  next(pred: (m: Record<string, unknown>) => boolean): Promise<Record<string, unknown>>;
-  ended: Promise<void>;
-  close(): void;
-}
-
-async function rawClient(cp: CpFixture, m: CaMaterial, service: string): Promise<RawClient> {
-  const keys = await generateP256KeyPair();
-  const leaf = issueLeaf(m.ca, { service, publicKey: keys.publicKey, ttlMs: 3_600_000 }, systemClock);
-  const session = http2.connect(cp.url, { ca: m.ca.bundlePem, cert: leaf.certificateChainPem, key: privateKeyPem(keys.privateKey), checkServerIdentity: controlPlaneServerIdentity(TRUST_DOMAIN) });
-  session.on('error', () => {});
-  const stream = session.request({ ':method': 'POST', ':path': '/v1/stream' }, { endStream: false });
-  stream.on('error', () => {});
-  const messages: Record<string, unknown>[] = [];
-  const waiters: { pred: (m: Record<string, unknown>) => boolean; resolve: (m: Record<string, unknown>) => void }[] = [];
-  const splitter = new LineSplitter(8 * 1024 * 1024);
-  stream.on('data', (c: Buffer) => {
-    for (const line of splitter.push(c)) {
-      const msg = JSON.parse(line) as Record<string, unknown>;
-      messages.push(msg);
-      for (const w of [...waiters]) {
-        if (w.pred(msg)) {
-          waiters.splice(waiters.indexOf(w), 1);
-          w.resolve(msg);
-        }
-      }
-    }
-  });
-  const ended = new Promise<void>((resolve) => {
-    stream.on('end', () => resolve());
-    stream.on('close', () => resolve());
-  });
-  return {
-    messages,
-    send: (msg) => stream.write(`${JSON.stringify(msg)}\n`),
-    sendRaw: (text) => stream.write(text),
-    next: (pred) => {
-      const seen = messages.find(pred);
-      if (seen !== undefined) return Promise.resolve(seen);
-      return new Promise((resolve) => waiters.push({ pred, resolve }));
-    },
-    ended,
-    close: () => session.destroy(),
-  };
-}
 
 const hello = (service: string, instance: string): Record<string, unknown> => ({ type: 'hello', instance, service, labels: { zone: 'a' }, agent: 'test', have: null, now: Date.now() });
 const isSnapshot = (m: Record<string, unknown>): boolean => m.type === 'snapshot';

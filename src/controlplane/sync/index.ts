@@ -22,8 +22,9 @@ import { KEYS } from '../store/store.js';
 import { InstanceStream } from './instance-stream.js';
 import type { StreamHub, StreamPeer, View } from './instance-stream.js';
 import { MirroredPrefix } from './mirrored-prefix.js';
-import { DEFAULT_LEASE_TTL_MS } from './protocol.js';
+import { DEFAULT_LEASE_TTL_MS, DELTA_FEATURE, STREAM_FEATURES_HEADER } from './protocol.js';
 import { ViewIndex } from './snapshot-view.js';
+import { deltaLine, viewContent, type ViewParts } from './snapshot-delta.js';
 import { StatusWriter } from './status-writer.js';
 import { syncMetrics } from './sync-metrics.js';
 
@@ -47,6 +48,15 @@ export interface Sync {
 
 /** How long store changes are gathered before views are recomputed and pushed. */
 const COALESCE_MS = 20;
+/** Views kept per service as bases for deltas (an instance a few changes behind still gets one). */
+const HISTORY = 4;
+
+/** A view with what deltas are computed from, and the deltas already computed to it (by base version). */
+interface KeptView extends View {
+  readonly content: string;
+  readonly parts: ViewParts;
+  readonly deltas: Map<string, Buffer | null>;
+}
 
 /** The verified caller of a stream: its certificate's service, SPIFFE ID and NotAfter (epoch ms). */
 export type { StreamPeer } from './instance-stream.js';
@@ -65,7 +75,9 @@ export function createSync(deps: SyncDeps): Sync {
   const metrics = syncMetrics(deps.registry);
   const status = new StatusWriter(deps.store, deps.onWarn);
   const streams = new Map<string, Map<string, InstanceStream>>();
-  const views = new Map<string, View & { content: string }>();
+  const views = new Map<string, KeptView>();
+  /** The last few views of each service, by version: the bases deltas are computed from. */
+  const history = new Map<string, Map<string, KeptView>>();
   let count = 0;
   let index: ViewIndex | undefined;
   let dirtySince: number | undefined;
@@ -116,13 +128,18 @@ export function createSync(deps: SyncDeps): Sync {
   /** The latest view of `service`; recomputed when the copy changed, kept when its text did not. */
   const compute = (service: string, changedAt: number | undefined = undefined): View => {
     index ??= new ViewIndex(resources.entries.values(), instances.entries.values());
-    const content = index.content(service);
+    const parts = index.parts(service);
+    const content = viewContent(parts);
     const cur = views.get(service);
     if (cur !== undefined && cur.content === content) return cur;
     const version = String(revision());
     const bytes = Buffer.from(`{"type":"snapshot","version":${JSON.stringify(version)},${content.slice(1)}\n`);
-    const next = { version, bytes, changedAt, content };
+    const next: KeptView = { version, bytes, changedAt, content, parts, deltas: new Map() };
     views.set(service, next);
+    let kept = history.get(service);
+    if (kept === undefined) history.set(service, (kept = new Map()));
+    kept.set(version, next);
+    if (kept.size > HISTORY) kept.delete(kept.keys().next().value as string);
     return next;
   };
 
@@ -168,6 +185,7 @@ export function createSync(deps: SyncDeps): Sync {
       if (members.size === 0) {
         streams.delete(s.service);
         views.delete(s.service);
+        history.delete(s.service);
       }
       count--;
       metrics.connected.dec();
@@ -175,17 +193,33 @@ export function createSync(deps: SyncDeps): Sync {
     // The view in hand when there is one: a pending flush brings any change (computing on every
     // hello of a connection storm would rebuild the index once per instance).
     view: (service) => views.get(service) ?? compute(service),
+    delta(service, view, base) {
+      const target = history.get(service)?.get(view.version);
+      const from = history.get(service)?.get(base);
+      if (target === undefined || from === undefined || from === target) return undefined;
+      let bytes = target.deltas.get(base);
+      if (bytes === undefined) {
+        const line = deltaLine(from.parts, base, target.parts, target.version);
+        // Sent only when smaller than the whole snapshot; null remembers "send it whole".
+        bytes = line !== undefined && Buffer.byteLength(line) < target.bytes.length ? Buffer.from(line) : null;
+        target.deltas.set(base, bytes);
+        if (target.deltas.size > HISTORY) target.deltas.delete(target.deltas.keys().next().value as string);
+      }
+      return bytes ?? undefined;
+    },
+    knows: (service, version) => history.get(service)?.has(version) === true,
   };
 
   return {
-    handleStream(stream, _headers, peer) {
+    handleStream(stream, headers, peer) {
       if (closed) {
         stream.respond({ ':status': 503, 'content-type': 'application/json' });
         stream.end(JSON.stringify({ error: { code: 'TRELLIS_CLOSED', message: 'this control-plane replica is shutting down' } }));
         return;
       }
       if (!stream.headersSent) stream.respond({ ':status': 200, 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
-      new InstanceStream(stream, peer, hub);
+      const features = String(headers[STREAM_FEATURES_HEADER] ?? '').split(',').map((f) => f.trim());
+      new InstanceStream(stream, peer, hub, { deltas: features.includes(DELTA_FEATURE) });
     },
     connected: () => count,
     async close() {

@@ -56,6 +56,15 @@ export interface StreamHub {
   detach(stream: InstanceStream): void;
   /** The latest view of `service` (computed if needed). */
   view(service: string): View;
+  /** The delta line from version `base` to `view`, when `base` is still kept and the delta is smaller than `view`. */
+  delta(service: string, view: View, base: string): Buffer | undefined;
+  /** Whether version `version` of the service's view is kept (a base for deltas). */
+  knows(service: string, version: string): boolean;
+}
+
+export interface StreamOptions {
+  /** The instance asked for deltas (`trellis-stream-features: delta`). */
+  readonly deltas: boolean;
 }
 
 const UNACKED_MS = 10_000;
@@ -76,6 +85,9 @@ export class InstanceStream {
   #hello: HelloMessage | undefined;
   #connectedAt = 0;
   #sent: string | undefined;
+  /** The version the instance is known to hold (ACKed, or its `have`): the base of a delta. */
+  #holds: string | undefined;
+  readonly #deltas: boolean;
   #inflight: { version: string; changedAt: number | undefined } | undefined;
   #inflightTimer: NodeJS.Timeout | undefined;
   readonly #idle: NodeJS.Timeout;
@@ -89,8 +101,9 @@ export class InstanceStream {
   #status: InstanceStatus | undefined;
   #statusAt = 0;
 
-  constructor(stream: ServerHttp2Stream, peer: StreamPeer, hub: StreamHub) {
+  constructor(stream: ServerHttp2Stream, peer: StreamPeer, hub: StreamHub, options: StreamOptions = { deltas: false }) {
     this.#stream = stream;
+    this.#deltas = options.deltas;
     this.#peer = peer;
     this.#hub = hub;
     this.#tokensAt = hub.now();
@@ -131,8 +144,10 @@ export class InstanceStream {
     }
     this.#sent = view.version;
     this.#inflight = { version: view.version, changedAt: view.changedAt };
-    this.#stream.write(view.bytes);
+    const delta = this.#deltas && this.#holds !== undefined ? this.#hub.delta(this.service, view, this.#holds) : undefined;
+    this.#stream.write(delta ?? view.bytes);
     this.#hub.metrics.pushes.inc();
+    this.#hub.metrics.pushedBytes.inc({ kind: delta === undefined ? 'snapshot' : 'delta' }, (delta ?? view.bytes).length);
     if (this.#inflightTimer === undefined) {
       this.#inflightTimer = setTimeout(() => this.#unblock(), UNACKED_MS);
       this.#inflightTimer.unref();
@@ -238,6 +253,7 @@ export class InstanceStream {
       void this.#hub.ready().then(() => {
         if (this.#state !== 'open') return;
         const view = this.#hub.view(this.service);
+        if (have !== null && this.#hub.knows(this.service, have)) this.#holds = have;
         if (have !== null && have === view.version) this.#sent = have;
         else this.offer(view);
       });
@@ -257,6 +273,8 @@ export class InstanceStream {
           if (msg.type === 'ack' && inflight.changedAt !== undefined) this.#hub.metrics.pushLatency.observe((this.#hub.now() - inflight.changedAt) / 1000);
         }
         const at = this.#hub.wall();
+        // Only a version this stream sent can be a delta's base (an ACK of anything else proves nothing).
+        if (msg.type === 'ack' && msg.version === this.#sent) this.#holds = msg.version;
         if (msg.type === 'ack') this.#setStatus({ acked: msg.version, ackedAt: at });
         else {
           this.#hub.metrics.nacks.inc({ service: this.service });

@@ -86,7 +86,31 @@ export interface ErrorMessage {
   readonly code: string;
   readonly message: string;
 }
-export type ControlPlaneMessage = SnapshotMessage | PongMessage | ErrorMessage;
+/**
+ * What changed since a snapshot the instance ACKed (`base`), sent instead of the whole snapshot
+ * to an instance that asked for deltas (request header `trellis-stream-features: delta`) when it
+ * is smaller. Absent fields did not change. `services.set` adds or replaces documents by name;
+ * `endpoints.set` replaces a service's whole list, `add`/`remove` change single endpoints (by
+ * address and instance), `drop` removes a service's list.
+ */
+export interface DeltaMessage {
+  readonly type: 'delta';
+  readonly version: string;
+  readonly base: string;
+  readonly mesh?: SnapshotDocument | null;
+  readonly services?: { readonly set?: readonly SnapshotDocument[]; readonly remove?: readonly string[] };
+  readonly endpoints?: {
+    readonly set?: Readonly<Record<string, readonly SnapshotEndpoint[]>>;
+    readonly add?: Readonly<Record<string, readonly SnapshotEndpoint[]>>;
+    readonly remove?: Readonly<Record<string, readonly { readonly address: string; readonly instance: string }[]>>;
+    readonly drop?: readonly string[];
+  };
+}
+export type ControlPlaneMessage = SnapshotMessage | DeltaMessage | PongMessage | ErrorMessage;
+
+/** The request header an instance sets on POST /v1/stream to receive `delta` messages. */
+export const STREAM_FEATURES_HEADER = 'trellis-stream-features';
+export const DELTA_FEATURE = 'delta';
 
 /** Why a stream is refused; `code` goes on the wire in the `error` message. */
 export class ProtocolError extends Error {

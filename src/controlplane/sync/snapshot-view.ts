@@ -6,12 +6,14 @@
  * nor `dns`. Everything else stays on the control plane (an instance learns nothing about
  * services it may not call).
  *
- * The view is a pure function of the store's copy, computed as JSON text with a stable order,
+ * The view is a pure function of the store's copy, computed as JSON texts with a stable order,
  * so two computations of an unchanged view are the same string: the caller compares strings
- * to know whether anything an instance sees changed, and shares the bytes between instances.
+ * to know whether anything an instance sees changed, shares the bytes between instances, and
+ * compares the parts of two views to send a delta (snapshot-delta.ts).
  */
 import type { InstanceRecord, StoredResource } from '../store/store.js';
 import type { SnapshotDocument, SnapshotEndpoint } from './protocol.js';
+import { endpointKey, type ViewParts } from './snapshot-delta.js';
 
 /** The store's copy, indexed once per computation round. */
 export class ViewIndex {
@@ -45,16 +47,36 @@ export class ViewIndex {
     for (const list of this.#endpoints.values()) list.sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : a.instance < b.instance ? -1 : 1));
   }
 
-  /** The view of `service` as JSON text `{"mesh":…,"services":[…],"endpoints":{…}}`. */
-  content(service: string): string {
-    const docs: SnapshotDocument[] = [];
-    const endpoints: Record<string, SnapshotEndpoint[]> = {};
+  /** The view of `service` as the JSON texts of its parts (their concatenation is `viewContent`). */
+  parts(service: string): ViewParts {
+    const services = new Map<string, string>();
+    const endpoints = new Map<string, Map<string, string>>();
     for (const s of this.services) {
       if (s.name !== service && !s.admits(service)) continue;
-      docs.push(s.doc);
-      if (s.registry) endpoints[s.name] = this.#endpoints.get(s.name) ?? [];
+      services.set(s.name, this.#docText(s.doc));
+      if (s.registry) endpoints.set(s.name, this.#listTexts(s.name));
     }
-    return JSON.stringify({ mesh: this.mesh, services: docs, endpoints });
+    return { mesh: JSON.stringify(this.mesh), services, endpoints };
+  }
+
+  readonly #docTexts = new Map<SnapshotDocument, string>();
+  readonly #lists = new Map<string, Map<string, string>>();
+
+  /** Each document and endpoint list is written once per index, however many views share it. */
+  #docText(doc: SnapshotDocument): string {
+    let t = this.#docTexts.get(doc);
+    if (t === undefined) this.#docTexts.set(doc, (t = JSON.stringify(doc)));
+    return t;
+  }
+
+  #listTexts(service: string): Map<string, string> {
+    let m = this.#lists.get(service);
+    if (m === undefined) {
+      m = new Map();
+      for (const e of this.#endpoints.get(service) ?? []) m.set(endpointKey(e), JSON.stringify(e));
+      this.#lists.set(service, m);
+    }
+    return m;
   }
 }
 
