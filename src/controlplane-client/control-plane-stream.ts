@@ -62,6 +62,17 @@ const SILENCE_MS = 3 * PING_INTERVAL_MS;
  */
 const CONNECT_TIMEOUT_MS = 20_000;
 const BARRIER_MS = 2000;
+/** The longest Retry-After honoured (a larger one is taken as this). */
+const MAX_RETRY_AFTER_MS = 120_000;
+
+/** A Retry-After header's delay in ms (seconds form only), undefined when absent or not a number of seconds. */
+function retryAfterOf(v: string | string[] | undefined): number | undefined {
+  const text = Array.isArray(v) ? v[0] : v;
+  if (text === undefined || !/^\d{1,6}$/.test(text.trim())) return undefined;
+  const seconds = Number(text.trim());
+  // "0" would make a refused instance come straight back: the backoff decides instead.
+  return seconds >= 1 ? Math.min(MAX_RETRY_AFTER_MS, seconds * 1000) : undefined;
+}
 /** ACKed snapshots kept as delta bases (the control plane bases a delta on the last one ACKed). */
 const ACKED_KEPT = 4;
 
@@ -163,11 +174,13 @@ export class ControlPlaneStream {
     }
     this.#session = session;
     let failed = false;
+    /** A replica that refused with Retry-After (admission during a reconnect storm) is waited for that long. */
+    let retryAfterMs: number | undefined;
     const fail = (reason: string): void => {
       if (failed || this.#session !== session) return;
       failed = true;
       this.#teardown();
-      this.#retry(url, reason);
+      this.#retry(url, reason, retryAfterMs);
     };
     session.on('error', (err) => fail(err.message));
     session.on('goaway', () => fail('the replica is going away'));
@@ -187,7 +200,10 @@ export class ControlPlaneStream {
     stream.on('response', (headers) => {
       clearTimeout(connectTimer);
       status = Number(headers[':status']);
-      if (status !== 200) return;
+      if (status !== 200) {
+        retryAfterMs = retryAfterOf(headers['retry-after']);
+        return;
+      }
       this.#live = true;
       this.#send({ type: 'hello', instance: this.#p.instance, service: this.#p.service, labels: this.#p.labels, agent: this.#p.agent, have: this.#p.have(), now: Date.now() });
       if (this.#endpoints.length > 0) this.#send({ type: 'register', endpoints: this.#endpoints });
@@ -308,11 +324,12 @@ export class ControlPlaneStream {
     }
   }
 
-  #retry(url: string, reason: string): void {
+  #retry(url: string, reason: string, retryAfterMs?: number): void {
     if (this.#closed) return;
     this.#setState('disconnected', url, reason);
-    const delay = reconnectDelayMs(this.#attempt, this.#p.random);
-    this.#attempt++;
+    // The replica's own Retry-After (±20 %, so the refused do not come back together) when it
+    // gave one; the backoff's count is left as it was (the replica answered).
+    const delay = retryAfterMs !== undefined ? retryAfterMs * (0.8 + 0.4 * this.#p.random()) : reconnectDelayMs(this.#attempt++, this.#p.random);
     this.#urlIndex = (this.#urlIndex + 1) % this.#p.urls.length;
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = setTimeout(() => {

@@ -33,7 +33,7 @@ import { Router, type ApiHandler, type HttpMethod, type RouteOptions } from './r
 import { issueServingCertificate, type ServingCertificate } from './serving-certificate.js';
 import { openStore } from './store/open-store.js';
 import type { Store } from './store/store.js';
-import { createSync, type Sync } from './sync/index.js';
+import { createSync, type StreamAdmissionParams, type Sync } from './sync/index.js';
 import { startTokenSweeper } from './token-sweeper.js';
 import { createFleet, type Fleet } from './fleet/index.js';
 import { startDashboard, type Dashboard } from './dashboard/index.js';
@@ -59,6 +59,12 @@ export interface ControlPlaneOptions {
   readonly replicaId?: string;
   /** API rate limit per client: per instance certificate, else per address (default 100/s, burst 200). */
   readonly rateLimit?: ClientLimitParams;
+  /**
+   * New instance streams this replica admits per second, whoever opens them (default 100/s,
+   * burst 200): past it a stream is answered 503 `TRELLIS_OVERLOADED` with a Retry-After the
+   * instances honour, so a reconnect storm is taken at this rate (docs/control-plane.md).
+   */
+  readonly streamAdmission?: StreamAdmissionParams;
   /** Serve the read-only dashboard on `HOST:PORT` (the CLI's default is `127.0.0.1:7401`; off when absent). */
   readonly dashboard?: string | undefined;
   /** Read golden metrics from this Prometheus (which scrapes the instances) instead of aggregating reports. */
@@ -147,7 +153,15 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   let serving: ServingCertificate = await issueServingCertificate(ca, listen.host, clock);
 
   const fleet: Fleet = createFleet({ store, clock, ...(options.prometheus !== undefined ? { prometheusUrl: options.prometheus } : {}) });
-  const sync: Sync = createSync({ store, replicaId, registry: metrics.registry, onWarn, onReport: (instance, report) => void fleet.ingest(instance, report) });
+  const sync: Sync = createSync({
+    store,
+    replicaId,
+    registry: metrics.registry,
+    onWarn,
+    onReport: (instance, report) => void fleet.ingest(instance, report),
+    clock,
+    ...(options.streamAdmission !== undefined ? { streamAdmission: options.streamAdmission } : {}),
+  });
   const router = new Router({
     identify: (req, socket) => identifyCaller(req.headers, socket, { trustDomain: ca.trustDomain, adminHash: authority.adminHash, pin: authority.pin }),
     limiter: new ClientLimiter(options.rateLimit ?? DEFAULT_RATE, clock),

@@ -83,6 +83,8 @@ export interface CpFixtureOptions {
   replicaId?: string;
   /** Workload certificate life (default 1 h). */
   certificateTtlMs?: number;
+  /** New streams admitted per second (sync's default when absent). */
+  streamAdmission?: { ratePerSecond: number; burst: number };
 }
 
 function json(res: Http2ServerResponse, status: number, body: unknown): void {
@@ -111,6 +113,7 @@ export async function startCpFixture(o: CpFixtureOptions): Promise<CpFixture> {
     onWarn: (m) => warnings.push(m),
     onReport: (_i, r) => reports.push(r),
     ...(o.leaseTtlMs !== undefined ? { leaseTtlMs: o.leaseTtlMs } : {}),
+    ...(o.streamAdmission !== undefined ? { streamAdmission: o.streamAdmission } : {}),
   });
   const ttlMs = o.certificateTtlMs ?? 3_600_000;
   const issued = { bootstrap: 0, renewal: 0 };

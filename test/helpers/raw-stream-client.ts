@@ -19,6 +19,10 @@ export interface RawClient {
   sendRaw(text: string): void;
   next(pred: (m: Record<string, unknown>) => boolean): Promise<Record<string, unknown>>;
   ended: Promise<void>;
+  /** Everything received, as text (a refusal's JSON body is one line without a newline). */
+  raw(): string;
+  /** The response headers (status and, on a refusal, Retry-After). */
+  response: Promise<http2.IncomingHttpHeaders>;
   close(): void;
 }
 
@@ -32,7 +36,9 @@ export async function rawClient(cp: CpFixture, m: CaMaterial, service: string, h
   const messages: Record<string, unknown>[] = [];
   const waiters: { pred: (m: Record<string, unknown>) => boolean; resolve: (m: Record<string, unknown>) => void }[] = [];
   const splitter = new LineSplitter(8 * 1024 * 1024);
+  let raw = '';
   stream.on('data', (c: Buffer) => {
+    raw += c.toString('utf8');
     for (const line of splitter.push(c)) {
       const msg = JSON.parse(line) as Record<string, unknown>;
       messages.push(msg);
@@ -44,6 +50,7 @@ export async function rawClient(cp: CpFixture, m: CaMaterial, service: string, h
       }
     }
   });
+  const response = new Promise<http2.IncomingHttpHeaders>((resolve) => stream.once('response', (h) => resolve(h)));
   const ended = new Promise<void>((resolve) => {
     stream.on('end', () => resolve());
     stream.on('close', () => resolve());
@@ -58,6 +65,8 @@ export async function rawClient(cp: CpFixture, m: CaMaterial, service: string, h
       return new Promise((resolve) => waiters.push({ pred, resolve }));
     },
     ended,
+    raw: () => raw,
+    response,
     close: () => session.destroy(),
   };
 }

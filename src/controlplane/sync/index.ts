@@ -24,6 +24,8 @@ import type { StreamHub, StreamPeer, View } from './instance-stream.js';
 import { MirroredPrefix } from './mirrored-prefix.js';
 import { DEFAULT_LEASE_TTL_MS, DELTA_FEATURE, STREAM_FEATURES_HEADER } from './protocol.js';
 import { ViewIndex } from './snapshot-view.js';
+import { StreamAdmission } from './stream-admission.js';
+import { systemClock, type Clock } from '../../core/clock.js';
 import { deltaLine, viewContent, type ViewParts } from './snapshot-delta.js';
 import { StatusWriter } from './status-writer.js';
 import { syncMetrics } from './sync-metrics.js';
@@ -35,6 +37,18 @@ export interface SyncDeps {
   onWarn(message: string): void;
   onReport?(instance: { id: string; service: string }, report: unknown): void;
   leaseTtlMs?: number;
+  /**
+   * New streams admitted per second (burst `burst`); default 100/s, burst 200. Beyond it a
+   * stream is answered 503 TRELLIS_OVERLOADED with a Retry-After that spreads the refused
+   * instances over the time the replica needs to take them, and the client waits that long.
+   */
+  streamAdmission?: StreamAdmissionParams;
+  clock?: Clock;
+}
+
+export interface StreamAdmissionParams {
+  readonly ratePerSecond: number;
+  readonly burst: number;
 }
 
 export interface Sync {
@@ -48,6 +62,8 @@ export interface Sync {
 
 /** How long store changes are gathered before views are recomputed and pushed. */
 const COALESCE_MS = 20;
+const DEFAULT_ADMISSION: StreamAdmissionParams = { ratePerSecond: 100, burst: 200 };
+
 /** Views kept per service as bases for deltas (an instance a few changes behind still gets one). */
 const HISTORY = 4;
 
@@ -210,11 +226,20 @@ export function createSync(deps: SyncDeps): Sync {
     knows: (service, version) => history.get(service)?.has(version) === true,
   };
 
+  const admission = new StreamAdmission(deps.streamAdmission ?? DEFAULT_ADMISSION, deps.clock ?? systemClock);
+
   return {
     handleStream(stream, headers, peer) {
       if (closed) {
         stream.respond({ ':status': 503, 'content-type': 'application/json' });
         stream.end(JSON.stringify({ error: { code: 'TRELLIS_CLOSED', message: 'this control-plane replica is shutting down' } }));
+        return;
+      }
+      const waitS = admission.take();
+      if (waitS !== undefined) {
+        metrics.refused.inc({ code: 'TRELLIS_OVERLOADED' });
+        stream.respond({ ':status': 503, 'content-type': 'application/json', 'retry-after': String(waitS) });
+        stream.end(JSON.stringify({ error: { code: 'TRELLIS_OVERLOADED', message: `this replica is taking new streams at ${admission.rate}/s; retry after ${waitS} s` } }));
         return;
       }
       if (!stream.headersSent) stream.respond({ ':status': 200, 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
