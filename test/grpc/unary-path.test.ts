@@ -138,6 +138,48 @@ describe('gRPC unary path', () => {
     assert.doesNotMatch(fresh.traceparent, /0af7651916cd43dd8448eb211c80319c/);
   });
 
+  it("an application interceptor above the mesh's drives the unary call: its metadata reaches the server, it hears headers, reply and status", async () => {
+    // The mesh hands its unary call back to grpc-js without an InterceptingCall around it; an
+    // interceptor composed above must still drive it and hear every callback.
+    const srv = await startEcho('composed', {
+      handlers: {
+        unary: (call, cb) => {
+          const app = call.metadata.get('x-app')[0];
+          cb(null, { text: call.request.text ?? '', server: 'composed', traceparent: '', deadlineLeftMs: -1, note: typeof app === 'string' ? app : '' });
+        },
+      },
+    });
+    servers.push(srv);
+    const mesh = await grpcMesh(serviceYaml('echo', [srv.address]));
+    meshes.push(mesh);
+    const seen: string[] = [];
+    const app: grpc.Interceptor = (options, nextCall) =>
+      new grpc.InterceptingCall(nextCall(options), {
+        start(metadata, listener, next) {
+          metadata.set('x-app', 'from-the-app');
+          next(metadata, {
+            onReceiveMetadata(md, nextMd) {
+              seen.push('metadata');
+              nextMd(md);
+            },
+            onReceiveMessage(message: EchoReply, nextMessage) {
+              seen.push(`message ${message.note}`);
+              nextMessage(message);
+            },
+            onReceiveStatus(status, nextStatus) {
+              seen.push(`status ${status.code}`);
+              nextStatus(status);
+            },
+          });
+        },
+      });
+    const client = new EchoClient(mesh.grpc.target('echo'), mesh.grpc.credentials(), { interceptors: [app, mesh.grpc.interceptor('echo')] });
+    clients.push(client);
+    const r = await unary(client, { text: 'a' });
+    assert.equal(r.note, 'from-the-app', 'the server saw the entry the application interceptor added');
+    assert.deepEqual(seen, ['metadata', 'message from-the-app', `status ${grpc.status.OK}`]);
+  });
+
   it('describe() prints the unary and streaming stacks, with roles and reasons', async () => {
     const mesh = await grpcMesh(serviceYaml('echo', ['127.0.0.1:1'], '  circuitBreaker: { errorThresholdPercent: 50 }\n  rateLimit: { requestsPerSecond: 100 }\n'));
     meshes.push(mesh);
