@@ -123,8 +123,12 @@ function lengthMismatchError(err: Error, declared: number, body: unknown, subjec
   if (err instanceof RequestBodyLengthError) {
     what = err.ended ? `but the request body ended after ${err.sent} bytes` : `but the request body streamed at least ${err.sent} bytes`;
   } else if (declared >= 0 && typeof body === 'object' && body !== null && typeof (body as { readableEnded?: unknown }).readableEnded === 'boolean') {
-    // undici fails a Readable that passes the length as a chunk arrives, one that falls short at its end.
-    what = (body as { readableEnded: boolean }).readableEnded ? 'but the request body stream ended before that' : 'but the request body stream held more';
+    // undici fails a Readable that passes the length as a chunk arrives (destroying it with the
+    // error), one that falls short at its end, and one already ended in memory before sending.
+    const r = body as { errored: unknown; readableEnded: boolean; readableLength: number; readableObjectMode: boolean };
+    if (r.errored === err) what = 'but the request body stream held more';
+    else if (r.readableEnded) what = 'but the request body stream ended before that';
+    else if (!r.readableObjectMode) what = `but the request body stream holds ${r.readableLength} bytes`;
   }
   return new InvalidArgumentError(what === '' ? says : `${says} ${what}`, { ...subject, cause: err });
 }

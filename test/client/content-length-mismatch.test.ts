@@ -32,6 +32,14 @@ function typed(err: unknown): Error & { service?: string } {
   return e as Error & { service?: string };
 }
 
+/** A byte stream that has all of `text` and its end queued. */
+function ended(text: string): Readable {
+  const r = new Readable({ read() {} });
+  r.push(text);
+  r.push(null);
+  return r;
+}
+
 async function* chunks(...parts: string[]): AsyncGenerator<Buffer> {
   for (const p of parts) yield Buffer.from(p);
 }
@@ -129,6 +137,9 @@ describe('a content-length that disagrees with the body is the caller\'s mistake
     const cases: { body: () => unknown; names: RegExp }[] = [
       { body: () => Readable.from([Buffer.from('hello world')], { objectMode: false }), names: /content-length says 5 bytes but the request body stream held more/ },
       { body: () => Readable.from([Buffer.from('hi')], { objectMode: false }), names: /content-length says 5 bytes but the request body stream ended before that/ },
+      // Ended in memory before it is sent: undici knows its length at once.
+      { body: () => ended('hi'), names: /content-length says 5 bytes but the request body stream holds 2 bytes/ },
+      { body: () => ended('hello world'), names: /content-length says 5 bytes but the request body stream holds 11 bytes/ },
       { body: () => chunks('hel', 'lo world'), names: /content-length says 5 bytes but the request body streamed at least 11 bytes/ },
       { body: () => chunks('h', 'i'), names: /content-length says 5 bytes but the request body ended after 2 bytes/ },
     ];
