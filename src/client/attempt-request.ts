@@ -20,8 +20,8 @@ export function attemptHeaders(pairs: readonly string[], host: string | undefine
 }
 
 /**
- * The options the endpoint's Pool is dispatched with. An iterable body with a content-length
- * header is counted on its way (request-body.ts); a stream body is sent by one attempt only.
+ * The options the endpoint's Pool is dispatched with. A streamed body with a content-length
+ * header is counted on its way (request-body.ts); a streamed body is sent by one attempt only.
  */
 export function poolOptions(path: string, method: string, headers: string[], o: CallOptions): Dispatcher.DispatchOptions {
   return {

@@ -5,15 +5,24 @@
  * breaker, outlier or budget charge, never an endpoint error in metrics), not a transport failure.
  *
  * A body of known length (string, Buffer, Blob) that disagrees with the header is refused before
- * the stack (request-validation.ts). A streamed body's length is only known as it is sent:
- * - an (async) iterable — fetch()'s body through `mesh.dispatcher`, a generator — is counted on
- *   its way to undici (`checkedBody`), which fails the attempt with the exact lengths. Without it
+ * the stack (request-validation.ts). A streamed body's length is only known as it is sent, so
+ * `checkedBody` counts it on its way to undici and fails the attempt, with the exact lengths,
+ * before a chunk that passes the header's length or at an end that falls short of it:
+ * - an (async) iterable — fetch()'s body through `mesh.dispatcher`, a generator. Unchecked,
  *   undici throws inside its `for await` and then waits on the iterator's `return()`, which for
  *   fetch()'s body never settles: the request hung until the overall timeout and was charged to
  *   the endpoint as one;
- * - a Readable stream is left to undici (which destroys it on failure, as callers expect): its
- *   RequestContentLengthMismatchError is turned into the typed error, naming the header's length.
+ * - a Readable, piped through a counting Transform (`pipeline`, so undici destroying what it was
+ *   given still destroys the caller's stream, and the caller's stream failing fails it with the
+ *   same error). Over HTTP/2 undici does not compare a stream with its header at all: the server
+ *   reset the stream (PROTOCOL_ERROR), a TRELLIS_RESET charged to the endpoint. There the check
+ *   is handed to undici as an async iterable (`forHttp2`): undici 7.30's HTTP/2 client, when a
+ *   Readable body fails, leaves the connection unable to send the next request (it hangs), which
+ *   an iterable's failure does not.
+ * undici's own RequestContentLengthMismatchError is still turned into the typed error.
  */
+import { pipeline, Transform } from 'node:stream';
+import type { Readable, TransformCallback } from 'node:stream';
 import { InvalidArgumentError } from '../core/errors.js';
 import type { ErrorSubject } from '../core/errors.js';
 
@@ -57,29 +66,67 @@ export function declaredLength(pairs: readonly string[]): number {
 
 type Chunk = string | NodeJS.ArrayBufferView | ArrayBuffer;
 
-/**
- * Whether undici sends `body` through its iterable writer: an iterable that is neither a stream,
- * a string, a buffer nor FormData (an Array, a generator, a web ReadableStream).
- */
-function isChunkIterable(body: object): boolean {
-  if (ArrayBuffer.isView(body) || body instanceof ArrayBuffer) return false;
+/** How undici sends a body object: as a stream, an iterable (an Array, a generator, a web ReadableStream), or otherwise (from memory, FormData). */
+function streamKind(body: object): 'stream' | 'iterable' | undefined {
+  if (ArrayBuffer.isView(body) || body instanceof ArrayBuffer) return undefined;
   const b = body as Record<string | symbol, unknown>;
-  if (typeof b.pipe === 'function' && typeof b.on === 'function') return false;
-  if (b[Symbol.toStringTag] === 'FormData') return false;
-  return typeof b[Symbol.asyncIterator] === 'function' || typeof b[Symbol.iterator] === 'function';
+  if (typeof b.pipe === 'function' && typeof b.on === 'function') return 'stream';
+  if (b[Symbol.toStringTag] === 'FormData') return undefined;
+  return typeof b[Symbol.asyncIterator] === 'function' || typeof b[Symbol.iterator] === 'function' ? 'iterable' : undefined;
 }
 
 /**
- * The body an attempt hands to undici: an iterable body with a content-length header (`pairs`)
- * is counted on its way (`checkedChunks`); any other body is returned as is. One `typeof` for
- * the common bodies (none, a string).
+ * The body an attempt hands to undici: a streamed body with a content-length header (`pairs`)
+ * is counted on its way (`checkedChunks`, `countedStream`); any other body is returned as is.
+ * One `typeof` for the common bodies (none, a string). A streamed body is sent by one attempt
+ * only (it is never replayed).
  */
 export function checkedBody(body: unknown, pairs: readonly string[]): unknown {
-  if (typeof body !== 'object' || body === null || !isChunkIterable(body)) return body;
+  if (typeof body !== 'object' || body === null) return body;
+  const kind = streamKind(body);
+  if (kind === undefined) return body;
   const declared = declaredLength(pairs);
   // No header, or 0 (undici sends no length for a GET's empty declaration, and checks a POST's itself).
   if (declared <= 0) return body;
-  return checkedChunks(body as AsyncIterable<Chunk> | Iterable<Chunk>, declared);
+  return kind === 'stream' ? countedStream(body as Readable, declared) : checkedChunks(body as AsyncIterable<Chunk> | Iterable<Chunk>, declared);
+}
+
+/** Passes a byte stream through, failing before a chunk that would pass `declared` bytes, or at an end short of them. */
+class LengthCheck extends Transform {
+  readonly #declared: number;
+  #sent = 0;
+
+  constructor(declared: number) {
+    super();
+    this.#declared = declared;
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.#sent += chunk.length;
+    if (this.#sent > this.#declared) callback(new RequestBodyLengthError(this.#declared, this.#sent, false));
+    else callback(null, chunk);
+  }
+
+  override _flush(callback: TransformCallback): void {
+    callback(this.#sent === this.#declared ? null : new RequestBodyLengthError(this.#declared, this.#sent, true));
+  }
+}
+
+/**
+ * The body an HTTP/2 Pool hands to undici: a LengthCheck as an async iterable (its iterator
+ * rejects with the check's error; `return()` destroys it, and with it the caller's stream), any
+ * other body as is.
+ */
+export function forHttp2(body: unknown): unknown {
+  if (!(body instanceof LengthCheck)) return body;
+  return { [Symbol.asyncIterator]: (): AsyncIterator<Buffer> => body[Symbol.asyncIterator]() };
+}
+
+/** `source` through a LengthCheck; either failing destroys the other (`pipeline`). */
+function countedStream(source: Readable, declared: number): Readable {
+  const check = new LengthCheck(declared);
+  pipeline(source, check, () => undefined);
+  return check;
 }
 
 /**

@@ -10,6 +10,8 @@
  */
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import http2 from 'node:http2';
+import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { fetch, request } from 'undici';
 import { meshClient, trellisErrorOf } from 'trellis';
@@ -135,11 +137,11 @@ describe('a content-length that disagrees with the body is the caller\'s mistake
     const before = budget();
     const products = mesh.http('products');
     const cases: { body: () => unknown; names: RegExp }[] = [
-      { body: () => Readable.from([Buffer.from('hello world')], { objectMode: false }), names: /content-length says 5 bytes but the request body stream held more/ },
-      { body: () => Readable.from([Buffer.from('hi')], { objectMode: false }), names: /content-length says 5 bytes but the request body stream ended before that/ },
-      // Ended in memory before it is sent: undici knows its length at once.
-      { body: () => ended('hi'), names: /content-length says 5 bytes but the request body stream holds 2 bytes/ },
-      { body: () => ended('hello world'), names: /content-length says 5 bytes but the request body stream holds 11 bytes/ },
+      { body: () => Readable.from([Buffer.from('hel'), Buffer.from('lo world')], { objectMode: false }), names: /content-length says 5 bytes but the request body streamed at least 11 bytes/ },
+      { body: () => Readable.from([Buffer.from('hi')], { objectMode: false }), names: /content-length says 5 bytes but the request body ended after 2 bytes/ },
+      // Ended in memory before it is sent (undici would compare its queued length at once).
+      { body: () => ended('hi'), names: /content-length says 5 bytes but the request body ended after 2 bytes/ },
+      { body: () => ended('hello world'), names: /content-length says 5 bytes but the request body streamed at least 11 bytes/ },
       { body: () => chunks('hel', 'lo world'), names: /content-length says 5 bytes but the request body streamed at least 11 bytes/ },
       { body: () => chunks('h', 'i'), names: /content-length says 5 bytes but the request body ended after 2 bytes/ },
     ];
@@ -157,10 +159,59 @@ describe('a content-length that disagrees with the body is the caller\'s mistake
 
     // A streamed body that matches its header is sent whole, as it was.
     const seen = bodies.length;
-    const res = await products.request({ path: '/fine', method: 'PUT', body: chunks('hel', 'lo') as never, headers: { 'content-length': '5' } });
-    assert.equal(res.statusCode, 200);
-    await res.body.dump();
-    assert.deepEqual(bodies.slice(seen), ['hello']);
+    for (const body of [chunks('hel', 'lo'), Readable.from([Buffer.from('hel'), Buffer.from('lo')], { objectMode: false })]) {
+      const res = await products.request({ path: '/fine', method: 'PUT', body: body as never, headers: { 'content-length': '5' } });
+      assert.equal(res.statusCode, 200);
+      await res.body.dump();
+    }
+    assert.deepEqual(bodies.slice(seen), ['hello', 'hello']);
+  });
+
+  it('over HTTP/2 (where undici does not compare a stream with its header): the same', async () => {
+    const h2 = http2.createServer();
+    h2.on('session', (session) => session.on('error', () => undefined));
+    let answered = 0;
+    h2.on('stream', (stream) => {
+      stream.on('error', () => undefined);
+      stream.resume();
+      stream.on('end', () => {
+        // A stream the client reset has nothing to answer.
+        if (stream.destroyed || stream.closed) return;
+        try {
+          stream.respond({ ':status': 200 });
+          stream.end('ok');
+          answered++;
+        } catch {
+          // Reset meanwhile.
+        }
+      });
+    });
+    await new Promise<void>((resolve) => h2.listen(0, '127.0.0.1', resolve));
+    const port = (h2.address() as AddressInfo).port;
+    const m2 = await meshClient({ service: 'caller', config: `apiVersion: trellis/v1\nkind: Mesh\nmetadata: { name: default }\nspec: { mtls: off }\n---\n${serviceYaml('h2', [{ address: `127.0.0.1:${port}` }], `protocol: http2\n${POLICY}`)}` });
+    try {
+      const client = m2.http('h2');
+      for (const [body, names] of [
+        [() => Readable.from([Buffer.from('hi')], { objectMode: false }), /content-length says 5 bytes but the request body ended after 2 bytes/],
+        [() => Readable.from([Buffer.from('hello world')], { objectMode: false }), /content-length says 5 bytes but the request body streamed at least 11 bytes/],
+        [() => chunks('hello', ' world'), /content-length says 5 bytes but the request body streamed at least 11 bytes/],
+      ] as const) {
+        await assert.rejects(client.request({ path: '/h2', method: 'PUT', body: body() as never, headers: { 'content-length': '5' } }), (err: unknown) => {
+          assert.match(typed(err).message, names);
+          return true;
+        });
+      }
+      const st = m2.inspect().services.find((s) => s.name === 'h2');
+      assert.equal(st?.breaker, 'closed');
+      assert.ok(st?.endpoints.every((e) => !e.ejected), 'no endpoint ejected');
+      const res = await client.request({ path: '/h2', method: 'PUT', body: Readable.from([Buffer.from('hello')], { objectMode: false }) as never, headers: { 'content-length': '5' } });
+      assert.equal(res.statusCode, 200);
+      assert.equal(await res.body.text(), 'ok');
+      assert.equal(answered, 1, 'only the correct request was answered');
+    } finally {
+      await m2.close({ drainTimeoutMs: 100 });
+      for (const c of [h2]) await new Promise<void>((resolve) => c.close(() => resolve()));
+    }
   });
 
   it('fetch() over mesh.dispatcher: fails at once with the typed error instead of hanging until the timeout', async () => {
