@@ -21,7 +21,6 @@
 import { Pool } from 'undici';
 import type { Dispatcher } from 'undici';
 import type { Connect } from './mtls-connector.js';
-import { forHttp2 } from './request-body.js';
 
 /** Concurrent streams per HTTP/2 connection before requests queue. */
 export const HTTP2_MAX_STREAMS = 100;
@@ -29,9 +28,7 @@ export const HTTP2_MAX_STREAMS = 100;
 /** A Pool for one HTTP/2 endpoint, multiplexing every request on its connection. */
 export class Http2Pool extends Pool {
   override dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
-    // A streamed body checked against its content-length goes as an iterable (request-body.ts).
-    const body = forHttp2(opts.body);
-    return super.dispatch(opts.idempotent === undefined || body !== opts.body ? { ...opts, idempotent: opts.idempotent ?? true, body: body as Dispatcher.DispatchOptions['body'] } : opts, handler);
+    return super.dispatch(opts.idempotent === undefined ? { ...opts, idempotent: true } : opts, handler);
   }
 }
 

@@ -6,20 +6,22 @@
  *
  * A body of known length (string, Buffer, Blob) that disagrees with the header is refused before
  * the stack (request-validation.ts). A streamed body's length is only known as it is sent, so
- * `checkedBody` counts it on its way to undici and fails the attempt, with the exact lengths,
- * before a chunk that passes the header's length or at an end that falls short of it:
- * - an (async) iterable — fetch()'s body through `mesh.dispatcher`, a generator. Unchecked,
- *   undici throws inside its `for await` and then waits on the iterator's `return()`, which for
- *   fetch()'s body never settles: the request hung until the overall timeout and was charged to
- *   the endpoint as one;
- * - a Readable, piped through a counting Transform (`pipeline`, so undici destroying what it was
- *   given still destroys the caller's stream, and the caller's stream failing fails it with the
- *   same error). Over HTTP/2 undici does not compare a stream with its header at all: the server
- *   reset the stream (PROTOCOL_ERROR), a TRELLIS_RESET charged to the endpoint. There the check
- *   is handed to undici as an async iterable (`forHttp2`): undici 7.30's HTTP/2 client, when a
- *   Readable body fails, leaves the connection unable to send the next request (it hangs), which
- *   an iterable's failure does not.
- * undici's own RequestContentLengthMismatchError is still turned into the typed error.
+ * `checkedBody` counts it on its way to undici, passively: the count decides, when the attempt
+ * fails, whether the failure was the body's. Nothing here fails the request itself, so the
+ * transport's own rules still end it:
+ * - over HTTP/1.1 undici fails the attempt (UND_ERR_REQ_CONTENT_LENGTH_MISMATCH) and destroys the
+ *   connection, so the upstream sees an aborted request, never a short one;
+ * - over HTTP/2 undici sends the stream unchecked and the upstream resets it (PROTOCOL_ERROR): a
+ *   reset, which the count shows to be the caller's. (Failing it from here would not do: undici
+ *   7.30's HTTP/2 client then closes the stream with NO_ERROR, which a server may read as a
+ *   complete request, and after a failed Readable body it never sends the connection's next
+ *   request.)
+ * An (async) iterable — fetch()'s body through `mesh.dispatcher`, a generator — is driven by hand
+ * so that undici's failure does not wait on the source's `return()`: for fetch()'s body that never
+ * settled, and the request hung until the overall timeout, charged to the endpoint as one. A
+ * Readable is piped (`pipeline`) through a counting Transform, so undici destroying what it was
+ * given still destroys the caller's stream, and the caller's stream failing fails it with the
+ * same error.
  */
 import { pipeline, Transform } from 'node:stream';
 import type { Readable, TransformCallback } from 'node:stream';
@@ -29,25 +31,22 @@ import type { ErrorSubject } from '../core/errors.js';
 /** undici's code for a request body whose length disagrees with its content-length header. */
 export const REQ_LENGTH_MISMATCH = 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH';
 
-/** What `checkedBody` fails the attempt with: undici's code, plus both lengths. */
-export class RequestBodyLengthError extends Error {
-  readonly code = REQ_LENGTH_MISMATCH;
-  /** The content-length header's value. */
+/** What was counted of a streamed body with a content-length header. */
+interface BodyCount {
   readonly declared: number;
-  /** Bytes the body yielded: all of them when `ended`, else as far as past `declared`. */
-  readonly sent: number;
-  readonly ended: boolean;
-
-  constructor(declared: number, sent: number, ended: boolean) {
-    super(ended ? `the request body ended after ${sent} bytes` : `the request body streamed at least ${sent} bytes`);
-    this.name = 'RequestBodyLengthError';
-    this.declared = declared;
-    this.sent = sent;
-    this.ended = ended;
-  }
+  sent: number;
+  ended: boolean;
 }
 
-/** Whether `err` is a request body that disagreed with its content-length header (undici's or ours). */
+/** The counts of the caller's bodies being sent, by the caller's body object. */
+const counts = new WeakMap<object, BodyCount>();
+
+/** Whether a count shows the body disagreeing with its header: past it, or ended short of it. */
+function mismatched(c: BodyCount): boolean {
+  return c.sent > c.declared || (c.ended && c.sent !== c.declared);
+}
+
+/** Whether `err` is undici's error for a request body that disagreed with its content-length header. */
 export function isBodyLengthMismatch(err: unknown): boolean {
   return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === REQ_LENGTH_MISMATCH;
 }
@@ -77,9 +76,9 @@ function streamKind(body: object): 'stream' | 'iterable' | undefined {
 
 /**
  * The body an attempt hands to undici: a streamed body with a content-length header (`pairs`)
- * is counted on its way (`checkedChunks`, `countedStream`); any other body is returned as is.
- * One `typeof` for the common bodies (none, a string). A streamed body is sent by one attempt
- * only (it is never replayed).
+ * counted on its way (`countedStream`, `countedChunks`); any other body as is. One `typeof` for
+ * the common bodies (none, a string). A streamed body is sent by one attempt only (it is never
+ * replayed).
  */
 export function checkedBody(body: unknown, pairs: readonly string[]): unknown {
   if (typeof body !== 'object' || body === null) return body;
@@ -88,55 +87,46 @@ export function checkedBody(body: unknown, pairs: readonly string[]): unknown {
   const declared = declaredLength(pairs);
   // No header, or 0 (undici sends no length for a GET's empty declaration, and checks a POST's itself).
   if (declared <= 0) return body;
-  return kind === 'stream' ? countedStream(body as Readable, declared) : checkedChunks(body as AsyncIterable<Chunk> | Iterable<Chunk>, declared);
+  const count: BodyCount = { declared, sent: 0, ended: false };
+  counts.set(body, count);
+  return kind === 'stream' ? countedStream(body as Readable, count) : countedChunks(body as AsyncIterable<Chunk> | Iterable<Chunk>, count);
 }
 
-/** Passes a byte stream through, failing before a chunk that would pass `declared` bytes, or at an end short of them. */
-class LengthCheck extends Transform {
-  readonly #declared: number;
-  #sent = 0;
+/** Passes a byte stream through as it is, counting it. */
+class LengthCount extends Transform {
+  readonly #count: BodyCount;
 
-  constructor(declared: number) {
+  constructor(count: BodyCount) {
     super();
-    this.#declared = declared;
+    this.#count = count;
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    this.#sent += chunk.length;
-    if (this.#sent > this.#declared) callback(new RequestBodyLengthError(this.#declared, this.#sent, false));
-    else callback(null, chunk);
+    this.#count.sent += chunk.length;
+    callback(null, chunk);
   }
 
   override _flush(callback: TransformCallback): void {
-    callback(this.#sent === this.#declared ? null : new RequestBodyLengthError(this.#declared, this.#sent, true));
+    this.#count.ended = true;
+    callback();
   }
 }
 
-/**
- * The body an HTTP/2 Pool hands to undici: a LengthCheck as an async iterable (its iterator
- * rejects with the check's error; `return()` destroys it, and with it the caller's stream), any
- * other body as is.
- */
-export function forHttp2(body: unknown): unknown {
-  if (!(body instanceof LengthCheck)) return body;
-  return { [Symbol.asyncIterator]: (): AsyncIterator<Buffer> => body[Symbol.asyncIterator]() };
-}
-
-/** `source` through a LengthCheck; either failing destroys the other (`pipeline`). */
-function countedStream(source: Readable, declared: number): Readable {
-  const check = new LengthCheck(declared);
-  pipeline(source, check, () => undefined);
-  return check;
+/** `source` through a LengthCount; either failing destroys the other (`pipeline`). */
+function countedStream(source: Readable, count: BodyCount): Readable {
+  const counter = new LengthCount(count);
+  pipeline(source, counter, () => undefined);
+  return counter;
 }
 
 /**
- * Yields `source`'s chunks, failing with RequestBodyLengthError before a chunk that would pass
- * `declared` bytes, or at the end when fewer came. The source's iterator is driven by hand: on a
- * failure its `return()` is called but not awaited (fetch()'s never settles).
+ * Yields `source`'s chunks as they are, counting them. The source's iterator is driven by hand:
+ * when undici stops early (its own length check throws inside its `for await`) it waits on this
+ * generator's `return()`, which settles at once; the source's `return()` is called but not
+ * awaited (fetch()'s never settles).
  */
-async function* checkedChunks(source: AsyncIterable<Chunk> | Iterable<Chunk>, declared: number): AsyncGenerator<Chunk, void, undefined> {
+async function* countedChunks(source: AsyncIterable<Chunk> | Iterable<Chunk>, count: BodyCount): AsyncGenerator<Chunk, void, undefined> {
   const it: AsyncIterator<Chunk> | Iterator<Chunk> = Symbol.asyncIterator in source ? source[Symbol.asyncIterator]() : (source as Iterable<Chunk>)[Symbol.iterator]();
-  let sent = 0;
   let done = false;
   try {
     for (;;) {
@@ -147,10 +137,10 @@ async function* checkedChunks(source: AsyncIterable<Chunk> | Iterable<Chunk>, de
       }
       // As undici's for-await over a sync iterable, a promised chunk is awaited.
       const chunk = await r.value;
-      sent += typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.byteLength;
-      if (sent > declared) throw new RequestBodyLengthError(declared, sent, false);
+      count.sent += typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.byteLength;
       yield chunk;
     }
+    count.ended = true;
   } finally {
     if (!done && typeof it.return === 'function') {
       try {
@@ -160,16 +150,15 @@ async function* checkedChunks(source: AsyncIterable<Chunk> | Iterable<Chunk>, de
       }
     }
   }
-  if (sent !== declared) throw new RequestBodyLengthError(declared, sent, true);
 }
 
-/** The typed error for a body that disagreed with its header; `declared` is -1 when unknown. */
-function lengthMismatchError(err: Error, declared: number, body: unknown, subject: ErrorSubject): InstanceType<typeof InvalidArgumentError> {
+/** The typed error for a body that disagreed with its header (`count`, when it was counted; `declared` -1 when unknown). */
+function lengthMismatchError(err: Error, declared: number, count: BodyCount | undefined, body: unknown, subject: ErrorSubject): InstanceType<typeof InvalidArgumentError> {
   const says = declared >= 0 ? `header content-length says ${declared} bytes` : 'header content-length disagrees with the request body';
   let what = '';
-  if (err instanceof RequestBodyLengthError) {
-    what = err.ended ? `but the request body ended after ${err.sent} bytes` : `but the request body streamed at least ${err.sent} bytes`;
-  } else if (declared >= 0 && typeof body === 'object' && body !== null && typeof (body as { readableEnded?: unknown }).readableEnded === 'boolean') {
+  if (count !== undefined && count.sent > count.declared) what = `but the request body streamed at least ${count.sent} bytes`;
+  else if (count !== undefined && count.ended) what = `but the request body ended after ${count.sent} bytes`;
+  else if (declared >= 0 && typeof body === 'object' && body !== null && typeof (body as { readableEnded?: unknown }).readableEnded === 'boolean') {
     // undici fails a Readable that passes the length as a chunk arrives (destroying it with the
     // error), one that falls short at its end, and one already ended in memory before sending.
     const r = body as { errored: unknown; readableEnded: boolean; readableLength: number; readableObjectMode: boolean };
@@ -182,16 +171,19 @@ function lengthMismatchError(err: Error, declared: number, body: unknown, subjec
 
 /**
  * `err` (an attempt's error) as the caller's own mistake, or undefined: a body that disagreed
- * with its content-length header (`pairs`: the attempt's headers), or the error the caller's own
- * body stream failed with.
+ * with its content-length header (`pairs`: the attempt's headers) — undici's error, or any
+ * failure of an attempt whose body's count shows the disagreement (an HTTP/2 upstream's reset) —
+ * or the error the caller's own body stream failed with.
  */
 export function callerBodyError(err: Error, body: unknown, pairs: readonly string[], subject: ErrorSubject): Error | undefined {
-  if (isBodyLengthMismatch(err)) return lengthMismatchError(err, declaredLength(pairs), body, subject);
-  if (body === null || typeof body !== 'object' || (body as { errored?: unknown }).errored !== err) return undefined;
+  if (body === null || typeof body !== 'object') return isBodyLengthMismatch(err) ? lengthMismatchError(err, declaredLength(pairs), undefined, body, subject) : undefined;
+  const count = counts.get(body);
+  if (isBodyLengthMismatch(err) || (count !== undefined && mismatched(count))) return lengthMismatchError(err, count?.declared ?? declaredLength(pairs), count, body, subject);
+  if ((body as { errored?: unknown }).errored !== err) return undefined;
   return new InvalidArgumentError(`the request body failed while it was sent: ${err.message}`, { ...subject, cause: err });
 }
 
 /** `err` as the caller's mistake when it is a length mismatch, for a layer that does not know the request (undici-errors.ts). */
 export function bodyLengthMismatchError(err: Error, subject: ErrorSubject): InstanceType<typeof InvalidArgumentError> {
-  return lengthMismatchError(err, err instanceof RequestBodyLengthError ? err.declared : -1, undefined, subject);
+  return lengthMismatchError(err, -1, undefined, undefined, subject);
 }
