@@ -8,6 +8,7 @@
 import type { Dispatcher } from 'undici';
 import { DEADLINE_HEADER } from '../core/ambient.js';
 import type { CallOptions } from './outbound-call.js';
+import { checkedBody } from './request-body.js';
 
 /** The attempt's headers: a fresh list (undici keeps it), `remainingMs` undefined without a deadline. */
 export function attemptHeaders(pairs: readonly string[], host: string | undefined, remainingMs: number | undefined, trace: readonly string[] | undefined): string[] {
@@ -18,13 +19,16 @@ export function attemptHeaders(pairs: readonly string[], host: string | undefine
   return headers;
 }
 
-/** The options the endpoint's Pool is dispatched with. */
+/**
+ * The options the endpoint's Pool is dispatched with. A streamed body with a content-length
+ * header is counted on its way (request-body.ts); a streamed body is sent by one attempt only.
+ */
 export function poolOptions(path: string, method: string, headers: string[], o: CallOptions): Dispatcher.DispatchOptions {
   return {
     path,
     method: method as Dispatcher.HttpMethod,
     headers,
-    body: o.body,
+    body: checkedBody(o.body, headers),
     query: o.query,
     reset: o.reset,
     expectContinue: o.expectContinue,

@@ -146,10 +146,12 @@ export class OutboundAttempt implements Deadline {
       this.#call.attemptFailed(this, e);
       return;
     }
-    // After the headers: the body was cut short.
-    this.#endOfBody(ours === undefined);
+    // After the headers: the body was cut short, by the endpoint unless the caller's own request
+    // body failed (an early response streams while the upload goes on): that is charged to no one.
+    const mine = ours === undefined ? this.#call.callerBodyError(err, this.endpointId) : undefined;
+    this.#endOfBody(ours === undefined && mine === undefined);
     if (mode === 'deliver') {
-      this.#call.bodyFailed(ours ?? mapTransportError(err, { service: this.#core.service, route: this.#call.routeName, endpoint: this.endpointId }, 'mid-body'));
+      this.#call.bodyFailed(ours ?? mine ?? mapTransportError(err, { service: this.#core.service, route: this.#call.routeName, endpoint: this.endpointId }, 'mid-body'));
     }
   }
 

@@ -24,7 +24,7 @@ import type { Dispatcher } from 'undici';
 import type { Classification } from '../core/classify.js';
 import { timerDelay } from '../core/timer-limit.js';
 import type { Deadline, DeadlineQueue } from '../core/deadline-queue.js';
-import { AbortedError, InvalidArgumentError, RetriesExhaustedError, TimeoutError } from '../core/errors.js';
+import { AbortedError, RetriesExhaustedError, TimeoutError } from '../core/errors.js';
 import { errorOutcome, OUTCOME_FAULT, statusLabel } from '../observability/metrics-labels.js';
 import { CallerHeaders, replayableBody } from './call-headers.js';
 import type { CallbackHandler } from './caller-handler.js';
@@ -48,6 +48,7 @@ import { deadlineExceeded, isPropagated, overallDeadline } from './call-deadline
 import { attemptHeaders, poolOptions } from './attempt-request.js';
 import { classifyResponse, readWholeFirst } from './response-verdict.js';
 import { bodyOutcome, recordCall } from './call-outcome.js';
+import { callerBodyError } from './request-body.js';
 
 const PER_TRY_TIMEOUT: Classification = Object.freeze({ kind: 'failure', conditions: Object.freeze(['timeout']) });
 
@@ -348,13 +349,12 @@ export class OutboundCall implements Deadline {
 
   /**
    * `err` (an attempt's error) as the caller's own mistake when it is the error the caller's request
-   * body stream failed with: a TRELLIS_INVALID_ARGUMENT, which no endpoint, breaker or retry is
-   * charged with (http-classify.ts). Undefined for any other error.
+   * body stream failed with, or a body that disagreed with its content-length header
+   * (request-body.ts): a TRELLIS_INVALID_ARGUMENT, which no endpoint, breaker or retry is charged
+   * with (http-classify.ts). Undefined for any other error.
    */
   callerBodyError(err: Error, endpoint: string): Error | undefined {
-    const body = this.#opts.body as { errored?: unknown } | null | undefined;
-    if (body === null || typeof body !== 'object' || body.errored !== err) return undefined;
-    return new InvalidArgumentError(`the request body failed while it was sent: ${err.message}`, { cause: err, service: this.#core.service, route: this.routeName, endpoint });
+    return callerBodyError(err, this.#opts.body, this.#headers, { service: this.#core.service, route: this.routeName, endpoint });
   }
 
   /** The attempt failed before the caller saw anything (an error, or a reset while buffering). */

@@ -155,14 +155,20 @@ export function invalidRequestArgument(opts: unknown, service: string): InvalidA
     if (method.length === 7 && method.toUpperCase() === 'CONNECT') return refuse(service, 'method CONNECT is not a request (use mesh.connect() for a tunnel)');
   }
 
+  let seen: SeenHeaders | undefined;
   if (o.headers !== undefined && o.headers !== null) {
-    const h = invalidHeaders(o.headers, service);
+    seen = { host: false, contentLength: -1 };
+    const h = invalidHeaders(o.headers, seen, service);
     if (h !== undefined) return h;
   }
 
   const body = o.body;
   if (body !== undefined && body !== null && typeof body !== 'string' && !isBodyObject(body)) {
     return refuse(service, `body must be a string, a Buffer or typed array, an ArrayBuffer, a Readable stream, an (async) iterable, a Blob or FormData, got ${show(body)}`);
+  }
+  if (seen !== undefined && seen.contentLength >= 0) {
+    const m = contentLengthMismatch(seen.contentLength, method, body, service);
+    if (m !== undefined) return m;
   }
 
   const signal = o.signal;
@@ -209,10 +215,44 @@ function isBodyObject(body: unknown): boolean {
   return tag === 'FormData' || tag === 'Blob' || tag === 'File';
 }
 
+/** What the header checks saw of the single-valued headers: `contentLength` is -1 when none was given. */
+interface SeenHeaders {
+  host: boolean;
+  contentLength: number;
+}
+
+/**
+ * Methods undici sends no content-length for, and so never checks against the body's length
+ * (lib/dispatcher/client-h1.js `shouldSendContentLength`; CONNECT is refused above).
+ */
+const NO_LENGTH_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
+
+/** The byte length of a body undici sends from memory (string, Buffer, typed array, ArrayBuffer, Blob), or -1. */
+function knownBodyLength(body: unknown): number {
+  if (body === undefined || body === null) return 0;
+  if (typeof body === 'string') return Buffer.byteLength(body);
+  if (ArrayBuffer.isView(body) || body instanceof ArrayBuffer) return body.byteLength;
+  if (body instanceof Blob) return body.size;
+  return -1;
+}
+
+/**
+ * A `content-length` header that disagrees with a body of known length: undici fails such a
+ * request in the endpoint's Pool (UND_ERR_REQ_CONTENT_LENGTH_MISMATCH), where it looked like a
+ * failure of the endpoint. Refused here on undici's own rule (a method that sends a length, a
+ * non-empty body: an empty one is sent with `content-length: 0`), so what this accepts undici
+ * does too. A streamed body's length is only known once it ends (request-body-length.ts).
+ */
+function contentLengthMismatch(declared: number, method: unknown, body: unknown, service: string): InvalidArgument | undefined {
+  const actual = knownBodyLength(body);
+  if (actual <= 0 || actual === declared) return undefined;
+  if (typeof method !== 'string' || NO_LENGTH_METHODS.has(method.toUpperCase())) return undefined;
+  return refuse(service, `header content-length says ${declared} bytes but the body holds ${actual} bytes`);
+}
+
 /** Checks every header of any shape undici accepts (object, flat array, array of pairs, Headers, Map). */
-function invalidHeaders(headers: unknown, service: string): InvalidArgument | undefined {
+function invalidHeaders(headers: unknown, seen: SeenHeaders, service: string): InvalidArgument | undefined {
   if (typeof headers !== 'object' || headers === null) return refuse(service, `headers must be an object or an array, got ${show(headers)}`);
-  const seen = { host: false, contentLength: false };
   if (Array.isArray(headers)) {
     if (headers.length > 0 && Array.isArray(headers[0])) {
       for (const pair of headers as unknown[]) {
@@ -249,7 +289,7 @@ function invalidHeaders(headers: unknown, service: string): InvalidArgument | un
   return undefined;
 }
 
-function invalidHeader(name: unknown, value: unknown, seen: { host: boolean; contentLength: boolean }, service: string): InvalidArgument | undefined {
+function invalidHeader(name: unknown, value: unknown, seen: SeenHeaders, service: string): InvalidArgument | undefined {
   // An undefined value means "no such header", whatever its name (as undici skips it).
   if (value === undefined) return undefined;
   if (typeof name !== 'string') return refuse(service, `header names must be strings, got ${show(name)}`);
@@ -271,11 +311,13 @@ function invalidHeader(name: unknown, value: unknown, seen: { host: boolean; con
   }
   const e = invalidHeaderValue(lower, value, service);
   if (e !== undefined) return e;
-  if (lower === 'host' || lower === 'content-length') {
-    const key = lower === 'host' ? 'host' : 'contentLength';
-    if (seen[key]) return refuse(service, `header ${lower} given twice`);
-    seen[key] = true;
-    if (lower === 'content-length' && !isDigits(value)) return refuse(service, `header content-length must be a decimal number, got ${show(value)}`);
+  if (lower === 'host') {
+    if (seen.host) return refuse(service, 'header host given twice');
+    seen.host = true;
+  } else if (lower === 'content-length') {
+    if (seen.contentLength >= 0) return refuse(service, 'header content-length given twice');
+    if (!isDigits(value)) return refuse(service, `header content-length must be a decimal number, got ${show(value)}`);
+    seen.contentLength = typeof value === 'number' ? value : Number(value);
   } else if (lower === 'connection') {
     if (typeof value !== 'string') return refuse(service, 'header connection must be a string of tokens');
     for (const token of value.split(',')) {

@@ -1,11 +1,13 @@
 /**
  * Maps what undici and the socket layer throw to Trellis's typed errors, so the layers above
  * classify on stable codes: connect failures (nothing was sent, always safe to retry), resets
- * (the connection died mid-exchange), timeouts, and everything else as an upstream error.
+ * (the connection died mid-exchange), timeouts, a request body that disagreed with its
+ * content-length header as the caller's mistake, and everything else as an upstream error.
  * An error that came from our own abort (deadline, per-try timeout, caller) is returned as is.
  */
 import { ConnectFailedError, ResetError, TimeoutError, TrellisError, UpstreamError } from '../core/errors.js';
 import type { ErrorSubject } from '../core/errors.js';
+import { bodyLengthMismatchError, isBodyLengthMismatch } from './request-body.js';
 
 const CONNECT_CODES = new Set([
   'ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'EAI_AGAIN',
@@ -54,6 +56,8 @@ function isMalformedBody(err: unknown): boolean {
  */
 export function mapTransportError(err: unknown, subject: ErrorSubject, phase: 'request' | 'mid-body' = 'request'): TrellisError {
   if (err instanceof TrellisError) return err;
+  // The caller's body disagreed with its content-length header: the caller's mistake, not the endpoint's.
+  if (isBodyLengthMismatch(err)) return bodyLengthMismatchError(err as Error, subject);
   const code = typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
   const message = err instanceof Error ? err.message : String(err);
   const opts = { ...subject, cause: err };

@@ -22,7 +22,9 @@
  * reads the channel's target from a call it opens below (`getPeer()` of a call not yet started
  * is the channel target, in grpc-js 1.14): a unary call's first attempt then uses that call, a
  * stream cancels it; a channel whose target is not a `trellis:` target goes on through it
- * untouched.
+ * untouched. A bound interceptor reads the target the same way, to know whether the Trellis
+ * picker will see the call: on a plain channel no mesh entry is written into the metadata (the
+ * picker strips them) and a unary call writes its deadline as `grpc-timeout` itself.
  */
 import { InterceptingCall, Metadata, status as Status } from '@grpc/grpc-js';
 import type { Deadline, Interceptor, InterceptorOptions, NextCall, StatusObject } from '@grpc/grpc-js';
@@ -78,8 +80,11 @@ class MeshCall implements InterceptingCallInterface {
   #running = false;
   #finished = false;
 
-  constructor(side: GrpcClientSide, service: string, options: InterceptorOptions, nextCall: NextCall) {
+  readonly #picker: boolean;
+
+  constructor(side: GrpcClientSide, service: string, options: InterceptorOptions, nextCall: NextCall, picker = true) {
     this.#side = side;
+    this.#picker = picker;
     this.#service = service;
     this.#options = options;
     this.#nextCall = nextCall;
@@ -169,6 +174,7 @@ class MeshCall implements InterceptingCallInterface {
       responseStream: this.#responseStream,
       open: this.#open,
       relay: this.#relay,
+      picker: this.#picker,
     };
     const stack = stacks.stream;
     let pending: Promise<GrpcResult>;
@@ -216,7 +222,7 @@ class MeshCall implements InterceptingCallInterface {
  *   { interceptors: [meshClientInterceptor(side, 'greeter')] });
  */
 export function meshClientInterceptor(side: GrpcClientSide, service: string | undefined, ownId: string, lookup: ClientSideLookup): Interceptor {
-  if (service !== undefined) return (options, nextCall) => meshCall(side, service, options, nextCall);
+  if (service !== undefined) return boundInterceptor(side, service);
   return (options, nextCall) => {
     // A call not yet started answers getPeer() with the channel's target (grpc-js 1.14).
     const probe = nextCall(options);
@@ -244,9 +250,30 @@ function unwrapped(call: UnaryCall): InterceptingCall {
   return call as unknown as InterceptingCall;
 }
 
-/** A unary call runs the compiled unary path; a streaming one the stream stack. */
-function meshCall(side: GrpcClientSide, service: string, options: InterceptorOptions, nextCall: NextCall): InterceptingCall {
-  const m = options.method_definition;
-  if (!m.requestStream && !m.responseStream) return unwrapped(new UnaryCall(side, service, options, nextCall));
-  return new InterceptingCall(new MeshCall(side, service, options, nextCall));
+/**
+ * The interceptor bound to `service`, which an application may put on any channel. Only a
+ * `trellis:` channel runs the Trellis LB policy, whose picker takes the mesh's entries (the pick
+ * hint, a unary call's deadline) off the metadata and writes the deadline as `grpc-timeout`; on
+ * another channel (a plain `host:port`) the call writes none of them and sends its deadline
+ * itself. Which channel is read from a call opened below (`getPeer()` of a call not yet started
+ * is the channel's target), opened without the application's deadline so that a unary call's
+ * first attempt can take it as its call (grpc-js arms no timer for it).
+ */
+function boundInterceptor(side: GrpcClientSide, service: string): Interceptor {
+  // The last channel target seen and whether it is a `trellis:` one (an application has few channels).
+  let lastTarget = '';
+  let lastPicker = false;
+  return (options, nextCall) => {
+    const probe = nextCall(options.deadline === undefined ? options : { ...options, deadline: undefined });
+    const target = probe.getPeer();
+    if (target !== lastTarget) {
+      lastTarget = target;
+      lastPicker = parseTrellisTarget(target) !== undefined;
+    }
+    const picker = lastPicker;
+    const m = options.method_definition;
+    if (!m.requestStream && !m.responseStream) return unwrapped(new UnaryCall(side, service, options, nextCall, probe, picker, false));
+    probe.cancelWithStatus(Status.CANCELLED, 'trellis: target probe');
+    return new InterceptingCall(new MeshCall(side, service, options, nextCall, picker));
+  };
 }

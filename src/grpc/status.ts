@@ -28,6 +28,9 @@ export const PICK_HINT_KEY = 'x-trellis-endpoint';
  */
 export const DEADLINE_KEY = 'x-trellis-deadline';
 
+/** gRPC's deadline header (PROTOCOL-HTTP2), written by the picker or, off the Trellis picker, by the unary call. */
+export const GRPC_TIMEOUT_KEY = 'grpc-timeout';
+
 const TIMEOUT_UNITS: readonly (readonly [string, number])[] = [['m', 1], ['S', 1000], ['M', 60_000], ['H', 3_600_000]];
 
 /**

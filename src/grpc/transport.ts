@@ -42,7 +42,8 @@ export function grpcTransport(clock: Clock): Service<GrpcCall, GrpcResult> {
       const call = req.open(wallDeadline(ctx.deadline, clock));
       const relay = req.relay;
       const metadata = req.ownsMetadata === true ? req.metadata : req.metadata.clone();
-      if (ctx.endpoint !== undefined) setOwn(metadata, PICK_HINT_KEY, ctx.endpoint.id);
+      // Only the Trellis picker takes the hint off; on another channel it would reach the server.
+      if (ctx.endpoint !== undefined && req.picker !== false) setOwn(metadata, PICK_HINT_KEY, ctx.endpoint.id);
       let headers: GrpcResult['metadata'];
       let message: unknown;
       let hasMessage = false;

@@ -47,7 +47,7 @@ import type { CallContext } from '../core/context.js';
 import { grpcResultOutcome } from './classify.js';
 import type { GrpcResult, InterceptingCallInterface } from './grpc-call.js';
 import { hasAny, setOwn, takeOwn } from './metadata-entries.js';
-import { codeForError, DEADLINE_KEY, grpcCodeLabel, PICK_HINT_KEY, ROUTE_KEY, statusForError, Status } from './status.js';
+import { codeForError, DEADLINE_KEY, grpcCodeLabel, grpcTimeout, GRPC_TIMEOUT_KEY, PICK_HINT_KEY, ROUTE_KEY, statusForError, Status } from './status.js';
 import { grpcAttemptAttributes, grpcResultAttributes, metadataHeaders, metadataTraceCarrier } from './tracing.js';
 import type { GrpcRoutePolicy, GrpcUnaryCore } from './unary-core.js';
 
@@ -250,15 +250,21 @@ export class UnaryCall implements InterceptingCallInterface, Deadline {
   /** Inside the application's `halfClose`: an answer the mesh makes at once waits for a microtask (never a callback before the call returns). */
   #sync = false;
 
-  /** A call below, already opened with the call's options (the interceptor's target probe): attempt 1's, when it can be. */
+  /** A call below, already opened (the interceptor's target probe): attempt 1's, when it can be. */
   #spare: InterceptingCallInterface | undefined;
+  /** The spare was opened with the call's own options, deadline included (grpc-js armed a timer for it). */
+  readonly #spareTimed: boolean;
+  /** The channel runs the Trellis picker, which takes the pick hint and the deadline entry off the metadata. */
+  readonly #picker: boolean;
 
-  constructor(source: UnaryCoreSource, service: string, options: InterceptorOptions, nextCall: NextCall, spare?: InterceptingCallInterface) {
+  constructor(source: UnaryCoreSource, service: string, options: InterceptorOptions, nextCall: NextCall, spare?: InterceptingCallInterface, picker = true, spareTimed = true) {
     this.#source = source;
     this.#service = service;
     this.#options = options;
     this.#nextCall = nextCall;
     this.#spare = spare;
+    this.#picker = picker;
+    this.#spareTimed = spareTimed;
   }
 
   // The application's side (grpc-js InterceptingCallInterface).
@@ -481,7 +487,7 @@ export class UnaryCall implements InterceptingCallInterface, Deadline {
     // grpc-js copies the metadata when the call starts; a retry gets a copy of its own anyway,
     // in case an interceptor below keeps the one it was given.
     const md = n === 1 ? (this.#md as Metadata) : (this.#md as Metadata).clone();
-    setOwn(md, PICK_HINT_KEY, picked.endpoint.id);
+    if (this.#picker) setOwn(md, PICK_HINT_KEY, picked.endpoint.id);
     const otel = this.#otel;
     if (otel !== undefined) {
       const parent = this.#otelParent as Context;
@@ -500,6 +506,7 @@ export class UnaryCall implements InterceptingCallInterface, Deadline {
    * Opens the attempt's call below the interceptor and sends the request. The deadline travels to
    * the Trellis picker, which sends it as `grpc-timeout`; grpc-js is given none, so it arms no
    * timer of its own: the call's deadline entry (route or `anyDeadlines` queue) ends the attempt.
+   * On a channel without the picker the call writes `grpc-timeout` itself (the time left now).
    */
   #open(a: UnaryAttempt, md: Metadata): void {
     const d = this.#deadline;
@@ -507,11 +514,12 @@ export class UnaryCall implements InterceptingCallInterface, Deadline {
     try {
       if (d !== undefined) {
         const clock = (this.#core as GrpcUnaryCore).clock;
-        setOwn(md, DEADLINE_KEY, String(Math.floor(clock.wall() + (d - clock.now()))));
+        if (this.#picker) setOwn(md, DEADLINE_KEY, String(Math.floor(clock.wall() + (d - clock.now()))));
+        else setOwn(md, GRPC_TIMEOUT_KEY, grpcTimeout(d - clock.now()));
       }
       let call = this.#spare;
       this.#spare = undefined;
-      if (call !== undefined && o.deadline !== undefined) {
+      if (call !== undefined && o.deadline !== undefined && this.#spareTimed) {
         // Opened with the application's deadline, for which grpc-js arms a timer: not this one.
         call.cancelWithStatus(Status.CANCELLED, 'trellis: target probe');
         call = undefined;
