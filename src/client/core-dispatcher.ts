@@ -10,6 +10,7 @@ import { Dispatcher } from 'undici';
 import type { Destination, Destinations } from './destinations.js';
 import { callbackHandler, failHandler } from './caller-handler.js';
 import { OutboundCall } from './outbound-call.js';
+import { CallerHeaders } from './call-headers.js';
 import type { CallOptions } from './outbound-call.js';
 import type { HttpResponseClassifier } from './http-classify.js';
 import { InvalidArgumentError, UnknownServiceError } from '../core/errors.js';
@@ -36,8 +37,14 @@ export function dispatchToService(destinations: Destinations, service: string, o
   return dispatchToDestination(destinations, dest, service, opts, handler, classify, upgrades);
 }
 
-/** dispatchToService for a destination already looked up. */
-export function dispatchToDestination(destinations: Destinations, dest: Destination, service: string, opts: CallOptions, handler: Dispatcher.DispatchHandler, classify: HttpResponseClassifier | undefined, upgrades?: UpgradeDispatch): boolean {
+/** The collector of a call's headers for `dest`'s hot path, filled by request validation as it checks them. */
+export function callerHeadersFor(dest: Destination): CallerHeaders {
+  const core = dest.http.core;
+  return new CallerHeaders(undefined, core.tracer !== undefined, core.table !== undefined);
+}
+
+/** dispatchToService for a destination already looked up; `headers`, when given, were read from `opts` by callerHeadersFor. */
+export function dispatchToDestination(destinations: Destinations, dest: Destination, service: string, opts: CallOptions, handler: Dispatcher.DispatchHandler, classify: HttpResponseClassifier | undefined, upgrades?: UpgradeDispatch, headers?: CallerHeaders): boolean {
   const wrong = wrongProtocol(dest, service);
   if (wrong !== undefined) {
     destinations.invalidArgument(service, opts.method);
@@ -49,7 +56,7 @@ export function dispatchToDestination(destinations: Destinations, dest: Destinat
     failHandler(handler, new InvalidArgumentError('this dispatcher does not carry upgrades', { service }));
     return true;
   }
-  new OutboundCall(dest.http.core, opts, callbackHandler(handler), classify).run();
+  new OutboundCall(dest.http.core, opts, callbackHandler(handler), classify, headers).run();
   return true;
 }
 

@@ -112,7 +112,8 @@ export class OutboundCall implements Deadline {
   /** The access log's start of line, when the access log is on. */
   readonly #line: LineStart | undefined;
 
-  constructor(core: OutboundCore, opts: CallOptions, handler: CallbackHandler, classify: HttpResponseClassifier | undefined) {
+  /** `headers`: the caller's headers already read (as request validation checked them), else read from `opts`. */
+  constructor(core: OutboundCore, opts: CallOptions, handler: CallbackHandler, classify: HttpResponseClassifier | undefined, headers?: CallerHeaders) {
     this.#core = core;
     this.#opts = opts;
     this.#handler = handler;
@@ -126,7 +127,7 @@ export class OutboundCall implements Deadline {
     this.#route = core.routes[0] as RoutePolicy;
     this.#path = opts.path;
     this.#routeKey = opts.routeKey;
-    const h = new CallerHeaders(opts.headers, core.tracer !== undefined, core.table !== undefined);
+    const h = headers ?? new CallerHeaders(opts.headers, core.tracer !== undefined, core.table !== undefined);
     this.#headers = h.pairs;
     this.#host = h.host;
     this.#matchHeaders = h.match;
