@@ -49,6 +49,9 @@ import { attemptHeaders, poolOptions } from './attempt-request.js';
 import { classifyResponse, readWholeFirst } from './response-verdict.js';
 import { bodyOutcome, recordCall } from './call-outcome.js';
 
+/** The `resume` a response read whole first is given: nothing is paused any more. */
+const NO_RESUME = (): void => undefined;
+
 const PER_TRY_TIMEOUT: Classification = Object.freeze({ kind: 'failure', conditions: Object.freeze(['timeout']) });
 
 /** Options the mesh reads besides undici's own. */
@@ -220,7 +223,8 @@ export class OutboundCall implements Deadline {
       else this.#timer = setTimeout(() => this.#overallTimeout(), timerDelay(deadline - now));
     }
     core.budget.deposit();
-    if (core.endpoints.known) this.#attempt();
+    // The first attempt starts now: the time just read is its start too (one clock read less).
+    if (core.endpoints.known) this.#attempt(now);
     else {
       // Discovery has not answered yet: wait for it (bounded by the timeout and the caller's abort).
       core.endpoints.ready(undefined).then(() => {
@@ -262,10 +266,10 @@ export class OutboundCall implements Deadline {
   }
 
   /** Sends the next attempt: rate limits, adaptive concurrency (which may wait for a slot), then the rest. */
-  #attempt(): void {
+  #attempt(at?: number): void {
     const core = this.#core;
     const n = ++this.#attempts;
-    const now = core.clock.now();
+    const now = at ?? core.clock.now();
     const limited = admitLimits(core, this.#route);
     if (limited !== undefined) {
       this.#refused(limited, now);
@@ -471,7 +475,7 @@ export class OutboundCall implements Deadline {
     // The body is complete: the endpoint's report is due now.
     a.ended();
     if (this.#finished) return;
-    this.#deliver(cls, status, raw, () => undefined, text);
+    this.#deliver(cls, status, raw, NO_RESUME, text);
     const h = this.#handler;
     for (const c of chunks) {
       if (this.#finished) return;
