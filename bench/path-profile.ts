@@ -2,11 +2,13 @@
  * A CPU profile of each contender of one call path, taken in one process in interleaved rounds
  * (node:inspector's Profiler, started and stopped around each measured round), so the profiles
  * of raw and mesh share the machine's load and V8's warm state and leave out startup. Prints,
- * per contender, µs of CPU per request by function (self time) and by file, and the difference
- * mesh − raw, largest first.
+ * per contender, µs of CPU per request by function (self time) or by file (`--by file`), and the
+ * difference mesh − raw, largest first; with `--alloc`, bytes allocated per request instead.
+ * Self time is V8's: a function inlined into its caller is counted in the caller.
  *
  *   npm run build && node --import tsx bench/path-profile.ts --path fetch [--rounds 6] [--seconds 1.5] [--top 50]
  *
+ * `--drop timeout,retries,...` leaves those parts of the full stack out (FULL_POLICY's keys).
  * `--save PREFIX` writes each contender's last round as PREFIX-raw.cpuprofile / PREFIX-mesh.cpuprofile.
  * `--path`: `http` (mesh.http().request() vs raw Pools), `request` (undici.request through
  * mesh.dispatcher vs undici's default Agent) or `fetch` (Node's fetch() the same way).
@@ -20,7 +22,7 @@ import { meshClient } from 'trellis';
 import type { Call } from './measure.js';
 import { LatencyBuffer, runRound } from './measure.js';
 import { startUpstream } from './spawn-upstream.js';
-import { benchServiceYaml } from './bench-service.js';
+import { benchServiceYaml, FULL_POLICY } from './bench-service.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -31,6 +33,7 @@ const { values: args } = parseArgs({
     by: { type: 'string', default: 'fn' },
     save: { type: 'string' },
     alloc: { type: 'boolean', default: false },
+    drop: { type: 'string', default: '' },
   },
 });
 const PATH = args.path as string;
@@ -78,7 +81,10 @@ function addAllocations(root: AllocNode, by: string, into: Map<string, number>):
 }
 
 const upstream = await startUpstream(3, Math.ceil((ROUNDS * 2 * (ROUND_MS + 300)) / 1000) + 60);
-const mesh = await meshClient({ service: 'bench', config: benchServiceYaml(upstream.ports), logger: { warn: () => {} } });
+// `--drop timeout,retries`: the full stack minus those parts (bench-service.ts's FULL_POLICY keys).
+const dropped = new Set((args.drop as string).split(',').filter((x) => x !== ''));
+const policy = Object.entries(FULL_POLICY).filter(([k]) => !dropped.has(k)).map(([, v]) => v);
+const mesh = await meshClient({ service: 'bench', config: benchServiceYaml(upstream.ports, policy), logger: { warn: () => {} } });
 const pools = upstream.ports.map((p) => new Pool(`http://127.0.0.1:${p}`));
 const agent = new Agent();
 const urls = upstream.ports.map((p) => `http://127.0.0.1:${p}/`);
@@ -174,7 +180,8 @@ try {
   const [raw, meshC] = contenders as [(typeof contenders)[number], (typeof contenders)[number]];
   const per = (c: typeof raw, k: string): number => (c.self.get(k) ?? 0) / c.requests;
   const total = (c: typeof raw): number => [...c.self].filter(([k]) => !k.startsWith('(idle)') && !k.startsWith('dispatch dispatch:0') && k !== 'dispatch').reduce((a, [, v]) => a + v, 0) / c.requests;
-  console.log(`--path ${PATH}: ${raw.requests} raw and ${meshC.requests} mesh requests profiled; µs per request (busy): raw ${total(raw).toFixed(1)}, mesh ${total(meshC).toFixed(1)}, diff ${(total(meshC) - total(raw)).toFixed(1)}`);
+  const unit = args.alloc ? 'bytes allocated per request' : 'µs of CPU per request (busy; the profiler\'s own stop excluded)';
+  console.log(`--path ${PATH}: ${raw.requests} raw and ${meshC.requests} mesh requests profiled; ${unit}: raw ${total(raw).toFixed(1)}, mesh ${total(meshC).toFixed(1)}, diff ${(total(meshC) - total(raw)).toFixed(1)}`);
   for (const c of contenders) console.log(`GC ${c.key}: ${[...c.gc].sort().map(([k, v]) => `${k} per 1k req ${((v * 1000) / c.requests).toFixed(2)}`).join(', ')}`);
   obs.disconnect();
   const keys = new Set([...raw.self.keys(), ...meshC.self.keys()]);
