@@ -80,4 +80,14 @@ describe('mesh.dispatcher', () => {
     assert.equal(seen?.['x-one'], '1');
     assert.equal(seen?.['x-two'], '2');
   });
+
+  it('mesh.http().request() reads a one-shot iterator of headers once too', async () => {
+    function* pairs(): Generator<[string, string]> {
+      yield ['x-three', '3'];
+    }
+    const res = await mesh.http('products').request({ method: 'GET', path: '/http-iterated', headers: pairs() as unknown as Record<string, string> });
+    assert.equal(res.statusCode, 200);
+    const json = (await res.body.json()) as { server: string };
+    assert.equal(ss.find((s) => s.name === json.server)?.lastHeaders?.['x-three'], '3');
+  });
 });
