@@ -19,22 +19,27 @@ export class CallerHeaders {
   readonly match: Record<string, string | string[]> | undefined;
   readonly #tracing: boolean;
 
+  /**
+   * Reads `input` (any shape undici accepts); with `undefined`, the headers are given one by one
+   * with `add` (request-validation.ts does, as it checks each, so they are walked once).
+   */
   constructor(input: unknown, tracing: boolean, forMatching: boolean) {
     this.#tracing = tracing;
     this.match = forMatching ? {} : undefined;
     if (input === undefined || input === null) return;
     if (Array.isArray(input)) {
-      if (input.length > 0 && Array.isArray(input[0])) for (const pair of input as unknown[][]) this.#add(String(pair[0]), pair[1]);
-      else for (let i = 0; i + 1 < input.length; i += 2) this.#add(String(input[i]), input[i + 1]);
+      if (input.length > 0 && Array.isArray(input[0])) for (const pair of input as unknown[][]) this.add(String(pair[0]), pair[1]);
+      else for (let i = 0; i + 1 < input.length; i += 2) this.add(String(input[i]), input[i + 1]);
     } else if (typeof (input as { [Symbol.iterator]?: unknown })[Symbol.iterator] === 'function') {
-      for (const [k, v] of input as Iterable<[string, unknown]>) this.#add(k, v);
+      for (const [k, v] of input as Iterable<[string, unknown]>) this.add(k, v);
     } else {
       const o = input as Record<string, unknown>;
-      for (const k in o) this.#add(k, o[k]);
+      for (const k in o) this.add(k, o[k]);
     }
   }
 
-  #add(k: string, v: unknown): void {
+  /** Adds one header as the caller gave it (an undefined or null value is no header). */
+  add(k: string, v: unknown): void {
     if (v === undefined || v === null) return;
     const lk = k.toLowerCase();
     const mh = this.match;
@@ -65,14 +70,33 @@ export function replayableBody(body: unknown, cap: number): boolean {
   return false;
 }
 
-/** The value of `content-length` in a response's raw headers, or -1. */
+const CONTENT_LENGTH = 'content-length';
+
+/** Whether `name` (raw header bytes) is `content-length` in any case, read byte by byte (no string made). */
+function isContentLength(name: Buffer): boolean {
+  if (name.length !== 14) return false;
+  for (let i = 0; i < 14; i++) {
+    let c = name[i]!;
+    if (c >= 0x41 && c <= 0x5a) c |= 0x20;
+    if (c !== CONTENT_LENGTH.charCodeAt(i)) return false;
+  }
+  return true;
+}
+
+/** The value of `content-length` in a response's raw headers, or -1 (read from the bytes: no string made). */
 export function contentLength(raw: readonly Buffer[]): number {
   for (let i = 0; i + 1 < raw.length; i += 2) {
-    const k = raw[i]!;
-    if (k.length === 14 && k.toString('latin1').toLowerCase() === 'content-length') {
-      const n = Number(raw[i + 1]!.toString('latin1'));
-      return Number.isInteger(n) && n >= 0 ? n : -1;
+    if (!isContentLength(raw[i]!)) continue;
+    const v = raw[i + 1]!;
+    // Digits only, as undici itself requires of a response's content-length; at most 15 (exact in a double).
+    if (v.length === 0 || v.length > 15) return -1;
+    let n = 0;
+    for (let j = 0; j < v.length; j++) {
+      const d = v[j]! - 0x30;
+      if (d < 0 || d > 9) return -1;
+      n = n * 10 + d;
     }
+    return n;
   }
   return -1;
 }

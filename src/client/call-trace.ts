@@ -8,7 +8,7 @@
  */
 import type { Context, Span, Tracer } from '@opentelemetry/api';
 import type { LbEndpoint } from '../lb/lb-endpoint.js';
-import { extract } from '../observability/propagation.js';
+import { extract, formatTraceparent } from '../observability/propagation.js';
 import { fromSpanContext } from '../observability/tracer.js';
 import type { MeshTracer } from '../observability/tracer.js';
 import { startAttemptSpan } from './attempt-span.js';
@@ -16,7 +16,11 @@ import { startAttemptSpan } from './attempt-span.js';
 /** The propagate-only trace headers as name/value pairs; `bag` holds the caller's own trace headers. */
 export function propagatedTrace(tracer: MeshTracer, bag: Record<string, string> | undefined): string[] {
   const parent = tracer.currentParent() ?? (bag === undefined ? undefined : extract(bag));
-  const h = tracer.headersFor(parent ?? tracer.newRoot());
+  const ctx = parent ?? tracer.newRoot();
+  // W3C alone (the default) without a tracestate: the one pair, with no headers object between.
+  const formats = tracer.formats;
+  if (formats.length === 1 && formats[0] === 'tracecontext' && (ctx.traceState === undefined || ctx.traceState === '')) return ['traceparent', formatTraceparent(ctx)];
+  const h = tracer.headersFor(ctx);
   const trace: string[] = [];
   for (const k in h) trace.push(k, h[k] as string);
   return trace;

@@ -10,6 +10,7 @@ import { Dispatcher } from 'undici';
 import type { Destination, Destinations } from './destinations.js';
 import { callbackHandler, failHandler } from './caller-handler.js';
 import { OutboundCall } from './outbound-call.js';
+import { CallerHeaders } from './call-headers.js';
 import type { CallOptions } from './outbound-call.js';
 import type { HttpResponseClassifier } from './http-classify.js';
 import { InvalidArgumentError, UnknownServiceError } from '../core/errors.js';
@@ -26,18 +27,28 @@ export function wrongProtocol(dest: Destination, service: string): TrellisError 
   return new InvalidArgumentError(`${service} is protocol tcp, and this is an HTTP request: nothing was sent (open connections to it with mesh.connect())`, { service });
 }
 
-/** Sends one call to `service` through its destination's hot path. The caller checked the arguments. */
-export function dispatchToService(destinations: Destinations, service: string, opts: CallOptions, handler: Dispatcher.DispatchHandler, classify: HttpResponseClassifier | undefined, upgrades?: UpgradeDispatch): boolean {
+/**
+ * Sends one call to `service` through its destination's hot path. The caller checked the
+ * arguments; `read`, when given, holds the headers it read from `opts` as it checked them, for
+ * destination `readFor` (they are read again when the configuration changed in between).
+ */
+export function dispatchToService(destinations: Destinations, service: string, opts: CallOptions, handler: Dispatcher.DispatchHandler, classify: HttpResponseClassifier | undefined, upgrades?: UpgradeDispatch, readFor?: Destination, read?: CallerHeaders): boolean {
   const dest = destinations.get(service);
   if (dest === undefined) {
     failHandler(handler, new UnknownServiceError(`no Service document named "${service}"`, { service }));
     return true;
   }
-  return dispatchToDestination(destinations, dest, service, opts, handler, classify, upgrades);
+  return dispatchToDestination(destinations, dest, service, opts, handler, classify, upgrades, readFor === dest ? read : undefined);
 }
 
-/** dispatchToService for a destination already looked up. */
-export function dispatchToDestination(destinations: Destinations, dest: Destination, service: string, opts: CallOptions, handler: Dispatcher.DispatchHandler, classify: HttpResponseClassifier | undefined, upgrades?: UpgradeDispatch): boolean {
+/** The collector of a call's headers for `dest`'s hot path, filled by request validation as it checks them. */
+export function callerHeadersFor(dest: Destination): CallerHeaders {
+  const core = dest.http.core;
+  return new CallerHeaders(undefined, core.tracer !== undefined, core.table !== undefined);
+}
+
+/** dispatchToService for a destination already looked up; `headers`, when given, were read from `opts` by callerHeadersFor. */
+export function dispatchToDestination(destinations: Destinations, dest: Destination, service: string, opts: CallOptions, handler: Dispatcher.DispatchHandler, classify: HttpResponseClassifier | undefined, upgrades?: UpgradeDispatch, headers?: CallerHeaders): boolean {
   const wrong = wrongProtocol(dest, service);
   if (wrong !== undefined) {
     destinations.invalidArgument(service, opts.method);
@@ -49,7 +60,7 @@ export function dispatchToDestination(destinations: Destinations, dest: Destinat
     failHandler(handler, new InvalidArgumentError('this dispatcher does not carry upgrades', { service }));
     return true;
   }
-  new OutboundCall(dest.http.core, opts, callbackHandler(handler), classify).run();
+  new OutboundCall(dest.http.core, opts, callbackHandler(handler), classify, headers).run();
   return true;
 }
 
@@ -68,8 +79,36 @@ export class ServiceDispatcher extends Dispatcher {
     this.#upgrades = upgrades;
   }
 
+  /** The options of the request() in progress and the headers read from them (see `requestRead`). */
+  #readOpts: object | undefined = undefined;
+  #readFor: Destination | undefined = undefined;
+  #read: CallerHeaders | undefined = undefined;
+
+  /**
+   * undici's request() with the headers already read from `opts` (as validation checked them):
+   * request() hands `opts` to dispatch() synchronously, which takes them instead of reading the
+   * caller's headers a second time (a one-shot iterator would be empty by then).
+   */
+  requestRead(opts: Dispatcher.RequestOptions, readFor: Destination, read: CallerHeaders): Promise<Dispatcher.ResponseData> {
+    this.#readOpts = opts;
+    this.#readFor = readFor;
+    this.#read = read;
+    try {
+      return this.request(opts);
+    } finally {
+      this.#readOpts = this.#readFor = this.#read = undefined;
+    }
+  }
+
   override dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
-    return dispatchToService(this.#destinations, this.#service, opts as CallOptions, handler, this.#classify, this.#upgrades);
+    let readFor: Destination | undefined;
+    let read: CallerHeaders | undefined;
+    if (opts === this.#readOpts) {
+      readFor = this.#readFor;
+      read = this.#read;
+      this.#readOpts = this.#readFor = this.#read = undefined;
+    }
+    return dispatchToService(this.#destinations, this.#service, opts as CallOptions, handler, this.#classify, this.#upgrades, readFor, read);
   }
 
   override async close(): Promise<void> {}

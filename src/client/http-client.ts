@@ -12,7 +12,7 @@ import type { Destination, Destinations } from './destinations.js';
 import { discardRefusedBody, invalidRequestArgument, isUpgrade } from './request-validation.js';
 import type { MeshRequestOptions } from './http-request.js';
 import type { HttpResponseClassifier } from './http-classify.js';
-import { ServiceDispatcher, wrongProtocol } from './core-dispatcher.js';
+import { callerHeadersFor, ServiceDispatcher, wrongProtocol } from './core-dispatcher.js';
 import type { UpgradeDispatch } from './dispatch-upgrade.js';
 
 export interface HttpClientOptions {
@@ -84,16 +84,18 @@ export class HttpClient implements MeshHttpClient {
     }
     // The caller's own mistakes are refused here, before the stack: inside it they looked like a
     // failing endpoint (retried, charged to outlier stats, the breaker and the retry budget).
+    // The headers are read once, as they are checked, and handed to the call (core-dispatcher.ts).
+    const headers = callerHeadersFor(dest);
     const invalid =
       opts !== null && typeof opts === 'object' && isUpgrade(opts as { upgrade?: unknown })
         ? new InvalidArgumentError('request() does not upgrade: use mesh.http(service).upgrade(), undici.upgrade() with mesh.dispatcher, or mesh.websocket()', { service: this.service })
-        : invalidRequestArgument(opts, this.service);
+        : invalidRequestArgument(opts, this.service, headers);
     if (invalid !== undefined) {
       this.#destinations.invalidArgument(this.service, (opts as { method?: unknown } | null)?.method);
       discardRefusedBody(opts, invalid);
       return Promise.reject(invalid);
     }
     // The hot path: undici's own request() over the destination's dispatcher (core-dispatcher.ts).
-    return this.#dispatcher.request(opts as Dispatcher.RequestOptions);
+    return this.#dispatcher.requestRead(opts as Dispatcher.RequestOptions, dest, headers);
   }
 }

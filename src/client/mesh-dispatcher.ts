@@ -12,7 +12,7 @@ import { decideOrigin, originShape } from './dispatch-origin.js';
 import type { MeshDispatcherOptions, OriginDecision, OriginShape, UnknownHostPolicy } from './dispatch-origin.js';
 import type { Destinations } from './destinations.js';
 import { failHandler } from './caller-handler.js';
-import { dispatchToDestination } from './core-dispatcher.js';
+import { callerHeadersFor, dispatchToDestination } from './core-dispatcher.js';
 import { dispatchArgs } from './dispatch-options.js';
 import type { CallOptions } from './outbound-call.js';
 import { invalidRequestArgument, isUpgrade } from './request-validation.js';
@@ -38,15 +38,23 @@ export class MeshDispatcher extends Dispatcher {
   /** Origin strings already parsed (null: not a URL), so fetch() does not re-parse URLs. */
   readonly #shapes = new Map<string, OriginShape | null>();
 
+  /** The last origin string seen and its shape: fetch() makes a new string per request, and a
+   * compare with the last one is cheaper than hashing it for the Map. */
+  #lastOrigin = '';
+  #lastShape: OriginShape | null = null;
+
   /** The parsed shape of an origin (null: not a URL), cached per origin string. */
   #shape(origin: string | URL): OriginShape | null {
     if (typeof origin !== 'string') return originShape(origin);
+    if (origin === this.#lastOrigin) return this.#lastShape;
     let shape = this.#shapes.get(origin);
     if (shape === undefined) {
       shape = originShape(origin);
       if (this.#shapes.size >= 1024) this.#shapes.clear();
       this.#shapes.set(origin, shape);
     }
+    this.#lastOrigin = origin;
+    this.#lastShape = shape;
     return shape;
   }
 
@@ -75,7 +83,10 @@ export class MeshDispatcher extends Dispatcher {
     // Every option read from here on is a field of one shape (dispatch-options.ts).
     const args = dispatchArgs(opts);
     // Refused before the stack, through the handler's error path (as undici's own dispatchers do).
-    const invalid = invalidRequestArgument(args, service);
+    // The headers are read once, as they are checked (an upgrade reads them at its own edge).
+    const upgrade = isUpgrade(args);
+    const headers = upgrade ? undefined : callerHeadersFor(dest);
+    const invalid = invalidRequestArgument(args, service, headers);
     if (invalid !== undefined) {
       this.#destinations.invalidArgument(service, args.method);
       failHandler(handler, invalid);
@@ -83,7 +94,7 @@ export class MeshDispatcher extends Dispatcher {
     }
     // The caller's handler goes straight down the hot path; an upgrade, with every option the
     // caller gave (the copy keeps only what the hot path reads), to the upgrade edge.
-    return dispatchToDestination(this.#destinations, dest, service, (isUpgrade(args) ? opts : args) as CallOptions, handler, undefined, this.#upgrades);
+    return dispatchToDestination(this.#destinations, dest, service, (upgrade ? opts : args) as CallOptions, handler, undefined, this.#upgrades, headers);
   }
 
   override async close(): Promise<void> {

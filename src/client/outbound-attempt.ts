@@ -35,6 +35,8 @@ import { isTrellisError } from '../core/errors.js';
 /** Largest body drained to keep a connection when a response is retried; larger ones are aborted. */
 export const DRAIN_LIMIT = 64 * 1024;
 
+const NO_CHUNKS: Buffer[] = [];
+
 type Mode = 'wait' | 'deliver' | 'buffer' | 'drain' | 'done';
 
 /** A classification's metric outcome. */
@@ -110,7 +112,9 @@ export class OutboundAttempt implements Deadline {
       case 'deliver':
         return this.#call.data(chunk);
       case 'buffer':
-        (this.#chunks ??= []).push(chunk);
+        // Most small bodies come in one chunk: a one-element array, not a grown empty one.
+        if (this.#chunks === undefined) this.#chunks = [chunk];
+        else this.#chunks.push(chunk);
         return true;
       case 'drain':
         this.#drained += chunk.length;
@@ -126,7 +130,7 @@ export class OutboundAttempt implements Deadline {
     if (mode === 'done' || mode === 'wait') return;
     this.mode = 'done';
     if (mode === 'buffer') {
-      const chunks = this.#chunks ?? [];
+      const chunks = this.#chunks ?? NO_CHUNKS;
       this.#chunks = undefined;
       this.#call.buffered(this, this.#status, this.#raw ?? [], this.#statusText, chunks, trailers);
       return;

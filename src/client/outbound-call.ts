@@ -50,6 +50,9 @@ import { classifyResponse, readWholeFirst } from './response-verdict.js';
 import { bodyOutcome, recordCall } from './call-outcome.js';
 import { callerBodyError } from './request-body.js';
 
+/** The `resume` a response read whole first is given: nothing is paused any more. */
+const NO_RESUME = (): void => undefined;
+
 const PER_TRY_TIMEOUT: Classification = Object.freeze({ kind: 'failure', conditions: Object.freeze(['timeout']) });
 
 /** Options the mesh reads besides undici's own. */
@@ -113,7 +116,8 @@ export class OutboundCall implements Deadline {
   /** The access log's start of line, when the access log is on. */
   readonly #line: LineStart | undefined;
 
-  constructor(core: OutboundCore, opts: CallOptions, handler: CallbackHandler, classify: HttpResponseClassifier | undefined) {
+  /** `headers`: the caller's headers already read (as request validation checked them), else read from `opts`. */
+  constructor(core: OutboundCore, opts: CallOptions, handler: CallbackHandler, classify: HttpResponseClassifier | undefined, headers?: CallerHeaders) {
     this.#core = core;
     this.#opts = opts;
     this.#handler = handler;
@@ -127,7 +131,7 @@ export class OutboundCall implements Deadline {
     this.#route = core.routes[0] as RoutePolicy;
     this.#path = opts.path;
     this.#routeKey = opts.routeKey;
-    const h = new CallerHeaders(opts.headers, core.tracer !== undefined, core.table !== undefined);
+    const h = headers ?? new CallerHeaders(opts.headers, core.tracer !== undefined, core.table !== undefined);
     this.#headers = h.pairs;
     this.#host = h.host;
     this.#matchHeaders = h.match;
@@ -220,7 +224,8 @@ export class OutboundCall implements Deadline {
       else this.#timer = setTimeout(() => this.#overallTimeout(), timerDelay(deadline - now));
     }
     core.budget.deposit();
-    if (core.endpoints.known) this.#attempt();
+    // The first attempt starts now: the time just read is its start too (one clock read less).
+    if (core.endpoints.known) this.#attempt(now);
     else {
       // Discovery has not answered yet: wait for it (bounded by the timeout and the caller's abort).
       core.endpoints.ready(undefined).then(() => {
@@ -262,10 +267,10 @@ export class OutboundCall implements Deadline {
   }
 
   /** Sends the next attempt: rate limits, adaptive concurrency (which may wait for a slot), then the rest. */
-  #attempt(): void {
+  #attempt(at?: number): void {
     const core = this.#core;
     const n = ++this.#attempts;
-    const now = core.clock.now();
+    const now = at ?? core.clock.now();
     const limited = admitLimits(core, this.#route);
     if (limited !== undefined) {
       this.#refused(limited, now);
@@ -470,7 +475,7 @@ export class OutboundCall implements Deadline {
     // The body is complete: the endpoint's report is due now.
     a.ended();
     if (this.#finished) return;
-    this.#deliver(cls, status, raw, () => undefined, text);
+    this.#deliver(cls, status, raw, NO_RESUME, text);
     const h = this.#handler;
     for (const c of chunks) {
       if (this.#finished) return;

@@ -129,11 +129,18 @@ export interface RequestArguments {
   [option: string]: unknown;
 }
 
+/** Takes each header once it is checked, in the caller's order (call-headers.ts's CallerHeaders). */
+export interface HeaderSink {
+  add(name: string, value: unknown): void;
+}
+
 /**
  * The error for the first invalid argument of a request, or undefined when every argument is
- * acceptable. `service` names the destination in the error.
+ * acceptable. `service` names the destination in the error. With `sink`, every header is handed
+ * to it as it passes (one walk over the caller's headers, not one to check and one to copy; an
+ * iterator the caller gave is read once); after a refusal its contents mean nothing.
  */
-export function invalidRequestArgument(opts: unknown, service: string): InvalidArgument | undefined {
+export function invalidRequestArgument(opts: unknown, service: string, sink?: HeaderSink): InvalidArgument | undefined {
   if (opts === null || typeof opts !== 'object') return refuse(service, `request options must be an object, got ${show(opts)}`);
   const o = opts as RequestArguments;
 
@@ -158,7 +165,7 @@ export function invalidRequestArgument(opts: unknown, service: string): InvalidA
   let seen: SeenHeaders | undefined;
   if (o.headers !== undefined && o.headers !== null) {
     seen = { host: false, contentLength: -1 };
-    const h = invalidHeaders(o.headers, seen, service);
+    const h = invalidHeaders(o.headers, seen, service, sink);
     if (h !== undefined) return h;
   }
 
@@ -251,7 +258,7 @@ function contentLengthMismatch(declared: number, method: unknown, body: unknown,
 }
 
 /** Checks every header of any shape undici accepts (object, flat array, array of pairs, Headers, Map). */
-function invalidHeaders(headers: unknown, seen: SeenHeaders, service: string): InvalidArgument | undefined {
+function invalidHeaders(headers: unknown, seen: SeenHeaders, service: string, sink: HeaderSink | undefined): InvalidArgument | undefined {
   if (typeof headers !== 'object' || headers === null) return refuse(service, `headers must be an object or an array, got ${show(headers)}`);
   if (Array.isArray(headers)) {
     if (headers.length > 0 && Array.isArray(headers[0])) {
@@ -259,6 +266,7 @@ function invalidHeaders(headers: unknown, seen: SeenHeaders, service: string): I
         if (!Array.isArray(pair) || pair.length !== 2) return refuse(service, 'headers given as an array of pairs must hold [name, value] pairs only');
         const e = invalidHeader(pair[0], pair[1], seen, service);
         if (e !== undefined) return e;
+        if (sink !== undefined && pair[1] !== undefined) sink.add(pair[0] as string, pair[1]);
       }
       return undefined;
     }
@@ -266,6 +274,7 @@ function invalidHeaders(headers: unknown, seen: SeenHeaders, service: string): I
     for (let i = 0; i < headers.length; i += 2) {
       const e = invalidHeader(headers[i], headers[i + 1], seen, service);
       if (e !== undefined) return e;
+      if (sink !== undefined && headers[i + 1] !== undefined) sink.add(headers[i] as string, headers[i + 1]);
     }
     return undefined;
   }
@@ -276,6 +285,7 @@ function invalidHeaders(headers: unknown, seen: SeenHeaders, service: string): I
       if (!Array.isArray(pair) || pair.length !== 2) return refuse(service, 'headers given as an iterable must yield [name, value] pairs');
       const e = invalidHeader(pair[0], pair[1], seen, service);
       if (e !== undefined) return e;
+      if (sink !== undefined && pair[1] !== undefined) sink.add(pair[0] as string, pair[1]);
     }
     return undefined;
   }
@@ -283,8 +293,10 @@ function invalidHeaders(headers: unknown, seen: SeenHeaders, service: string): I
   const names = Object.keys(record);
   for (let i = 0; i < names.length; i++) {
     const name = names[i] as string;
-    const e = invalidHeader(name, record[name], seen, service);
+    const value = record[name];
+    const e = invalidHeader(name, value, seen, service);
     if (e !== undefined) return e;
+    if (sink !== undefined && value !== undefined) sink.add(name, value);
   }
   return undefined;
 }

@@ -17,8 +17,17 @@ const NO_HEADERS: HttpResponse['headers'] = Object.freeze({}) as HttpResponse['h
 /** A shed answer is told apart by its headers; other statuses are classified without parsing them. */
 const SHED_STATUS = 503;
 
+/** A headerless response per status, made once: the classifiers only read it. */
+const BARE: (HttpResponse | undefined)[] = new Array<HttpResponse | undefined>(1000).fill(undefined);
+
+function bare(status: number): HttpResponse {
+  if (status < 100 || status > 999) return Object.freeze({ statusCode: status, headers: NO_HEADERS }) as HttpResponse;
+  return (BARE[status] ??= Object.freeze({ statusCode: status, headers: NO_HEADERS }) as HttpResponse);
+}
+
 /** The route's classification of a response (headers parsed only for a 503 or a caller's classifier). */
 export function classifyResponse(route: RoutePolicy, user: HttpResponseClassifier | undefined, status: number, raw: Buffer[]): Classification {
+  if (user === undefined && status !== SHED_STATUS) return route.classify(bare(status), undefined);
   const res = { statusCode: status, headers: status === SHED_STATUS || user !== undefined ? headersObject(raw) : NO_HEADERS } as HttpResponse;
   if (user !== undefined) {
     try {

@@ -67,4 +67,27 @@ describe('mesh.dispatcher', () => {
     const json = (await res.body.json()) as { path: string };
     assert.equal(json.path, '/via-undici');
   });
+
+  it('reads headers given as a one-shot iterator once: checked and sent, none lost', async () => {
+    function* pairs(): Generator<[string, string]> {
+      yield ['x-one', '1'];
+      yield ['x-two', '2'];
+    }
+    const res = await request('http://products/iterated', { dispatcher: mesh.dispatcher, headers: pairs() as unknown as Record<string, string> });
+    assert.equal(res.statusCode, 200);
+    const json = (await res.body.json()) as { server: string };
+    const seen = ss.find((s) => s.name === json.server)?.lastHeaders;
+    assert.equal(seen?.['x-one'], '1');
+    assert.equal(seen?.['x-two'], '2');
+  });
+
+  it('mesh.http().request() reads a one-shot iterator of headers once too', async () => {
+    function* pairs(): Generator<[string, string]> {
+      yield ['x-three', '3'];
+    }
+    const res = await mesh.http('products').request({ method: 'GET', path: '/http-iterated', headers: pairs() as unknown as Record<string, string> });
+    assert.equal(res.statusCode, 200);
+    const json = (await res.body.json()) as { server: string };
+    assert.equal(ss.find((s) => s.name === json.server)?.lastHeaders?.['x-three'], '3');
+  });
 });
