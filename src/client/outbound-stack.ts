@@ -16,11 +16,8 @@ import type { StackModule } from '../core/stack.js';
 import type { Service } from '../core/service.js';
 import { applyFilter } from '../core/service.js';
 import { formatDuration } from '../core/duration.js';
-import { NoRouteError } from '../core/errors.js';
 import type { RouteSpec, ServiceSpec } from '../config/types.js';
 import { timeoutFilter } from '../resilience/timeout-filter.js';
-import { compileRoutes } from '../traffic/route-table.js';
-import { rewriteRequest } from '../traffic/rewrite.js';
 import { faultFilter } from '../traffic/fault-filter.js';
 import { mirrorFilterOf, mirrorSender } from '../traffic/mirror-filter.js';
 import type { MirrorSender } from '../traffic/mirror-filter.js';
@@ -47,7 +44,6 @@ export interface OutboundDeps {
 export interface BuiltStack {
   /** One stack per route (the backend level included), for describe(). */
   readonly routes: readonly { name: string; stack: Stack<HttpRequest, HttpResponse> }[];
-  readonly service: Service<HttpRequest, HttpResponse>;
   /** The same stack on the handler-based hot path (outbound-core.ts), which carries every call. */
   readonly core: OutboundCore;
   describe(): string;
@@ -89,46 +85,12 @@ export function outboundHttpStack(spec: ServiceSpec, state: ServiceState, deps: 
   const routes = routeSpecs.map((route) => {
     const modules = routeModules(spec, route, state, deps, classify, backend, limiterScopes);
     const stack = new Stack<HttpRequest, HttpResponse>([...modules, ...backendModules]);
-    return { name: route.name, stack, service: new Stack<HttpRequest, HttpResponse>(modules).build(backend) };
+    return { name: route.name, stack };
   });
   state.retainLimiters(limiterScopes);
 
-  const table = declared ? compileRoutes(spec.routes) : undefined;
-  const only = routes[0];
-  let service: Service<HttpRequest, HttpResponse>;
-  if (table === undefined && only !== undefined) {
-    // No routes declared: the request goes as sent, with the service's policy.
-    const run = only.service;
-    service = (req, ctx) => {
-      state.counters.requests++;
-      ctx.route = 'default';
-      return run(req, ctx);
-    };
-  } else {
-    const byIndex = routes.map((r) => r.service);
-    const hashHeaders = routeSpecs.map((r) => r.hashOn?.header);
-    service = (req, ctx) => {
-      state.counters.requests++;
-      const m = table?.match(req);
-      if (m === undefined) {
-        return Promise.reject(new NoRouteError(`no route of ${spec.name} matches ${req.method} ${req.path}`, { service: spec.name }));
-      }
-      ctx.route = m.name;
-      const hashHeader = hashHeaders[m.route.index];
-      if (ctx.routeKey === undefined && hashHeader !== undefined) {
-        const v = req.headers[hashHeader];
-        ctx.routeKey = Array.isArray(v) ? v[0] : v;
-      }
-      const run = byIndex[m.route.index];
-      if (run === undefined) return Promise.reject(new NoRouteError(`route ${m.name} has no stack`, { service: spec.name }));
-      const sent = m.path === req.path ? req : { ...req, path: m.path };
-      return run(rewriteRequest(sent, m.route, m.matchedPrefix), ctx);
-    };
-  }
-
-  // Logical-request observability wraps route dispatch, so requests no route matched count too.
+  // Logical-request observability, described above the routes (the hot path records it per call).
   const top = observability?.requestModules(spec, classify) ?? [];
-  if (top.length > 0) service = new Stack<HttpRequest, HttpResponse>(top).build(service);
   const topDescription = top.length > 0 ? `destination:\n${new Stack<HttpRequest, HttpResponse>(top).describe()}\n` : '';
 
   const core = outboundCore(spec, state, {
@@ -154,8 +116,7 @@ export function outboundHttpStack(spec: ServiceSpec, state: ServiceState, deps: 
   const pathLine = 'path: handler (one call object down to the Pool)';
 
   return {
-    routes: routes.map((r) => ({ name: r.name, stack: r.stack })),
-    service,
+    routes,
     core,
     describe: () => `${pathLine}\n${topDescription}${routes.map((r) => `route ${r.name}:\n${r.stack.describe()}`).join('\n')}`,
   };
