@@ -210,8 +210,12 @@ export class Mesh extends EventEmitter<MeshEvents> {
 
   /** An undici-shaped client for one destination service. */
   http(service: string, options: HttpClientOptions = {}): MeshHttpClient {
-    if (this.#config?.services.get(service)?.protocol === 'tcp') {
+    const protocol = this.#config?.services.get(service)?.protocol;
+    if (protocol === 'tcp') {
       throw new InvalidArgumentError(`mesh.http() needs a service that speaks HTTP, and ${service} is protocol tcp (open connections to it with mesh.connect)`, { service });
+    }
+    if (protocol === 'grpc') {
+      throw new InvalidArgumentError(`mesh.http() needs a service that speaks HTTP, and ${service} is protocol grpc (call it with a @grpc/grpc-js client and mesh.grpc.target/credentials/clientOptions)`, { service });
     }
     if (options.classify !== undefined) return new HttpClient(service, this.#parts.destinations, options, () => this.#closed, this.#connections.upgrade);
     let c = this.#clients.get(service);

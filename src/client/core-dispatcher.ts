@@ -19,12 +19,15 @@ import type { UpgradeDispatch } from './dispatch-upgrade.js';
 import { isUpgrade } from './request-validation.js';
 
 /**
- * The caller's mistake of sending HTTP to a `protocol: tcp` service (a raw protocol, Redis say):
- * refused before any connection, naming the service and its protocol. Undefined when it speaks HTTP.
+ * The caller's mistake of sending a plain HTTP request to a `protocol: tcp` service (a raw
+ * protocol, Redis say) or a `protocol: grpc` one (a gRPC server answers only gRPC over HTTP/2;
+ * the request would fail at the endpoint and be charged to it): refused before any connection,
+ * naming the service, its protocol and the API that speaks it. Undefined when it speaks HTTP.
  */
 export function wrongProtocol(dest: Destination, service: string): TrellisError | undefined {
-  if (dest.protocol !== 'tcp') return undefined;
-  return new InvalidArgumentError(`${service} is protocol tcp, and this is an HTTP request: nothing was sent (open connections to it with mesh.connect())`, { service });
+  if (dest.protocol === 'tcp') return new InvalidArgumentError(`${service} is protocol tcp, and this is an HTTP request: nothing was sent (open connections to it with mesh.connect())`, { service });
+  if (dest.protocol === 'grpc') return new InvalidArgumentError(`${service} is protocol grpc, and this is a plain HTTP request: nothing was sent (call it with a @grpc/grpc-js client and mesh.grpc.target/credentials/clientOptions)`, { service });
+  return undefined;
 }
 
 /**

@@ -1,5 +1,5 @@
 /**
- * HTTP to a `protocol: tcp` service, and a raw connection to an HTTP one, are the caller's
+ * HTTP to a `protocol: tcp` service (or plain HTTP to a `protocol: grpc` one), and a raw connection to an HTTP one, are the caller's
  * mistakes: refused with TRELLIS_INVALID_ARGUMENT naming the service and its protocol, before
  * any connection (a real TCP server on 127.0.0.1 counts the connections it accepted: none),
  * whichever door the call came through — undici's fetch() and undici.request() with mesh.dispatcher,
@@ -16,7 +16,7 @@ import { quietLogger } from '../helpers/servers.js';
 
 const meshDoc = `apiVersion: trellis/v1\nkind: Mesh\nmetadata: { name: default }\nspec: { mtls: off }\n`;
 
-function config(port: number, kvProtocol: 'tcp' | 'http'): string {
+function config(port: number, kvProtocol: 'tcp' | 'http' | 'grpc'): string {
   return `${meshDoc}---
 apiVersion: trellis/v1
 kind: Service
@@ -30,13 +30,16 @@ spec: { endpoints: ["127.0.0.1:${port}"] }
 `;
 }
 
-function namesTcp(err: unknown): boolean {
-  assert.ok(isTrellisError(err, 'TRELLIS_INVALID_ARGUMENT'), String(err));
-  const e = trellisErrorOf(err);
-  assert.equal(e?.service, 'kv');
-  assert.match(String(e?.message), /kv is protocol tcp/);
-  return true;
+function names(protocol: 'tcp' | 'grpc'): (err: unknown) => boolean {
+  return (err) => {
+    assert.ok(isTrellisError(err, 'TRELLIS_INVALID_ARGUMENT'), String(err));
+    const e = trellisErrorOf(err);
+    assert.equal(e?.service, 'kv');
+    assert.match(String(e?.message), new RegExp(`kv is protocol ${protocol}`));
+    return true;
+  };
 }
+const namesTcp = names('tcp');
 
 describe('the wrong protocol is refused before any connection', () => {
   let server: net.Server;
@@ -70,6 +73,19 @@ describe('the wrong protocol is refused before any connection', () => {
     // A caller's mistake is charged to nobody: no attempt, no breaker or outlier accounting.
     const ejections = await mesh.metricsRegistry.getSingleMetric('trellis_client_ejections_total')?.get();
     assert.equal(ejections?.values.filter((v) => v.labels.service === 'kv').reduce((a, v) => a + v.value, 0) ?? 0, 0);
+  });
+
+  it('plain HTTP to a grpc service: fetch, undici.request, mesh.http (use a grpc-js client with mesh.grpc.*)', async () => {
+    await mesh.reload(config(port, 'http'));
+    const early = mesh.http('kv');
+    await mesh.reload(config(port, 'grpc'));
+    const namesGrpc = names('grpc');
+    await assert.rejects(undiciFetch('http://kv/pkg.Svc/Method', { dispatcher: mesh.dispatcher, method: 'POST', body: 'x' }), namesGrpc);
+    await assert.rejects(undiciRequest('http://kv/pkg.Svc/Method', { dispatcher: mesh.dispatcher, method: 'POST', body: 'x' }), namesGrpc);
+    await assert.rejects(early.request({ path: '/pkg.Svc/Method', method: 'POST', body: 'x' }), namesGrpc);
+    assert.throws(() => mesh.http('kv'), namesGrpc);
+    assert.equal(accepted, 0);
+    await mesh.reload(config(port, 'tcp'));
   });
 
   it('mesh.connect() to an http service is refused as documented (call it with mesh.http)', async () => {
