@@ -12,7 +12,7 @@ import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { Registry } from 'prom-client';
-import { systemClock } from '../../src/core/clock.js';
+import { systemClock, type Clock } from '../../src/core/clock.js';
 import { createAuthority, type Authority } from '../../src/tls/authority.js';
 import { generateP256KeyPair, privateKeyPem } from '../../src/tls/keys.js';
 import { parseCsr } from '../../src/tls/csr.js';
@@ -85,6 +85,8 @@ export interface CpFixtureOptions {
   certificateTtlMs?: number;
   /** New streams admitted per second (sync's default when absent). */
   streamAdmission?: { ratePerSecond: number; burst: number };
+  /** The clock stream admission refills its tokens by (a test's own, to decide when a token comes back). */
+  clock?: Clock;
 }
 
 function json(res: Http2ServerResponse, status: number, body: unknown): void {
@@ -114,6 +116,7 @@ export async function startCpFixture(o: CpFixtureOptions): Promise<CpFixture> {
     onReport: (_i, r) => reports.push(r),
     ...(o.leaseTtlMs !== undefined ? { leaseTtlMs: o.leaseTtlMs } : {}),
     ...(o.streamAdmission !== undefined ? { streamAdmission: o.streamAdmission } : {}),
+    ...(o.clock !== undefined ? { clock: o.clock } : {}),
   });
   const ttlMs = o.certificateTtlMs ?? 3_600_000;
   const issued = { bootstrap: 0, renewal: 0 };
