@@ -10,12 +10,27 @@ import { DEADLINE_HEADER } from '../core/ambient.js';
 import type { CallOptions } from './outbound-call.js';
 import { checkedBody } from './request-body.js';
 
-/** The attempt's headers: a fresh list (undici keeps it), `remainingMs` undefined without a deadline. */
+/**
+ * The attempt's headers: a fresh list (undici keeps it), `remainingMs` undefined without a
+ * deadline. Allocated at its final length: a copied list grown by push() reallocates its store
+ * (a copy of an empty list grows to 16 slots for one pair).
+ */
 export function attemptHeaders(pairs: readonly string[], host: string | undefined, remainingMs: number | undefined, trace: readonly string[] | undefined): string[] {
-  const headers = pairs.slice();
-  if (host !== undefined) headers.push('host', host);
-  if (remainingMs !== undefined) headers.push(DEADLINE_HEADER, String(remainingMs));
-  if (trace !== undefined) for (let i = 0; i < trace.length; i++) headers.push(trace[i] as string);
+  const n = pairs.length;
+  const size = n + (host === undefined ? 0 : 2) + (remainingMs === undefined ? 0 : 2) + (trace === undefined ? 0 : trace.length);
+  if (size === 0) return [];
+  const headers = new Array<string>(size);
+  let i = 0;
+  for (; i < n; i++) headers[i] = pairs[i] as string;
+  if (host !== undefined) {
+    headers[i++] = 'host';
+    headers[i++] = host;
+  }
+  if (remainingMs !== undefined) {
+    headers[i++] = DEADLINE_HEADER;
+    headers[i++] = String(remainingMs);
+  }
+  if (trace !== undefined) for (let j = 0; j < trace.length; j++) headers[i++] = trace[j] as string;
   return headers;
 }
 

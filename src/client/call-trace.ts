@@ -1,7 +1,7 @@
 /**
  * The trace headers of a hot-path call (outbound-call.ts), decided once per call: with an
  * OpenTelemetry SDK recording spans, one CLIENT span per attempt under the active context, whose
- * own ids the attempt's headers carry (`attemptSpanHeaders`); else propagate only
+ * own ids the attempt's headers carry (`attemptSpan`, `spanTrace`); else propagate only
  * (`propagatedTrace`): the active context, else the trace headers the caller sent, else a new
  * root — the same headers on every attempt, written as name/value pairs appended to the request's
  * header list, never by copying a header object.
@@ -26,10 +26,15 @@ export function propagatedTrace(tracer: MeshTracer, bag: Record<string, string> 
   return trace;
 }
 
-/** Starts attempt `n`'s span and appends its trace headers to `headers`. */
-export function attemptSpanHeaders(headers: string[], tracer: MeshTracer, otel: Tracer, parent: Context, call: { service: string; route: string; method: string; path: string }, n: number, picked: LbEndpoint): Span {
-  const span = startAttemptSpan(otel, parent, call, n, picked);
+/** Starts attempt `n`'s span (its trace headers: `spanTrace`). */
+export function attemptSpan(otel: Tracer, parent: Context, call: { service: string; route: string; method: string; path: string }, n: number, picked: LbEndpoint): Span {
+  return startAttemptSpan(otel, parent, call, n, picked);
+}
+
+/** The trace headers carrying `span`'s own ids, as name/value pairs. */
+export function spanTrace(tracer: MeshTracer, span: Span): string[] {
   const h = tracer.headersFor(fromSpanContext(span.spanContext()));
-  for (const k in h) headers.push(k, h[k] as string);
-  return span;
+  const trace: string[] = [];
+  for (const k in h) trace.push(k, h[k] as string);
+  return trace;
 }

@@ -35,7 +35,7 @@ import type { Context, Tracer } from '@opentelemetry/api';
 import type { MeshTracer } from '../observability/tracer.js';
 import type { RouteTable } from '../traffic/route-table.js';
 import { answerAbort, startWithFault } from './injected-fault.js';
-import { attemptSpanHeaders, propagatedTrace } from './call-trace.js';
+import { attemptSpan, propagatedTrace, spanTrace } from './call-trace.js';
 import { chooseRoute } from './route-choice.js';
 import { mirrorCall } from './call-mirror.js';
 import { decideRetry, describeError, historyLine, neverRetried } from './retry-decision.js';
@@ -326,10 +326,13 @@ export class OutboundCall implements Deadline {
       }
     }
     // Without one of its own, the request carries the Pool's Host (the service name, pool-set.ts).
-    const headers = attemptHeaders(this.#headers, this.#host, remaining, this.#trace);
-    if (this.#trace === undefined && this.#otel !== undefined) {
-      a.span = attemptSpanHeaders(headers, core.tracer as MeshTracer, this.#otel, this.#otelParent as Context, { service: core.service, route: route.name, method: this.method, path: this.#path }, n, picked);
+    let trace = this.#trace;
+    if (trace === undefined && this.#otel !== undefined) {
+      const span = attemptSpan(this.#otel, this.#otelParent as Context, { service: core.service, route: route.name, method: this.method, path: this.#path }, n, picked);
+      a.span = span;
+      trace = spanTrace(core.tracer as MeshTracer, span);
     }
+    const headers = attemptHeaders(this.#headers, this.#host, remaining, trace);
     const perTry = this.#route.perTry;
     if (perTry !== undefined && (this.#deadline === undefined || now + perTry.durationMs < this.#deadline)) perTry.add(a, now);
     pool.dispatch(poolOptions(this.#path, this.method, headers, this.#opts), a);
