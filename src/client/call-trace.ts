@@ -16,10 +16,13 @@ import { startAttemptSpan } from './attempt-span.js';
 /** The propagate-only trace headers as name/value pairs; `bag` holds the caller's own trace headers. */
 export function propagatedTrace(tracer: MeshTracer, bag: Record<string, string> | undefined): string[] {
   const parent = tracer.currentParent() ?? (bag === undefined ? undefined : extract(bag));
-  const ctx = parent ?? tracer.newRoot();
-  // W3C alone (the default) without a tracestate: the one pair, with no headers object between.
+  // W3C alone (the default) without a tracestate: the one pair, with no headers object between
+  // (a new root's value written flat at once, trace-ids.ts).
   const formats = tracer.formats;
-  if (formats.length === 1 && formats[0] === 'tracecontext' && (ctx.traceState === undefined || ctx.traceState === '')) return ['traceparent', formatTraceparent(ctx)];
+  const w3c = formats.length === 1 && formats[0] === 'tracecontext';
+  if (w3c && parent === undefined) return ['traceparent', tracer.newRootTraceparent()];
+  const ctx = parent ?? tracer.newRoot();
+  if (w3c && (ctx.traceState === undefined || ctx.traceState === '')) return ['traceparent', formatTraceparent(ctx)];
   const h = tracer.headersFor(ctx);
   const trace: string[] = [];
   for (const k in h) trace.push(k, h[k] as string);
