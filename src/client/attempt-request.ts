@@ -39,11 +39,16 @@ export function attemptHeaders(pairs: readonly string[], host: string | undefine
  * header is counted on its way (request-body.ts); a streamed body is sent by one attempt only.
  */
 export function poolOptions(path: string, method: string, headers: string[], o: CallOptions): Dispatcher.DispatchOptions {
+  const body = checkedBody(o.body, headers);
+  // Without any of the six transport options (the usual call), four fields, not ten (~50 B less).
+  if (o.query === undefined && o.reset === undefined && o.expectContinue === undefined && o.headersTimeout === undefined && o.bodyTimeout === undefined && o.typeOfService === undefined) {
+    return { path, method: method as Dispatcher.HttpMethod, headers, body } as Dispatcher.DispatchOptions;
+  }
   return {
     path,
     method: method as Dispatcher.HttpMethod,
     headers,
-    body: checkedBody(o.body, headers),
+    body,
     query: o.query,
     reset: o.reset,
     expectContinue: o.expectContinue,
