@@ -11,13 +11,13 @@ import type { CallOptions } from './outbound-call.js';
 import { checkedBody } from './request-body.js';
 
 /**
- * The attempt's headers: a fresh list (undici keeps it), `remainingMs` undefined without a
- * deadline. Allocated at its final length: a copied list grown by push() reallocates its store
+ * The attempt's headers: a fresh list (undici keeps it); `remainingMs` undefined without a
+ * deadline; `trace` a traceparent value alone, or trace header pairs. Allocated at its final length: a copied list grown by push() reallocates its store
  * (a copy of an empty list grows to 16 slots for one pair).
  */
-export function attemptHeaders(pairs: readonly string[], host: string | undefined, remainingMs: number | undefined, trace: readonly string[] | undefined): string[] {
+export function attemptHeaders(pairs: readonly string[], host: string | undefined, remainingMs: number | undefined, trace: string | readonly string[] | undefined): string[] {
   const n = pairs.length;
-  const size = n + (host === undefined ? 0 : 2) + (remainingMs === undefined ? 0 : 2) + (trace === undefined ? 0 : trace.length);
+  const size = n + (host === undefined ? 0 : 2) + (remainingMs === undefined ? 0 : 2) + (trace === undefined ? 0 : typeof trace === 'string' ? 2 : trace.length);
   if (size === 0) return [];
   const headers = new Array<string>(size);
   let i = 0;
@@ -30,7 +30,10 @@ export function attemptHeaders(pairs: readonly string[], host: string | undefine
     headers[i++] = DEADLINE_HEADER;
     headers[i++] = String(remainingMs);
   }
-  if (trace !== undefined) for (let j = 0; j < trace.length; j++) headers[i++] = trace[j] as string;
+  if (typeof trace === 'string') {
+    headers[i++] = 'traceparent';
+    headers[i] = trace;
+  } else if (trace !== undefined) for (let j = 0; j < trace.length; j++) headers[i++] = trace[j] as string;
   return headers;
 }
 

@@ -13,16 +13,20 @@ import { fromSpanContext } from '../observability/tracer.js';
 import type { MeshTracer } from '../observability/tracer.js';
 import { startAttemptSpan } from './attempt-span.js';
 
-/** The propagate-only trace headers as name/value pairs; `bag` holds the caller's own trace headers. */
-export function propagatedTrace(tracer: MeshTracer, bag: Record<string, string> | undefined): string[] {
+/**
+ * The propagate-only trace headers: W3C alone without a tracestate (the default), the
+ * `traceparent` value alone (no list per call); else name/value pairs. `bag` holds the caller's
+ * own trace headers.
+ */
+export function propagatedTrace(tracer: MeshTracer, bag: Record<string, string> | undefined): string | string[] {
   const parent = tracer.currentParent() ?? (bag === undefined ? undefined : extract(bag));
   // W3C alone (the default) without a tracestate: the one pair, with no headers object between
   // (a new root's value written flat at once, trace-ids.ts).
   const formats = tracer.formats;
   const w3c = formats.length === 1 && formats[0] === 'tracecontext';
-  if (w3c && parent === undefined) return ['traceparent', tracer.newRootTraceparent()];
+  if (w3c && parent === undefined) return tracer.newRootTraceparent();
   const ctx = parent ?? tracer.newRoot();
-  if (w3c && (ctx.traceState === undefined || ctx.traceState === '')) return ['traceparent', formatTraceparent(ctx)];
+  if (w3c && (ctx.traceState === undefined || ctx.traceState === '')) return formatTraceparent(ctx);
   const h = tracer.headersFor(ctx);
   const trace: string[] = [];
   for (const k in h) trace.push(k, h[k] as string);

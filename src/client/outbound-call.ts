@@ -85,8 +85,8 @@ export class OutboundCall implements Deadline {
   #route: RoutePolicy;
   #path: string;
   #routeKey: string | undefined;
-  /** Trace headers as name/value pairs, the same for every attempt (propagate-only mode). */
-  #trace: string[] | undefined;
+  /** Trace headers, the same for every attempt (propagate-only mode): a traceparent value, or name/value pairs. */
+  #trace: string | string[] | undefined;
   /** The SDK's tracer and the parent context, when spans are recorded. */
   #otel: Tracer | undefined;
   #otelParent: Context | undefined;
@@ -326,7 +326,7 @@ export class OutboundCall implements Deadline {
       }
     }
     // Without one of its own, the request carries the Pool's Host (the service name, pool-set.ts).
-    let trace = this.#trace;
+    let trace: string | string[] | undefined = this.#trace;
     if (trace === undefined && this.#otel !== undefined) {
       const span = attemptSpan(this.#otel, this.#otelParent as Context, { service: core.service, route: route.name, method: this.method, path: this.#path }, n, picked);
       a.span = span;
