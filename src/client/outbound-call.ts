@@ -113,6 +113,8 @@ export class OutboundCall implements Deadline {
   #unmatched = false;
   /** The matched route's metric recorders for this method (undefined without metrics or route). */
   recorders: CallRecorders | undefined = undefined;
+  /** The breaker ticket of the attempt being admitted (attempt-admission.ts writes it; -1 without a breaker). */
+  ticket = -1;
   /** The access log's start of line, when the access log is on. */
   readonly #line: LineStart | undefined;
 
@@ -300,14 +302,13 @@ export class OutboundCall implements Deadline {
   #admitted(n: number, now: number, slot: SlotQueue | undefined): void {
     const core = this.#core;
     const route = this.#route;
-    const admitted = admitEndpoint(core, route, this.#routeKey, this.#avoid);
-    if (admitted instanceof Error) {
+    const picked = admitEndpoint(core, route, this.#routeKey, this.#avoid, this);
+    if (picked instanceof Error) {
       slot?.release(undefined);
-      this.#refused(admitted, now);
+      this.#refused(picked, now);
       return;
     }
-    const picked = admitted.picked;
-    const a = new OutboundAttempt(this, core, n, picked, admitted.ticket, now);
+    const a = new OutboundAttempt(this, core, n, picked, this.ticket, now);
     a.slot = slot;
     this.#current = a;
     let pool;
