@@ -14,10 +14,9 @@ import { rateLimitedError } from '../resilience/rate-limit-filter.js';
 import { subsetSelector } from '../traffic/split-filter.js';
 import type { OutboundCore, RoutePolicy } from './outbound-core.js';
 
-/** An admitted attempt: its endpoint and breaker ticket (-1 without a breaker). */
-export interface Admission {
-  readonly picked: LbEndpoint;
-  readonly ticket: number;
+/** Where `admitEndpoint` writes the admitted attempt's breaker ticket (-1 without a breaker). */
+export interface TicketSink {
+  ticket: number;
 }
 
 /** The rate limits' refusal of an attempt, or undefined when they admit it. */
@@ -31,8 +30,11 @@ export function admitLimits(core: OutboundCore, route: RoutePolicy): Error | und
   return undefined;
 }
 
-/** Admits an attempt past the breaker to an endpoint, or returns the error that refused it. */
-export function admitEndpoint(core: OutboundCore, route: RoutePolicy, routeKey: string | undefined, avoid: ReadonlySet<string> | undefined): Admission | Error {
+/**
+ * Admits an attempt past the breaker to an endpoint, or returns the error that refused it. The
+ * breaker ticket goes to `out` (no result object per attempt).
+ */
+export function admitEndpoint(core: OutboundCore, route: RoutePolicy, routeKey: string | undefined, avoid: ReadonlySet<string> | undefined, out: TicketSink): LbEndpoint | Error {
   const breaker = core.breaker;
   let ticket = -1;
   if (breaker !== undefined) {
@@ -47,5 +49,6 @@ export function admitEndpoint(core: OutboundCore, route: RoutePolicy, routeKey: 
     const subset = backend.key === '' ? '' : ` subset {${backend.key}}`;
     return new NoEndpointsError(`no endpoints for ${core.service}${subset} (discovery: ${core.endpoints.sourceDescription})`, { service: core.service, route: route.name });
   }
-  return { picked, ticket };
+  out.ticket = ticket;
+  return picked;
 }

@@ -1,7 +1,7 @@
 /**
  * The trace headers of a hot-path call (outbound-call.ts), decided once per call: with an
  * OpenTelemetry SDK recording spans, one CLIENT span per attempt under the active context, whose
- * own ids the attempt's headers carry (`attemptSpanHeaders`); else propagate only
+ * own ids the attempt's headers carry (`attemptSpan`, `spanTrace`); else propagate only
  * (`propagatedTrace`): the active context, else the trace headers the caller sent, else a new
  * root — the same headers on every attempt, written as name/value pairs appended to the request's
  * header list, never by copying a header object.
@@ -13,23 +13,35 @@ import { fromSpanContext } from '../observability/tracer.js';
 import type { MeshTracer } from '../observability/tracer.js';
 import { startAttemptSpan } from './attempt-span.js';
 
-/** The propagate-only trace headers as name/value pairs; `bag` holds the caller's own trace headers. */
-export function propagatedTrace(tracer: MeshTracer, bag: Record<string, string> | undefined): string[] {
+/**
+ * The propagate-only trace headers: W3C alone without a tracestate (the default), the
+ * `traceparent` value alone (no list per call); else name/value pairs. `bag` holds the caller's
+ * own trace headers.
+ */
+export function propagatedTrace(tracer: MeshTracer, bag: Record<string, string> | undefined): string | string[] {
   const parent = tracer.currentParent() ?? (bag === undefined ? undefined : extract(bag));
-  const ctx = parent ?? tracer.newRoot();
-  // W3C alone (the default) without a tracestate: the one pair, with no headers object between.
+  // W3C alone (the default) without a tracestate: the one pair, with no headers object between
+  // (a new root's value written flat at once, trace-ids.ts).
   const formats = tracer.formats;
-  if (formats.length === 1 && formats[0] === 'tracecontext' && (ctx.traceState === undefined || ctx.traceState === '')) return ['traceparent', formatTraceparent(ctx)];
+  const w3c = formats.length === 1 && formats[0] === 'tracecontext';
+  if (w3c && parent === undefined) return tracer.newRootTraceparent();
+  const ctx = parent ?? tracer.newRoot();
+  if (w3c && (ctx.traceState === undefined || ctx.traceState === '')) return formatTraceparent(ctx);
   const h = tracer.headersFor(ctx);
   const trace: string[] = [];
   for (const k in h) trace.push(k, h[k] as string);
   return trace;
 }
 
-/** Starts attempt `n`'s span and appends its trace headers to `headers`. */
-export function attemptSpanHeaders(headers: string[], tracer: MeshTracer, otel: Tracer, parent: Context, call: { service: string; route: string; method: string; path: string }, n: number, picked: LbEndpoint): Span {
-  const span = startAttemptSpan(otel, parent, call, n, picked);
+/** Starts attempt `n`'s span (its trace headers: `spanTrace`). */
+export function attemptSpan(otel: Tracer, parent: Context, call: { service: string; route: string; method: string; path: string }, n: number, picked: LbEndpoint): Span {
+  return startAttemptSpan(otel, parent, call, n, picked);
+}
+
+/** The trace headers carrying `span`'s own ids, as name/value pairs. */
+export function spanTrace(tracer: MeshTracer, span: Span): string[] {
   const h = tracer.headersFor(fromSpanContext(span.spanContext()));
-  for (const k in h) headers.push(k, h[k] as string);
-  return span;
+  const trace: string[] = [];
+  for (const k in h) trace.push(k, h[k] as string);
+  return trace;
 }

@@ -35,7 +35,7 @@ import type { Context, Tracer } from '@opentelemetry/api';
 import type { MeshTracer } from '../observability/tracer.js';
 import type { RouteTable } from '../traffic/route-table.js';
 import { answerAbort, startWithFault } from './injected-fault.js';
-import { attemptSpanHeaders, propagatedTrace } from './call-trace.js';
+import { attemptSpan, propagatedTrace, spanTrace } from './call-trace.js';
 import { chooseRoute } from './route-choice.js';
 import { mirrorCall } from './call-mirror.js';
 import { decideRetry, describeError, historyLine, neverRetried } from './retry-decision.js';
@@ -85,8 +85,8 @@ export class OutboundCall implements Deadline {
   #route: RoutePolicy;
   #path: string;
   #routeKey: string | undefined;
-  /** Trace headers as name/value pairs, the same for every attempt (propagate-only mode). */
-  #trace: string[] | undefined;
+  /** Trace headers, the same for every attempt (propagate-only mode): a traceparent value, or name/value pairs. */
+  #trace: string | string[] | undefined;
   /** The SDK's tracer and the parent context, when spans are recorded. */
   #otel: Tracer | undefined;
   #otelParent: Context | undefined;
@@ -113,6 +113,8 @@ export class OutboundCall implements Deadline {
   #unmatched = false;
   /** The matched route's metric recorders for this method (undefined without metrics or route). */
   recorders: CallRecorders | undefined = undefined;
+  /** The breaker ticket of the attempt being admitted (attempt-admission.ts writes it; -1 without a breaker). */
+  ticket = -1;
   /** The access log's start of line, when the access log is on. */
   readonly #line: LineStart | undefined;
 
@@ -300,14 +302,13 @@ export class OutboundCall implements Deadline {
   #admitted(n: number, now: number, slot: SlotQueue | undefined): void {
     const core = this.#core;
     const route = this.#route;
-    const admitted = admitEndpoint(core, route, this.#routeKey, this.#avoid);
-    if (admitted instanceof Error) {
+    const picked = admitEndpoint(core, route, this.#routeKey, this.#avoid, this);
+    if (picked instanceof Error) {
       slot?.release(undefined);
-      this.#refused(admitted, now);
+      this.#refused(picked, now);
       return;
     }
-    const picked = admitted.picked;
-    const a = new OutboundAttempt(this, core, n, picked, admitted.ticket, now);
+    const a = new OutboundAttempt(this, core, n, picked, this.ticket, now);
     a.slot = slot;
     this.#current = a;
     let pool;
@@ -326,10 +327,13 @@ export class OutboundCall implements Deadline {
       }
     }
     // Without one of its own, the request carries the Pool's Host (the service name, pool-set.ts).
-    const headers = attemptHeaders(this.#headers, this.#host, remaining, this.#trace);
-    if (this.#trace === undefined && this.#otel !== undefined) {
-      a.span = attemptSpanHeaders(headers, core.tracer as MeshTracer, this.#otel, this.#otelParent as Context, { service: core.service, route: route.name, method: this.method, path: this.#path }, n, picked);
+    let trace: string | string[] | undefined = this.#trace;
+    if (trace === undefined && this.#otel !== undefined) {
+      const span = attemptSpan(this.#otel, this.#otelParent as Context, { service: core.service, route: route.name, method: this.method, path: this.#path }, n, picked);
+      a.span = span;
+      trace = spanTrace(core.tracer as MeshTracer, span);
     }
+    const headers = attemptHeaders(this.#headers, this.#host, remaining, trace);
     const perTry = this.#route.perTry;
     if (perTry !== undefined && (this.#deadline === undefined || now + perTry.durationMs < this.#deadline)) perTry.add(a, now);
     pool.dispatch(poolOptions(this.#path, this.method, headers, this.#opts), a);

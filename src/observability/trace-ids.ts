@@ -20,30 +20,68 @@ import { randomFillSync } from 'node:crypto';
 export interface TraceIdSource {
   traceId(): string;
   spanId(): string;
+  /**
+   * A new root's W3C `traceparent` (a new trace id, then a new span id, drawn as `traceId()`
+   * and `spanId()` would draw them), as one flat string.
+   */
+  traceparent(sampled: boolean): string;
 }
 
 const POOL_BYTES = 4096;
 const ZERO_TRACE = '00000000000000000000000000000000';
 const ZERO_SPAN = '0000000000000000';
+/** Lower-case hex digits as character codes. */
+const HEX_CODES = Buffer.from('0123456789abcdef', 'latin1');
+/** `00-` trace id `-` span id `-` flags. */
+const TRACEPARENT_TEMPLATE = `00-${ZERO_TRACE}-${ZERO_SPAN}-01`;
+const TRACEPARENT_LENGTH = TRACEPARENT_TEMPLATE.length;
 
 /** Fills a buffer with random bytes (`crypto.randomFillSync`; injected by tests). */
 export type RandomFill = (buffer: Buffer) => void;
 
-/** Ids from the operating system's CSPRNG, drawn from a refilled pool. */
+/**
+ * Ids from the operating system's CSPRNG, drawn from a refilled pool.
+ *
+ * A new root's traceparent is written as bytes into one reused buffer and read out as a single
+ * flat string (one allocation): built from id slices it is two slices and four concatenations,
+ * which undici flattens once more when it checks the header value (~260 B per request, ~72 B
+ * this way). The pool's hex string is made only when `traceId()`/`spanId()` ask for it.
+ */
 export function randomTraceIds(fill: RandomFill = randomFillSync): TraceIdSource {
   const pool = Buffer.allocUnsafe(POOL_BYTES);
-  /** The pool in hex, two characters per byte; `offset` counts bytes. */
-  let poolHex = '';
+  /** The pool in hex, two characters per byte, once asked for since the last refill; `offset` counts bytes. */
+  let poolHex: string | undefined;
   let offset = POOL_BYTES;
-  const hex = (bytes: number): string => {
+  const tp = Buffer.from(TRACEPARENT_TEMPLATE, 'latin1');
+  /** Where the next `bytes` bytes start in the pool (refilled when short). */
+  const take = (bytes: number): number => {
     if (offset + bytes > POOL_BYTES) {
       fill(pool);
-      poolHex = pool.toString('hex');
+      poolHex = undefined;
       offset = 0;
     }
-    const s = poolHex.slice(offset * 2, (offset + bytes) * 2);
+    const at = offset;
     offset += bytes;
-    return s;
+    return at;
+  };
+  const hex = (bytes: number): string => {
+    const at = take(bytes);
+    poolHex ??= pool.toString('hex');
+    return poolHex.slice(at * 2, (at + bytes) * 2);
+  };
+  /** Writes `bytes` new non-zero random bytes as hex into `tp` from `to`. */
+  const writeId = (bytes: number, to: number): void => {
+    for (;;) {
+      const at = take(bytes);
+      let any = 0;
+      for (let i = 0; i < bytes; i++) {
+        const b = pool[at + i] as number;
+        any |= b;
+        tp[to + 2 * i] = HEX_CODES[b >> 4] as number;
+        tp[to + 2 * i + 1] = HEX_CODES[b & 15] as number;
+      }
+      if (any !== 0) return;
+    }
   };
   return {
     traceId(): string {
@@ -56,6 +94,12 @@ export function randomTraceIds(fill: RandomFill = randomFillSync): TraceIdSource
       while (id === ZERO_SPAN) id = hex(8);
       return id;
     },
+    traceparent(sampled: boolean): string {
+      writeId(16, 3);
+      writeId(8, 36);
+      tp[TRACEPARENT_LENGTH - 1] = sampled ? 0x31 : 0x30;
+      return tp.toString('latin1', 0, TRACEPARENT_LENGTH);
+    },
   };
 }
 
@@ -65,5 +109,9 @@ export function sequentialTraceIds(start = 1): TraceIdSource {
   return {
     traceId: () => (n++).toString(16).padStart(32, '0'),
     spanId: () => (n++).toString(16).padStart(16, '0'),
+    traceparent(sampled: boolean): string {
+      const t = (n++).toString(16).padStart(32, '0');
+      return `00-${t}-${(n++).toString(16).padStart(16, '0')}-${sampled ? '01' : '00'}`;
+    },
   };
 }

@@ -213,6 +213,11 @@ export class MeshTracer {
     return { traceId: this.#ids.traceId(), spanId: this.#ids.spanId(), sampled: this.#sampling >= 1 || (this.#sampling > 0 && this.#random() < this.#sampling) };
   }
 
+  /** A new root's W3C traceparent as one flat string (propagate-only mode, W3C alone): what `formatTraceparent(newRoot())` gives, without the context. */
+  newRootTraceparent(): string {
+    return this.#ids.traceparent(this.#sampling >= 1 || (this.#sampling > 0 && this.#random() < this.#sampling));
+  }
+
   /** A new span id (propagate-only children that need their own id). */
   newSpanId(): string {
     return this.#ids.spanId();

@@ -183,3 +183,35 @@ test('random ids: right length, lower-case hex, never zero, distinct; sequential
   assert.equal(seq.traceId(), '00000000000000000000000000000001');
   assert.equal(seq.spanId(), '0000000000000002');
 });
+
+test('a new root traceparent from the id pool: the ids traceId() and spanId() would draw, never zero, flags as sampled', () => {
+  const ids = randomTraceIds();
+  const seen = new Set<string>();
+  for (let i = 0; i < 500; i++) {
+    const tp = ids.traceparent(i % 2 === 0);
+    assert.match(tp, i % 2 === 0 ? /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/ : /^00-[0-9a-f]{32}-[0-9a-f]{16}-00$/);
+    seen.add(tp.slice(3, 35));
+  }
+  assert.equal(seen.size, 500);
+  const counting = (): ReturnType<typeof randomTraceIds> => {
+    let fills = 0;
+    return randomTraceIds((buf) => {
+      fills++;
+      for (let i = 0; i < buf.length; i++) buf[i] = (i * 7 + fills) & 0xff;
+    });
+  };
+  const a = counting();
+  const b = counting();
+  for (let i = 0; i < 400; i++) {
+    // Across refills, both ways of drawing give the same ids.
+    assert.equal(a.traceparent(true), `00-${b.traceId()}-${b.spanId()}-01`);
+  }
+  // All-zero ids are skipped, as traceId() and spanId() skip them.
+  let calls = 0;
+  const zeros = randomTraceIds((buf) => {
+    buf.fill(calls++ === 0 ? 0 : 0xab);
+    buf.fill(0x12, 32, 40);
+  });
+  assert.equal(zeros.traceparent(true), `00-${'12'.repeat(8)}${'00'.repeat(8)}-${'ab'.repeat(8)}-01`);
+  assert.equal(sequentialTraceIds().traceparent(false), '00-00000000000000000000000000000001-0000000000000002-00');
+});
