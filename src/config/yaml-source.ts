@@ -268,8 +268,8 @@ export function yamlSource(text: string, file: string, budget: DocumentBudget): 
   };
 
   // An alias is written `*name`: a text without '*' has none, and its nesting was already
-  // bounded token by token (cstProblem), so the alias-aware depth walk is skipped (a fifth of
-  // the time of a large document, profiled on 1,000 routes).
+  // bounded token by token (cstProblem), so the alias-aware depth walk is skipped (71 ms instead
+  // of 78 ms for a Service of 1,000 routes, quiet machine).
   const mayHaveAliases = text.includes('*');
   const onDocument = (doc: Document.Parsed): void => {
     const index = composed++;
