@@ -12,6 +12,8 @@ import type { IncomingHttpHeaders } from 'node:http';
 /** A callback-form dispatch handler, as the hot path calls it. */
 export interface CallbackHandler {
   onConnect?(abort: (reason?: Error) => void, context?: object): void;
+  /** The first byte of a response arrived (undici's fetch() notes it as the response-start time of its resource timing). */
+  onResponseStarted?(): void;
   onHeaders?(statusCode: number, headers: Buffer[], resume: () => void, statusText: string): boolean;
   onData?(chunk: Buffer): boolean;
   onComplete?(trailers: string[] | Buffer[] | null): void;

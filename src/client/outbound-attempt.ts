@@ -99,6 +99,10 @@ export class OutboundAttempt implements Deadline {
     if (this.#cancelled !== undefined) abort(this.#cancelled);
   }
 
+  onResponseStarted(): void {
+    this.#call.responseStarted(this);
+  }
+
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
     const mode = this.mode;
     if (mode === 'done') return false;

@@ -417,6 +417,11 @@ export class OutboundCall implements Deadline {
     }
   }
 
+  /** The first byte of attempt `a`'s response: the caller's response-start time (fetch's resource timing), from the attempt in flight only. */
+  responseStarted(a: OutboundAttempt): void {
+    if (a === this.#current && !this.#finished) this.#handler.onResponseStarted?.();
+  }
+
   /** A 1xx response: passed to the caller as it is (undici's request() hands it to onInfo). */
   informational(status: number, raw: Buffer[], resume: () => void, text: string): boolean {
     return this.#handler.onHeaders?.(status, raw, resume, text) ?? true;

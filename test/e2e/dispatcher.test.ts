@@ -41,6 +41,20 @@ describe('mesh.dispatcher', () => {
     assert.equal(seen.size, 2, 'balanced over both endpoints');
   });
 
+  it("fetch's resource timing has its response-start time (the mesh passes undici's onResponseStarted on)", async () => {
+    const url = 'http://products/timing?' + Date.now();
+    const res = await fetch(url);
+    await res.text();
+    let entry: { responseStart: number; requestStart: number } | undefined;
+    for (let i = 0; i < 200 && entry === undefined; i++) {
+      entry = performance.getEntriesByName(url, 'resource')[0] as { responseStart: number; requestStart: number } | undefined;
+      if (entry === undefined) await new Promise((r) => setTimeout(r, 5));
+    }
+    assert.ok(entry !== undefined, 'fetch marked its resource timing');
+    assert.ok(entry.responseStart > 0, `responseStart ${entry.responseStart}`);
+    assert.ok(entry.responseStart >= entry.requestStart, `responseStart ${entry.responseStart} before requestStart ${entry.requestStart}`);
+  });
+
   it('sends a fetch POST body and reads response headers', async () => {
     const res = await fetch('http://products/orders', { method: 'POST', body: JSON.stringify({ a: 1 }), headers: { 'content-type': 'application/json' } });
     assert.equal(res.status, 200);
