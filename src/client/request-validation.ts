@@ -248,7 +248,7 @@ function knownBodyLength(body: unknown): number {
  * request in the endpoint's Pool (UND_ERR_REQ_CONTENT_LENGTH_MISMATCH), where it looked like a
  * failure of the endpoint. Refused here on undici's own rule (a method that sends a length, a
  * non-empty body: an empty one is sent with `content-length: 0`), so what this accepts undici
- * does too. A streamed body's length is only known once it ends (request-body-length.ts).
+ * does too. A streamed body's length is only known once it ends (request-body.ts counts it as it is sent).
  */
 function contentLengthMismatch(declared: number, method: unknown, body: unknown, service: string): InvalidArgument | undefined {
   const actual = knownBodyLength(body);
