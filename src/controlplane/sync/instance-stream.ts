@@ -138,16 +138,18 @@ export class InstanceStream {
   offer(view: View): void {
     if (this.#state !== 'open' || view.version === this.#sent) return;
     if (this.#inflight !== undefined) return;
-    if (view.bytes.length > MAX_MESSAGE_BYTES) {
-      this.#hub.onWarn(`snapshot ${view.version} for ${this.service} is ${view.bytes.length} bytes, over the ${MAX_MESSAGE_BYTES}-byte message limit: not sent`);
+    // A view grown past the message limit still reaches an instance that holds a base, as a delta.
+    const delta = this.#deltas && this.#holds !== undefined ? this.#hub.delta(this.service, view, this.#holds) : undefined;
+    const message = delta ?? view.bytes;
+    if (message.length > MAX_MESSAGE_BYTES) {
+      this.#hub.onWarn(`snapshot ${view.version} for ${this.service} is ${message.length} bytes, over the ${MAX_MESSAGE_BYTES}-byte message limit: not sent`);
       return;
     }
     this.#sent = view.version;
     this.#inflight = { version: view.version, changedAt: view.changedAt };
-    const delta = this.#deltas && this.#holds !== undefined ? this.#hub.delta(this.service, view, this.#holds) : undefined;
-    this.#stream.write(delta ?? view.bytes);
+    this.#stream.write(message);
     this.#hub.metrics.pushes.inc();
-    this.#hub.metrics.pushedBytes.inc({ kind: delta === undefined ? 'snapshot' : 'delta' }, (delta ?? view.bytes).length);
+    this.#hub.metrics.pushedBytes.inc({ kind: delta === undefined ? 'snapshot' : 'delta' }, message.length);
     if (this.#inflightTimer === undefined) {
       this.#inflightTimer = setTimeout(() => this.#unblock(), UNACKED_MS);
       this.#inflightTimer.unref();
