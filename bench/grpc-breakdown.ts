@@ -22,7 +22,6 @@
  *      [--only plain,mesh] [--solo mesh] [--profile /tmp/prefix | --heap /tmp/prefix]
  *      [--solo mesh --calls 2000]  (fixed count, for `valgrind --tool=cachegrind --cache-sim=no`)
  */
-import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -32,13 +31,12 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { systemClock, systemRandom } from '../src/core/clock.js';
-import { loadConfig } from '../src/config/load.js';
-import { Destinations } from '../src/client/destinations.js';
 import { MeshMetrics } from '../src/observability/metrics.js';
 import { MeshTracer } from '../src/observability/tracer.js';
 import { MeshGrpc } from '../src/grpc/channel.js';
 import { LatencyBuffer, median, runRound } from './measure.js';
 import type { Call, RoundResult } from './measure.js';
+import { benchDestinations, greeterConfig, spawnGreeterServers } from './grpc-setup.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
@@ -98,23 +96,12 @@ async function main(): Promise<void> {
   const seconds = Number(values.seconds ?? 2);
   const concurrency = Number(values.concurrency ?? 32);
 
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(here, 'grpc.ts'), '--server'], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const ports = await new Promise<number[]>((resolve) => child.stdout.once('data', (d: Buffer) => resolve(JSON.parse(d.toString()) as number[])));
-  const addresses = ports.map((p) => `127.0.0.1:${p}`);
+  const { child, addresses } = await spawnGreeterServers();
   const proto = protoLoader.loadSync(path.join(here, '../examples/grpc/greeter.proto'));
   const { greeter } = grpc.loadPackageDefinition(proto) as unknown as { greeter: { Greeter: grpc.ServiceClientConstructor } };
 
-  const config = await loadConfig(`apiVersion: trellis/v1
-kind: Service
-metadata: { name: greeter }
-spec:
-  protocol: grpc
-  loadBalancer: round-robin
-  endpoints: [ ${addresses.map((a) => `{ address: ${a} }`).join(', ')} ]
-  retries: { attempts: 2 }
-`);
-  const destinations = new Destinations(systemClock, systemRandom, { onEndpoints: () => undefined, onEjection: () => undefined, onBreaker: () => undefined, onBreakerPresence: () => undefined, onWarn: () => undefined });
-  destinations.apply(config);
+  const config = await greeterConfig(addresses);
+  const destinations = benchDestinations(config);
   const parts = { service: 'bench', clock: systemClock, random: systemRandom, destinations, config: () => config, watch: () => () => undefined };
   const mesh = new MeshGrpc({ ...parts, metrics: new MeshMetrics(), tracer: new MeshTracer({ service: 'bench' }) });
   const bare = new MeshGrpc(parts);

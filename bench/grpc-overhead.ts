@@ -15,11 +15,10 @@ import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { systemClock, systemRandom } from '../src/core/clock.js';
-import { loadConfig } from '../src/config/load.js';
-import { Destinations } from '../src/client/destinations.js';
 import { MeshMetrics } from '../src/observability/metrics.js';
 import { MeshTracer } from '../src/observability/tracer.js';
 import { MeshGrpc } from '../src/grpc/channel.js';
+import { benchDestinations, greeterConfig } from './grpc-setup.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const proto = protoLoader.loadSync(path.join(here, '../examples/grpc/greeter.proto'));
@@ -65,17 +64,8 @@ async function main(): Promise<void> {
   const { values } = parseArgs({ options: { calls: { type: 'string' }, rounds: { type: 'string' } } });
   const calls = Number(values.calls ?? 20000);
   const rounds = Number(values.rounds ?? 7);
-  const config = await loadConfig(`apiVersion: trellis/v1
-kind: Service
-metadata: { name: greeter }
-spec:
-  protocol: grpc
-  loadBalancer: round-robin
-  endpoints: [ { address: 127.0.0.1:50001 }, { address: 127.0.0.1:50002 }, { address: 127.0.0.1:50003 } ]
-  retries: { attempts: 2 }
-`);
-  const destinations = new Destinations(systemClock, systemRandom, { onEndpoints: () => undefined, onEjection: () => undefined, onBreaker: () => undefined, onBreakerPresence: () => undefined, onWarn: () => undefined });
-  destinations.apply(config);
+  const config = await greeterConfig(['127.0.0.1:50001', '127.0.0.1:50002', '127.0.0.1:50003']);
+  const destinations = benchDestinations(config);
   const mesh = new MeshGrpc({ service: 'bench', clock: systemClock, random: systemRandom, destinations, config: () => config, watch: () => () => undefined, metrics: new MeshMetrics(), tracer: new MeshTracer({ service: 'bench' }) });
   const plain = new greeter.Greeter('127.0.0.1:1', grpc.credentials.createInsecure(), { interceptors: [answer] });
   // grpc-js's own interceptor machinery: one more interceptor that does nothing.

@@ -8,19 +8,17 @@
  * Run: node --import tsx bench/grpc.ts [--rounds 3] [--seconds 3] [--concurrency 32]
  * Prints one line per round and the medians, with the mesh/plain ratios.
  */
-import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { systemClock, systemRandom } from '../src/core/clock.js';
-import { loadConfig } from '../src/config/load.js';
-import { Destinations } from '../src/client/destinations.js';
 import { MeshMetrics } from '../src/observability/metrics.js';
 import { MeshTracer } from '../src/observability/tracer.js';
 import { MeshGrpc } from '../src/grpc/channel.js';
 import { LatencyBuffer, median, runRound } from './measure.js';
+import { benchDestinations, greeterConfig, spawnGreeterServers } from './grpc-setup.js';
 import type { Call, RoundResult } from './measure.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -55,22 +53,11 @@ async function main(): Promise<void> {
   const seconds = Number(values.seconds ?? 3);
   const concurrency = Number(values.concurrency ?? 32);
 
-  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--server'], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const ports = await new Promise<number[]>((resolve) => child.stdout.once('data', (d: Buffer) => resolve(JSON.parse(d.toString()) as number[])));
-  const addresses = ports.map((p) => `127.0.0.1:${p}`);
+  const { child, addresses } = await spawnGreeterServers();
 
-  const config = await loadConfig(`apiVersion: trellis/v1
-kind: Service
-metadata: { name: greeter }
-spec:
-  protocol: grpc
-  loadBalancer: round-robin
-  endpoints: [ ${addresses.map((a) => `{ address: ${a} }`).join(', ')} ]
-  retries: { attempts: 2 }
-`);
+  const config = await greeterConfig(addresses);
   const metrics = new MeshMetrics();
-  const destinations = new Destinations(systemClock, systemRandom, { onEndpoints: () => undefined, onEjection: () => undefined, onBreaker: () => undefined, onBreakerPresence: () => undefined, onWarn: () => undefined });
-  destinations.apply(config);
+  const destinations = benchDestinations(config);
   const mesh = new MeshGrpc({ service: 'bench', clock: systemClock, random: systemRandom, destinations, config: () => config, watch: () => () => undefined, metrics, tracer: new MeshTracer({ service: 'bench' }) });
 
   const plainClient = new greeter.Greeter(`ipv4:${addresses.join(',')}`, grpc.credentials.createInsecure(), { 'grpc.service_config': JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] }) });
