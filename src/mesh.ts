@@ -37,7 +37,7 @@ import type { MeshInspection } from './inspect.js';
 import { inspectDestinations } from './inspect.js';
 import type { MeshSpec, ServiceSpec } from './config/types.js';
 import type { Connect } from './client/mtls-connector.js';
-import { InvalidArgumentError } from './core/errors.js';
+import { protocolRefusal } from './client/core-dispatcher.js';
 import { MeshConnections } from './mesh-connections.js';
 import type { MeshAgent, MeshHttpsAgent } from './client/mesh-agent.js';
 import type { WebSocketOptions } from './client/websocket.js';
@@ -210,13 +210,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
 
   /** An undici-shaped client for one destination service. */
   http(service: string, options: HttpClientOptions = {}): MeshHttpClient {
-    const protocol = this.#config?.services.get(service)?.protocol;
-    if (protocol === 'tcp') {
-      throw new InvalidArgumentError(`mesh.http() needs a service that speaks HTTP, and ${service} is protocol tcp (open connections to it with mesh.connect)`, { service });
-    }
-    if (protocol === 'grpc') {
-      throw new InvalidArgumentError(`mesh.http() needs a service that speaks HTTP, and ${service} is protocol grpc (call it with a @grpc/grpc-js client and mesh.grpc.target/credentials/clientOptions)`, { service });
-    }
+    const refused = protocolRefusal(service, this.#config?.services.get(service)?.protocol);
+    if (refused !== undefined) throw refused;
     if (options.classify !== undefined) return new HttpClient(service, this.#parts.destinations, options, () => this.#closed, this.#connections.upgrade);
     let c = this.#clients.get(service);
     if (c === undefined) {

@@ -23,11 +23,17 @@ import { isUpgrade } from './request-validation.js';
  * protocol, Redis say) or a `protocol: grpc` one (a gRPC server answers only gRPC over HTTP/2;
  * the request would fail at the endpoint and be charged to it): refused before any connection,
  * naming the service, its protocol and the API that speaks it. Undefined when it speaks HTTP.
+ * `mesh.http()` asks the same of the configured protocol, so every door says the same.
  */
-export function wrongProtocol(dest: Destination, service: string): TrellisError | undefined {
-  if (dest.protocol === 'tcp') return new InvalidArgumentError(`${service} is protocol tcp, and this is an HTTP request: nothing was sent (open connections to it with mesh.connect())`, { service });
-  if (dest.protocol === 'grpc') return new InvalidArgumentError(`${service} is protocol grpc, and this is a plain HTTP request: nothing was sent (call it with a @grpc/grpc-js client and mesh.grpc.target/credentials/clientOptions)`, { service });
+export function protocolRefusal(service: string, protocol: string | undefined): TrellisError | undefined {
+  if (protocol === 'tcp') return new InvalidArgumentError(`${service} is protocol tcp, and this is an HTTP request: nothing was sent (open connections to it with mesh.connect())`, { service });
+  if (protocol === 'grpc') return new InvalidArgumentError(`${service} is protocol grpc, and this is a plain HTTP request: nothing was sent (call it with a @grpc/grpc-js client and mesh.grpc.target/credentials/clientOptions)`, { service });
   return undefined;
+}
+
+/** protocolRefusal for a destination already built. */
+export function wrongProtocol(dest: Destination, service: string): TrellisError | undefined {
+  return protocolRefusal(service, dest.protocol);
 }
 
 /**
