@@ -82,7 +82,9 @@ describe('sync: snapshot deltas', () => {
     store = new MemoryStore({ sweepMs: 50 });
     // Plaintext mesh traffic: the catalog instances of the second test are plain node:http servers.
     await putResources(store, [meshDoc({ mtls: 'off' }), serviceDoc('checkout', {}), serviceDoc('catalog', {}), serviceDoc('products', { endpoints: [{ address: '127.0.0.1:9001' }] })]);
-    cp = await startCpFixture({ material: m, store, leaseTtlMs: 600 });
+    // The default lease (15 s): the raw instances here do not ping, and a short lease would take
+    // their endpoints away while a loaded machine is still checking them.
+    cp = await startCpFixture({ material: m, store });
   });
   after(async () => {
     for (const c of clients) c.close();
