@@ -2,28 +2,21 @@
  * `npm run bench`: what the mesh costs a caller, as ratios against raw undici.
  *
  * Three upstream node:http servers run in a child process (bench/upstream.ts), so their CPU is
- * not charged to the client. In this process, each contender drives the same fixed concurrency
- * of GET requests at them, in interleaved rounds, after one warm-up round each. Each mesh
- * contender runs right next to its own baseline (raw-pools/mesh, raw-request/mesh-request,
+ * not charged to the client. In this process, each contender (bench/contenders.ts: raw-pools,
+ * raw-balanced, mesh, raw-request, mesh-request, raw-fetch, mesh-fetch) drives the same fixed
+ * concurrency of GET requests at them, in interleaved rounds, after one warm-up round each. Each
+ * mesh contender runs right next to its own baseline (raw-pools/mesh, raw-request/mesh-request,
  * raw-fetch/mesh-fetch), the pair's order alternating every round and the pairs' order rotating,
  * so each round gives one ratio measured within a few seconds — the machine's slow swings (other
- * VMs, CPU steal) hit both sides of a pair alike:
- *
- *   raw-pools     3 undici Pools, round-robin by hand (the baseline: the mesh's transport is
- *                 also one Pool per endpoint, so the difference is exactly the mesh's layers)
- *   raw-balanced  undici BalancedPool over the 3 origins (for reference)
- *   mesh          mesh.http('products').request(): ewma, timeout, retries with per-try
- *                 timeout and budget, circuit breaker, outlier detection
- *   raw-request   undici.request(url, { dispatcher: agent }): undici's default Agent, the 3
- *                 upstream URLs round-robin (the baseline of the dispatcher path)
- *   mesh-request  undici.request('http://products/', { dispatcher: mesh.dispatcher })
- *   raw-fetch     Node's fetch(url, { dispatcher: agent }), the same Agent and URLs
- *   mesh-fetch    Node's fetch('http://products/', { dispatcher: mesh.dispatcher })
+ * VMs, CPU steal) hit both sides of a pair alike.
  *
  * Reported per contender: medians over rounds of req/s, p50/p99 latency and client CPU µs per
  * request; per goal, the median over rounds of each round's paired ratio (and CPU difference),
- * with their range and how many rounds met the goal. Writes docs/benchmarks.md unless --no-write. Bounded: ~2.5 min by default, ~35 s with
- * --quick; a watchdog ends everything (child included) if it ever runs long.
+ * with their range and how many rounds met the goal. Writes docs/benchmarks.md unless
+ * --no-write. Bounded: ~2.5 min by default, ~35 s with --quick; a watchdog ends everything
+ * (child included) if it ever runs long. `npm run bench -- instructions`: the same contenders'
+ * instructions per request under valgrind (bench/instructions.ts), which the machine's load
+ * does not move.
  *
  * Usage: node --import tsx bench/run.ts [--quick] [--rounds N] [--seconds S] [--warmup S]
  *        [--concurrency N] [--no-write]
@@ -32,14 +25,12 @@ import os from 'node:os';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { Agent, BalancedPool, Pool, request as undiciRequest } from 'undici';
-import { meshClient } from 'trellis';
-import type { Mesh } from 'trellis';
 import { LatencyBuffer, median, runRound } from './measure.js';
 import type { Call, RoundResult } from './measure.js';
 import { startUpstream } from './spawn-upstream.js';
 import type { Upstream } from './spawn-upstream.js';
-import { benchServiceYaml } from './bench-service.js';
+import { benchClients, CONTENDER_KEYS, LABELS } from './contenders.js';
+import type { BenchClients } from './contenders.js';
 
 // `npm run bench -- overload`: the overload benchmark instead of the hot-path one.
 if (process.argv[2] === 'overload') {
@@ -55,6 +46,7 @@ if (process.argv[2] === 'net') {
 if (process.argv[2] === 'sidecar') await import('./sidecar.js').then(() => process.exit(process.exitCode ?? 0));
 if (process.argv[2] === 'latency') await import('./latency.js').then(() => process.exit(process.exitCode ?? 0));
 if (process.argv[2] === 'memory') await import('./memory.js').then(() => process.exit(process.exitCode ?? 0));
+if (process.argv[2] === 'instructions') await import('./instructions.js').then(() => process.exit(process.exitCode ?? 0));
 // `npm run bench -- controlplane`: the control plane's push fan-out, memory and reconnect storm.
 if (process.argv[2] === 'controlplane') {
   await import('./controlplane-fanout.js');
@@ -123,10 +115,6 @@ process.once('SIGTERM', () => {
   process.exit(143);
 });
 
-function meshYaml(ports: number[]): string {
-  return benchServiceYaml(ports);
-}
-
 const fmt = (n: number, digits = 0): string => (Number.isFinite(n) ? n.toFixed(digits) : '-');
 const pct = (n: number): string => `${fmt(n * 100, 1)}%`;
 
@@ -176,94 +164,11 @@ function markdownTable(head: string[], body: string[][]): string {
 
 async function main(): Promise<void> {
   upstream = await startUpstream(3, Math.ceil((expectedMs + 60_000) / 1000));
-  const origins = upstream.ports.map((p) => `http://127.0.0.1:${p}`);
-
-  // Raw baselines get undici's defaults, as an application would write them.
-  const pools = origins.map((o) => new Pool(o));
-  const balanced = new BalancedPool(origins);
-  // The dispatcher path's baseline: undici's default Agent, as an application without the mesh has.
-  const agent = new Agent();
-  const urls = origins.map((o) => `${o}/`);
-  let mesh: Mesh | undefined;
+  let clients: BenchClients | undefined;
   try {
-    mesh = await meshClient({ service: 'bench', config: meshYaml(upstream.ports), logger: { warn: (m) => process.stderr.write(`[trellis] ${m}\n`) } });
-    const products = mesh.http('products');
-    const dispatcher = mesh.dispatcher;
-
-    let next = 0;
-    const contenders: Contender[] = [
-      {
-        key: 'raw-pools',
-        label: 'raw undici: 3 `Pool`s, round-robin by hand (baseline)',
-        call: async () => {
-          const pool = pools[next++ % pools.length] as Pool;
-          const res = await pool.request({ method: 'GET', path: '/' });
-          await res.body.dump();
-          return res.statusCode < 300;
-        },
-        rounds: [],
-      },
-      {
-        key: 'raw-balanced',
-        label: 'raw undici: `BalancedPool` over the 3 origins',
-        call: async () => {
-          const res = await balanced.request({ method: 'GET', path: '/' });
-          await res.body.dump();
-          return res.statusCode < 300;
-        },
-        rounds: [],
-      },
-      {
-        key: 'mesh',
-        label: "`mesh.http('products').request()`: ewma, timeout, retries + per-try timeout + budget, breaker, outlier detection",
-        call: async () => {
-          const res = await products.request({ method: 'GET', path: '/' });
-          await res.body.dump();
-          return res.statusCode < 300;
-        },
-        rounds: [],
-      },
-      {
-        key: 'raw-request',
-        label: "`undici.request(url, { dispatcher: new Agent() })` over the 3 upstream URLs, round-robin (the dispatcher path's baseline)",
-        call: async () => {
-          const res = await undiciRequest(urls[next++ % urls.length] as string, { dispatcher: agent });
-          await res.body.dump();
-          return res.statusCode < 300;
-        },
-        rounds: [],
-      },
-      {
-        key: 'mesh-request',
-        label: "`undici.request('http://products/', { dispatcher: mesh.dispatcher })`: the same stack as `mesh`",
-        call: async () => {
-          const res = await undiciRequest('http://products/', { dispatcher });
-          await res.body.dump();
-          return res.statusCode < 300;
-        },
-        rounds: [],
-      },
-      {
-        key: 'raw-fetch',
-        label: "Node's `fetch(url, { dispatcher: new Agent() })` over the 3 upstream URLs, round-robin",
-        call: async () => {
-          const res = await fetch(urls[next++ % urls.length] as string, { dispatcher: agent } as unknown as RequestInit);
-          await res.arrayBuffer();
-          return res.status < 300;
-        },
-        rounds: [],
-      },
-      {
-        key: 'mesh-fetch',
-        label: "Node's `fetch('http://products/', { dispatcher: mesh.dispatcher })`: the same stack as `mesh`",
-        call: async () => {
-          const res = await fetch('http://products/', { dispatcher } as unknown as RequestInit);
-          await res.arrayBuffer();
-          return res.status < 300;
-        },
-        rounds: [],
-      },
-    ];
+    clients = await benchClients(upstream.ports, (m) => process.stderr.write(`[trellis] ${m}\n`));
+    const { mesh, calls } = clients;
+    const contenders: Contender[] = CONTENDER_KEYS.map((key) => ({ key, label: LABELS[key], call: calls[key], rounds: [] }));
 
     const lat = new LatencyBuffer();
     console.log(`bench: node ${process.version}, ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'unknown CPU'}`);
@@ -325,8 +230,7 @@ async function main(): Promise<void> {
       console.log(`wrote ${file}`);
     }
   } finally {
-    await mesh?.close();
-    await Promise.all([...pools.map((p) => p.close()), balanced.close(), agent.close()]);
+    await clients?.close();
     upstream.stop();
   }
 }
@@ -486,6 +390,7 @@ ${markdownTable(roundHead, perRound)}
 npm run bench                 # ~2.5 min; writes this file
 npm run bench -- --quick      # ~35 s, indicative only
 npm run bench -- --rounds 10 --seconds 3 --concurrency 64 --no-write
+npm run bench -- instructions # instructions per request under valgrind (~10 min): load-proof
 \`\`\`
 
 Where the mesh's CPU goes: \`bench/hotpath.ts\` drives one contender alone (the mesh by
