@@ -220,9 +220,12 @@ export class TrellisLoadBalancer implements experimental.LoadBalancer {
     return `${this.#handle?.service ?? ''} ${id}`;
   }
 
-  updateAddressList(endpoints: experimental.StatusOr<GrpcEndpoint[]>, config: experimental.TypedLoadBalancingConfig, options: ChannelOptions, resolutionNote: string): boolean {
+  updateAddressList(endpoints: experimental.StatusOr<GrpcEndpoint[]>, config: experimental.TypedLoadBalancingConfig, given: ChannelOptions, resolutionNote: string): boolean {
     if (!(config instanceof TrellisLbConfig)) return false;
-    this.#handle = (options[DESTINATION_ATTRIBUTE] as DestinationHandle | undefined) ?? this.#handle;
+    this.#handle = (given[DESTINATION_ATTRIBUTE] as DestinationHandle | undefined) ?? this.#handle;
+    // The resolver's config selector arrives merged into the options: it is the channel's, not a
+    // connection's (the subchannel pool compares every option, so it stays out of theirs).
+    const { [experimental.CHANNEL_ARGS_CONFIG_SELECTOR_KEY]: _selector, ...options } = given;
     if (!endpoints.ok) {
       if (this.#children.size === 0) this.#helper.updateState(ConnectivityState.TRANSIENT_FAILURE, new experimental.UnavailablePicker(endpoints.error), endpoints.error.details);
       return true;

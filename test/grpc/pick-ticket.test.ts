@@ -4,7 +4,8 @@
  * object), not as metadata entries. Judged by what an application interceptor placed below the
  * mesh's saw in the metadata, what real grpc-js servers on 127.0.0.1 received (keys, deadline),
  * and where the calls went: every retry avoids the endpoint that failed, which only holds if the
- * picker placed each attempt where the mesh's balancer chose.
+ * picker placed each attempt where the mesh's balancer chose. Channels to one destination still
+ * share its connections (the resolver's config selector stays out of the connection options).
  */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -98,5 +99,28 @@ describe('the pick ticket', () => {
     // A unary call reads the channel's target from its first attempt's call: still one call.
     await unary(client, { text: 'u' });
     assert.equal(opened, 2);
+  });
+
+  it("two channels to one destination share its connection (the resolver's config selector is the channel's, not the connection's)", async () => {
+    const peers: string[] = [];
+    const s = await startEcho('shared', {
+      handlers: {
+        unary: (call, cb) => {
+          peers.push(call.getPeer());
+          cb(null, { text: '', server: 'shared', traceparent: '', deadlineLeftMs: -1, note: '' });
+        },
+      },
+    });
+    servers.push(s);
+    const mesh = await grpcMesh(serviceYaml('echo', [s.address]));
+    meshes.push(mesh);
+    const credentials = mesh.grpc.credentials();
+    const a = new EchoClient(mesh.grpc.target('echo'), credentials, mesh.grpc.clientOptions('echo'));
+    const b = new EchoClient(mesh.grpc.target('echo'), credentials, mesh.grpc.clientOptions('echo'));
+    clients.push(a, b);
+    await unary(a, { text: 'a' });
+    await unary(b, { text: 'b' });
+    assert.equal(peers.length, 2);
+    assert.equal(peers[0], peers[1], `one connection from the client side: ${peers.join(', ')}`);
   });
 });
