@@ -101,6 +101,28 @@ describe('the pick ticket', () => {
     assert.equal(opened, 2);
   });
 
+  it("keeps the application's metadata options: waitForReady still makes a call wait out a failed resolution", async () => {
+    const s = await startEcho('wfr');
+    servers.push(s);
+    const mesh = await grpcMesh(serviceYaml('echo', [s.address]));
+    meshes.push(mesh);
+    // A trellis: target naming no open mesh: grpc-js's resolution fails for every call on it.
+    const client = new EchoClient('trellis://no-such-mesh/echo', grpc.credentials.createInsecure(), mesh.grpc.clientOptions('echo'));
+    clients.push(client);
+    const call = (waitForReady: boolean): Promise<grpc.ServiceError> => {
+      const md = new grpc.Metadata();
+      if (waitForReady) md.setOptions({ waitForReady: true });
+      return unary(client, { text: 'w' }, { metadata: md, deadline: Date.now() + 400 }).then(
+        () => assert.fail('the call succeeded'),
+        (err: grpc.ServiceError) => err,
+      );
+    };
+    const failFast = await call(false);
+    assert.equal(failFast.code, grpc.status.UNAVAILABLE, failFast.details);
+    const waited = await call(true);
+    assert.equal(waited.code, grpc.status.DEADLINE_EXCEEDED, `waitForReady: the call waited for its deadline (${waited.details})`);
+  });
+
   it("two channels to one destination share its connection (the resolver's config selector is the channel's, not the connection's)", async () => {
     const peers: string[] = [];
     const s = await startEcho('shared', {
