@@ -19,10 +19,17 @@
  * grpc-js reads `waitForReady` from the options (the others are declared, unused in 1.14): a
  * ticket copies the application's four fields, so the call behaves as the application set it.
  * The options object is never sent; a plain channel (no Trellis picker) ignores it.
+ *
+ * The picker knows a ticket by a `Symbol.for` brand, not `instanceof`: grpc-js keeps the first
+ * `trellis` LB policy registered in the process, so with the ESM and CommonJS builds both loaded
+ * one copy's picker reads the other copy's tickets.
  */
 import type { Metadata, MetadataOptions } from '@grpc/grpc-js';
 
+const kPickTicket = Symbol.for('trellis.grpc.pickTicket');
+
 export class PickTicket implements MetadataOptions {
+  readonly [kPickTicket] = true;
   readonly idempotentRequest: boolean | undefined;
   readonly waitForReady: boolean | undefined;
   readonly cacheableRequest: boolean | undefined;
@@ -55,6 +62,6 @@ export function attachTicket(md: Metadata, endpoint: string, deadline: number | 
 
 /** The ticket the picker finds in a pick's metadata, or undefined (a call made without the mesh's interceptor). */
 export function ticketOf(md: Metadata): PickTicket | undefined {
-  const o = md.getOptions();
-  return o instanceof PickTicket ? o : undefined;
+  const o = md.getOptions() as Partial<PickTicket> | undefined;
+  return o?.[kPickTicket] === true ? (o as PickTicket) : undefined;
 }
