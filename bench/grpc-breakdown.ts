@@ -85,6 +85,18 @@ function processCpuUs(pid: number | undefined): number {
   }
 }
 
+interface HeapNode {
+  selfSize: number;
+  children: HeapNode[];
+}
+
+/** Bytes a sampling heap profile saw allocated (its nodes' self sizes, scaled by V8 to the sampling interval). */
+function sampledBytes(node: HeapNode): number {
+  let sum = node.selfSize;
+  for (const c of node.children) sum += sampledBytes(c);
+  return sum;
+}
+
 /** An interceptor's call inside a grpc-js InterceptingCall (the mesh's unary call before it went back to grpc-js unwrapped). */
 function wrappedIn(interceptor: grpc.Interceptor): grpc.Interceptor {
   return (options, nextCall) => new grpc.InterceptingCall(interceptor(options, nextCall));
@@ -189,7 +201,8 @@ async function main(): Promise<void> {
         const { profile } = values.heap !== undefined ? await session.post('HeapProfiler.stopSampling') : await session.post('Profiler.stop');
         writeFileSync(file, JSON.stringify(profile));
         session.disconnect();
-        console.log(`profile of ${res.requests} calls: ${file}`);
+        const bytes = values.heap !== undefined ? ` (${(sampledBytes((profile as { head: HeapNode }).head) / res.requests).toFixed(0)} bytes allocated per call)` : '';
+        console.log(`profile of ${res.requests} calls: ${file}${bytes}`);
       }
       await new Promise((r) => setImmediate(r)); // let the observer deliver this round's entries
       results.get(name)?.push(res);

@@ -22,9 +22,10 @@
  * reads the channel's target from a call it opens below (`getPeer()` of a call not yet started
  * is the channel target, in grpc-js 1.14): a unary call's first attempt then uses that call, a
  * stream cancels it; a channel whose target is not a `trellis:` target goes on through it
- * untouched. A bound interceptor reads the target the same way, to know whether the Trellis
- * picker will see the call: on a plain channel no mesh entry is written into the metadata (the
- * picker strips them) and a unary call writes its deadline as `grpc-timeout` itself.
+ * untouched. A bound interceptor reads the target the same way for a unary call only, to know
+ * whether the Trellis picker will write its deadline as `grpc-timeout` (on a plain channel the
+ * call writes it itself). The picker learns each attempt's endpoint from its PickTicket (the
+ * metadata's options object), so no mesh entry is ever written into the metadata.
  */
 import { InterceptingCall, Metadata, status as Status } from '@grpc/grpc-js';
 import type { Deadline, Interceptor, InterceptorOptions, NextCall, StatusObject } from '@grpc/grpc-js';
@@ -80,11 +81,8 @@ class MeshCall implements InterceptingCallInterface {
   #running = false;
   #finished = false;
 
-  readonly #picker: boolean;
-
-  constructor(side: GrpcClientSide, service: string, options: InterceptorOptions, nextCall: NextCall, picker = true) {
+  constructor(side: GrpcClientSide, service: string, options: InterceptorOptions, nextCall: NextCall) {
     this.#side = side;
-    this.#picker = picker;
     this.#service = service;
     this.#options = options;
     this.#nextCall = nextCall;
@@ -174,7 +172,6 @@ class MeshCall implements InterceptingCallInterface {
       responseStream: this.#responseStream,
       open: this.#open,
       relay: this.#relay,
-      picker: this.#picker,
     };
     const stack = stacks.stream;
     let pending: Promise<GrpcResult>;
@@ -251,29 +248,29 @@ function unwrapped(call: UnaryCall): InterceptingCall {
 }
 
 /**
- * The interceptor bound to `service`, which an application may put on any channel. Only a
- * `trellis:` channel runs the Trellis LB policy, whose picker takes the mesh's entries (the pick
- * hint, a unary call's deadline) off the metadata and writes the deadline as `grpc-timeout`; on
- * another channel (a plain `host:port`) the call writes none of them and sends its deadline
- * itself. Which channel is read from a call opened below (`getPeer()` of a call not yet started
- * is the channel's target), opened without the application's deadline so that a unary call's
- * first attempt can take it as its call (grpc-js arms no timer for it).
+ * The interceptor bound to `service`, which an application may put on any channel. What the
+ * Trellis picker needs rides on each attempt's PickTicket (pick-ticket.ts), never in the
+ * metadata, so nothing of the mesh's reaches the server of a plain `host:port` channel either.
+ * What differs is a unary call's deadline: a `trellis:` channel's picker writes it as
+ * `grpc-timeout` at the pick, on another channel the call writes it itself. So a unary call
+ * reads the channel's target from a call opened below (`getPeer()` of a call not yet started is
+ * the target), opened without the application's deadline so that its first attempt takes it as
+ * its call (grpc-js arms no timer for it). A stream gives grpc-js its deadline itself, and opens
+ * no such call.
  */
 function boundInterceptor(side: GrpcClientSide, service: string): Interceptor {
   // The last channel target seen and whether it is a `trellis:` one (an application has few channels).
   let lastTarget = '';
   let lastPicker = false;
   return (options, nextCall) => {
+    const m = options.method_definition;
+    if (m.requestStream || m.responseStream) return new InterceptingCall(new MeshCall(side, service, options, nextCall));
     const probe = nextCall(options.deadline === undefined ? options : { ...options, deadline: undefined });
     const target = probe.getPeer();
     if (target !== lastTarget) {
       lastTarget = target;
       lastPicker = parseTrellisTarget(target) !== undefined;
     }
-    const picker = lastPicker;
-    const m = options.method_definition;
-    if (!m.requestStream && !m.responseStream) return unwrapped(new UnaryCall(side, service, options, nextCall, probe, picker, false));
-    probe.cancelWithStatus(Status.CANCELLED, 'trellis: target probe');
-    return new InterceptingCall(new MeshCall(side, service, options, nextCall, picker));
+    return unwrapped(new UnaryCall(side, service, options, nextCall, probe, lastPicker, false));
   };
 }

@@ -33,11 +33,6 @@ export interface GrpcCall {
   readonly relay: StreamRelay | undefined;
   /** True when `metadata` is a copy made for this attempt alone (the transport may then add to it). */
   readonly ownsMetadata?: boolean;
-  /**
-   * False when the channel does not go through the Trellis LB policy (a plain `host:port` target
-   * with the mesh's interceptor): no picker takes the pick hint off, so none is written.
-   */
-  readonly picker?: boolean;
 }
 
 export interface GrpcResult {

@@ -6,7 +6,7 @@
  *
  *   metrics (logical call) → route match
  *   per route: fault → timeout → retry → attempt metrics → rate limit → breaker → split
- *   backend:   balancer → tracing → endpoint → transport (grpc-js call with a pick hint)
+ *   backend:   balancer → tracing → endpoint → transport (grpc-js call; the endpoint on its pick ticket)
  *
  * Two stacks per destination and config version: `unary` (unary calls: retried, bounded by the
  * route's timeout) and `stream` (streaming calls, bounded only by the call's own and the
@@ -96,7 +96,7 @@ export function grpcStacks(spec: ServiceSpec, state: ServiceState, deps: GrpcSta
   const backendModules: Module[] = [
     {
       role: 'balancer',
-      why: "per attempt, so retries avoid endpoints already tried; its choice goes to the LB policy's picker as a pick hint",
+      why: "per attempt, so retries avoid endpoints already tried; its choice goes to the LB policy's picker on the attempt's pick ticket",
       params: `${spec.loadBalancer} over ${state.endpoints.sourceDescription}`,
       make: (next) => applyFilter(balancerFilter<GrpcCall, GrpcResult>(state.endpoints), next),
     },

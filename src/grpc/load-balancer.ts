@@ -9,12 +9,12 @@
  * - With the mesh's client interceptors (the usual case), the interceptor's stack has already
  *   chosen the endpoint per attempt (so retries avoid earlier endpoints, route splits pick the
  *   subset, and the endpoint level measures load, latency and failures). The choice arrives as
- *   the `x-trellis-endpoint` pick hint in the metadata; the picker strips it (grpc-js hands
- *   the picker a fresh copy per pick, so a re-pick still sees it) and sends the call on that
- *   endpoint's connection: queued while it connects, refused with UNAVAILABLE and the
- *   `x-trellis-connect-failure` trailer when the connection failed, so the retry layer moves on
- *   (nothing was sent). A unary call's deadline arrives the same way (`x-trellis-deadline`,
- *   status.ts) and leaves as `grpc-timeout`, computed at the pick.
+ *   the attempt's `PickTicket` (pick-ticket.ts: the metadata's options object, which grpc-js
+ *   passes through its clones by reference; nothing in the metadata, nothing to strip) and the
+ *   picker sends the call on that endpoint's connection: queued while it connects, refused with
+ *   UNAVAILABLE and the `x-trellis-connect-failure` trailer when the connection failed, so the
+ *   retry layer moves on (nothing was sent). A unary call's deadline arrives on the same ticket
+ *   and leaves as `grpc-timeout`, computed at the pick (as grpc-js computes its own).
  * - Without them (a channel built with the target but not the interceptors), the picker picks
  *   itself with the destination's balancer among connected endpoints (a ring-hash key comes from
  *   `x-trellis-route-key` metadata) and does the endpoint level's accounting through grpc-js's
@@ -31,9 +31,10 @@ import type { Clock } from '../core/clock.js';
 import type { EndpointSet } from '../client/endpoint-set.js';
 import type { LbEndpoint } from '../lb/lb-endpoint.js';
 import { connectErrors, describeConnectFailure } from './connect-failure.js';
-import { setOwn, takeOwn } from './metadata-entries.js';
+import { setOwn } from './metadata-entries.js';
 import { isLocalRefusal } from './local-refusal.js';
-import { CONNECT_FAILURE_KEY, DEADLINE_KEY, ERROR_KEY, FAILURE_CODES, grpcTimeout, PICK_HINT_KEY, ROUTE_KEY } from './status.js';
+import { ticketOf } from './pick-ticket.js';
+import { CONNECT_FAILURE_KEY, ERROR_KEY, FAILURE_CODES, grpcTimeout, GRPC_TIMEOUT_KEY, ROUTE_KEY } from './status.js';
 
 type Picker = experimental.Picker;
 type PickArgs = experimental.PickArgs;
@@ -109,11 +110,12 @@ class TrellisPicker implements Picker {
   }
 
   pick(args: PickArgs): PickResult {
-    const deadline = takeOwn(args.metadata, DEADLINE_KEY);
-    if (deadline !== undefined) setOwn(args.metadata, 'grpc-timeout', grpcTimeout(Number(deadline) - (this.#handle?.clock.wall() ?? Date.now())));
-    const hint = takeOwn(args.metadata, PICK_HINT_KEY);
-    if (hint !== undefined) return this.#hinted(hint, args);
-    return this.#balanced(args);
+    const ticket = ticketOf(args.metadata);
+    if (ticket === undefined) return this.#balanced(args);
+    const deadline = ticket.deadline;
+    // Each pick's metadata is a fresh clone (grpc-js's doPick): a re-pick writes it again, from its own moment.
+    if (deadline !== undefined) setOwn(args.metadata, GRPC_TIMEOUT_KEY, grpcTimeout(deadline - (this.#handle?.clock.wall() ?? Date.now())));
+    return this.#hinted(ticket.endpoint, args);
   }
 
   #hinted(id: string, args: PickArgs): PickResult {
@@ -218,9 +220,12 @@ export class TrellisLoadBalancer implements experimental.LoadBalancer {
     return `${this.#handle?.service ?? ''} ${id}`;
   }
 
-  updateAddressList(endpoints: experimental.StatusOr<GrpcEndpoint[]>, config: experimental.TypedLoadBalancingConfig, options: ChannelOptions, resolutionNote: string): boolean {
+  updateAddressList(endpoints: experimental.StatusOr<GrpcEndpoint[]>, config: experimental.TypedLoadBalancingConfig, given: ChannelOptions, resolutionNote: string): boolean {
     if (!(config instanceof TrellisLbConfig)) return false;
-    this.#handle = (options[DESTINATION_ATTRIBUTE] as DestinationHandle | undefined) ?? this.#handle;
+    this.#handle = (given[DESTINATION_ATTRIBUTE] as DestinationHandle | undefined) ?? this.#handle;
+    // The resolver's config selector arrives merged into the options: it is the channel's, not a
+    // connection's (the subchannel pool compares every option, so it stays out of theirs).
+    const { [experimental.CHANNEL_ARGS_CONFIG_SELECTOR_KEY]: _selector, ...options } = given;
     if (!endpoints.ok) {
       if (this.#children.size === 0) this.#helper.updateState(ConnectivityState.TRANSIENT_FAILURE, new experimental.UnavailablePicker(endpoints.error), endpoints.error.details);
       return true;

@@ -1,7 +1,7 @@
 /**
  * The mesh's own metadata entries, read and written without grpc-js's per-call validation. On the
- * hot path of a unary call the mesh touches a few entries it made itself (a `traceparent`, the
- * pick hint `x-trellis-endpoint`): `Metadata.set` checks key and value against regular
+ * hot path of a unary call the mesh touches a few entries it made itself (a `traceparent`,
+ * `grpc-timeout`): `Metadata.set` checks key and value against regular
  * expressions on every call (~1.3 µs each, measured), `get` copies nothing but normalises the
  * key. These helpers go to grpc-js's map (`internalRepr`, protected in its typings, the same in
  * every 1.x) for keys that are lower-case constants and values the mesh formatted (hex ids,

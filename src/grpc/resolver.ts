@@ -41,6 +41,31 @@ function serviceOf(target: GrpcUri): string {
 
 const SERVICE_CONFIG: ServiceConfig = Object.freeze({ loadBalancingConfig: [{ [TRELLIS_LB_POLICY]: {} }], methodConfig: [] }) as ServiceConfig;
 
+type CallConfig = ReturnType<experimental.ConfigSelector['invoke']>;
+
+/**
+ * Every call's config on a `trellis:` channel, one frozen object. The service config above has no
+ * `methodConfig` (no grpc-js timeout, retry or hedging policy: the mesh's own apply), and a
+ * resolver's service config is the one grpc-js uses, so grpc-js's default config selector would
+ * answer every call with this same content — as three new objects per call (the config, an empty
+ * `pickInformation`, an empty filter list). grpc-js 1.14 only reads a CallConfig (status,
+ * `methodConfig` policies, `pickInformation` into each pick, the filter factories copied into the
+ * call's own stack); frozen, a write would throw rather than leak from one call into the next.
+ * The picker gets what it needs per attempt from the PickTicket (pick-ticket.ts), not from here.
+ */
+const CALL_CONFIG: CallConfig = Object.freeze({
+  methodConfig: Object.freeze({ name: Object.freeze([]) }),
+  pickInformation: Object.freeze({}),
+  status: Status.OK,
+  dynamicFilterFactories: Object.freeze([]),
+}) as unknown as CallConfig;
+
+/** The config selector the resolver hands to grpc-js with each result (grpc-js's `CHANNEL_ARGS_CONFIG_SELECTOR_KEY` attribute). */
+export const TRELLIS_CONFIG_SELECTOR: experimental.ConfigSelector = Object.freeze({
+  invoke: (): CallConfig => CALL_CONFIG,
+  unref: (): void => undefined,
+});
+
 class TrellisResolver implements experimental.Resolver {
   readonly #mesh: string;
   readonly #service: string;
@@ -103,7 +128,7 @@ class TrellisResolver implements experimental.Resolver {
     const handle: DestinationHandle = { service: this.#service, set, clock: source.clock };
     this.#listener(
       experimental.statusOrFromValue(endpoints.map((e) => ({ addresses: [{ host: e.host, port: e.port }] }))),
-      { [DESTINATION_ATTRIBUTE]: handle },
+      { [DESTINATION_ATTRIBUTE]: handle, [experimental.CHANNEL_ARGS_CONFIG_SELECTOR_KEY]: TRELLIS_CONFIG_SELECTOR },
       experimental.statusOrFromValue(SERVICE_CONFIG),
       `trellis ${this.#service}: ${endpoints.length} endpoint(s) from ${set.sourceDescription}`,
     );

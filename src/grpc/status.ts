@@ -16,19 +16,9 @@ export const ERROR_KEY = 'x-trellis-error';
 /** Trailer set on a status the fault filter injected. */
 export const FAULT_KEY = 'x-trellis-fault';
 /**
- * Pick hint: the endpoint id the interceptor's balancer chose for this attempt. The Trellis LB
- * policy's picker honours it and strips it, so it never reaches the network.
+ * gRPC's deadline header (PROTOCOL-HTTP2): for a unary call, written by the Trellis picker from
+ * the attempt's PickTicket (pick-ticket.ts) or, on a channel without it, by the call itself.
  */
-export const PICK_HINT_KEY = 'x-trellis-endpoint';
-/**
- * The attempt's deadline (wall-clock ms), from a unary call of the mesh's interceptor to the
- * Trellis picker, which writes it as `grpc-timeout` (relative to the moment of the pick, as
- * grpc-js would) and strips it. The mesh's own deadline queue ends the attempt at the deadline,
- * so grpc-js need not arm a timer of its own per call.
- */
-export const DEADLINE_KEY = 'x-trellis-deadline';
-
-/** gRPC's deadline header (PROTOCOL-HTTP2), written by the picker or, off the Trellis picker, by the unary call. */
 export const GRPC_TIMEOUT_KEY = 'grpc-timeout';
 
 const TIMEOUT_UNITS: readonly (readonly [string, number])[] = [['m', 1], ['S', 1000], ['M', 60_000], ['H', 3_600_000]];

@@ -2,9 +2,9 @@
  * The gRPC transport: the terminal Service of a destination's gRPC stack. One invocation is one
  * attempt: it opens a call below the interceptor (grpc-js's `nextCall`, so the channel, its
  * resolver and the Trellis LB policy do the I/O), sends the request, and resolves with the
- * status when the call ends. The endpoint the balancer chose travels as a pick hint in the
- * metadata; the LB policy's picker sends the call on that endpoint's connection and strips the
- * hint.
+ * status when the call ends. The endpoint the balancer chose travels on the attempt's
+ * `PickTicket` (the metadata's options object, pick-ticket.ts, never sent); the LB policy's
+ * picker sends the call on that endpoint's connection.
  *
  * The attempt's deadline is the call's (`ctx.deadline`), so the server receives it as
  * `grpc-timeout` and its own outbound calls inherit it. When `ctx.signal` aborts (a timeout, a
@@ -22,8 +22,8 @@ import type { Deadline } from '@grpc/grpc-js';
 import type { Clock } from '../core/clock.js';
 import type { Service } from '../core/service.js';
 import type { GrpcCall, GrpcResult } from './grpc-call.js';
-import { setOwn } from './metadata-entries.js';
-import { CONNECT_FAILURE_KEY, PICK_HINT_KEY, Status } from './status.js';
+import { attachTicket } from './pick-ticket.js';
+import { CONNECT_FAILURE_KEY, Status } from './status.js';
 
 /** A monotonic deadline (ms, the clock's `now`) as the wall-clock Deadline grpc-js takes. */
 export function wallDeadline(deadline: number | undefined, clock: Clock): Deadline | undefined {
@@ -42,8 +42,8 @@ export function grpcTransport(clock: Clock): Service<GrpcCall, GrpcResult> {
       const call = req.open(wallDeadline(ctx.deadline, clock));
       const relay = req.relay;
       const metadata = req.ownsMetadata === true ? req.metadata : req.metadata.clone();
-      // Only the Trellis picker takes the hint off; on another channel it would reach the server.
-      if (ctx.endpoint !== undefined && req.picker !== false) setOwn(metadata, PICK_HINT_KEY, ctx.endpoint.id);
+      // Read by the Trellis picker only; never sent, so harmless on another channel.
+      if (ctx.endpoint !== undefined) attachTicket(metadata, ctx.endpoint.id, undefined);
       let headers: GrpcResult['metadata'];
       let message: unknown;
       let hasMessage = false;

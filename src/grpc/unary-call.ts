@@ -18,8 +18,9 @@
  * - the caller's cancel ends the call with the caller's own status and is charged to no one.
  *
  * The metadata is copied once per call (the application's is never changed); the mesh's own
- * entries (trace context, pick hint) are written straight into that copy (metadata-entries.ts);
- * grpc-js copies it again when the attempt's call starts, so a retry rewrites the same copy.
+ * entries (trace context) are written straight into that copy (metadata-entries.ts), and what
+ * the picker needs (endpoint, deadline) rides on the attempt's PickTicket (pick-ticket.ts), not
+ * in the metadata; a retry sends a copy of its own.
  */
 import { context as otelContext, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import type { Context, Span, Tracer } from '@opentelemetry/api';
@@ -47,7 +48,8 @@ import type { CallContext } from '../core/context.js';
 import { grpcResultOutcome } from './classify.js';
 import type { GrpcResult, InterceptingCallInterface } from './grpc-call.js';
 import { hasAny, setOwn, takeOwn } from './metadata-entries.js';
-import { codeForError, DEADLINE_KEY, grpcCodeLabel, grpcTimeout, GRPC_TIMEOUT_KEY, PICK_HINT_KEY, ROUTE_KEY, statusForError, Status } from './status.js';
+import { attachTicket } from './pick-ticket.js';
+import { codeForError, grpcCodeLabel, grpcTimeout, GRPC_TIMEOUT_KEY, ROUTE_KEY, statusForError, Status } from './status.js';
 import { grpcAttemptAttributes, grpcResultAttributes, metadataHeaders, metadataTraceCarrier } from './tracing.js';
 import type { GrpcRoutePolicy, GrpcUnaryCore } from './unary-core.js';
 
@@ -254,7 +256,7 @@ export class UnaryCall implements InterceptingCallInterface, Deadline {
   #spare: InterceptingCallInterface | undefined;
   /** The spare was opened with the call's own options, deadline included (grpc-js armed a timer for it). */
   readonly #spareTimed: boolean;
-  /** The channel runs the Trellis picker, which takes the pick hint and the deadline entry off the metadata. */
+  /** The channel runs the Trellis picker, which reads the attempt's PickTicket and writes `grpc-timeout` from it. */
   readonly #picker: boolean;
 
   constructor(source: UnaryCoreSource, service: string, options: InterceptorOptions, nextCall: NextCall, spare?: InterceptingCallInterface, picker = true, spareTimed = true) {
@@ -487,7 +489,6 @@ export class UnaryCall implements InterceptingCallInterface, Deadline {
     // grpc-js copies the metadata when the call starts; a retry gets a copy of its own anyway,
     // in case an interceptor below keeps the one it was given.
     const md = n === 1 ? (this.#md as Metadata) : (this.#md as Metadata).clone();
-    if (this.#picker) setOwn(md, PICK_HINT_KEY, picked.endpoint.id);
     const otel = this.#otel;
     if (otel !== undefined) {
       const parent = this.#otelParent as Context;
@@ -503,19 +504,22 @@ export class UnaryCall implements InterceptingCallInterface, Deadline {
   }
 
   /**
-   * Opens the attempt's call below the interceptor and sends the request. The deadline travels to
-   * the Trellis picker, which sends it as `grpc-timeout`; grpc-js is given none, so it arms no
-   * timer of its own: the call's deadline entry (route or `anyDeadlines` queue) ends the attempt.
-   * On a channel without the picker the call writes `grpc-timeout` itself (the time left now).
+   * Opens the attempt's call below the interceptor and sends the request. The chosen endpoint and
+   * the deadline travel to the Trellis picker on the attempt's `PickTicket` (pick-ticket.ts), and
+   * the picker sends the deadline as `grpc-timeout`; grpc-js is given none, so it arms no timer of
+   * its own: the call's deadline entry (route or `anyDeadlines` queue) ends the attempt. On a
+   * channel without the picker the call writes `grpc-timeout` itself (the time left now).
    */
   #open(a: UnaryAttempt, md: Metadata): void {
     const d = this.#deadline;
     const o = this.#options;
     try {
-      if (d !== undefined) {
+      if (this.#picker) {
         const clock = (this.#core as GrpcUnaryCore).clock;
-        if (this.#picker) setOwn(md, DEADLINE_KEY, String(Math.floor(clock.wall() + (d - clock.now()))));
-        else setOwn(md, GRPC_TIMEOUT_KEY, grpcTimeout(d - clock.now()));
+        attachTicket(md, a.load.endpoint.id, d === undefined ? undefined : clock.wall() + (d - clock.now()));
+      } else if (d !== undefined) {
+        const clock = (this.#core as GrpcUnaryCore).clock;
+        setOwn(md, GRPC_TIMEOUT_KEY, grpcTimeout(d - clock.now()));
       }
       let call = this.#spare;
       this.#spare = undefined;

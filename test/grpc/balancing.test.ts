@@ -1,6 +1,6 @@
 /**
  * Balancing gRPC calls through the mesh over three real grpc-js servers: every Trellis
- * algorithm spreads unary calls over all three (through the interceptor's pick hint), ring-hash
+ * algorithm spreads unary calls over all three (through the interceptor's pick ticket), ring-hash
  * keeps a key on one server, and a channel built without the interceptors is balanced by the
  * `trellis` LB policy's picker itself.
  */

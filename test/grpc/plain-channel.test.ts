@@ -1,11 +1,11 @@
 /**
  * The mesh's client interceptor on a channel that does not go through the Trellis LB policy (an
  * application that takes `mesh.grpc.clientOptions('echo')` or `mesh.grpc.interceptor('echo')`
- * but dials a plain `host:port`): the mesh's picker never runs there, so nothing it would strip
- * may be written into the metadata (`x-trellis-deadline`, the pick hint `x-trellis-endpoint`,
- * `x-trellis-route-key`), and the call's deadline must still reach the server as `grpc-timeout`
- * (the picker writes it for `trellis:` channels). Judged by the metadata a real grpc-js server
- * received, and the deadline it saw.
+ * but dials a plain `host:port`): the mesh's picker never runs there, so no `x-trellis-*` entry
+ * may reach the server (the application's `x-trellis-route-key` is stripped; the attempt's
+ * endpoint and deadline ride on its pick ticket, never in the metadata), and the call's deadline
+ * must still reach the server as `grpc-timeout` (the picker writes it for `trellis:` channels).
+ * Judged by the metadata a real grpc-js server received, and the deadline it saw.
  */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';

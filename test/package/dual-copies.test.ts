@@ -2,8 +2,9 @@
  * The ESM build and the CommonJS build loaded in one process (an application that imports
  * trellis while a dependency requires it) behave as one where it matters: errors of one copy are
  * recognised by the other (the `Symbol.for` brand), and they share the process-wide gRPC mesh
- * registry, since grpc-js keeps only the last registered `trellis` resolver; and metrics of both
- * copies written to one registry count into the same series.
+ * registry, since grpc-js keeps only the last registered `trellis` resolver; one copy's gRPC
+ * picker reads the other's pick tickets; and metrics of both copies written to one registry
+ * count into the same series.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -24,6 +25,22 @@ describe('the ESM and CommonJS copies in one process', () => {
     const fromCjs = new TypeError('fetch failed', { cause: new cjs.TimeoutError('slow') });
     assert.equal(esm.isTrellisError(fromCjs, 'TRELLIS_TIMEOUT'), true);
     assert.ok(fromCjs.cause instanceof esm.TimeoutError);
+  });
+
+  it("read each other's gRPC pick tickets (grpc-js runs the first copy's picker for both)", async () => {
+    type Tickets = typeof import('../../src/grpc/pick-ticket.js');
+    const esm = (await import('../../dist/grpc/pick-ticket.js')) as unknown as Tickets;
+    const cjs = require('../../dist/cjs/grpc/pick-ticket.js') as Tickets;
+    assert.notEqual(esm.PickTicket, cjs.PickTicket, 'two copies are loaded');
+    const { Metadata } = await import('@grpc/grpc-js');
+    const md = new Metadata();
+    md.setOptions({ waitForReady: true });
+    cjs.attachTicket(md, '127.0.0.1:50051', 1234);
+    const t = esm.ticketOf(md.clone());
+    assert.equal(t?.endpoint, '127.0.0.1:50051');
+    assert.equal(t?.deadline, 1234);
+    assert.equal(t?.waitForReady, true);
+    assert.equal(esm.ticketOf(new Metadata()), undefined);
   });
 
   it('count into the same request series when both write to one registry', async () => {

@@ -1,0 +1,155 @@
+/**
+ * What the mesh adds to a short gRPC stream against a unary call: a server-streaming call that
+ * gets one reply (the smallest stream: the per-call setup is all there is) and a unary call, each
+ * on a plain grpc-js channel and through the mesh (`trellis:` target, `clientOptions('echo')`,
+ * metrics and tracing), in interleaved rounds of one process against one Echo server in a child
+ * process (so the CPU measured is the client's). Unary calls run the compiled per-call path
+ * (src/grpc/unary-call.ts); streams still run the promise stack (grpc-stack.ts), so the
+ * difference between the two overheads is what porting streams to the per-call path could save
+ * per stream. A long stream pays it once, not per message.
+ *
+ * Run: node --import tsx bench/grpc-stream.ts [--rounds 5] [--seconds 2] [--concurrency 32] [--heap]
+ * With --heap, bytes allocated per call (sampling heap profiler, collected objects included).
+ */
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { spawn } from 'node:child_process';
+import { Session } from 'node:inspector/promises';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { systemClock, systemRandom } from '../src/core/clock.js';
+import { loadConfig } from '../src/config/load.js';
+import { MeshMetrics } from '../src/observability/metrics.js';
+import { MeshTracer } from '../src/observability/tracer.js';
+import { MeshGrpc } from '../src/grpc/channel.js';
+import { benchDestinations } from './grpc-setup.js';
+import { LatencyBuffer, median, runRound } from './measure.js';
+import type { Call, RoundResult } from './measure.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const proto = protoLoader.loadSync(path.join(here, '../test/grpc/fixtures/echo.proto'), { keepCase: false });
+const pkg = grpc.loadPackageDefinition(proto) as unknown as { trellis: { test: { Echo: grpc.ServiceClientConstructor } } };
+const Echo = pkg.trellis.test.Echo;
+
+interface Req {
+  text: string;
+  count?: number;
+}
+
+async function serve(): Promise<void> {
+  const server = new grpc.Server();
+  server.addService(Echo.service, {
+    unary: (call: grpc.ServerUnaryCall<Req, object>, cb: grpc.sendUnaryData<object>) => cb(null, { text: call.request.text }),
+    serverStream: (call: grpc.ServerWritableStream<Req, object>) => {
+      for (let i = 0; i < (call.request.count ?? 1); i++) call.write({ text: call.request.text });
+      call.end();
+    },
+    clientStream: (_call: unknown, cb: grpc.sendUnaryData<object>) => cb(null, {}),
+    bidi: (call: grpc.ServerDuplexStream<Req, object>) => call.end(),
+  });
+  const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
+  process.stdout.write(`${port}\n`);
+  process.stdin.resume();
+  process.stdin.on('end', () => process.exit(0));
+}
+
+type UnaryFn = (req: Req, cb: (err: grpc.ServiceError | null) => void) => void;
+type StreamFn = (req: Req) => grpc.ClientReadableStream<unknown>;
+
+function unaryCaller(client: grpc.Client): Call {
+  const f = (client as unknown as { unary: UnaryFn }).unary.bind(client);
+  return () => new Promise<boolean>((resolve) => f({ text: 'bench' }, (err) => resolve(err === null)));
+}
+
+function streamCaller(client: grpc.Client): Call {
+  const f = (client as unknown as { serverStream: StreamFn }).serverStream.bind(client);
+  return () =>
+    new Promise<boolean>((resolve) => {
+      const s = f({ text: 'bench', count: 1 });
+      s.on('data', () => undefined);
+      s.on('error', () => resolve(false));
+      s.on('end', () => resolve(true));
+    });
+}
+
+interface HeapNode {
+  selfSize: number;
+  children: HeapNode[];
+}
+
+function sampledBytes(node: HeapNode): number {
+  let sum = node.selfSize;
+  for (const c of node.children) sum += sampledBytes(c);
+  return sum;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { rounds: { type: 'string' }, seconds: { type: 'string' }, concurrency: { type: 'string' }, heap: { type: 'boolean' }, server: { type: 'boolean' } } });
+  if (values.server === true) {
+    await serve();
+    return;
+  }
+  const rounds = Number(values.rounds ?? 5);
+  const seconds = Number(values.seconds ?? 2);
+  const concurrency = Number(values.concurrency ?? 32);
+  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--server'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const port = await new Promise<number>((resolve) => child.stdout.once('data', (d: Buffer) => resolve(Number(d.toString()))));
+  const address = `127.0.0.1:${port}`;
+  const config = await loadConfig(`apiVersion: trellis/v1
+kind: Service
+metadata: { name: echo }
+spec:
+  protocol: grpc
+  loadBalancer: round-robin
+  endpoints: [ { address: ${address} } ]
+  retries: { attempts: 2 }
+`);
+  const destinations = benchDestinations(config);
+  const mesh = new MeshGrpc({ service: 'bench', clock: systemClock, random: systemRandom, destinations, config: () => config, watch: () => () => undefined, metrics: new MeshMetrics(), tracer: new MeshTracer({ service: 'bench' }) });
+  const plain = new Echo(address, grpc.credentials.createInsecure());
+  const meshed = new Echo(mesh.target('echo'), mesh.credentials(), mesh.clientOptions('echo'));
+  const variants: [string, Call][] = [
+    ['plain-unary', unaryCaller(plain)],
+    ['mesh-unary', unaryCaller(meshed)],
+    ['plain-stream', streamCaller(plain)],
+    ['mesh-stream', streamCaller(meshed)],
+  ];
+  const lat = new LatencyBuffer();
+  for (const [, call] of variants) await runRound(call, concurrency, 700, lat); // connections and JIT
+  const results = new Map<string, RoundResult[]>(variants.map(([n]) => [n, []]));
+  const bytes = new Map<string, number[]>(variants.map(([n]) => [n, []]));
+  for (let r = 0; r < rounds; r++) {
+    const order = variants.map((_, i) => variants[(i + r) % variants.length] as [string, Call]);
+    for (const [name, call] of order) {
+      const session = values.heap === true ? new Session() : undefined;
+      if (session !== undefined) {
+        session.connect();
+        await session.post('HeapProfiler.startSampling', { samplingInterval: 256, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+      }
+      const res = await runRound(call, concurrency, seconds * 1000, lat);
+      if (session !== undefined) {
+        const { profile } = await session.post('HeapProfiler.stopSampling');
+        session.disconnect();
+        bytes.get(name)?.push(sampledBytes((profile as unknown as { head: HeapNode }).head) / res.requests);
+      }
+      results.get(name)?.push(res);
+      console.log(`round ${r + 1} ${name.padEnd(13)} ${res.rps.toFixed(0).padStart(7)} calls/s  ${res.cpuUsPerReq.toFixed(1).padStart(6)} µs CPU/call  errors ${res.errors}`);
+    }
+  }
+  const med = (name: string, f: (x: RoundResult) => number): number => median((results.get(name) ?? []).map(f));
+  console.log(`\nmedians over ${rounds} rounds of ${seconds} s, concurrency ${concurrency}:`);
+  console.log('| variant | calls/s | CPU µs/call | bytes/call |');
+  console.log('| :-- | --: | --: | --: |');
+  for (const [name] of variants) {
+    const b = bytes.get(name) ?? [];
+    console.log(`| ${name} | ${med(name, (x) => x.rps).toFixed(0)} | ${med(name, (x) => x.cpuUsPerReq).toFixed(1)} | ${b.length > 0 ? median(b).toFixed(0) : '-'} |`);
+  }
+  plain.close();
+  meshed.close();
+  mesh.close();
+  await destinations.close();
+  child.stdin.end();
+}
+
+await main();
