@@ -1,7 +1,10 @@
 /**
- * The client side of bench/instructions.ts, run under valgrind: sends `warm` then `count`
- * requests of one contender (bench/contenders.ts) with 32 in flight, then exits. Prints
- * `DONE <failed>` on stdout. Not meant to be run by hand.
+ * The client side of bench/instructions.ts, run under callgrind: sends `warm` requests of one
+ * contender (bench/contenders.ts) with 32 in flight, prints `READY` and waits for a line on
+ * stdin (meanwhile the parent zeroes callgrind's counters), sends `count` requests, prints
+ * `DONE <failed>` and waits for another line (the parent dumps the counters), then exits. A 5 ms
+ * interval keeps the process running while it waits: callgrind reads its control commands only
+ * while the program runs. Not meant to be run by hand.
  *
  *   node --import tsx bench/instructions-driver.ts <contender> <warm> <count> <port,port,port>
  */
@@ -38,7 +41,15 @@ async function run(n: number): Promise<void> {
   await Promise.all(Array.from({ length: CONCURRENCY }, loop));
 }
 
+const line = (): Promise<void> => new Promise((resolve) => process.stdin.once('data', () => resolve()));
+const tick = setInterval(() => undefined, 5);
 await run(Number(warmArg));
+failed = 0;
+process.stdout.write('READY\n');
+await line();
 await run(Number(countArg));
-await clients.close();
 process.stdout.write(`DONE ${failed}\n`);
+await line();
+clearInterval(tick);
+await clients.close();
+process.exit(0);

@@ -1,31 +1,34 @@
 /**
  * What each hot-path contender costs in **instructions per request**, counted by valgrind
- * (cachegrind, no cache simulation): a figure the machine's load does not move, unlike req/s and
- * CPU time, which swing 10-20% between rounds on a shared VM.
+ * (callgrind): a figure the machine's load does not move, unlike req/s and CPU time, which
+ * swing 10-20% between rounds on a shared VM.
  *
- * Per contender (bench/contenders.ts), bench/instructions-driver.ts runs under valgrind twice:
- * a warm-up of `--warm` requests then `--small` requests, and the same warm-up then `--large`.
- * Everything both runs share (Node's start, module loading, the JIT's warm-up, the clients'
- * setup and close) cancels in the difference, so
+ * Per contender (bench/contenders.ts), bench/instructions-driver.ts runs under callgrind: a
+ * warm-up of `--warm` requests (the JIT's tier-up and the pools' connections happen there),
+ * then this script zeroes callgrind's counters (`callgrind_control -z`), the driver sends
+ * `--count` requests with 32 in flight, and the counters are dumped (`callgrind_control -d`):
  *
- *   instructions per request = (I(large) − I(small)) / (large − small)
+ *   instructions per request = instructions counted between zero and dump / count
  *
- * counts the steady state: the client's JavaScript, undici, Node's net layer, the garbage
- * collector and the JIT's later work, up to the system call boundary (the kernel's side of a
- * socket write is not counted). The upstream (bench/upstream.ts) is a plain child process, not
- * under valgrind. The ratio baseline/mesh of these counts is what throughput would be on a
+ * That is the client's JavaScript, undici, Node's net layer, the garbage collector and the JIT's
+ * later work, in every thread of the process, up to the system call boundary (the kernel's side
+ * of a socket write is not counted). The upstream (bench/upstream.ts) is a plain child process,
+ * not under valgrind. The ratio baseline/mesh of these counts is what throughput would be on a
  * CPU-bound client with every instruction costing the same; it leaves out cache misses and
- * memory stalls (allocation shows up only as the GC's instructions), so it is a steady companion
- * to bench/run.ts's timed rounds, not a replacement.
+ * memory stalls (allocation shows only as the GC's instructions), so it is a steady companion to
+ * bench/run.ts's timed rounds, not a replacement.
  *
  *   npm run build && node --import tsx bench/instructions.ts [--only mesh,raw-pools]
- *       [--warm 4000] [--small 1000] [--large 5000] [--jobs 2]
+ *       [--warm 3000] [--count 3000] [--jobs 2]
  *   or: npm run bench -- instructions [...]
  *
  * Needs valgrind (`apt-get install -y valgrind`); without it, says so and exits 1. 10-20 min
- * with two jobs on 2 cores (valgrind runs Node ~50× slower).
+ * with two jobs on 2 cores (callgrind runs Node ~50-100× slower).
  */
 import { spawn } from 'node:child_process';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { startUpstream } from './spawn-upstream.js';
@@ -37,17 +40,15 @@ const { values: args } = parseArgs({
   args: benchArgs('instructions'),
   options: {
     only: { type: 'string' },
-    warm: { type: 'string', default: '4000' },
-    small: { type: 'string', default: '1000' },
-    large: { type: 'string', default: '5000' },
+    warm: { type: 'string', default: '3000' },
+    count: { type: 'string', default: '3000' },
     jobs: { type: 'string', default: '2' },
   },
 });
 const WARM = Number(args.warm);
-const SMALL = Number(args.small);
-const LARGE = Number(args.large);
+const COUNT = Number(args.count);
 const JOBS = Math.max(1, Number(args.jobs));
-if (!(SMALL >= 0 && LARGE > SMALL && WARM >= 0)) throw new Error(`need 0 <= --small < --large and --warm >= 0, got ${SMALL}, ${LARGE}, ${WARM}`);
+if (!(COUNT > 0 && WARM >= 0)) throw new Error(`need --count > 0 and --warm >= 0, got ${COUNT}, ${WARM}`);
 // raw-balanced is a reference in bench/run.ts, no goal's baseline: left out unless asked for.
 const keys = (args.only === undefined ? CONTENDER_KEYS.filter((k) => k !== 'raw-balanced') : args.only.split(',')) as ContenderKey[];
 for (const k of keys) if (!CONTENDER_KEYS.includes(k)) throw new Error(`--only: unknown contender "${k}" (known: ${CONTENDER_KEYS.join(', ')})`);
@@ -55,35 +56,70 @@ const driver = fileURLToPath(new URL('./instructions-driver.ts', import.meta.url
 /** A run longer than this is stuck: it is killed and the bench fails. */
 const RUN_LIMIT_MS = 10 * 60_000;
 
-/** Total instructions of one driver run under cachegrind. */
-function countInstructions(key: ContenderKey, count: number, ports: readonly number[]): Promise<number> {
-  const child = spawn('valgrind', ['--tool=cachegrind', '--cache-sim=no', '--cachegrind-out-file=/dev/null', process.execPath, '--import', 'tsx', driver, key, String(WARM), String(count), ports.join(',')], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-  const timer = setTimeout(() => child.kill('SIGKILL'), RUN_LIMIT_MS);
+/** Runs `cmd` to its end; rejects on a non-zero exit. */
+function run(cmd: string, argv: string[]): Promise<void> {
   return new Promise((resolve, reject) => {
+    const p = spawn(cmd, argv, { stdio: 'ignore' });
+    p.once('error', reject);
+    p.once('close', (code) => (code === 0 ? resolve() : reject(new Error(`${cmd} ${argv.join(' ')} exited ${code}`))));
+  });
+}
+
+/** Instructions of `count` requests of `key`, after the warm-up, in one driver run under callgrind. */
+function countInstructions(key: ContenderKey, count: number, ports: readonly number[]): Promise<number> {
+  const out = path.join(tmpdir(), `trellis-instructions-${process.pid}-${key}.out`);
+  const child = spawn('valgrind', ['--tool=callgrind', `--callgrind-out-file=${out}`, process.execPath, '--import', 'tsx', driver, key, String(WARM), String(count), ports.join(',')], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let err = '';
+  child.stderr.on('data', (d: Buffer) => (err += d.toString().slice(-4000)));
+  const timer = setTimeout(() => child.kill('SIGKILL'), RUN_LIMIT_MS);
+  const pid = String(child.pid);
+  return new Promise<number>((resolve, reject) => {
+    let buf = '';
+    let total: number | undefined;
+    const fail = (e: Error): void => {
+      child.kill('SIGKILL');
+      reject(e);
+    };
+    child.stdout.on('data', (d: Buffer) => {
+      buf += d.toString();
+      if (buf.includes('READY\n')) {
+        buf = buf.replace('READY\n', '');
+        // Zero the counters, then start the measured requests.
+        run('callgrind_control', ['-z', pid]).then(() => child.stdin.write('go\n'), fail);
+      }
+      const done = /DONE (\d+)\n/.exec(buf);
+      if (done !== null) {
+        buf = '';
+        if (done[1] !== '0') {
+          fail(new Error(`${key}: ${done[1]} of ${count} requests failed`));
+          return;
+        }
+        run('callgrind_control', ['-d', pid]).then(() => {
+          // The dump after the zeroing is the first numbered file: its summary line is Ir.
+          const dump = readdirSync(tmpdir()).map((f) => path.join(tmpdir(), f)).filter((f) => f.startsWith(`${out}.`));
+          const text = dump.map((f) => readFileSync(f, 'utf8')).join('\n');
+          for (const f of [out, ...dump]) rmSync(f, { force: true });
+          const m = /^summary:\s+(\d+)/m.exec(text);
+          if (m?.[1] === undefined) throw new Error(`${key}: no callgrind dump with a summary in ${out}.*`);
+          total = Number(m[1]);
+          child.stdin.write('bye\n');
+        }).catch(fail);
+      }
+    });
     child.once('error', (e) => {
       clearTimeout(timer);
       reject(e);
     });
     child.once('close', (code) => {
       clearTimeout(timer);
-      const refs = /I\s+refs:\s+([\d,]+)/.exec(err);
-      const done = /DONE (\d+)/.exec(out);
-      if (code !== 0 || refs?.[1] === undefined || done === null) {
-        reject(new Error(`${key} × ${count}: valgrind exited ${code}${done === null ? ', the driver did not finish' : ''}\n${err.slice(-2000)}`));
+      rmSync(out, { force: true });
+      if (code !== 0 || total === undefined) {
+        reject(new Error(`${key}: valgrind exited ${code} before the count was read\n${err.slice(-2000)}`));
         return;
       }
-      if (done[1] !== '0') {
-        reject(new Error(`${key} × ${count}: ${done[1]} requests failed`));
-        return;
-      }
-      const total = Number(refs[1].replaceAll(',', ''));
-      console.log(`  ${key.padEnd(12)} ${String(count).padStart(5)} requests: ${total.toLocaleString('en-US')} instructions`);
+      console.log(`  ${key.padEnd(12)} ${count} requests: ${total.toLocaleString('en-US')} instructions`);
       resolve(total);
     });
   });
@@ -115,12 +151,12 @@ if (!probe) {
 
 const upstream = await startUpstream(3, Math.ceil((RUN_LIMIT_MS * keys.length * 2) / 1000));
 try {
-  console.log(`bench instructions: ${machineLine()}; ${keys.length} contenders, warm-up ${WARM}, then ${SMALL} and ${LARGE} requests, 32 in flight, ${JOBS} valgrind runs at once`);
-  const tasks = keys.flatMap((k) => [SMALL, LARGE].map((n) => () => countInstructions(k, n, upstream.ports)));
+  console.log(`bench instructions: ${machineLine()}; ${keys.length} contenders, warm-up ${WARM} requests, then ${COUNT} counted, 32 in flight, ${JOBS} valgrind runs at once`);
+  const tasks = keys.map((k) => () => countInstructions(k, COUNT, upstream.ports));
   const t0 = Date.now();
   const totals = await pool(tasks, JOBS);
   const perRequest = new Map<ContenderKey, number>();
-  keys.forEach((k, i) => perRequest.set(k, ((totals[2 * i + 1] as number) - (totals[2 * i] as number)) / (LARGE - SMALL)));
+  keys.forEach((k, i) => perRequest.set(k, (totals[i] as number) / COUNT));
   console.log(`\n| contender | instructions per request |\n| :-- | --: |`);
   for (const k of keys) console.log(`| ${k} | ${Math.round(perRequest.get(k) as number).toLocaleString('en-US')} |`);
   const pairs = Object.entries(BASELINE_OF).filter(([m, b]) => perRequest.has(m as ContenderKey) && perRequest.has(b as ContenderKey));
