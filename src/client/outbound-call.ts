@@ -127,7 +127,8 @@ export class OutboundCall implements Deadline {
     const m = opts.method;
     this.method = m === 'GET' || m === 'POST' ? m : (m ?? 'GET').toUpperCase();
     // `idempotent: true` allows retrying a POST; `false` forbids retrying a GET (as request() documents).
-    this.#idempotent = typeof opts.idempotent === 'boolean' ? opts.idempotent : isIdempotentMethod(this.method);
+    const idem = opts.idempotent;
+    this.#idempotent = typeof idem === 'boolean' ? idem : this.method === 'GET' || isIdempotentMethod(this.method);
     this.#replayable = replayableBody(opts.body, core.maxReplayBytes);
     this.#start = core.clock.now();
     this.#route = core.routes[0] as RoutePolicy;
