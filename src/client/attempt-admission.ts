@@ -14,6 +14,12 @@ import { rateLimitedError } from '../resilience/rate-limit-filter.js';
 import { subsetSelector } from '../traffic/split-filter.js';
 import type { OutboundCore, RoutePolicy } from './outbound-core.js';
 
+/**
+ * The pick request, reused: `pick` is synchronous and keeps no request (balancer.ts), so one
+ * object serves every attempt instead of a new one each.
+ */
+const PICK: { key: string | undefined; avoid: ReadonlySet<string> | undefined; now: number | undefined } = { key: undefined, avoid: undefined, now: undefined };
+
 /** Where `admitEndpoint` writes the admitted attempt's breaker ticket (-1 without a breaker). */
 export interface TicketSink {
   ticket: number;
@@ -32,9 +38,10 @@ export function admitLimits(core: OutboundCore, route: RoutePolicy): Error | und
 
 /**
  * Admits an attempt past the breaker to an endpoint, or returns the error that refused it. The
- * breaker ticket goes to `out` (no result object per attempt).
+ * breaker ticket goes to `out` (no result object per attempt). `now`: the clock's time the
+ * attempt started (the balancer's latency weighing uses it rather than reading the clock again).
  */
-export function admitEndpoint(core: OutboundCore, route: RoutePolicy, routeKey: string | undefined, avoid: ReadonlySet<string> | undefined, out: TicketSink): LbEndpoint | Error {
+export function admitEndpoint(core: OutboundCore, route: RoutePolicy, routeKey: string | undefined, avoid: ReadonlySet<string> | undefined, out: TicketSink, now: number): LbEndpoint | Error {
   const breaker = core.breaker;
   let ticket = -1;
   if (breaker !== undefined) {
@@ -42,7 +49,11 @@ export function admitEndpoint(core: OutboundCore, route: RoutePolicy, routeKey: 
     if (ticket < 0) return breaker.refusal({ route: route.name });
   }
   const backend = core.endpoints.backend(route.split === undefined ? undefined : subsetSelector(route.split(routeKey)));
-  const picked = backend.balancer.pick({ key: routeKey, avoid });
+  PICK.key = routeKey;
+  PICK.avoid = avoid;
+  PICK.now = now;
+  const picked = backend.balancer.pick(PICK);
+  PICK.avoid = undefined;
   if (picked === undefined) {
     // Below the breaker in the described stack: no endpoint is a failure it counts.
     if (breaker !== undefined) breaker.report(ticket, 'failure');

@@ -10,10 +10,11 @@ import type { CallRecorders, OutboundCore } from './outbound-core.js';
 
 /**
  * Records the end of a call that started at `start`: `route` is undefined when no route matched
- * (metrics say `unknown`), `status` the metric's label ('' for none), `code` the status for the log.
+ * (metrics say `unknown`), `status` the metric's label ('' for none), `code` the status for the log;
+ * `end`, the clock's time now when the caller has just read it.
  */
-export function recordCall(core: OutboundCore, recorders: CallRecorders | undefined, line: LineStart | undefined, route: string | undefined, method: string, start: number, status: string, code: number, outcome: string): void {
-  const ms = core.clock.now() - start;
+export function recordCall(core: OutboundCore, recorders: CallRecorders | undefined, line: LineStart | undefined, route: string | undefined, method: string, start: number, status: string, code: number, outcome: string, end: number = core.clock.now()): void {
+  const ms = end - start;
   if (recorders !== undefined) recorders.request.record(status, outcome, ms / 1000);
   else core.metrics?.recordClientRequest(core.service, route ?? 'unknown', method, status, outcome, ms / 1000);
   const log = core.accessLog;

@@ -36,18 +36,14 @@ export function wrongProtocol(dest: Destination, service: string): TrellisError 
   return protocolRefusal(service, dest.protocol);
 }
 
-/**
- * Sends one call to `service` through its destination's hot path. The caller checked the
- * arguments; `read`, when given, holds the headers it read from `opts` as it checked them, for
- * destination `readFor` (they are read again when the configuration changed in between).
- */
-export function dispatchToService(destinations: Destinations, service: string, opts: CallOptions, handler: Dispatcher.DispatchHandler, classify: HttpResponseClassifier | undefined, upgrades?: UpgradeDispatch, readFor?: Destination, read?: CallerHeaders): boolean {
+/** Sends one call to `service` through its destination's hot path (the caller checked the arguments). */
+export function dispatchToService(destinations: Destinations, service: string, opts: CallOptions, handler: Dispatcher.DispatchHandler, classify: HttpResponseClassifier | undefined, upgrades?: UpgradeDispatch): boolean {
   const dest = destinations.get(service);
   if (dest === undefined) {
     failHandler(handler, new UnknownServiceError(`no Service document named "${service}"`, { service }));
     return true;
   }
-  return dispatchToDestination(destinations, dest, service, opts, handler, classify, upgrades, readFor === dest ? read : undefined);
+  return dispatchToDestination(destinations, dest, service, opts, handler, classify, upgrades);
 }
 
 /** The collector of a call's headers for `dest`'s hot path, filled by request validation as it checks them. */
@@ -110,14 +106,16 @@ export class ServiceDispatcher extends Dispatcher {
   }
 
   override dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
-    let readFor: Destination | undefined;
-    let read: CallerHeaders | undefined;
     if (opts === this.#readOpts) {
-      readFor = this.#readFor;
-      read = this.#read;
+      // request()'s own dispatch, in the same tick as requestRead: the destination it looked up
+      // (closed, protocol and upgrade already checked there) is the one in force.
+      const dest = this.#readFor as Destination;
+      const read = this.#read;
       this.#readOpts = this.#readFor = this.#read = undefined;
+      new OutboundCall(dest.http.core, opts as CallOptions, callbackHandler(handler), this.#classify, read).run();
+      return true;
     }
-    return dispatchToService(this.#destinations, this.#service, opts as CallOptions, handler, this.#classify, this.#upgrades, readFor, read);
+    return dispatchToService(this.#destinations, this.#service, opts as CallOptions, handler, this.#classify, this.#upgrades);
   }
 
   override async close(): Promise<void> {}

@@ -65,6 +65,8 @@ export class EndpointSet {
   #outlier: OutlierDetector | undefined;
   readonly #endpoints = new Map<string, LbEndpoint>();
   readonly #backends = new Map<string, Backend>();
+  /** The backend of every endpoint (no selector), the one most attempts ask for: no key built or looked up. */
+  #all: Backend | undefined;
   #known = false;
   #waiters: (() => void)[] = [];
   #closed = false;
@@ -119,6 +121,7 @@ export class EndpointSet {
     if (opts.balancer !== this.#balancerKind) {
       this.#balancerKind = opts.balancer;
       this.#backends.clear();
+      this.#all = undefined;
     }
     this.#rebuild();
   }
@@ -167,6 +170,7 @@ export class EndpointSet {
 
   /** The backend for a subset selector (undefined = every endpoint), created on first use. */
   backend(selector: Readonly<Record<string, string>> | undefined): Backend {
+    if (selector === undefined && this.#all !== undefined) return this.#all;
     const key = selectorKey(selector);
     let b = this.#backends.get(key);
     if (b === undefined) {
@@ -174,6 +178,7 @@ export class EndpointSet {
       this.#backends.set(key, b);
       this.#fill(b, [...this.#endpoints.values()]);
     }
+    if (selector === undefined) this.#all = b;
     return b;
   }
 

@@ -127,7 +127,8 @@ export class OutboundCall implements Deadline {
     const m = opts.method;
     this.method = m === 'GET' || m === 'POST' ? m : (m ?? 'GET').toUpperCase();
     // `idempotent: true` allows retrying a POST; `false` forbids retrying a GET (as request() documents).
-    this.#idempotent = typeof opts.idempotent === 'boolean' ? opts.idempotent : isIdempotentMethod(this.method);
+    const idem = opts.idempotent;
+    this.#idempotent = typeof idem === 'boolean' ? idem : this.method === 'GET' || isIdempotentMethod(this.method);
     this.#replayable = replayableBody(opts.body, core.maxReplayBytes);
     this.#start = core.clock.now();
     this.#route = core.routes[0] as RoutePolicy;
@@ -225,7 +226,7 @@ export class OutboundCall implements Deadline {
       if (q !== undefined && !this.#propagated) q.add(this, now);
       else this.#timer = setTimeout(() => this.#overallTimeout(), timerDelay(deadline - now));
     }
-    core.budget.deposit();
+    core.budget.deposit(now);
     // The first attempt starts now: the time just read is its start too (one clock read less).
     if (core.endpoints.known) this.#attempt(now);
     else {
@@ -302,7 +303,7 @@ export class OutboundCall implements Deadline {
   #admitted(n: number, now: number, slot: SlotQueue | undefined): void {
     const core = this.#core;
     const route = this.#route;
-    const picked = admitEndpoint(core, route, this.#routeKey, this.#avoid, this);
+    const picked = admitEndpoint(core, route, this.#routeKey, this.#avoid, this, now);
     if (picked instanceof Error) {
       slot?.release(undefined);
       this.#refused(picked, now);
@@ -429,9 +430,11 @@ export class OutboundCall implements Deadline {
 
   /** The response headers of attempt `a`: retry it, or keep it for the caller (whole or streamed). */
   headers(a: OutboundAttempt, status: number, raw: Buffer[], resume: () => void, text: string): boolean {
-    const core = this.#core;
-    const now = core.clock.now();
     const cls = classifyResponse(this.#route, this.#classify, status, raw);
+    // The usual case first: a success of the attempt in flight goes to the caller. Read whole
+    // first, it settles at its body's end (`buffered`), which reads the clock then, not here.
+    if (cls.kind === 'success' && a === this.#current && !this.#finished) return this.#toCaller(a, cls, status, raw, resume, text, undefined);
+    const now = this.#core.clock.now();
     if (a !== this.#current || this.#finished) {
       a.settle(cls, status, undefined, now);
       a.keep('drain', status, raw, text);
@@ -449,13 +452,17 @@ export class OutboundCall implements Deadline {
     } else if (cls.kind === 'failure') {
       if (this.#retryStopForResponse(cls, a, status, raw, text, now)) return true;
     }
-    // The caller gets this response.
+    return this.#toCaller(a, cls, status, raw, resume, text, now);
+  }
+
+  /** The caller gets attempt `a`'s response: whole first (readWholeFirst), or streamed from now (`now`: the clock's time, if read). */
+  #toCaller(a: OutboundAttempt, cls: Classification, status: number, raw: Buffer[], resume: () => void, text: string, now: number | undefined): boolean {
     if (readWholeFirst(this.#route, this.#idempotent, this.#replayable, a.n, raw)) {
       a.keep('buffer', status, raw, text);
       this.#cls = cls;
       return true;
     }
-    a.settle(cls, status, undefined, now);
+    a.settle(cls, status, undefined, now ?? this.#core.clock.now());
     a.keep('deliver', status, raw, text);
     return this.#deliver(cls, status, raw, resume, text);
   }
@@ -480,7 +487,9 @@ export class OutboundCall implements Deadline {
   /** A small body read whole: settles the attempt, then gives the caller the whole response. */
   buffered(a: OutboundAttempt, status: number, raw: Buffer[], text: string, chunks: Buffer[], trailers: string[] | Buffer[] | null): void {
     const cls = this.#cls as Classification;
-    a.settle(cls, status, undefined, this.#core.clock.now());
+    // The body's end: the attempt settles, and (the whole response handed over at once) the call ends, now.
+    const now = this.#core.clock.now();
+    a.settle(cls, status, undefined, now);
     // The body is complete: the endpoint's report is due now.
     a.ended();
     if (this.#finished) return;
@@ -490,7 +499,7 @@ export class OutboundCall implements Deadline {
       if (this.#finished) return;
       h.onData?.(c);
     }
-    this.complete(trailers);
+    this.complete(trailers, now);
   }
 
   data(chunk: Buffer): boolean {
@@ -498,11 +507,11 @@ export class OutboundCall implements Deadline {
     return this.#handler.onData?.(chunk) ?? true;
   }
 
-  /** The delivered response's body ended. */
-  complete(trailers: string[] | Buffer[] | null): void {
+  /** The delivered response's body ended (`now`: the clock's time, when just read). */
+  complete(trailers: string[] | Buffer[] | null, now?: number): void {
     if (this.#finished) return;
     this.#finish();
-    this.#record(statusLabel(this.#status), outcomeOf(this.#cls as Classification));
+    this.#record(statusLabel(this.#status), outcomeOf(this.#cls as Classification), now);
     this.#handler.onComplete?.(trailers ?? []);
   }
 
@@ -553,7 +562,7 @@ export class OutboundCall implements Deadline {
     this.#timer = this.#sleep = undefined;
   }
 
-  #record(status: string, outcome: string): void {
-    recordCall(this.#core, this.recorders, this.#line, this.#unmatched ? undefined : this.#route.name, this.method, this.#start, status, this.#status, outcome);
+  #record(status: string, outcome: string, now?: number): void {
+    recordCall(this.#core, this.recorders, this.#line, this.#unmatched ? undefined : this.#route.name, this.method, this.#start, status, this.#status, outcome, now);
   }
 }

@@ -74,12 +74,18 @@ function recordersFor(metrics: MeshMetrics | undefined, service: string, route: 
   if (metrics === undefined) return () => undefined;
   const byMethod = new Map<string, CallRecorders>();
   const make = (method: string): CallRecorders => ({ request: metrics.clientRequests(service, route, method), attempt: metrics.clientAttempts(service, route, method) });
+  // The last method asked for and its recorders: a route mostly sees one method after another.
+  let lastMethod: string | undefined;
+  let last: CallRecorders | undefined;
   return (method) => {
+    if (method === lastMethod) return last;
     let r = byMethod.get(method);
     if (r === undefined) {
       r = make(method);
       if (byMethod.size < MAX_CACHED_METHODS) byMethod.set(method, r);
     }
+    lastMethod = method;
+    last = r;
     return r;
   };
 }

@@ -12,12 +12,17 @@ export interface PickRequest {
   readonly key: string | undefined;
   /** Endpoint ids to avoid when another choice exists (earlier attempts of this call). */
   readonly avoid: ReadonlySet<string> | undefined;
+  /**
+   * The clock's time (the balancer's clock), when the caller has just read it: a balancer that
+   * weighs latency (peak-EWMA) uses it instead of reading the clock again. Optional.
+   */
+  readonly now?: number | undefined;
 }
 
 export interface Balancer {
   readonly kind: BalancerKind;
   /** Replaces the set of endpoints to choose from. */
   update(endpoints: readonly LbEndpoint[]): void;
-  /** Chooses an endpoint, or undefined when the set is empty. */
+  /** Chooses an endpoint, or undefined when the set is empty. Never keeps `req` (a caller may reuse it). */
   pick(req: PickRequest): LbEndpoint | undefined;
 }

@@ -33,7 +33,7 @@ class PeakEwmaBalancer implements Balancer {
   pick(req: PickRequest): LbEndpoint | undefined {
     const endpoints = this.#endpoints;
     if (endpoints.length === 0) return undefined;
-    return p2cPick(endpoints, req.avoid, this.#random, cost, this.#clock.now());
+    return p2cPick(endpoints, req.avoid, this.#random, cost, req.now ?? this.#clock.now());
   }
 }
 

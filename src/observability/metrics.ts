@@ -29,6 +29,7 @@ import type { OpenMetricsContentType, PrometheusContentType } from 'prom-client'
 import type { BreakerState } from '../client/service-state.js';
 import { normalizeMethod, normalizeOutcome, normalizeStatus } from './metrics-labels.js';
 import { RequestSeriesStore } from './request-series.js';
+import type { RequestRecorder as StoreRecorder, Series } from './request-series.js';
 
 /**
  * Records requests of one (service, caller, route, method) without looking them up again:
@@ -113,12 +114,32 @@ class RequestSeries {
 
   /** A recorder bound to (service, caller, route, method) that normalizes status and outcome. */
   recorder(service: string, caller: string, route: string, method: string): RequestRecorder {
-    const r = this.store.recorder(service, caller, route, normalizeMethod(method));
-    return {
-      record(statusCode: string, outcome: string, durationSec: number): void {
-        r.record(normalizeStatus(statusCode), normalizeOutcome(outcome), durationSec);
-      },
-    };
+    return new NormalizingRecorder(this.store.recorder(service, caller, route, normalizeMethod(method)));
+  }
+}
+
+/**
+ * A store's recorder behind the normalization of status and outcome. The last pair given (as
+ * given) and its series are kept: the same pair again (a request path's usual case) is neither
+ * normalized nor looked up again.
+ */
+class NormalizingRecorder implements RequestRecorder {
+  readonly #r: StoreRecorder;
+  #lastStatus: string | undefined = undefined;
+  #lastOutcome: string | undefined = undefined;
+  #last: Series | undefined = undefined;
+
+  constructor(r: StoreRecorder) {
+    this.#r = r;
+  }
+
+  record(statusCode: string, outcome: string, durationSec: number): void {
+    if (statusCode !== this.#lastStatus || outcome !== this.#lastOutcome) {
+      this.#last = this.#r.series(normalizeStatus(statusCode), normalizeOutcome(outcome));
+      this.#lastStatus = statusCode;
+      this.#lastOutcome = outcome;
+    }
+    this.#r.observe(this.#last as Series, durationSec);
   }
 }
 

@@ -75,22 +75,25 @@ export class RetryBudget {
     this.#head = Math.floor(clock.now() / this.#sliceMs);
   }
 
-  /** Records one logical request (call once per request, not per attempt). */
-  deposit(): void {
-    this.#advance();
+  /**
+   * Records one logical request (call once per request, not per attempt). `now`: the clock's
+   * time when the caller has just read it (the hot path's call start), saving a clock read.
+   */
+  deposit(now: number = this.#clock.now()): void {
+    this.#advance(now);
     this.#requests[this.#head % SLICES]! += 1;
   }
 
   /** Takes one retry from the budget; false (and nothing taken) when the budget is spent. */
   tryWithdraw(): boolean {
-    this.#advance();
+    this.#advance(this.#clock.now());
     if (this.#balance() < this.#withdrawAmount) return false;
     this.#retries[this.#head % SLICES]! += 1;
     return true;
   }
 
   stats(): RetryBudgetStats {
-    this.#advance();
+    this.#advance(this.#clock.now());
     let requests = 0;
     let retries = 0;
     for (let i = 0; i < SLICES; i++) {
@@ -107,9 +110,9 @@ export class RetryBudget {
     return sum;
   }
 
-  /** Moves the window to the current time, zeroing the slices that expired. */
-  #advance(): void {
-    const now = Math.floor(this.#clock.now() / this.#sliceMs);
+  /** Moves the window to `nowMs` (the clock's time), zeroing the slices that expired. */
+  #advance(nowMs: number): void {
+    const now = Math.floor(nowMs / this.#sliceMs);
     if (now <= this.#head) return; // also ignores a clock that went backwards
     const expired = Math.min(now - this.#head, SLICES);
     for (let k = 1; k <= expired; k++) {
