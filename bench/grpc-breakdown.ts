@@ -34,8 +34,8 @@ import { systemClock, systemRandom } from '../src/core/clock.js';
 import { MeshMetrics } from '../src/observability/metrics.js';
 import { MeshTracer } from '../src/observability/tracer.js';
 import { MeshGrpc } from '../src/grpc/channel.js';
-import { LatencyBuffer, median, runRound } from './measure.js';
-import type { Call, RoundResult } from './measure.js';
+import { LatencyBuffer, median, runRound, sampledBytes } from './measure.js';
+import type { Call, HeapNode, RoundResult } from './measure.js';
 import { benchDestinations, greeterConfig, spawnGreeterServers } from './grpc-setup.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -83,18 +83,6 @@ function processCpuUs(pid: number | undefined): number {
   } catch {
     return 0;
   }
-}
-
-interface HeapNode {
-  selfSize: number;
-  children: HeapNode[];
-}
-
-/** Bytes a sampling heap profile saw allocated (its nodes' self sizes, scaled by V8 to the sampling interval). */
-function sampledBytes(node: HeapNode): number {
-  let sum = node.selfSize;
-  for (const c of node.children) sum += sampledBytes(c);
-  return sum;
 }
 
 /** An interceptor's call inside a grpc-js InterceptingCall (the mesh's unary call before it went back to grpc-js unwrapped). */

@@ -16,6 +16,8 @@ import { Metadata } from '@grpc/grpc-js';
 import { setOwn, takeOwn } from '../src/grpc/metadata-entries.js';
 import { attachTicket, ticketOf } from '../src/grpc/pick-ticket.js';
 import { grpcTimeout } from '../src/grpc/status.js';
+import { sampledBytes } from './measure.js';
+import type { HeapNode } from './measure.js';
 
 const TRACEPARENT = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
 let sink = 0;
@@ -52,17 +54,6 @@ function neither(now: number): void {
   const md = callMetadata();
   const pick = md.clone().clone();
   setOwn(pick, 'grpc-timeout', grpcTimeout(15_000 + now - now));
-}
-
-interface HeapNode {
-  selfSize: number;
-  children: HeapNode[];
-}
-
-function sampledBytes(node: HeapNode): number {
-  let sum = node.selfSize;
-  for (const c of node.children) sum += sampledBytes(c);
-  return sum;
 }
 
 const { values } = parseArgs({ options: { calls: { type: 'string' }, rounds: { type: 'string' }, heap: { type: 'boolean' } } });

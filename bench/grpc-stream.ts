@@ -24,8 +24,8 @@ import { MeshMetrics } from '../src/observability/metrics.js';
 import { MeshTracer } from '../src/observability/tracer.js';
 import { MeshGrpc } from '../src/grpc/channel.js';
 import { benchDestinations } from './grpc-setup.js';
-import { LatencyBuffer, median, runRound } from './measure.js';
-import type { Call, RoundResult } from './measure.js';
+import { LatencyBuffer, median, runRound, sampledBytes } from './measure.js';
+import type { Call, HeapNode, RoundResult } from './measure.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const proto = protoLoader.loadSync(path.join(here, '../test/grpc/fixtures/echo.proto'), { keepCase: false });
@@ -71,17 +71,6 @@ function streamCaller(client: grpc.Client): Call {
       s.on('error', () => resolve(false));
       s.on('end', () => resolve(true));
     });
-}
-
-interface HeapNode {
-  selfSize: number;
-  children: HeapNode[];
-}
-
-function sampledBytes(node: HeapNode): number {
-  let sum = node.selfSize;
-  for (const c of node.children) sum += sampledBytes(c);
-  return sum;
 }
 
 async function main(): Promise<void> {

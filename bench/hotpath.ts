@@ -15,12 +15,10 @@
  * Chrome DevTools (Performance) or VS Code.
  */
 import { parseArgs } from 'node:util';
-import { Agent, Pool, request as undiciRequest } from 'undici';
-import { meshClient } from 'trellis';
-import type { Call } from './measure.js';
 import { LatencyBuffer, runRound } from './measure.js';
 import { startUpstream } from './spawn-upstream.js';
-import { benchServiceYaml } from './bench-service.js';
+import { benchClients, CONTENDER_KEYS } from './contenders.js';
+import type { ContenderKey } from './contenders.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -29,60 +27,18 @@ const { values: args } = parseArgs({
     target: { type: 'string', default: 'mesh' },
   },
 });
-const TARGETS = ['mesh', 'raw', 'mesh-request', 'raw-request', 'mesh-fetch', 'raw-fetch'];
-if (!TARGETS.includes(args.target ?? '')) throw new Error(`--target must be one of ${TARGETS.join(', ')}, got "${args.target}"`);
+// `raw` is bench/contenders.ts's `raw-pools` (its name here before the contenders were shared).
+const target = (args.target === 'raw' ? 'raw-pools' : args.target) as ContenderKey;
+if (!CONTENDER_KEYS.includes(target)) throw new Error(`--target must be one of raw, ${CONTENDER_KEYS.join(', ')}, got "${args.target}"`);
 const seconds = Number(args.seconds);
 const concurrency = Number(args.concurrency);
 
 const upstream = await startUpstream(3, seconds + 30);
-const mesh = await meshClient({
-  service: 'bench',
-  config: benchServiceYaml(upstream.ports),
-});
-const pools = upstream.ports.map((p) => new Pool(`http://127.0.0.1:${p}`));
-const agent = new Agent();
-const urls = upstream.ports.map((p) => `http://127.0.0.1:${p}/`);
+const clients = await benchClients(upstream.ports, (m) => process.stderr.write(`[trellis] ${m}\n`));
 try {
-  const products = mesh.http('products');
-  const dispatcher = mesh.dispatcher;
-  let next = 0;
-  const calls: Record<string, Call> = {
-    raw: async () => {
-      const res = await (pools[next++ % pools.length] as Pool).request({ method: 'GET', path: '/' });
-      await res.body.dump();
-      return res.statusCode < 300;
-    },
-    mesh: async () => {
-      const res = await products.request({ method: 'GET', path: '/' });
-      await res.body.dump();
-      return res.statusCode < 300;
-    },
-    'raw-request': async () => {
-      const res = await undiciRequest(urls[next++ % urls.length] as string, { dispatcher: agent });
-      await res.body.dump();
-      return res.statusCode < 300;
-    },
-    'mesh-request': async () => {
-      const res = await undiciRequest('http://products/', { dispatcher });
-      await res.body.dump();
-      return res.statusCode < 300;
-    },
-    'raw-fetch': async () => {
-      const res = await fetch(urls[next++ % urls.length] as string, { dispatcher: agent } as unknown as RequestInit);
-      await res.arrayBuffer();
-      return res.status < 300;
-    },
-    'mesh-fetch': async () => {
-      const res = await fetch('http://products/', { dispatcher } as unknown as RequestInit);
-      await res.arrayBuffer();
-      return res.status < 300;
-    },
-  };
-  const call = calls[args.target as string] as Call;
-  const result = await runRound(call, concurrency, seconds * 1000, new LatencyBuffer());
+  const result = await runRound(clients.calls[target], concurrency, seconds * 1000, new LatencyBuffer());
   console.log(`${args.target}: ${result.rps.toFixed(0)} req/s, p50 ${result.p50Ms.toFixed(2)} ms, p99 ${result.p99Ms.toFixed(2)} ms, ${result.cpuUsPerReq.toFixed(1)} µs CPU/req, ${result.errors} errors`);
 } finally {
-  await mesh.close();
-  await Promise.all([...pools.map((p) => p.close()), agent.close()]);
+  await clients.close();
   upstream.stop();
 }

@@ -92,3 +92,16 @@ export function median(xs: number[]): number {
   const mid = s.length >> 1;
   return s.length % 2 === 1 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
 }
+
+/** A node of a V8 sampling heap profile (node:inspector's HeapProfiler). */
+export interface HeapNode {
+  selfSize: number;
+  children: HeapNode[];
+}
+
+/** Bytes a sampling heap profile saw allocated (its nodes' self sizes, scaled by V8 to the sampling interval). */
+export function sampledBytes(node: HeapNode): number {
+  let sum = node.selfSize;
+  for (const c of node.children) sum += sampledBytes(c);
+  return sum;
+}
