@@ -1,23 +1,23 @@
 /**
  * The client side of bench/instructions.ts, run under callgrind: sends `warm` requests of one
- * contender (bench/contenders.ts) with 32 in flight, prints `READY` and waits for a line on
+ * contender (bench/contenders.ts) with 32 (or `concurrency`) in flight, prints `READY` and waits for a line on
  * stdin (meanwhile the parent zeroes callgrind's counters), sends `count` requests, prints
  * `DONE <failed>` and waits for another line (the parent dumps the counters), then exits. A 5 ms
  * interval keeps the process running while it waits: callgrind reads its control commands only
  * while the program runs. Not meant to be run by hand.
  *
- *   node --import tsx bench/instructions-driver.ts <contender> <warm> <count> <port,port,port>
+ *   node --import tsx bench/instructions-driver.ts <contender> <warm> <count> <port,port,port> [concurrency]
  */
 import { benchClients, CONTENDER_KEYS } from './contenders.js';
 import { FULL_POLICY } from './bench-service.js';
 import type { ContenderKey } from './contenders.js';
 
-const [key, warmArg, countArg, portsArg] = process.argv.slice(2);
+const [key, warmArg, countArg, portsArg, concurrencyArg] = process.argv.slice(2);
 if (!CONTENDER_KEYS.includes(key as ContenderKey) || portsArg === undefined) {
   process.stderr.write(`usage: instructions-driver.ts <${CONTENDER_KEYS.join('|')}> <warm> <count> <ports>\n`);
   process.exit(2);
 }
-const CONCURRENCY = 32;
+const CONCURRENCY = Number(concurrencyArg ?? 32);
 // The full stack of bench/bench-service.ts, with its timeouts made long enough for valgrind's
 // ~50× slowdown (the same code runs; only the durations differ).
 const policy = Object.values({

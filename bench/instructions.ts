@@ -6,7 +6,7 @@
  * Per contender (bench/contenders.ts), bench/instructions-driver.ts runs under callgrind: a
  * warm-up of `--warm` requests (the JIT's tier-up and the pools' connections happen there),
  * then this script zeroes callgrind's counters (`callgrind_control -z`), the driver sends
- * `--count` requests with 32 in flight, and the counters are dumped (`callgrind_control -d`):
+ * `--count` requests, one at a time by default, and the counters are dumped (`callgrind_control -d`):
  *
  *   instructions per request = instructions counted between zero and dump / count
  *
@@ -18,11 +18,18 @@
  * memory stalls (allocation shows only as the GC's instructions), so it is a steady companion to
  * bench/run.ts's timed rounds, not a replacement.
  *
+ * One request in flight is the default because it is the repeatable setting: with 32 in flight,
+ * how many responses each event-loop turn finds ready (one `epoll_wait` and one read per turn
+ * however many sockets are ready) depends on how fast the upstream answers, and the raw
+ * contenders' counts moved 20-25% between runs; one at a time, raw-pools and mesh repeat within
+ * 1%. The undici.request() and fetch() paths still move ~10% between runs (their garbage makes
+ * the GC's work lumpy).
+ *
  *   npm run build && node --import tsx bench/instructions.ts [--only mesh,raw-pools]
- *       [--warm 3000] [--count 3000] [--jobs 2]
+ *       [--warm 2000] [--count 2000] [--jobs 2] [--concurrency 1]
  *   or: npm run bench -- instructions [...]
  *
- * Needs valgrind (`apt-get install -y valgrind`); without it, says so and exits 1. 10-20 min
+ * Needs valgrind (`apt-get install -y valgrind`); without it, says so and exits 1. 5-10 min
  * with two jobs on 2 cores (callgrind runs Node ~50-100× slower).
  */
 import { spawn } from 'node:child_process';
@@ -40,14 +47,16 @@ const { values: args } = parseArgs({
   args: benchArgs('instructions'),
   options: {
     only: { type: 'string' },
-    warm: { type: 'string', default: '3000' },
-    count: { type: 'string', default: '3000' },
+    warm: { type: 'string', default: '2000' },
+    count: { type: 'string', default: '2000' },
     jobs: { type: 'string', default: '2' },
+    concurrency: { type: 'string', default: '1' },
   },
 });
 const WARM = Number(args.warm);
 const COUNT = Number(args.count);
 const JOBS = Math.max(1, Number(args.jobs));
+const CONCURRENCY = Math.max(1, Math.round(Number(args.concurrency)));
 if (!(COUNT > 0 && WARM >= 0)) throw new Error(`need --count > 0 and --warm >= 0, got ${COUNT}, ${WARM}`);
 // raw-balanced is a reference in bench/run.ts, no goal's baseline: left out unless asked for.
 const keys = (args.only === undefined ? CONTENDER_KEYS.filter((k) => k !== 'raw-balanced') : args.only.split(',')) as ContenderKey[];
@@ -68,7 +77,7 @@ function run(cmd: string, argv: string[]): Promise<void> {
 /** Instructions of `count` requests of `key`, after the warm-up, in one driver run under callgrind. */
 function countInstructions(key: ContenderKey, count: number, ports: readonly number[]): Promise<number> {
   const out = path.join(tmpdir(), `trellis-instructions-${process.pid}-${key}.out`);
-  const child = spawn('valgrind', ['--tool=callgrind', `--callgrind-out-file=${out}`, process.execPath, '--import', 'tsx', driver, key, String(WARM), String(count), ports.join(',')], {
+  const child = spawn('valgrind', ['--tool=callgrind', `--callgrind-out-file=${out}`, process.execPath, '--import', 'tsx', driver, key, String(WARM), String(count), ports.join(','), String(CONCURRENCY)], {
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   let err = '';
@@ -151,7 +160,7 @@ if (!probe) {
 
 const upstream = await startUpstream(3, Math.ceil((RUN_LIMIT_MS * keys.length * 2) / 1000));
 try {
-  console.log(`bench instructions: ${machineLine()}; ${keys.length} contenders, warm-up ${WARM} requests, then ${COUNT} counted, 32 in flight, ${JOBS} valgrind runs at once`);
+  console.log(`bench instructions: ${machineLine()}; ${keys.length} contenders, warm-up ${WARM} requests, then ${COUNT} counted, ${CONCURRENCY} in flight, ${JOBS} valgrind runs at once`);
   const tasks = keys.map((k) => () => countInstructions(k, COUNT, upstream.ports));
   const t0 = Date.now();
   const totals = await pool(tasks, JOBS);
