@@ -14,12 +14,6 @@ import { rateLimitedError } from '../resilience/rate-limit-filter.js';
 import { subsetSelector } from '../traffic/split-filter.js';
 import type { OutboundCore, RoutePolicy } from './outbound-core.js';
 
-/**
- * The pick request, reused: `pick` is synchronous and keeps no request (balancer.ts), so one
- * object serves every attempt instead of a new one each.
- */
-const PICK: { key: string | undefined; avoid: ReadonlySet<string> | undefined; now: number | undefined } = { key: undefined, avoid: undefined, now: undefined };
-
 /** Where `admitEndpoint` writes the admitted attempt's breaker ticket (-1 without a breaker). */
 export interface TicketSink {
   ticket: number;
@@ -49,11 +43,12 @@ export function admitEndpoint(core: OutboundCore, route: RoutePolicy, routeKey: 
     if (ticket < 0) return breaker.refusal({ route: route.name });
   }
   const backend = core.endpoints.backend(route.split === undefined ? undefined : subsetSelector(route.split(routeKey)));
-  PICK.key = routeKey;
-  PICK.avoid = avoid;
-  PICK.now = now;
-  const picked = backend.balancer.pick(PICK);
-  PICK.avoid = undefined;
+  const pick = core.pickRequest;
+  pick.key = routeKey;
+  pick.avoid = avoid;
+  pick.now = now;
+  const picked = backend.balancer.pick(pick);
+  pick.avoid = undefined;
   if (picked === undefined) {
     // Below the breaker in the described stack: no endpoint is a failure it counts.
     if (breaker !== undefined) breaker.report(ticket, 'failure');

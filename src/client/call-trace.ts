@@ -1,17 +1,15 @@
 /**
  * The trace headers of a hot-path call (outbound-call.ts), decided once per call: with an
  * OpenTelemetry SDK recording spans, one CLIENT span per attempt under the active context, whose
- * own ids the attempt's headers carry (`attemptSpan`, `spanTrace`); else propagate only
+ * own ids the attempt's headers carry (attempt-span.ts starts it, `spanTrace`); else propagate only
  * (`propagatedTrace`): the active context, else the trace headers the caller sent, else a new
  * root — the same headers on every attempt, written as name/value pairs appended to the request's
  * header list, never by copying a header object.
  */
-import type { Context, Span, Tracer } from '@opentelemetry/api';
-import type { LbEndpoint } from '../lb/lb-endpoint.js';
+import type { Span } from '@opentelemetry/api';
 import { extract, formatTraceparent } from '../observability/propagation.js';
 import { fromSpanContext } from '../observability/tracer.js';
 import type { MeshTracer } from '../observability/tracer.js';
-import { startAttemptSpan } from './attempt-span.js';
 
 /**
  * The propagate-only trace headers: W3C alone without a tracestate (the default), the
@@ -27,21 +25,17 @@ export function propagatedTrace(tracer: MeshTracer, bag: Record<string, string> 
   if (w3c && parent === undefined) return tracer.newRootTraceparent();
   const ctx = parent ?? tracer.newRoot();
   if (w3c && (ctx.traceState === undefined || ctx.traceState === '')) return formatTraceparent(ctx);
-  const h = tracer.headersFor(ctx);
-  const trace: string[] = [];
-  for (const k in h) trace.push(k, h[k] as string);
-  return trace;
+  return pairs(tracer.headersFor(ctx));
 }
 
-/** Starts attempt `n`'s span (its trace headers: `spanTrace`). */
-export function attemptSpan(otel: Tracer, parent: Context, call: { service: string; route: string; method: string; path: string }, n: number, picked: LbEndpoint): Span {
-  return startAttemptSpan(otel, parent, call, n, picked);
-}
-
-/** The trace headers carrying `span`'s own ids, as name/value pairs. */
+/** The trace headers carrying `span`'s own ids (an attempt's span, attempt-span.ts), as name/value pairs. */
 export function spanTrace(tracer: MeshTracer, span: Span): string[] {
-  const h = tracer.headersFor(fromSpanContext(span.spanContext()));
-  const trace: string[] = [];
-  for (const k in h) trace.push(k, h[k] as string);
-  return trace;
+  return pairs(tracer.headersFor(fromSpanContext(span.spanContext())));
+}
+
+/** A header object as a flat name/value list. */
+function pairs(h: Record<string, string>): string[] {
+  const out: string[] = [];
+  for (const k in h) out.push(k, h[k] as string);
+  return out;
 }

@@ -35,7 +35,8 @@ import type { Context, Tracer } from '@opentelemetry/api';
 import type { MeshTracer } from '../observability/tracer.js';
 import type { RouteTable } from '../traffic/route-table.js';
 import { answerAbort, startWithFault } from './injected-fault.js';
-import { attemptSpan, propagatedTrace, spanTrace } from './call-trace.js';
+import { propagatedTrace, spanTrace } from './call-trace.js';
+import { startAttemptSpan } from './attempt-span.js';
 import { chooseRoute } from './route-choice.js';
 import { mirrorCall } from './call-mirror.js';
 import { decideRetry, describeError, historyLine, neverRetried } from './retry-decision.js';
@@ -330,7 +331,7 @@ export class OutboundCall implements Deadline {
     // Without one of its own, the request carries the Pool's Host (the service name, pool-set.ts).
     let trace: string | string[] | undefined = this.#trace;
     if (trace === undefined && this.#otel !== undefined) {
-      const span = attemptSpan(this.#otel, this.#otelParent as Context, { service: core.service, route: route.name, method: this.method, path: this.#path }, n, picked);
+      const span = startAttemptSpan(this.#otel, this.#otelParent as Context, { service: core.service, route: route.name, method: this.method, path: this.#path }, n, picked);
       a.span = span;
       trace = spanTrace(core.tracer as MeshTracer, span);
     }

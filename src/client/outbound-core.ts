@@ -147,6 +147,19 @@ export interface OutboundCore {
   readonly tracer: MeshTracer | undefined;
   readonly accessLog: CoreAccessLog | undefined;
   readonly concurrency: CoreConcurrency | undefined;
+  /**
+   * The pick request every attempt of this destination fills in (attempt-admission.ts): `pick`
+   * is synchronous and keeps no request (balancer.ts), so one object per destination serves
+   * every attempt instead of a new one each.
+   */
+  readonly pickRequest: ReusablePickRequest;
+}
+
+/** A PickRequest whose fields are written per attempt. */
+export interface ReusablePickRequest {
+  key: string | undefined;
+  avoid: ReadonlySet<string> | undefined;
+  now: number | undefined;
 }
 
 /** The destination's adaptive concurrency limit on the hot path (resilience/concurrency-limit-filter.ts's rules). */
@@ -247,5 +260,6 @@ export function outboundCore(spec: ServiceSpec, state: ServiceState, deps: Outbo
     tracer: deps.observability?.tracer,
     accessLog: deps.observability?.accessLog,
     concurrency: coreConcurrency(spec, state),
+    pickRequest: { key: undefined, avoid: undefined, now: undefined },
   };
 }
