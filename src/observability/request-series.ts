@@ -63,10 +63,6 @@ export class RequestRecorder {
   readonly #bounds: readonly number[];
   /** status code → outcome → series. */
   readonly #byStatus = new Map<string, Map<string, Series>>();
-  /** The last (status code, outcome) recorded and its series: a request path mostly records the same pair again. */
-  #lastStatus: string | undefined = undefined;
-  #lastOutcome: string | undefined = undefined;
-  #last: Series | undefined = undefined;
 
   /** Made by `RequestSeriesStore.recorder`. */
   constructor(make: (statusCode: string, outcome: string) => Series, bounds: readonly number[]) {
@@ -80,18 +76,18 @@ export class RequestRecorder {
    * negative, NaN or infinite counts as 0. Never throws.
    */
   record(statusCode: string, outcome: string, seconds: number): void {
-    this.observe(statusCode === this.#lastStatus && outcome === this.#lastOutcome ? (this.#last as Series) : this.series(statusCode, outcome), seconds);
+    this.observe(this.series(statusCode, outcome), seconds);
   }
 
-  /** The series of (statusCode, outcome), label values already normalized; made on first use. */
+  /**
+   * The series of (statusCode, outcome), label values already normalized; made on first use. A
+   * hot path keeps what it got (metrics.ts's NormalizingRecorder keeps its last pair's series).
+   */
   series(statusCode: string, outcome: string): Series {
     let byOutcome = this.#byStatus.get(statusCode);
     if (byOutcome === undefined) this.#byStatus.set(statusCode, (byOutcome = new Map()));
     let s = byOutcome.get(outcome);
     if (s === undefined) byOutcome.set(outcome, (s = this.#make(statusCode, outcome)));
-    this.#lastStatus = statusCode;
-    this.#lastOutcome = outcome;
-    this.#last = s;
     return s;
   }
 
