@@ -235,45 +235,35 @@ async function main(): Promise<void> {
   }
 }
 
-/** A mesh contender against its baseline, round by round (each pair ran back to back). */
-class PairStats {
-  readonly ratios: number[];
-  readonly cpus: number[];
-  constructor(base: Contender, mesh: Contender) {
-    this.ratios = mesh.rounds.map((m, i) => m.rps / (base.rounds[i] as RoundResult).rps);
-    this.cpus = mesh.rounds.map((m, i) => m.cpuUsPerReq - (base.rounds[i] as RoundResult).cpuUsPerReq);
-  }
-  get n(): number {
-    return this.ratios.length;
-  }
-  get ratio(): number {
-    return median(this.ratios);
-  }
-  get ratioMin(): number {
-    return Math.min(...this.ratios);
-  }
-  get ratioMax(): number {
-    return Math.max(...this.ratios);
-  }
-  get cpu(): number {
-    return median(this.cpus);
-  }
-  get cpuMin(): number {
-    return Math.min(...this.cpus);
-  }
-  get cpuMax(): number {
-    return Math.max(...this.cpus);
-  }
-  ratioMet(goal: number): number {
-    return this.ratios.filter((x) => x >= goal).length;
-  }
-  cpuMet(goal: number): number {
-    return this.cpus.filter((x) => x <= goal).length;
-  }
+/** A mesh contender against its baseline, round by round (each pair ran back to back): medians, ranges, rounds meeting a goal. */
+interface PairStats {
+  readonly n: number;
+  readonly ratio: number;
+  readonly ratioMin: number;
+  readonly ratioMax: number;
+  readonly cpu: number;
+  readonly cpuMin: number;
+  readonly cpuMax: number;
+  /** Rounds whose throughput ratio is at least `goal`. */
+  ratioMet(goal: number): number;
+  /** Rounds whose added CPU per request is at most `goal` µs. */
+  cpuMet(goal: number): number;
 }
 
 function paired(base: Contender, mesh: Contender): PairStats {
-  return new PairStats(base, mesh);
+  const ratios = mesh.rounds.map((m, i) => m.rps / (base.rounds[i] as RoundResult).rps);
+  const cpus = mesh.rounds.map((m, i) => m.cpuUsPerReq - (base.rounds[i] as RoundResult).cpuUsPerReq);
+  return {
+    n: ratios.length,
+    ratio: median(ratios),
+    ratioMin: Math.min(...ratios),
+    ratioMax: Math.max(...ratios),
+    cpu: median(cpus),
+    cpuMin: Math.min(...cpus),
+    cpuMax: Math.max(...cpus),
+    ratioMet: (goal) => ratios.filter((x) => x >= goal).length,
+    cpuMet: (goal) => cpus.filter((x) => x <= goal).length,
+  };
 }
 
 interface Report {
