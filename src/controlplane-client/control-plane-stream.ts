@@ -16,7 +16,7 @@ import type { ClientHttp2Session, ClientHttp2Stream } from 'node:http2';
 import type { Random } from '../core/clock.js';
 import { LineSplitter, LineTooLongError } from '../controlplane/sync/ndjson.js';
 import { DELTA_FEATURE, encodeMessage, MAX_MESSAGE_BYTES, PING_INTERVAL_MS, STREAM_FEATURES_HEADER } from '../controlplane/sync/protocol.js';
-import { applyDelta, DeltaError } from '../controlplane/sync/snapshot-delta.js';
+import { applyDelta } from '../controlplane/sync/snapshot-delta.js';
 import type { ControlPlaneMessage, EndpointProtocol, InstanceMessage, SnapshotMessage } from '../controlplane/sync/protocol.js';
 import type { TlsMaterial } from '../tls/material.js';
 import { reconnectDelayMs } from './backoff.js';
@@ -89,9 +89,9 @@ export class ControlPlaneStream {
   #silence: NodeJS.Timeout | undefined;
   #endpoints: RegisteredAddress[] = [];
   #pending: SnapshotMessage | undefined;
-  /** The last snapshots this instance ACKed, by version: what a delta is applied to. */
+  /** The last snapshots this instance ACKed (or started from, `holding`), by version: what a delta is applied to. */
   readonly #acked = new Map<string, SnapshotMessage>();
-  /** Set after a delta could not be applied: later streams ask for whole snapshots only. */
+  /** Set after a delta could not be applied: the next stream asks for whole snapshots only (once). */
   #wholeOnly = false;
   #applying = false;
   #pongWaiters: (() => void)[] = [];
@@ -107,6 +107,15 @@ export class ControlPlaneStream {
 
   get state(): ControlPlaneState {
     return this.#state;
+  }
+
+  /**
+   * The instance runs `snap` without having ACKed it on a stream (it started from the cached
+   * snapshot): its version goes out as `have`, so a replica may send a delta against it.
+   */
+  holding(snap: SnapshotMessage): void {
+    this.#acked.set(snap.version, snap);
+    if (this.#acked.size > ACKED_KEPT) this.#acked.delete(this.#acked.keys().next().value as string);
   }
 
   start(): void {
@@ -185,8 +194,11 @@ export class ControlPlaneStream {
     session.on('error', (err) => fail(err.message));
     session.on('goaway', () => fail('the replica is going away'));
     session.on('close', () => fail('connection closed'));
+    // After an unusable delta, this one stream asks for whole snapshots; the next asks for deltas again.
+    const wholeOnly = this.#wholeOnly;
+    this.#wholeOnly = false;
     const stream = session.request(
-      { ':method': 'POST', ':path': '/v1/stream', 'content-type': 'application/x-ndjson', ...(this.#wholeOnly ? {} : { [STREAM_FEATURES_HEADER]: DELTA_FEATURE }) },
+      { ':method': 'POST', ':path': '/v1/stream', 'content-type': 'application/x-ndjson', ...(wholeOnly ? {} : { [STREAM_FEATURES_HEADER]: DELTA_FEATURE }) },
       { endStream: false },
     );
     this.#stream = stream;
@@ -252,15 +264,21 @@ export class ControlPlaneStream {
       case 'delta': {
         this.#markAnswered(url);
         const base = this.#acked.get(msg.base);
-        let snap: SnapshotMessage;
-        try {
-          if (base === undefined) throw new DeltaError(`delta ${String(msg.version)} is against version ${String(msg.base)}, which this instance does not hold`);
-          snap = applyDelta(base, msg);
-        } catch (err) {
-          // Never expected: fall back to whole snapshots rather than guess.
+        let snap: SnapshotMessage | undefined;
+        let why: string;
+        if (base === undefined) why = `delta ${String(msg.version)} is against version ${String(msg.base)}, which this instance does not hold`;
+        else {
+          try {
+            snap = applyDelta(base, msg);
+          } catch (err) {
+            why = (err as Error).message;
+          }
+        }
+        if (snap === undefined) {
+          // Never expected: the next stream asks for a whole snapshot rather than guess.
           this.#wholeOnly = true;
-          this.#p.onWarn(`the control plane at ${url} sent a delta this instance cannot apply (${(err as Error).message}); reconnecting for whole snapshots`);
-          return fail(`unusable delta: ${(err as Error).message}`);
+          this.#p.onWarn(`the control plane at ${url} sent a delta this instance cannot apply (${why!}); reconnecting for a whole snapshot`);
+          return fail(`unusable delta: ${why!}`);
         }
         this.#pending = snap;
         void this.#drain();
@@ -299,8 +317,7 @@ export class ControlPlaneStream {
         }
         if (reason === undefined) {
           this.#acked.delete(snap.version);
-          this.#acked.set(snap.version, snap);
-          if (this.#acked.size > ACKED_KEPT) this.#acked.delete(this.#acked.keys().next().value as string);
+          this.holding(snap);
         }
         this.#send(reason === undefined ? { type: 'ack', version: snap.version } : { type: 'nack', version: snap.version, reason: reason.slice(0, 64 * 1024) });
       }

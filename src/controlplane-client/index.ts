@@ -265,6 +265,7 @@ export async function startControlPlaneClient(o: ControlPlaneClientOptions): Pro
   else if (cachedConfig !== undefined && cached.snapshot !== undefined) {
     initial = cachedConfig;
     version = cached.snapshot.version;
+    stream.holding(cached.snapshot);
     appliedContent = JSON.stringify([cached.snapshot.mesh, cached.snapshot.services, cached.snapshot.endpoints]);
     o.onWarn(`no control plane answered (${lastState?.reason ?? 'no answer'}); starting from the snapshot kept in ${cache.dir} (version ${version}) and retrying`);
   } else {
