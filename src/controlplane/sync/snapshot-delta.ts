@@ -68,8 +68,10 @@ export function deltaLine(base: ViewParts, baseVersion: string, target: ViewPart
     const added: string[] = [];
     const removed: string[] = [];
     for (const [k, text] of list) if (was.get(k) !== text) added.push(text);
-    for (const [k, text] of was) {
-      if (list.get(k) === text) continue;
+    // An endpoint still listed under its key is replaced by `add` (applyDelta adds by key): only
+    // the ones gone are removed.
+    for (const k of was.keys()) {
+      if (list.has(k)) continue;
       const sep = k.indexOf(' ');
       removed.push(JSON.stringify({ address: k.slice(0, sep), instance: k.slice(sep + 1) }));
     }
@@ -163,8 +165,8 @@ export function applyDelta(base: SnapshotMessage, delta: DeltaMessage): Snapshot
   }
 
   const names = [...endpoints.keys()].sort(byName);
-  const out: Record<string, SnapshotEndpoint[]> = {};
-  for (const name of names) out[name] = (endpoints.get(name) as SnapshotEndpoint[]).sort(endpointOrder);
+  // From entries, not by assignment: a list named `__proto__` stays a key.
+  const out: Record<string, SnapshotEndpoint[]> = Object.fromEntries(names.map((name) => [name, (endpoints.get(name) as SnapshotEndpoint[]).sort(endpointOrder)]));
   return {
     type: 'snapshot',
     version: delta.version,

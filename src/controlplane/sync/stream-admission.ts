@@ -32,7 +32,9 @@ export class StreamAdmission {
   take(): number | undefined {
     if (this.#bucket.tryTake()) return undefined;
     const now = this.#clock.now();
-    this.#backlogUntil = Math.max(now + this.#bucket.retryAfterMs(), this.#backlogUntil) + 1000 / this.rate;
+    // Past the cap every refused stream is told the cap: the backlog stops there, or a long storm
+    // would queue slots nobody was told about, and the capped ones would all come back together.
+    this.#backlogUntil = Math.min(Math.max(now + this.#bucket.retryAfterMs(), this.#backlogUntil) + 1000 / this.rate, now + MAX_RETRY_AFTER_S * 1000);
     return Math.min(MAX_RETRY_AFTER_S, Math.max(1, Math.ceil((this.#backlogUntil - now) / 1000)));
   }
 }
