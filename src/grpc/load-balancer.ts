@@ -115,10 +115,10 @@ class TrellisPicker implements Picker {
     const deadline = ticket.deadline;
     // Each pick's metadata is a fresh clone (grpc-js's doPick): a re-pick writes it again, from its own moment.
     if (deadline !== undefined) setOwn(args.metadata, GRPC_TIMEOUT_KEY, grpcTimeout(deadline - (this.#handle?.clock.wall() ?? Date.now())));
-    return this.#hinted(ticket.endpoint, args);
+    return this.#placed(ticket.endpoint, args);
   }
 
-  #hinted(id: string, args: PickArgs): PickResult {
+  #placed(id: string, args: PickArgs): PickResult {
     const child = this.#children.get(id);
     if (child === undefined) return refused(`trellis: endpoint ${id} is not (or no longer) an endpoint of this channel`, true, true);
     switch (child.getConnectivityState()) {
@@ -224,7 +224,8 @@ export class TrellisLoadBalancer implements experimental.LoadBalancer {
     if (!(config instanceof TrellisLbConfig)) return false;
     this.#handle = (given[DESTINATION_ATTRIBUTE] as DestinationHandle | undefined) ?? this.#handle;
     // The resolver's config selector arrives merged into the options: it is the channel's, not a
-    // connection's (the subchannel pool compares every option, so it stays out of theirs).
+    // connection's, so it stays out of theirs. (Defensive: the selector is one shared frozen
+    // object, so two channels' options compare equal in the subchannel pool with it too.)
     const { [experimental.CHANNEL_ARGS_CONFIG_SELECTOR_KEY]: _selector, ...options } = given;
     if (!endpoints.ok) {
       if (this.#children.size === 0) this.#helper.updateState(ConnectivityState.TRANSIENT_FAILURE, new experimental.UnavailablePicker(endpoints.error), endpoints.error.details);

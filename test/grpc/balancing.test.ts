@@ -77,7 +77,8 @@ describe('gRPC balancing through the mesh', () => {
       handlers: {
         unary: (call, cb) => {
           const v = call.metadata.get('x-trellis-route-key')[0];
-          const hint = call.metadata.get('x-trellis-endpoint')[0];
+          // The old pick hint entry, or any other of the mesh's own.
+          const hint = call.metadata.get('x-trellis-endpoint')[0] ?? Object.keys(call.metadata.getMap()).find((k) => k.startsWith('x-trellis-'));
           seen.push(typeof v === 'string' ? v : undefined, typeof hint === 'string' ? hint : undefined);
           cb(null, { text: '', server: 'spy', traceparent: '', deadlineLeftMs: -1, note: '' });
         },

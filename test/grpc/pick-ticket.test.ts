@@ -96,8 +96,9 @@ describe('the pick ticket', () => {
     });
     assert.equal(got.length, 3);
     assert.equal(opened, 1, 'the stream opened exactly one call below the mesh');
-    // A unary call reads the channel's target from its first attempt's call: still one call.
-    await unary(client, { text: 'u' });
+    // A unary call reads the channel's target from its first attempt's call: still one call,
+    // with a deadline of its own too (the timed path takes no spare call either).
+    await unary(client, { text: 'u' }, { deadline: Date.now() + 5000 });
     assert.equal(opened, 2);
   });
 

@@ -108,12 +108,13 @@ describe('gRPC resilience through the mesh', () => {
     assert.ok(took >= 130 && took < 500, `took ${took} ms`);
   });
 
-  it('the route timeout reaches the server as grpc-timeout; the mesh\'s own deadline entry never does', async () => {
+  it('the route timeout reaches the server as grpc-timeout; none of the mesh\'s own entries (deadline, pick ticket) does', async () => {
     const seen: unknown[] = [];
     const spy = await startEcho('rt-spy', {
       handlers: {
         unary: (call, cb) => {
-          seen.push(call.metadata.get('x-trellis-deadline')[0]);
+          // The old deadline entry, or any other of the mesh's own (the pick ticket carries them now).
+          seen.push(call.metadata.get('x-trellis-deadline')[0] ?? Object.keys(call.metadata.getMap()).find((k) => k.startsWith('x-trellis-')));
           const d = call.getDeadline();
           const left = (d instanceof Date ? d.getTime() : d) - Date.now();
           cb(null, { text: '', server: 'rt-spy', traceparent: '', deadlineLeftMs: Number.isFinite(left) ? Math.round(left) : -1, note: '' });
