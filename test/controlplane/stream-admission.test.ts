@@ -13,12 +13,11 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { meshClient } from '../../src/mesh-client.js';
 import type { Mesh } from '../../src/index.js';
-import { rawClient } from '../helpers/raw-stream-client.js';
+import { hello, rawClient } from '../helpers/raw-stream-client.js';
 import type { RawClient } from '../helpers/raw-stream-client.js';
 import { makeCaMaterial, meshDoc, MemoryStore, mintToken, putResources, startCpFixture } from '../helpers/control-plane-fixture.js';
 import type { CpFixture } from '../helpers/control-plane-fixture.js';
 
-const hello = (service: string, instance: string): Record<string, unknown> => ({ type: 'hello', instance, service, labels: {}, agent: 'test', have: null, now: Date.now() });
 const refusedCount = async (cp: CpFixture): Promise<number> => Number(/trellis_controlplane_streams_refused_total\{code="TRELLIS_OVERLOADED"\} (\d+)/.exec(await cp.registry.metrics())?.[1] ?? 0);
 
 describe('sync: stream admission', () => {

@@ -19,13 +19,12 @@ import { applyDelta } from '../../src/controlplane/sync/snapshot-delta.js';
 import type { DeltaMessage, SnapshotMessage } from '../../src/controlplane/sync/protocol.js';
 import { meshClient } from '../../src/mesh-client.js';
 import type { Mesh } from '../../src/index.js';
-import { rawClient } from '../helpers/raw-stream-client.js';
+import { hello, rawClient } from '../helpers/raw-stream-client.js';
 import type { RawClient } from '../helpers/raw-stream-client.js';
 import { makeCaMaterial, meshDoc, MemoryStore, mintToken, putResources, serviceDoc, startCpFixture } from '../helpers/control-plane-fixture.js';
 import type { CaMaterial, CpFixture } from '../helpers/control-plane-fixture.js';
 
 const DELTAS = { 'trellis-stream-features': 'delta' };
-const hello = (service: string, instance: string): Record<string, unknown> => ({ type: 'hello', instance, service, labels: { zone: 'a' }, agent: 'test', have: null, now: Date.now() });
 const content = (s: SnapshotMessage): string => JSON.stringify([s.mesh, s.services, s.endpoints]);
 
 /** Follows a stream that asked for deltas: ACKs each message and keeps the snapshot it rebuilds. */

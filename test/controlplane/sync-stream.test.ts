@@ -9,12 +9,11 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { KEYS } from '../../src/controlplane/store/store.js';
 import type { InstanceStatus } from '../../src/controlplane/store/store.js';
-import { rawClient } from '../helpers/raw-stream-client.js';
+import { hello, rawClient } from '../helpers/raw-stream-client.js';
 import type { RawClient } from '../helpers/raw-stream-client.js';
 import { makeCaMaterial, meshDoc, MemoryStore, putResources, serviceDoc, startCpFixture } from '../helpers/control-plane-fixture.js';
 import type { CaMaterial, CpFixture } from '../helpers/control-plane-fixture.js';
 
-const hello = (service: string, instance: string): Record<string, unknown> => ({ type: 'hello', instance, service, labels: { zone: 'a' }, agent: 'test', have: null, now: Date.now() });
 const isSnapshot = (m: Record<string, unknown>): boolean => m.type === 'snapshot';
 
 async function until<T>(f: () => Promise<T | undefined> | T | undefined): Promise<T> {

@@ -13,6 +13,11 @@ import { LineSplitter } from '../../src/controlplane/sync/ndjson.js';
 import { TRUST_DOMAIN } from './control-plane-fixture.js';
 import type { CaMaterial, CpFixture } from './control-plane-fixture.js';
 
+/** A `hello` for a raw stream: no version held (`have: null`); labels `{ zone: 'a' }` unless given. */
+export function hello(service: string, instance: string, labels: Record<string, string> = { zone: 'a' }): Record<string, unknown> {
+  return { type: 'hello', instance, service, labels, agent: 'test', have: null, now: Date.now() };
+}
+
 export interface RawClient {
   messages: Record<string, unknown>[];
   send(msg: unknown): void;
