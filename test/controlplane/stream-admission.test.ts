@@ -17,8 +17,9 @@ import { hello, rawClient } from '../helpers/raw-stream-client.js';
 import type { RawClient } from '../helpers/raw-stream-client.js';
 import { makeCaMaterial, meshDoc, MemoryStore, mintToken, putResources, startCpFixture } from '../helpers/control-plane-fixture.js';
 import type { CpFixture } from '../helpers/control-plane-fixture.js';
+import { sampleSum } from '../helpers/prometheus.js';
 
-const refusedCount = async (cp: CpFixture): Promise<number> => Number(/trellis_controlplane_streams_refused_total\{code="TRELLIS_OVERLOADED"\} (\d+)/.exec(await cp.registry.metrics())?.[1] ?? 0);
+const refusedCount = async (cp: CpFixture): Promise<number> => sampleSum(await cp.registry.metrics(), 'trellis_controlplane_streams_refused_total', { code: 'TRELLIS_OVERLOADED' });
 
 describe('sync: stream admission', () => {
   const cleanup: (() => Promise<void> | void)[] = [];

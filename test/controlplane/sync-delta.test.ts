@@ -23,6 +23,7 @@ import { hello, rawClient } from '../helpers/raw-stream-client.js';
 import type { RawClient } from '../helpers/raw-stream-client.js';
 import { makeCaMaterial, meshDoc, MemoryStore, mintToken, putResources, serviceDoc, startCpFixture } from '../helpers/control-plane-fixture.js';
 import type { CaMaterial, CpFixture } from '../helpers/control-plane-fixture.js';
+import { sampleSum } from '../helpers/prometheus.js';
 
 const DELTAS = { 'trellis-stream-features': 'delta' };
 const content = (s: SnapshotMessage): string => JSON.stringify([s.mesh, s.services, s.endpoints]);
@@ -130,7 +131,7 @@ describe('sync: snapshot deltas', () => {
     assert.equal(f.wholes, 1, 'after the first snapshot, only deltas');
 
     const metrics = await cp.registry.metrics();
-    const bytes = (kind: string): number => Number(new RegExp(`trellis_controlplane_pushed_bytes_total\\{kind="${kind}"\\} (\\d+)`).exec(metrics)?.[1] ?? 0);
+    const bytes = (kind: string): number => sampleSum(metrics, 'trellis_controlplane_pushed_bytes_total', { kind });
     assert.ok(bytes('delta') > 0, 'delta bytes are counted');
     assert.ok(bytes('snapshot') > 0);
   });
@@ -145,7 +146,7 @@ describe('sync: snapshot deltas', () => {
       ports.push((s.address() as AddressInfo).port);
     }
     const before = await cp.registry.metrics();
-    const deltaBytes = (text: string): number => Number(/trellis_controlplane_pushed_bytes_total\{kind="delta"\} (\d+)/.exec(text)?.[1] ?? 0);
+    const deltaBytes = (text: string): number => sampleSum(text, 'trellis_controlplane_pushed_bytes_total', { kind: 'delta' });
     let mesh: Mesh | undefined;
     try {
       mesh = await meshClient({ service: 'checkout', controlPlane: [cp.url], token: mintToken(m, 'checkout'), cacheDir: await mkdtemp(path.join(tmpdir(), 'trellis-delta-')), logger: { warn: () => {} } });
