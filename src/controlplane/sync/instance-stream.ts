@@ -142,7 +142,7 @@ export class InstanceStream {
     const delta = this.#deltas && this.#holds !== undefined ? this.#hub.delta(this.service, view, this.#holds) : undefined;
     const message = delta ?? view.bytes;
     if (message.length > MAX_MESSAGE_BYTES) {
-      this.#hub.onWarn(`snapshot ${view.version} for ${this.service} is ${message.length} bytes, over the ${MAX_MESSAGE_BYTES}-byte message limit: not sent`);
+      this.#hub.onWarn(`${delta === undefined ? 'snapshot' : 'delta to'} ${view.version} for ${this.service} is ${message.length} bytes, over the ${MAX_MESSAGE_BYTES}-byte message limit: not sent`);
       return;
     }
     this.#sent = view.version;
