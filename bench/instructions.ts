@@ -26,8 +26,12 @@
  * the GC's work lumpy).
  *
  *   npm run build && node --import tsx bench/instructions.ts [--only mesh,raw-pools]
- *       [--warm 2000] [--count 2000] [--jobs 2] [--concurrency 1]
+ *       [--warm 2000] [--count 2000] [--jobs 2] [--concurrency 1] [--ablation]
  *   or: npm run bench -- instructions [...]
+ *
+ * `--ablation`: raw-pools, the full `mesh` and the mesh with each of bench/bench-service.ts's
+ * policies left out in turn (and all of them), so each feature's cost is a difference of counts
+ * (full minus the variant without it) that the machine's load does not move.
  *
  * Needs valgrind (`apt-get install -y valgrind`); without it, says so and exits 1. 5-10 min
  * with two jobs on 2 cores (callgrind runs Node ~50-100× slower).
@@ -40,6 +44,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { startUpstream } from './spawn-upstream.js';
 import { BASELINE_OF, CONTENDER_KEYS } from './contenders.js';
+import { FULL_POLICY } from './bench-service.js';
 import type { ContenderKey } from './contenders.js';
 import { benchArgs, machineLine } from './sidecar-env.js';
 
@@ -51,6 +56,7 @@ const { values: args } = parseArgs({
     count: { type: 'string', default: '2000' },
     jobs: { type: 'string', default: '2' },
     concurrency: { type: 'string', default: '1' },
+    ablation: { type: 'boolean', default: false },
   },
 });
 const WARM = Number(args.warm);
@@ -74,10 +80,10 @@ function run(cmd: string, argv: string[]): Promise<void> {
   });
 }
 
-/** Instructions of `count` requests of `key`, after the warm-up, in one driver run under callgrind. */
-function countInstructions(key: ContenderKey, count: number, ports: readonly number[]): Promise<number> {
-  const out = path.join(tmpdir(), `trellis-instructions-${process.pid}-${key}.out`);
-  const child = spawn('valgrind', ['--tool=callgrind', `--callgrind-out-file=${out}`, process.execPath, '--import', 'tsx', driver, key, String(WARM), String(count), ports.join(','), String(CONCURRENCY)], {
+/** Instructions of `count` requests of `key` (its mesh without the `drop` policies), after the warm-up, in one driver run under callgrind. */
+function countInstructions(key: ContenderKey, count: number, ports: readonly number[], drop: readonly string[] = [], label: string = key): Promise<number> {
+  const out = path.join(tmpdir(), `trellis-instructions-${process.pid}-${label}.out`);
+  const child = spawn('valgrind', ['--tool=callgrind', `--callgrind-out-file=${out}`, process.execPath, '--import', 'tsx', driver, key, String(WARM), String(count), ports.join(','), String(CONCURRENCY), drop.join(',')], {
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   let err = '';
@@ -128,7 +134,7 @@ function countInstructions(key: ContenderKey, count: number, ports: readonly num
         reject(new Error(`${key}: valgrind exited ${code} before the count was read\n${err.slice(-2000)}`));
         return;
       }
-      console.log(`  ${key.padEnd(12)} ${count} requests: ${total.toLocaleString('en-US')} instructions`);
+      console.log(`  ${label.padEnd(12)} ${count} requests: ${total.toLocaleString('en-US')} instructions`);
       resolve(total);
     });
   });
@@ -158,7 +164,39 @@ if (!probe) {
   process.exit(1);
 }
 
-const upstream = await startUpstream(3, Math.ceil((RUN_LIMIT_MS * keys.length * 2) / 1000));
+/** The mesh's policies one at a time left out, and all of them: instructions per request, and each one's cost. */
+async function ablation(ports: readonly number[]): Promise<void> {
+  const policies = Object.keys(FULL_POLICY);
+  const variants: { label: string; key: ContenderKey; drop: string[] }[] = [
+    { label: 'raw-pools', key: 'raw-pools', drop: [] },
+    { label: 'full', key: 'mesh', drop: [] },
+    ...policies.map((p) => ({ label: `no ${p}`, key: 'mesh' as const, drop: [p] })),
+    { label: 'none', key: 'mesh', drop: policies },
+  ];
+  console.log(`bench instructions --ablation: ${machineLine()}; ${variants.length} runs, warm-up ${WARM} requests, then ${COUNT} counted, ${CONCURRENCY} in flight, ${JOBS} valgrind runs at once`);
+  const t0 = Date.now();
+  const totals = await pool(variants.map((v) => () => countInstructions(v.key, COUNT, ports, v.drop, v.label)), JOBS);
+  const per = totals.map((t) => t / COUNT);
+  const raw = per[0] as number;
+  const full = per[1] as number;
+  console.log(`\n| variant | instructions per request | over raw-pools | feature's cost (full − variant) |\n| :-- | --: | --: | --: |`);
+  variants.forEach((v, i) => {
+    const n = per[i] as number;
+    const cost = i >= 2 ? Math.round(full - n).toLocaleString('en-US') : '';
+    console.log(`| ${v.label} | ${Math.round(n).toLocaleString('en-US')} | ${i === 0 ? '' : Math.round(n - raw).toLocaleString('en-US')} | ${cost} |`);
+  });
+  console.log(`\n(${Math.round((Date.now() - t0) / 1000)} s; "none" keeps what every mesh call has: the timeout-free route, metrics, tracing, the balancer's default)`);
+}
+
+const upstream = await startUpstream(3, Math.ceil((RUN_LIMIT_MS * (args.ablation ? 8 : keys.length) * 2) / 1000));
+if (args.ablation) {
+  try {
+    await ablation(upstream.ports);
+  } finally {
+    upstream.stop();
+  }
+  process.exit(0);
+}
 try {
   console.log(`bench instructions: ${machineLine()}; ${keys.length} contenders, warm-up ${WARM} requests, then ${COUNT} counted, ${CONCURRENCY} in flight, ${JOBS} valgrind runs at once`);
   const tasks = keys.map((k) => () => countInstructions(k, COUNT, upstream.ports));
