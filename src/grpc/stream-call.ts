@@ -69,6 +69,8 @@ type Listener = Parameters<InterceptingCallInterface['start']>[1];
 type MessageContext = Parameters<InterceptingCallInterface['sendMessageWithContext']>[0];
 
 const NO_HEADERS = Object.freeze({});
+/** decideRetry's reason for stopping when the deadline is too close for the backoff (retry-decision.ts). */
+const DEADLINE_STOP = 'deadline leaves no time for another attempt';
 
 // The last channel target seen and whether it runs the Trellis picker (an application has few channels).
 let lastTarget = '';
@@ -168,6 +170,8 @@ export class StreamCall implements InterceptingCallInterface, Deadline, StreamSi
   #otel: Tracer | undefined;
   #otelParent: Context | undefined;
   #start = 0;
+  /** The call's own deadline and the propagated one, the sooner (read when the call starts). */
+  #callDeadline: number | undefined;
   #deadline: number | undefined;
   #timeoutStart = 0;
   #sleep: ReturnType<typeof setTimeout> | undefined;
@@ -278,6 +282,7 @@ export class StreamCall implements InterceptingCallInterface, Deadline, StreamSi
     const clock = core.clock;
     this.#start = clock.now();
     const o = this.#options;
+    this.#callDeadline = o.deadline === undefined && o.parent === undefined ? currentAmbient()?.deadline : callDeadline(o, clock);
     const md = this.#appMetadata === undefined ? new Metadata() : this.#appMetadata.clone();
     this.#md = md;
     this.#routeKey = takeOwn(md, ROUTE_KEY);
@@ -325,8 +330,7 @@ export class StreamCall implements InterceptingCallInterface, Deadline, StreamSi
   /** The deadline (the call's own and the propagated one: no route timeout), the retry budget's deposit, then the first attempt. */
   #send(core: GrpcUnaryCore, now: number): void {
     this.#timeoutStart = now;
-    const o = this.#options;
-    const deadline = o.deadline === undefined && o.parent === undefined ? currentAmbient()?.deadline : callDeadline(o, core.clock);
+    const deadline = this.#callDeadline;
     this.#deadline = deadline;
     if (deadline !== undefined) {
       if (deadline <= now) {
@@ -488,6 +492,9 @@ export class StreamCall implements InterceptingCallInterface, Deadline, StreamSi
     (this.#history ??= []).push(historyLine(this.#attempts, cls, 'failure', a.load.id));
     const v = decideRetry({ route: policy, budget: core.budget, clock: core.clock, attempts: this.#attempts, idempotent: true, replayable: this.#replayable(), cancelled: false, deadline: this.#deadline }, cls, undefined);
     if (v.retry) this.#retry(a, route, v.reason, v.delay);
+    // A stream that never reached a server and whose deadline leaves no time to place it again
+    // ends as its deadline says (grpc-js, given the deadline, would have ended it so too).
+    else if (v.stop === DEADLINE_STOP && cls.conditions.includes('connect-failure')) this.#fail(this.#timedOut());
     else this.#finishWith(res);
   }
 

@@ -6,6 +6,8 @@
  * - once the application has seen a response header or message, the stream is never played
  *   again, even on a status that would otherwise be replayed (a server's first message always
  *   follows its headers, so the headers are what commits in practice);
+ * - a stream refused before reaching a server whose deadline leaves no time to place it again
+ *   ends with DEADLINE_EXCEEDED;
  * - the stream's deadline reaches the server as `grpc-timeout`, on a `trellis:` channel (the
  *   picker writes it from the pick ticket) and on a plain channel (the call writes it);
  * - the application's cancel ends the server's side of the call;
@@ -172,6 +174,26 @@ describe('gRPC streams on the per-call path', () => {
     const got = await serverStream(client, { text: 'x' });
     assert.equal(got.code, grpc.status.UNAVAILABLE);
     assert.ok(served >= 2, `replayed before anything was received (served ${served})`);
+  });
+
+  it('a stream refused before it reached a server, with no time left to place it again, ends with DEADLINE_EXCEEDED', async () => {
+    // The server answers at once with the status the mesh would replay; the backoff before a
+    // replay (up to 10 minutes, jittered) overshoots the stream's 2 s deadline but for a 1 in
+    // 300 draw: the stream ends as its deadline says, not with the refusal's UNAVAILABLE.
+    let served = 0;
+    const addr = await server({
+      serverStream: (call: grpc.ServerWritableStream<EchoRequest, EchoReply>) => {
+        served++;
+        call.emit('error', replayableStatus());
+      },
+    });
+    const m = await mesh(serviceYaml('echo', [addr], '  retries: { attempts: 3, on: [unavailable], backoff: { base: 10m, max: 10m } }\n'));
+    const client = track(new EchoClient(m.grpc.target('echo'), m.grpc.credentials(), m.grpc.clientOptions()));
+    const got = await serverStream(client, { text: 'x' }, { deadline: Date.now() + 2000 });
+    if (served > 1) return; // the rare draw under 2 s: replayed, nothing to judge
+    assert.equal(got.code, grpc.status.DEADLINE_EXCEEDED);
+    const text = await m.metrics.text();
+    assert.equal(sampleSum(text, 'trellis_client_requests_total', { service: 'echo', status_code: String(grpc.status.DEADLINE_EXCEEDED), outcome: 'timeout' }), 1);
   });
 
   it("the stream's deadline reaches the server as grpc-timeout, on a trellis: channel and on a plain one", async () => {
