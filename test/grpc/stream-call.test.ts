@@ -11,6 +11,7 @@
  * - the stream's deadline reaches the server as `grpc-timeout`, on a `trellis:` channel (the
  *   picker writes it from the pick ticket) and on a plain channel (the call writes it);
  * - the application's cancel ends the server's side of the call;
+ * - with an SDK, each attempt of a stream is its own CLIENT span and sends its own span id;
  * - metrics count each logical stream once, however many attempts it took.
  */
 import { describe, it, after } from 'node:test';
@@ -18,6 +19,8 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
+import { SpanKind } from '@opentelemetry/api';
+import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { sampleSum } from '../helpers/prometheus.js';
 import { CONNECT_FAILURE_KEY } from '../../src/grpc/status.js';
 import { EchoClient, EchoService, grpcMesh, grpcResources, serviceYaml, startEcho } from './helpers.js';
@@ -97,8 +100,8 @@ describe('gRPC streams on the per-call path', () => {
     res.servers.push(s);
     return s;
   }
-  async function mesh(yaml: string): Promise<TestMesh> {
-    const m = await grpcMesh(yaml);
+  async function mesh(yaml: string, opts: Parameters<typeof grpcMesh>[1] = {}): Promise<TestMesh> {
+    const m = await grpcMesh(yaml, opts);
     res.meshes.push(m);
     return m;
   }
@@ -213,6 +216,53 @@ describe('gRPC streams on the per-call path', () => {
       const none = await bidi(client, ['n']);
       assert.equal(none[0]?.deadlineLeftMs, -1, name);
     }
+  });
+
+  it('with an SDK, a replayed stream has one CLIENT span per attempt, each sent as its traceparent', async () => {
+    const seen: string[] = [];
+    const impl: grpc.UntypedServiceImplementation = {
+      serverStream: (call: grpc.ServerWritableStream<EchoRequest, EchoReply>) => {
+        const tp = call.metadata.get('traceparent')[0];
+        seen.push(typeof tp === 'string' ? tp : '');
+        if (seen.length === 1) {
+          call.emit('error', replayableStatus());
+          return;
+        }
+        call.write({ text: 'ok', server: '', traceparent: '', deadlineLeftMs: 0, note: '' });
+        call.end();
+      },
+    };
+    const a = await server(impl);
+    const b = await server(impl);
+    const exporter = new InMemorySpanExporter();
+    const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
+    const m = await mesh(serviceYaml('echo', [a, b], RR), { tracerProvider: provider });
+    const client = track(new EchoClient(m.grpc.target('echo'), m.grpc.credentials(), m.grpc.clientOptions('echo')));
+    const appMd = new grpc.Metadata();
+    appMd.set('traceparent', '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01');
+    const got = await new Promise<{ texts: string[]; code: number }>((resolve) => {
+      const call = (client as Client)['serverStream']?.call(client, { text: 'x' }, appMd) as grpc.ClientReadableStream<EchoReply>;
+      const texts: string[] = [];
+      call.on('data', (r: EchoReply) => texts.push(r.text));
+      call.on('error', () => undefined);
+      call.on('status', (st: grpc.StatusObject) => resolve({ texts, code: st.code }));
+    });
+    assert.deepEqual(got, { texts: ['ok'], code: grpc.status.OK });
+    const spans = exporter.getFinishedSpans().filter((sp) => sp.kind === SpanKind.CLIENT);
+    assert.equal(spans.length, 2, 'one span per attempt');
+    const [first, second] = spans;
+    assert.equal(first?.name, 'trellis.test.Echo/ServerStream');
+    assert.equal(first?.attributes['rpc.method'], 'ServerStream');
+    assert.equal(first?.attributes['server.address'], 'echo');
+    assert.equal(first?.attributes['rpc.grpc.status_code'], grpc.status.UNAVAILABLE);
+    assert.equal(first?.attributes['error.type'], 'UNAVAILABLE');
+    assert.equal(second?.attributes['rpc.grpc.status_code'], grpc.status.OK);
+    assert.equal(second?.attributes['trellis.attempt'], 2);
+    assert.equal(seen.length, 2);
+    assert.match(seen[0] ?? '', new RegExp(`-${first?.spanContext().spanId}-`), 'the first try carried its own span id');
+    assert.match(seen[1] ?? '', new RegExp(`-${second?.spanContext().spanId}-`), 'the second try carried its own span id');
+    assert.equal(appMd.get('traceparent')[0], '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01', "the application's metadata is not changed");
+    await provider.shutdown();
   });
 
   it("the application's cancel ends the server's side of the stream", async () => {
