@@ -3,10 +3,15 @@
  * gets one reply (the smallest stream: the per-call setup is all there is) and a unary call, each
  * on a plain grpc-js channel and through the mesh (`trellis:` target, `clientOptions('echo')`,
  * metrics and tracing), in interleaved rounds of one process against one Echo server in a child
- * process (so the CPU measured is the client's). Unary calls run the compiled per-call path
- * (src/grpc/unary-call.ts); streams still run the promise stack (grpc-stack.ts), so the
- * difference between the two overheads is what porting streams to the per-call path could save
- * per stream. A long stream pays it once, not per message.
+ * process (so the CPU measured is the client's). Both run compiled per-call paths over the same
+ * route policies (src/grpc/unary-call.ts, src/grpc/stream-call.ts; until 2026-12-03 streams ran
+ * the promise stack of grpc-stack.ts), so what the mesh adds to a stream is its per-call setup,
+ * paid once per stream, not per message.
+ *
+ * The numbers in docs/benchmarks.md are from a `tsc` build of src/ and bench/ (tsx's esbuild
+ * transform wraps every closure in a `__name()` call, which the shipped build does not have):
+ * compile both with a tsconfig that extends ./tsconfig.json (outDir elsewhere, with the package's
+ * package.json, node_modules and test/grpc/fixtures beside it) and run the built bench/grpc-stream.js.
  *
  * Run: node --import tsx bench/grpc-stream.ts [--rounds 5] [--seconds 2] [--concurrency 32] [--heap]
  * With --heap, bytes allocated per call (sampling heap profiler, collected objects included).

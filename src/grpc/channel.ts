@@ -119,7 +119,7 @@ export class MeshGrpc {
     ensureTrellisLoadBalancer();
     this.#parts = parts;
     this.#deadlines = DeadlineQueue.anyDeadlines(parts.clock);
-    this.#client = { clock: parts.clock, stacks: (service) => this.#stacksOf(service), unaryCore: (service) => this.#stacksOf(service)?.unary };
+    this.#client = { clock: parts.clock, unaryCore: (service) => this.#stacksOf(service)?.unary };
     this.#source = {
       clock: parts.clock,
       endpointSet: (service): EndpointSet | undefined => parts.destinations.get(service)?.state.endpoints,

@@ -10,13 +10,10 @@
  * holds what the application sent or asked to read before the stack opened the real call (the
  * balancer may wait for discovery, a fault may delay), then forwards everything to that call.
  */
-import type { Metadata, StatusObject, Deadline, NextCall } from '@grpc/grpc-js';
+import type { Metadata, StatusObject, NextCall } from '@grpc/grpc-js';
 
 /** A call below an interceptor (grpc-js does not export the interface by name). */
 export type InterceptingCallInterface = ReturnType<NextCall>;
-
-/** What the stack calls grpc-js with for one attempt: the next interceptor's (or the channel's) call. */
-export type OpenCall = (deadline: Deadline | undefined) => InterceptingCallInterface;
 
 export interface GrpcCall {
   /** `/pkg.Service/Method`: what routes and authorization match on. */
@@ -27,12 +24,8 @@ export interface GrpcCall {
   readonly message: unknown;
   readonly requestStream: boolean;
   readonly responseStream: boolean;
-  /** Opens the call of one attempt below this interceptor. */
-  readonly open: OpenCall;
   /** Streams only: carries messages both ways while the call runs. */
   readonly relay: StreamRelay | undefined;
-  /** True when `metadata` is a copy made for this attempt alone (the transport may then add to it). */
-  readonly ownsMetadata?: boolean;
 }
 
 export interface GrpcResult {

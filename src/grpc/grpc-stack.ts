@@ -6,13 +6,13 @@
  *
  *   metrics (logical call) → route match
  *   per route: fault → timeout → retry → attempt metrics → rate limit → breaker → split
- *   backend:   balancer → tracing → endpoint → transport (grpc-js call; the endpoint on its pick ticket)
+ *   backend:   balancer → tracing → endpoint → grpc-js call (the endpoint on its pick ticket)
  *
  * Two stacks per destination and config version: `unary` (unary calls: retried, bounded by the
  * route's timeout) and `stream` (streaming calls, bounded only by the call's own and the
- * propagated deadline, as a long-lived stream must not be cut by a request timeout). Unary calls
- * run this order compiled (unary-core.ts, one object per call in unary-call.ts, no promise per
- * layer); their Stack here is its description. Streams run the Stack built below. A stream is
+ * propagated deadline, as a long-lived stream must not be cut by a request timeout). Both run
+ * this order compiled (unary-core.ts; one object per call, unary-call.ts and stream-call.ts, no
+ * promise per layer): the Stacks here are their description, never built. A stream is
  * retried only transparently, as gRPC does: when an attempt never left the process (the picker
  * had no connection to the endpoint the balancer chose), it is played again on another endpoint
  * before its first message reaches a server; once a server answered, never. Route `rewrite` and `mirror` do not apply to gRPC.
@@ -20,9 +20,7 @@
 import type { Clock, Random } from '../core/clock.js';
 import type { Classifier } from '../core/classify.js';
 import { formatDuration } from '../core/duration.js';
-import { NoRouteError } from '../core/errors.js';
 import { applyFilter } from '../core/service.js';
-import type { Service } from '../core/service.js';
 import { Stack } from '../core/stack.js';
 import type { StackModule } from '../core/stack.js';
 import type { RouteSpec, ServiceSpec } from '../config/types.js';
@@ -32,9 +30,8 @@ import type { ServiceState } from '../client/service-state.js';
 import { breakerModule, concurrencyModule, rateLimitModules, retryModule, splitModule } from '../client/policy-modules.js';
 import { grpcDeadlineFilter } from './deadline-filter.js';
 import type { DeadlineQueue } from '../core/deadline-queue.js';
-import { grpcUnaryCore } from './unary-core.js';
+import { grpcUnaryCore, TRANSPARENT_ATTEMPTS } from './unary-core.js';
 import type { GrpcUnaryCore } from './unary-core.js';
-import { compileRoutes } from '../traffic/route-table.js';
 import { faultFilter } from '../traffic/fault-filter.js';
 import type { MeshMetrics } from '../observability/metrics.js';
 import { attemptMetricsFilter, requestMetricsFilter } from '../observability/metrics-filter.js';
@@ -44,8 +41,7 @@ import { grpcClassifier, grpcDescribe } from './classify.js';
 import type { GrpcCall, GrpcResult } from './grpc-call.js';
 import { Metadata } from '@grpc/grpc-js';
 import { FAULT_KEY, grpcCodeForHttpStatus, grpcCodeOf } from './status.js';
-import { grpcTracingModule, metadataHeaders } from './tracing.js';
-import { grpcTransport } from './transport.js';
+import { grpcTracingModule } from './tracing.js';
 
 type Module = StackModule<GrpcCall, GrpcResult>;
 
@@ -59,15 +55,11 @@ export interface GrpcStackDeps {
 }
 
 export interface GrpcStacks {
-  /** Unary calls: the compiled path the per-call object runs (unary-call.ts), in the described order. */
+  /** The compiled path the per-call objects run (unary-call.ts, stream-call.ts), in the described order. */
   readonly unary: GrpcUnaryCore;
-  /** Streaming calls: the promise stack. */
-  readonly stream: Service<GrpcCall, GrpcResult>;
   describe(): string;
 }
 
-/** Attempts a stream gets for transparent retries (or the route's `retries.attempts`, if more). */
-const TRANSPARENT_ATTEMPTS = 3;
 
 /** gRPC calls are HTTP/2 POSTs: the `method` of metrics, routes and authorization. */
 export const GRPC_METHOD = 'POST';
@@ -88,7 +80,7 @@ export function abortResult(route: RouteSpec): () => GrpcResult {
   };
 }
 
-/** Builds the unary and stream stacks of one destination for one config version. */
+/** Compiles the path of one destination for one config version, and describes its unary and stream stacks. */
 export function grpcStacks(spec: ServiceSpec, state: ServiceState, deps: GrpcStackDeps): GrpcStacks {
   const { clock, metrics, tracer } = deps;
   const classify = grpcClassifier(spec.retries.on);
@@ -108,17 +100,12 @@ export function grpcStacks(spec: ServiceSpec, state: ServiceState, deps: GrpcSta
       make: (next) => applyFilter(endpointFilter<GrpcCall, GrpcResult>({ set: state.endpoints, clock, classify, whenDone: undefined }), next),
     },
   ];
-  const backend = new Stack<GrpcCall, GrpcResult>(backendModules).build(grpcTransport(clock));
-
   const declared = spec.routes.length > 0;
   const routeSpecs = declared ? spec.routes : [defaultRoute()];
-  const build = (streaming: boolean): { service: Service<GrpcCall, GrpcResult> | undefined; describe: string } => {
-    const routes = routeSpecs.map((route) => {
-      const modules = routeModules(spec, route, state, deps, classify, streaming);
-      // Unary calls run the compiled path (unary-core.ts) in this order: their Stack is its description.
-      return { name: route.name, service: streaming ? new Stack<GrpcCall, GrpcResult>(modules).build(backend) : undefined, stack: new Stack<GrpcCall, GrpcResult>([...modules, ...backendModules]) };
-    });
-    let service = streaming ? dispatch(spec, routeSpecs, routes.map((r) => r.service as Service<GrpcCall, GrpcResult>), state) : undefined;
+  // Both kinds of call run compiled paths in this order (unary-call.ts, stream-call.ts over
+  // unary-core.ts): the Stacks here are their description.
+  const build = (streaming: boolean): string => {
+    const routes = routeSpecs.map((route) => ({ name: route.name, stack: new Stack<GrpcCall, GrpcResult>([...routeModules(spec, route, state, deps, classify, streaming), ...backendModules]) }));
     const top: Module[] = [];
     if (metrics !== undefined) {
       const filter = requestMetricsFilter<GrpcCall, GrpcResult>(metrics, { clock, method, describe: grpcDescribe(classify) });
@@ -129,46 +116,14 @@ export function grpcStacks(spec: ServiceSpec, state: ServiceState, deps: GrpcSta
         make: (next) => applyFilter(filter, next),
       });
     }
-    if (top.length > 0 && service !== undefined) service = new Stack<GrpcCall, GrpcResult>(top).build(service);
     const head = top.length > 0 ? `destination:\n${new Stack<GrpcCall, GrpcResult>(top).describe()}\n` : '';
-    return { service, describe: head + routes.map((r) => `route ${r.name}:\n${r.stack.describe()}`).join('\n') };
+    return head + routes.map((r) => `route ${r.name}:\n${r.stack.describe()}`).join('\n');
   };
   const unary = build(false);
   const stream = build(true);
   return {
     unary: grpcUnaryCore(spec, state, { clock, random: deps.random, metrics, tracer, anyDeadlines: deps.deadlines, abortResult }),
-    stream: stream.service as Service<GrpcCall, GrpcResult>,
-    describe: () => `unary calls:\n${unary.describe}\nstreaming calls:\n${stream.describe}`,
-  };
-}
-
-/** Route matching on the method path (`/pkg.Service/Method`) and metadata. */
-function dispatch(spec: ServiceSpec, routeSpecs: readonly RouteSpec[], byIndex: Service<GrpcCall, GrpcResult>[], state: ServiceState): Service<GrpcCall, GrpcResult> {
-  const only = byIndex[0];
-  if (spec.routes.length === 0 && only !== undefined) {
-    return (req, ctx) => {
-      state.counters.requests++;
-      ctx.route = 'default';
-      return only(req, ctx);
-    };
-  }
-  const table = compileRoutes(spec.routes);
-  const needsHeaders = spec.routes.some((r) => (r.match?.headers.length ?? 0) > 0);
-  const hashHeaders = routeSpecs.map((r) => r.hashOn?.header);
-  const none = {};
-  return (req, ctx) => {
-    state.counters.requests++;
-    const m = table.match({ method: GRPC_METHOD, path: req.path, headers: needsHeaders ? metadataHeaders(req.metadata) : none });
-    if (m === undefined) return Promise.reject(new NoRouteError(`no route of ${spec.name} matches ${req.path}`, { service: spec.name }));
-    ctx.route = m.name;
-    const hashHeader = hashHeaders[m.route.index];
-    if (ctx.routeKey === undefined && hashHeader !== undefined) {
-      const v = req.metadata.get(hashHeader)[0];
-      if (typeof v === 'string') ctx.routeKey = v;
-    }
-    const run = byIndex[m.route.index];
-    if (run === undefined) return Promise.reject(new NoRouteError(`route ${m.name} has no stack`, { service: spec.name }));
-    return run(req, ctx);
+    describe: () => `unary calls:\n${unary}\nstreaming calls:\n${stream}`,
   };
 }
 

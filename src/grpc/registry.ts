@@ -22,7 +22,7 @@ export interface GrpcMeshSource {
   endpointSet(service: string): EndpointSet | undefined;
   /** Calls `listener` when a destination's endpoints (service named) or the config (undefined) changed. */
   watch(listener: (service: string | undefined) => void): () => void;
-  /** The mesh's outbound gRPC stacks (for an interceptor used on this mesh's channels by another mesh). */
+  /** The mesh's outbound gRPC side (for an interceptor used on this mesh's channels by another mesh). */
   readonly client: GrpcClientSide;
 }
 

@@ -59,7 +59,7 @@ function injectMetadata(req: GrpcCall, headers: Record<string, string>): GrpcCal
   const md = req.metadata.clone();
   if (hasAny(md, TRACE_HEADERS)) for (const k of TRACE_HEADERS) md.remove(k);
   for (const k in headers) setOwn(md, k, headers[k] as string);
-  return { ...req, metadata: md, ownsMetadata: true };
+  return { ...req, metadata: md };
 }
 
 const NO_CARRIER: HeaderBag = Object.freeze({});

@@ -1,11 +1,11 @@
 /**
  * One unary gRPC call through the mesh: the object that is the call's state from the
- * application's `start` to its status, below the mesh's interceptor (as `MeshCall` is for
- * streams), with one `UnaryAttempt` per try that is the grpc-js listener of that try's call. It
+ * application's `start` to its status, below the mesh's interceptor (as `StreamCall` is for
+ * streams, stream-call.ts), with one `UnaryAttempt` per try that is the grpc-js listener of that try's call. It
  * applies the destination's unary policy (unary-core.ts) in the described order with no promise
  * per layer, as `src/client/outbound-call.ts` does for HTTP; the semantics are the promise
  * stack's (timeout-filter.ts, retry-filter.ts, breaker-adapter.ts, endpoint-filter.ts,
- * metrics-filter.ts, tracing-filter.ts, transport.ts), which the gRPC tests pin down:
+ * metrics-filter.ts, tracing-filter.ts, and the gRPC transport they ran over), which the gRPC tests pin down:
  *
  * - the deadline is the soonest of the call's own (`deadline` option, or its parent's), the
  *   ambient inbound one and the route timeout; each attempt carries it as `grpc-timeout`; past
@@ -22,23 +22,21 @@
  * the picker needs (endpoint, deadline) rides on the attempt's PickTicket (pick-ticket.ts), not
  * in the metadata; a retry sends a copy of its own.
  */
-import { context as otelContext, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
-import type { Context, Span, Tracer } from '@opentelemetry/api';
+import { context as otelContext, SpanKind, trace } from '@opentelemetry/api';
+import type { Context, Tracer } from '@opentelemetry/api';
 import { Metadata } from '@grpc/grpc-js';
 import type { CallOptions, Deadline as GrpcDeadline, InterceptorOptions, NextCall, StatusObject } from '@grpc/grpc-js';
 import { currentAmbient } from '../core/ambient.js';
 import type { Classification } from '../core/classify.js';
 import type { Clock } from '../core/clock.js';
 import type { Deadline, DeadlineQueue } from '../core/deadline-queue.js';
-import { AbortedError, NoEndpointsError, NoRouteError, RetriesExhaustedError, TimeoutError, UnknownServiceError, isTrellisError } from '../core/errors.js';
+import { AbortedError, NoEndpointsError, NoRouteError, RetriesExhaustedError, TimeoutError, UnknownServiceError } from '../core/errors.js';
 import { timerDelay } from '../core/timer-limit.js';
 import { startWithFault } from '../client/injected-fault.js';
 import type { LbEndpoint } from '../lb/lb-endpoint.js';
-import { extract, TRACE_HEADERS } from '../observability/propagation.js';
 import { errorOutcome, UNKNOWN } from '../observability/metrics-labels.js';
 import { fromSpanContext } from '../observability/tracer.js';
 import type { MeshTracer } from '../observability/tracer.js';
-import { errorType } from '../observability/tracing-filter.js';
 import { rateLimitedError } from '../resilience/rate-limit-filter.js';
 import type { SlotQueue } from '../resilience/concurrency-limit-filter.js';
 import { subsetSelector } from '../traffic/split-filter.js';
@@ -46,11 +44,12 @@ import { decideRetry, describeError, historyLine, neverRetried } from '../client
 import { deadlineExceeded } from '../client/call-deadline.js';
 import type { CallContext } from '../core/context.js';
 import { grpcResultOutcome } from './classify.js';
+import { callTrace, GrpcAttempt, IGNORED, spanName } from './grpc-attempt.js';
 import type { GrpcResult, InterceptingCallInterface } from './grpc-call.js';
-import { hasAny, setOwn, takeOwn } from './metadata-entries.js';
+import { setOwn, takeOwn } from './metadata-entries.js';
 import { attachTicket } from './pick-ticket.js';
 import { codeForError, grpcCodeLabel, grpcTimeout, GRPC_TIMEOUT_KEY, ROUTE_KEY, statusForError, Status } from './status.js';
-import { grpcAttemptAttributes, grpcResultAttributes, metadataHeaders, metadataTraceCarrier } from './tracing.js';
+import { grpcAttemptAttributes, metadataHeaders } from './tracing.js';
 import type { GrpcRoutePolicy, GrpcUnaryCore } from './unary-core.js';
 
 type Listener = Parameters<InterceptingCallInterface['start']>[1];
@@ -98,36 +97,16 @@ export function followParentCancel(options: CallOptions, cancel: () => void): vo
   }
 }
 
-/** One try of a unary call on one endpoint: the grpc-js listener of its call, and its endpoint-level bookkeeping. */
-class UnaryAttempt implements Deadline {
+/** One try of a unary call on one endpoint: the grpc-js listener of its call (grpc-attempt.ts keeps its bookkeeping). */
+class UnaryAttempt extends GrpcAttempt {
   readonly #owner: UnaryCall;
-  readonly n: number;
-  readonly load: LbEndpoint;
-  /** The breaker ticket, or -1 without a breaker. */
-  readonly ticket: number;
-  readonly start: number;
-  call: InterceptingCallInterface | undefined;
-  slot: SlotQueue | undefined = undefined;
-  span: Span | undefined = undefined;
   #headers: Metadata | undefined;
   #message: unknown;
   #hasMessage = false;
-  /** The status arrived or the attempt was cancelled: later callbacks are ignored. */
-  done = false;
-  #settled = false;
-  // The per-try deadline (a Deadline of the route's per-try queue).
-  deadlineAt = 0;
-  deadlinePrev: Deadline | undefined = undefined;
-  deadlineNext: Deadline | undefined = undefined;
-  deadlineQueue: DeadlineQueue | undefined = undefined;
 
   constructor(owner: UnaryCall, n: number, load: LbEndpoint, ticket: number, start: number) {
+    super(n, load, ticket, start);
     this.#owner = owner;
-    this.n = n;
-    this.load = load;
-    this.ticket = ticket;
-    this.start = start;
-    load.outstanding++;
   }
 
   // grpc-js listener of the attempt's call.
@@ -151,66 +130,6 @@ class UnaryAttempt implements Deadline {
   /** The per-try timeout passed. */
   onDeadline(): void {
     this.#owner.perTryTimeout(this);
-  }
-
-  /** Cancels the attempt's call (a timeout, the caller's cancel, a retry elsewhere); its status is then ignored. */
-  cancel(reason: Error): void {
-    this.deadlineQueue?.cancel(this);
-    if (this.done) return;
-    this.done = true;
-    this.call?.cancelWithStatus(Status.CANCELLED, `cancelled by the mesh: ${reason.message}`);
-  }
-
-  /**
-   * The attempt's outcome (a status, or an error): the concurrency slot, attempt metrics, the
-   * breaker's verdict (`cls`, the route's classification), the endpoint's latency and outlier
-   * report (`ecls`, the service's), the span. Once.
-   */
-  settle(core: GrpcUnaryCore, route: GrpcRoutePolicy, cls: Classification, ecls: Classification, res: GrpcResult | undefined, err: Error | undefined, now: number): void {
-    if (this.#settled) return;
-    this.#settled = true;
-    this.deadlineQueue?.cancel(this);
-    const elapsed = now - this.start;
-    const load = this.load;
-    load.outstanding--;
-    const slot = this.slot;
-    if (slot !== undefined) {
-      this.slot = undefined;
-      slot.release(res !== undefined ? (cls.kind === 'ignore' ? undefined : elapsed) : isTrellisError(err, 'TRELLIS_TIMEOUT') ? elapsed : undefined);
-    }
-    const rec = route.attemptsRecorder;
-    if (rec !== undefined) {
-      if (res !== undefined) rec.record(grpcCodeLabel(res.status.code), grpcResultOutcome(res, cls), elapsed / 1000);
-      else rec.record(grpcCodeLabel(codeForError(err)), errorOutcome(err), elapsed / 1000);
-    }
-    const breaker = core.breaker;
-    if (breaker !== undefined && this.ticket >= 0) breaker.report(this.ticket, cls.kind);
-    if (res !== undefined) {
-      // A shed answer is instant and says nothing about the endpoint's latency.
-      if (ecls.kind !== 'ignore' || ecls.shed !== true) load.observe(elapsed, now);
-      if (ecls.kind !== 'ignore') core.endpoints.report(load.id, ecls.kind === 'success');
-    } else if (ecls.kind === 'failure') {
-      load.observe(elapsed, now);
-      core.endpoints.report(load.id, false);
-    }
-    const span = this.span;
-    if (span !== undefined) {
-      this.span = undefined;
-      if (span.isRecording()) {
-        if (res !== undefined) {
-          const d = grpcResultAttributes(res.status.code);
-          span.setAttributes(d.attributes);
-          if (d.errorType !== undefined) {
-            span.setAttribute('error.type', d.errorType);
-            span.setStatus({ code: SpanStatusCode.ERROR });
-          }
-        } else {
-          span.setAttribute('error.type', errorType(err));
-          span.setStatus({ code: SpanStatusCode.ERROR, message: err?.message ?? '' });
-        }
-      }
-      span.end();
-    }
   }
 }
 
@@ -375,22 +294,11 @@ export class UnaryCall implements InterceptingCallInterface, Deadline {
 
   /** Tracing, decided once per call: spans per attempt with an SDK, else the same propagated context on every attempt. */
   #traceFrom(tracer: MeshTracer, md: Metadata): void {
-    const otel = tracer.spanTracer();
-    // The application's own trace entries (rarely there: checked first) give way to the mesh's;
-    // without an SDK they are the parent when nothing else is.
-    let carrier: ReturnType<typeof metadataTraceCarrier> | undefined;
-    if (hasAny(md, TRACE_HEADERS)) {
-      if (otel === undefined) carrier = metadataTraceCarrier(md);
-      for (const k of TRACE_HEADERS) md.remove(k);
+    const spans = callTrace(tracer, md);
+    if (spans !== undefined) {
+      this.#otel = spans.otel;
+      this.#otelParent = spans.parent;
     }
-    if (otel !== undefined) {
-      this.#otel = otel;
-      this.#otelParent = tracer.parentOtelContext();
-      return;
-    }
-    const parent = tracer.currentParent() ?? (carrier === undefined ? undefined : extract(carrier));
-    const h = tracer.headersFor(parent ?? tracer.newRoot());
-    for (const k in h) setOwn(md, k, h[k] as string);
   }
 
   /** The timeout and deadline, the retry budget's deposit, then the first attempt. */
@@ -689,10 +597,4 @@ export class UnaryCall implements InterceptingCallInterface, Deadline {
     if (this.#sleep !== undefined) clearTimeout(this.#sleep);
     this.#sleep = undefined;
   }
-}
-
-const IGNORED: Classification = Object.freeze({ kind: 'ignore' });
-
-function spanName(path: string): string {
-  return path.startsWith('/') ? path.slice(1) : path;
 }

@@ -32,6 +32,7 @@ import { coreConcurrency } from '../client/outbound-core.js';
 import type { CompiledRoute, CoreConcurrency, CoreLimit } from '../client/outbound-core.js';
 import { coreFault } from '../client/injected-fault.js';
 import type { ServiceCounters, ServiceState } from '../client/service-state.js';
+import type { RetryPolicyView } from '../client/retry-decision.js';
 import { grpcClassifier } from './classify.js';
 import type { GrpcResult } from './grpc-call.js';
 
@@ -45,7 +46,17 @@ export interface GrpcRoutePolicy extends CompiledRoute<GrpcResult> {
   onRetry(reason: string): void;
   onBudgetExhausted(): void;
   onLimited(): void;
+  /**
+   * A streaming call's retry policy on this route (stream-call.ts): gRPC's transparent retry
+   * only, on `connect-failure` whatever `retries.on` says, with the route's backoff and at least
+   * `TRANSPARENT_ATTEMPTS` attempts.
+   */
+  readonly transparent: RetryPolicyView;
 }
+
+/** Attempts a stream gets for transparent retries (or the route's `retries.attempts`, if more). */
+export const TRANSPARENT_ATTEMPTS = 3;
+const TRANSPARENT_ON: ReadonlySet<string> = new Set(['connect-failure']);
 
 export interface GrpcUnaryCore {
   readonly service: string;
@@ -100,13 +111,18 @@ function routePolicy(spec: ServiceSpec, route: RouteSpec, state: ServiceState, c
   const timeoutMs = route.timeoutMs ?? spec.timeoutMs;
   const fault = coreFault(route, state, deps.random);
   const metrics = deps.metrics;
+  const backoff = exponentialBackoff(r.backoff, deps.random);
+  const onBudgetExhausted = (): void => {
+    state.counters.budgetExhausted++;
+    metrics?.retryBudgetExhausted(spec.name);
+  };
   return {
     name: route.name,
     timeoutMs,
     attempts: r.attempts,
     retryOn: new Set(r.on),
     perTryTimeoutMs: r.perTryTimeoutMs,
-    backoff: exponentialBackoff(r.backoff, deps.random),
+    backoff,
     classify: r === spec.retries ? classify : grpcClassifier(r.on),
     limits: limitsOf(spec, route, state),
     overall: timeoutMs > 0 ? new DeadlineQueue(timeoutMs, deps.clock) : undefined,
@@ -121,14 +137,12 @@ function routePolicy(spec: ServiceSpec, route: RouteSpec, state: ServiceState, c
       state.counters.retries++;
       metrics?.retry(spec.name, route.name, reason);
     },
-    onBudgetExhausted: () => {
-      state.counters.budgetExhausted++;
-      metrics?.retryBudgetExhausted(spec.name);
-    },
+    onBudgetExhausted,
     onLimited: () => {
       state.counters.rateLimited++;
       metrics?.rateLimited(spec.name, route.name, 'outbound');
     },
+    transparent: { retryOn: TRANSPARENT_ON, attempts: Math.max(r.attempts, TRANSPARENT_ATTEMPTS), backoff, onBudgetExhausted },
   };
 }
 

@@ -78,7 +78,7 @@ describe('gRPC edge units', () => {
 
   it('registry: one id per mesh; the empty id means the only mesh', () => {
     const r = new MeshRegistry();
-    const fake = (): GrpcMeshSource => ({ clock: { now: () => 0, wall: () => 0 }, endpointSet: () => undefined, watch: () => () => undefined, client: { clock: { now: () => 0, wall: () => 0 }, stacks: () => undefined, unaryCore: () => undefined } });
+    const fake = (): GrpcMeshSource => ({ clock: { now: () => 0, wall: () => 0 }, endpointSet: () => undefined, watch: () => () => undefined, client: { clock: { now: () => 0, wall: () => 0 }, unaryCore: () => undefined } });
     const a = fake();
     const b = fake();
     const ida = r.register(a);
