@@ -30,20 +30,18 @@ import { currentAmbient } from '../core/ambient.js';
 import type { Classification } from '../core/classify.js';
 import type { Clock } from '../core/clock.js';
 import type { Deadline, DeadlineQueue } from '../core/deadline-queue.js';
-import { AbortedError, NoEndpointsError, NoRouteError, RetriesExhaustedError, TimeoutError, UnknownServiceError } from '../core/errors.js';
+import { AbortedError, NoRouteError, RetriesExhaustedError, TimeoutError, UnknownServiceError } from '../core/errors.js';
 import { timerDelay } from '../core/timer-limit.js';
 import { startWithFault } from '../client/injected-fault.js';
 import type { LbEndpoint } from '../lb/lb-endpoint.js';
 import { errorOutcome, UNKNOWN } from '../observability/metrics-labels.js';
 import { fromSpanContext } from '../observability/tracer.js';
 import type { MeshTracer } from '../observability/tracer.js';
-import { rateLimitedError } from '../resilience/rate-limit-filter.js';
 import type { SlotQueue } from '../resilience/concurrency-limit-filter.js';
-import { subsetSelector } from '../traffic/split-filter.js';
 import { decideRetry, describeError, historyLine, neverRetried } from '../client/retry-decision.js';
 import { deadlineExceeded } from '../client/call-deadline.js';
-import type { CallContext } from '../core/context.js';
 import { grpcResultOutcome } from './classify.js';
+import { admitAttempt } from './attempt-admission.js';
 import { callTrace, GrpcAttempt, IGNORED, spanName } from './grpc-attempt.js';
 import type { GrpcResult, InterceptingCallInterface } from './grpc-call.js';
 import { setOwn, takeOwn } from './metadata-entries.js';
@@ -334,61 +332,26 @@ export class UnaryCall implements InterceptingCallInterface, Deadline {
     return deadlineExceeded(this.#deadline, this.#timeoutStart, this.#propagated, this.#service, this.#route?.name);
   }
 
-  /** The next attempt: rate limits, adaptive concurrency (which may wait for a slot), then the rest. */
+  /** The next attempt: admitted as attempt-admission.ts says (rate limits, concurrency, breaker, pick), then opened. */
   #attempt(): void {
     const core = this.#core as GrpcUnaryCore;
-    const route = this.#route as GrpcRoutePolicy;
-    const n = ++this.#attempts;
-    const now = core.clock.now();
-    for (const l of route.limits) {
-      if (!l.limiter.tryAcquire()) {
-        route.onLimited();
-        this.#refused(rateLimitedError(l.limiter, l.scope, { service: core.service, route: route.name } as CallContext), now);
-        return;
-      }
-    }
-    const conc = core.concurrency;
-    if (conc === undefined) {
-      this.#admitted(core, route, n, now, undefined);
-      return;
-    }
-    const wait = this.#deadline === undefined ? conc.maxWaitMs : Math.min(conc.maxWaitMs, this.#deadline - now);
-    const got = conc.queue.acquire(wait);
-    if (got === true) this.#admitted(core, route, n, now, conc.queue);
-    else if (got === false) this.#refused(conc.refuse(), now);
-    else {
-      got.then((ok) => {
-        const later = core.clock.now();
-        if (this.#finished) {
-          if (ok) conc.queue.release(undefined);
-        } else if (ok) this.#admitted(core, route, n, later, conc.queue);
-        else this.#refused(conc.refuse(), later);
-      }, () => undefined);
-    }
+    admitAttempt(this, core, this.#route as GrpcRoutePolicy, ++this.#attempts, core.clock.now(), this.#deadline, this.#routeKey, this.#avoid);
   }
 
-  /** Breaker admission, split and balancer, trace, then the attempt's call below the interceptor. */
-  #admitted(core: GrpcUnaryCore, route: GrpcRoutePolicy, n: number, now: number, slot: SlotQueue | undefined): void {
-    const breaker = core.breaker;
-    let ticket = -1;
-    if (breaker !== undefined) {
-      ticket = breaker.admit();
-      if (ticket < 0) {
-        slot?.release(undefined);
-        this.#refused(breaker.refusal({ route: route.name }), now);
-        return;
-      }
-    }
-    const backend = core.endpoints.backend(route.split === undefined ? undefined : subsetSelector(route.split(this.#routeKey)));
-    const picked = backend.balancer.pick({ key: this.#routeKey, avoid: this.#avoid });
-    if (picked === undefined) {
-      // Below the breaker in the described stack: no endpoint is a failure it counts.
-      if (breaker !== undefined) breaker.report(ticket, 'failure');
-      slot?.release(undefined);
-      const subset = backend.key === '' ? '' : ` subset {${backend.key}}`;
-      this.#refused(new NoEndpointsError(`no endpoints for ${core.service}${subset} (discovery: ${core.endpoints.sourceDescription})`, { service: core.service, route: route.name }), now);
-      return;
-    }
+  /** The call has ended (attempt-admission.ts gives back a slot granted after that). */
+  get ended(): boolean {
+    return this.#finished;
+  }
+
+  /** An attempt refused before any call below (attempt-admission.ts). */
+  attemptRefused(err: Error, now: number): void {
+    this.#refused(err, now);
+  }
+
+  /** An admitted attempt (attempt-admission.ts): trace, then the attempt's call below the interceptor. */
+  attemptAdmitted(n: number, picked: LbEndpoint, ticket: number, slot: SlotQueue | undefined, now: number): void {
+    const core = this.#core as GrpcUnaryCore;
+    const route = this.#route as GrpcRoutePolicy;
     const a = new UnaryAttempt(this, n, picked, ticket, now);
     a.slot = slot;
     this.#current = a;
