@@ -31,7 +31,8 @@
  *
  * `--ablation`: raw-pools, the full `mesh` and the mesh with each of bench/bench-service.ts's
  * policies left out in turn (and all of them), so each feature's cost is a difference of counts
- * (full minus the variant without it) that the machine's load does not move.
+ * (full minus the variant without it) that the machine's load does not move. `--variants
+ * raw-pools,full,none` runs only those (labels as printed; raw-pools and full are always kept).
  *
  * Needs valgrind (`apt-get install -y valgrind`); without it, says so and exits 1. 5-10 min
  * with two jobs on 2 cores (callgrind runs Node ~50-100× slower).
@@ -57,6 +58,7 @@ const { values: args } = parseArgs({
     jobs: { type: 'string', default: '2' },
     concurrency: { type: 'string', default: '1' },
     ablation: { type: 'boolean', default: false },
+    variants: { type: 'string' },
   },
 });
 const WARM = Number(args.warm);
@@ -167,12 +169,14 @@ if (!probe) {
 /** The mesh's policies one at a time left out, and all of them: instructions per request, and each one's cost. */
 async function ablation(ports: readonly number[]): Promise<void> {
   const policies = Object.keys(FULL_POLICY);
-  const variants: { label: string; key: ContenderKey; drop: string[] }[] = [
+  type Variant = { label: string; key: ContenderKey; drop: string[] };
+  const all: Variant[] = [
     { label: 'raw-pools', key: 'raw-pools', drop: [] },
     { label: 'full', key: 'mesh', drop: [] },
     ...policies.map((p) => ({ label: `no ${p}`, key: 'mesh' as const, drop: [p] })),
     { label: 'none', key: 'mesh', drop: policies },
   ];
+  const variants = all.filter((v, i) => i < 2 || args.variants === undefined || args.variants.split(',').includes(v.label));
   console.log(`bench instructions --ablation: ${machineLine()}; ${variants.length} runs, warm-up ${WARM} requests, then ${COUNT} counted, ${CONCURRENCY} in flight, ${JOBS} valgrind runs at once`);
   const t0 = Date.now();
   const totals = await pool(variants.map((v) => () => countInstructions(v.key, COUNT, ports, v.drop, v.label)), JOBS);
