@@ -12,8 +12,6 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
-import net from 'node:net';
-import type { AddressInfo } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { systemClock } from '../../src/core/clock.js';
 import { createAuthority, issueLeaf } from '../../src/tls/authority.js';
@@ -24,6 +22,7 @@ import type { TlsMaterial } from '../../src/tls/material.js';
 import { sampleSum } from '../helpers/prometheus.js';
 import { EchoClient, grpcMesh, serviceYaml, startEcho, unary } from './helpers.js';
 import type { EchoReply, EchoRequest, EchoServer, TestMesh } from './helpers.js';
+import { deadAddress } from '../helpers/servers.js';
 
 class TestIdentity extends EventEmitter {
   readonly material: TlsMaterial;
@@ -49,14 +48,6 @@ spec: { trustDomain: example.org${mtls === undefined ? '' : `, mtls: ${mtls}`} }
 ---
 `;
 
-/** A port nothing listens on. */
-async function deadAddress(): Promise<string> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return `127.0.0.1:${port}`;
-}
 
 type Client = grpc.Client & Record<string, (...args: unknown[]) => unknown>;
 

@@ -3,12 +3,14 @@
  * on 127.0.0.1, and a mesh's gRPC side wired by hand from its parts (Destinations, metrics,
  * tracer, inbound policy) exactly as `meshClient` wires them, until `mesh.grpc` is exposed.
  */
+import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import type { TracerProvider } from '@opentelemetry/api';
+import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { systemClock, systemRandom } from '../../src/core/clock.js';
 import { loadConfig } from '../../src/config/load.js';
 import { Destinations } from '../../src/client/destinations.js';
@@ -228,4 +230,28 @@ export function grpcResources(): { servers: EchoServer[]; meshes: TestMesh[]; cl
       for (const s of servers) s.kill();
     },
   };
+}
+
+/**
+ * The spans of a call retried once after UNAVAILABLE, as the mesh must record them: one CLIENT
+ * span per attempt, named after the method and carrying the attempt's attributes, each attempt
+ * sent with its own span id in `traceparent` (`seen`: the traceparents the server saw, in order),
+ * and the application's own metadata left as it was.
+ */
+export function assertRetriedAttemptSpans(spans: readonly ReadableSpan[], seen: readonly string[], method: string, appTraceparent: string): void {
+  assert.equal(spans.length, 2, 'one span per attempt');
+  const [first, second] = spans;
+  assert.equal(first?.name, `trellis.test.Echo/${method}`);
+  assert.equal(first?.attributes['rpc.system'], 'grpc');
+  assert.equal(first?.attributes['rpc.service'], 'trellis.test.Echo');
+  assert.equal(first?.attributes['rpc.method'], method);
+  assert.equal(first?.attributes['server.address'], 'echo');
+  assert.equal(first?.attributes['rpc.grpc.status_code'], grpc.status.UNAVAILABLE);
+  assert.equal(first?.attributes['error.type'], 'UNAVAILABLE');
+  assert.equal(second?.attributes['rpc.grpc.status_code'], grpc.status.OK);
+  assert.equal(second?.attributes['trellis.attempt'], 2);
+  assert.equal(seen.length, 2);
+  assert.match(seen[0] ?? '', new RegExp(`-${first?.spanContext().spanId}-`), 'the first try carried its own span id');
+  assert.match(seen[1] ?? '', new RegExp(`-${second?.spanContext().spanId}-`), 'the second try carried its own span id');
+  assert.equal(appTraceparent, '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01', "the application's metadata is not changed");
 }

@@ -17,15 +17,13 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
-import net from 'node:net';
-import type { AddressInfo } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { meshClient } from 'trellis';
 import type { Mesh } from 'trellis';
 import { makeIdentities } from '../helpers/identities.js';
 import type { Identities } from '../helpers/identities.js';
 import { sampleSum } from '../helpers/prometheus.js';
-import { quietLogger } from '../helpers/servers.js';
+import { deadAddress, quietLogger } from '../helpers/servers.js';
 
 interface InteropCase {
   run(client: grpc.Client, done: () => void): void;
@@ -96,14 +94,6 @@ function bind(server: grpc.Server): Promise<string> {
   );
 }
 
-/** A port nothing listens on. */
-async function deadAddress(): Promise<string> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return `127.0.0.1:${port}`;
-}
 
 const meshDoc = (mtls: string): string => `apiVersion: trellis/v1
 kind: Mesh

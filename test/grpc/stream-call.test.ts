@@ -16,24 +16,15 @@
  */
 import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
-import type { AddressInfo } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { SpanKind } from '@opentelemetry/api';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { sampleSum } from '../helpers/prometheus.js';
 import { CONNECT_FAILURE_KEY } from '../../src/grpc/status.js';
-import { EchoClient, EchoService, grpcMesh, grpcResources, serviceYaml, startEcho } from './helpers.js';
+import { EchoClient, EchoService, grpcMesh, grpcResources, serviceYaml, startEcho, assertRetriedAttemptSpans } from './helpers.js';
 import type { Client, EchoReply, EchoRequest, EchoServer, TestMesh } from './helpers.js';
+import { deadAddress } from '../helpers/servers.js';
 
-/** A port nothing listens on (connections are refused). */
-async function deadAddress(): Promise<string> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return `127.0.0.1:${port}`;
-}
 
 /** A client-streaming call writing `texts` at once (before any attempt is known to fail); resolves with the reply. */
 function clientStream(client: grpc.Client, texts: string[]): Promise<EchoReply> {
@@ -248,20 +239,7 @@ describe('gRPC streams on the per-call path', () => {
       call.on('status', (st: grpc.StatusObject) => resolve({ texts, code: st.code }));
     });
     assert.deepEqual(got, { texts: ['ok'], code: grpc.status.OK });
-    const spans = exporter.getFinishedSpans().filter((sp) => sp.kind === SpanKind.CLIENT);
-    assert.equal(spans.length, 2, 'one span per attempt');
-    const [first, second] = spans;
-    assert.equal(first?.name, 'trellis.test.Echo/ServerStream');
-    assert.equal(first?.attributes['rpc.method'], 'ServerStream');
-    assert.equal(first?.attributes['server.address'], 'echo');
-    assert.equal(first?.attributes['rpc.grpc.status_code'], grpc.status.UNAVAILABLE);
-    assert.equal(first?.attributes['error.type'], 'UNAVAILABLE');
-    assert.equal(second?.attributes['rpc.grpc.status_code'], grpc.status.OK);
-    assert.equal(second?.attributes['trellis.attempt'], 2);
-    assert.equal(seen.length, 2);
-    assert.match(seen[0] ?? '', new RegExp(`-${first?.spanContext().spanId}-`), 'the first try carried its own span id');
-    assert.match(seen[1] ?? '', new RegExp(`-${second?.spanContext().spanId}-`), 'the second try carried its own span id');
-    assert.equal(appMd.get('traceparent')[0], '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01', "the application's metadata is not changed");
+    assertRetriedAttemptSpans(exporter.getFinishedSpans().filter((sp) => sp.kind === SpanKind.CLIENT), seen, 'ServerStream', appMd.get('traceparent')[0] as string);
     await provider.shutdown();
   });
 

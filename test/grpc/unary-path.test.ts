@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import { SpanKind } from '@opentelemetry/api';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
-import { EchoClient, grpcMesh, serviceYaml, startEcho, unary, grpcResources } from './helpers.js';
+import { EchoClient, grpcMesh, serviceYaml, startEcho, unary, grpcResources, assertRetriedAttemptSpans } from './helpers.js';
 import type { Client, EchoReply, EchoRequest, EchoServer } from './helpers.js';
 import { sampleSum } from '../helpers/prometheus.js';
 
@@ -104,22 +104,7 @@ describe('gRPC unary path', () => {
     const appMd = new grpc.Metadata();
     appMd.set('traceparent', '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01');
     await unary(client, {}, { metadata: appMd });
-    const spans = exporter.getFinishedSpans().filter((s) => s.kind === SpanKind.CLIENT);
-    assert.equal(spans.length, 2, 'one span per attempt');
-    const [first, second] = spans;
-    assert.equal(first?.name, 'trellis.test.Echo/Unary');
-    assert.equal(first?.attributes['rpc.system'], 'grpc');
-    assert.equal(first?.attributes['rpc.service'], 'trellis.test.Echo');
-    assert.equal(first?.attributes['rpc.method'], 'Unary');
-    assert.equal(first?.attributes['server.address'], 'echo');
-    assert.equal(first?.attributes['rpc.grpc.status_code'], grpc.status.UNAVAILABLE);
-    assert.equal(first?.attributes['error.type'], 'UNAVAILABLE');
-    assert.equal(second?.attributes['rpc.grpc.status_code'], grpc.status.OK);
-    assert.equal(second?.attributes['trellis.attempt'], 2);
-    assert.equal(seen.length, 2);
-    assert.match(seen[0] ?? '', new RegExp(`-${first?.spanContext().spanId}-`), 'the first try carried its own span id');
-    assert.match(seen[1] ?? '', new RegExp(`-${second?.spanContext().spanId}-`), 'the second try carried its own span id');
-    assert.equal(appMd.get('traceparent')[0], '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01', "the application's metadata is not changed");
+    assertRetriedAttemptSpans(exporter.getFinishedSpans().filter((s) => s.kind === SpanKind.CLIENT), seen, 'Unary', appMd.get('traceparent')[0] as string);
     await provider.shutdown();
   });
 

@@ -3,6 +3,7 @@
  * behaviours (answer, answer slowly, fail with a status, hang, close the socket) while running.
  */
 import http from 'node:http';
+import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 
 export type Behaviour =
@@ -144,4 +145,13 @@ export async function runLoad<T>(total: number, concurrency: number, fn: (i: num
 export function quietLogger(): { warn(m: string): void; messages: string[] } {
   const messages: string[] = [];
   return { warn: (m: string) => messages.push(m), messages };
+}
+
+/** An address on 127.0.0.1 nothing listens on (a port bound, then released): connections to it are refused. */
+export async function deadAddress(): Promise<string> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return `127.0.0.1:${port}`;
 }
