@@ -22,11 +22,10 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
-import { meshClient } from 'trellis';
 import type { Call } from './measure.js';
 import { LatencyBuffer, median, runRound } from './measure.js';
 import { startUpstream } from './spawn-upstream.js';
-import { benchServiceYaml } from './bench-service.js';
+import { benchClients } from './contenders.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -50,9 +49,9 @@ function processCpuUs(pid: number): number {
 
 const upstream = await startUpstream(3, Math.ceil((ROUNDS * 3 * (ROUND_MS + 400)) / 1000) + 60);
 const pid = upstream.pid as number;
+// raw and mesh are bench/contenders.ts's raw-pools and mesh; raw+headers has Pools of its own.
+const clients = await benchClients(upstream.ports, () => undefined);
 const pools = upstream.ports.map((p) => new Pool(`http://127.0.0.1:${p}`));
-const mesh = await meshClient({ service: 'bench', config: benchServiceYaml(upstream.ports), logger: { warn: () => undefined } });
-const products = mesh.http('products');
 
 // Values of the mesh's own length: the deadline as the bench's 2 s timeout leaves it, and
 // traceparents of 55 characters, fresh strings from a ring (as the mesh makes a new one per request).
@@ -60,22 +59,14 @@ const RING = 4096;
 const traceparents = Array.from({ length: RING }, (_, i) => `00-${i.toString(16).padStart(32, '0')}-${(i * 7919).toString(16).padStart(16, '0')}-01`);
 let next = 0;
 const calls: Record<string, Call> = {
-  raw: async () => {
-    const res = await (pools[next++ % pools.length] as Pool).request({ method: 'GET', path: '/' });
-    await res.body.dump();
-    return res.statusCode < 300;
-  },
+  raw: clients.calls['raw-pools'],
   'raw+headers': async () => {
     const i = next++;
     const res = await (pools[i % pools.length] as Pool).request({ method: 'GET', path: '/', headers: ['x-trellis-timeout-ms', '1999', 'traceparent', traceparents[i % RING] as string] });
     await res.body.dump();
     return res.statusCode < 300;
   },
-  mesh: async () => {
-    const res = await products.request({ method: 'GET', path: '/' });
-    await res.body.dump();
-    return res.statusCode < 300;
-  },
+  mesh: clients.calls.mesh,
 };
 
 interface Row {
@@ -122,7 +113,7 @@ try {
     console.log(`round ${round + 1}: ${order.map((n) => `${n} ${Math.round((got[n] as Row).rps)} req/s, client ${(got[n] as Row).clientUs.toFixed(1)} µs, upstream ${(got[n] as Row).upstreamUs.toFixed(1)} µs`).join('; ')}`);
   }
 } finally {
-  await mesh.close();
+  await clients.close();
   await Promise.all(pools.map((p) => p.close()));
   upstream.stop();
 }
