@@ -173,6 +173,8 @@ export class StreamCall implements InterceptingCallInterface, Deadline, StreamSi
   #deadline: number | undefined;
   #timeoutStart = 0;
   #sleep: ReturnType<typeof setTimeout> | undefined;
+  /** Unhooks the parent server call's cancellation (followParentCancel), when hooked. */
+  #unfollowParent: (() => void) | undefined = undefined;
   #attempts = 0;
   #current: StreamAttempt | undefined;
   #avoid: Set<string> | undefined;
@@ -200,7 +202,7 @@ export class StreamCall implements InterceptingCallInterface, Deadline, StreamSi
     this.#appMetadata = metadata;
     this.#listener = listener;
     this.#relay = new StreamRelay(this);
-    followParentCancel(this.#options, () => this.cancelWithStatus(Status.CANCELLED, 'Cancelled by parent call'));
+    this.#unfollowParent = followParentCancel(this.#options, this);
     if (this.#requestStream) this.#runNow();
   }
 
@@ -559,6 +561,8 @@ export class StreamCall implements InterceptingCallInterface, Deadline, StreamSi
 
   #finish(): void {
     this.#finished = true;
+    this.#unfollowParent?.();
+    this.#unfollowParent = undefined;
     this.#relay?.detach();
     this.deadlineQueue?.cancel(this);
     if (this.#sleep !== undefined) clearTimeout(this.#sleep);

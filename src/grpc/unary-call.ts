@@ -86,13 +86,24 @@ export function callDeadline(options: CallOptions, clock: Clock): number | undef
   return sooner(d, currentAmbient()?.deadline);
 }
 
-/** Hooks a parent server call's cancellation (when propagated) to `cancel`. */
-export function followParentCancel(options: CallOptions, cancel: () => void): void {
+/** A call that a parent server call's cancellation ends. */
+export interface ParentCancelled {
+  cancelWithStatus(code: Status, details: string): void;
+}
+
+/**
+ * Hooks a parent server call's cancellation (when propagated) to `call`; returns what unhooks it,
+ * to be called when the call ends (a long-lived parent making many calls would otherwise keep a
+ * listener, and the call, per call it ever made), or undefined when nothing was hooked.
+ */
+export function followParentCancel(options: CallOptions, call: ParentCancelled): (() => void) | undefined {
   const parent = options.parent;
-  if (parent !== undefined && ((options.propagate_flags ?? 0xffff) & PROPAGATE_CANCELLATION) !== 0) {
-    // Before grpc-js's own listener on the attempt's call: the mesh sees a cancel, not a reset.
-    (parent as { on(event: 'cancelled', listener: () => void): unknown }).on('cancelled', cancel);
-  }
+  if (parent === undefined || ((options.propagate_flags ?? 0xffff) & PROPAGATE_CANCELLATION) === 0) return undefined;
+  const p = parent as unknown as { on(event: 'cancelled', listener: () => void): unknown; removeListener(event: 'cancelled', listener: () => void): unknown };
+  const cancel = (): void => call.cancelWithStatus(Status.CANCELLED, 'Cancelled by parent call');
+  // Before grpc-js's own listener on the attempt's call: the mesh sees a cancel, not a reset.
+  p.on('cancelled', cancel);
+  return () => p.removeListener('cancelled', cancel);
 }
 
 /** One try of a unary call on one endpoint: the grpc-js listener of its call (grpc-attempt.ts keeps its bookkeeping). */
@@ -159,6 +170,8 @@ export class UnaryCall implements InterceptingCallInterface, Deadline {
   #timeoutStart = 0;
   #propagated = false;
   #sleep: ReturnType<typeof setTimeout> | undefined;
+  /** Unhooks the parent server call's cancellation (followParentCancel), when hooked. */
+  #unfollowParent: (() => void) | undefined = undefined;
   #attempts = 0;
   #current: UnaryAttempt | undefined;
   #avoid: Set<string> | undefined;
@@ -191,7 +204,7 @@ export class UnaryCall implements InterceptingCallInterface, Deadline {
   start(metadata: Metadata, listener?: Listener): void {
     this.#appMetadata = metadata;
     this.#listener = listener;
-    followParentCancel(this.#options, () => this.cancelWithStatus(Status.CANCELLED, 'Cancelled by parent call'));
+    this.#unfollowParent = followParentCancel(this.#options, this);
   }
 
   sendMessageWithContext(context: MessageContext, message: unknown): void {
@@ -555,6 +568,8 @@ export class UnaryCall implements InterceptingCallInterface, Deadline {
 
   #finish(): void {
     this.#finished = true;
+    this.#unfollowParent?.();
+    this.#unfollowParent = undefined;
     this.#dropSpare();
     this.deadlineQueue?.cancel(this);
     if (this.#sleep !== undefined) clearTimeout(this.#sleep);
