@@ -20,7 +20,7 @@ import { generateP256KeyPair, privateKeyPem } from '../../src/tls/keys.js';
 import { materialFromPem } from '../../src/tls/material.js';
 import type { TlsMaterial } from '../../src/tls/material.js';
 import { sampleSum } from '../helpers/prometheus.js';
-import { EchoClient, grpcMesh, serviceYaml, startEcho, unary } from './helpers.js';
+import { EchoClient, grpcMesh, serviceYaml, startEcho, unary, bidi } from './helpers.js';
 import type { EchoReply, EchoRequest, EchoServer, TestMesh } from './helpers.js';
 import { deadAddress } from '../helpers/servers.js';
 
@@ -60,18 +60,6 @@ function clientStream(client: grpc.Client, texts: string[]): Promise<EchoReply> 
   });
 }
 
-/** A bidi call: writes `texts`, collects the replies. */
-function bidi(client: grpc.Client, texts: string[]): Promise<EchoReply[]> {
-  return new Promise((resolve, reject) => {
-    const call = (client as Client)['bidi']?.call(client) as grpc.ClientDuplexStream<EchoRequest, EchoReply>;
-    const out: EchoReply[] = [];
-    call.on('data', (m: EchoReply) => out.push(m));
-    call.on('error', reject);
-    call.on('end', () => resolve(out));
-    for (const text of texts) call.write({ text });
-    call.end();
-  });
-}
 
 describe('gRPC gaps', () => {
   const meshes: TestMesh[] = [];

@@ -255,3 +255,16 @@ export function assertRetriedAttemptSpans(spans: readonly ReadableSpan[], seen: 
   assert.match(seen[1] ?? '', new RegExp(`-${second?.spanContext().spanId}-`), 'the second try carried its own span id');
   assert.equal(appTraceparent, '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01', "the application's metadata is not changed");
 }
+
+/** A bidi call: writes `texts`, collects the replies. */
+export function bidi(client: grpc.Client, texts: string[], options: grpc.CallOptions = {}): Promise<EchoReply[]> {
+  return new Promise((resolve, reject) => {
+    const call = (client as Client)['bidi']?.call(client, new grpc.Metadata(), options) as grpc.ClientDuplexStream<EchoRequest, EchoReply>;
+    const out: EchoReply[] = [];
+    call.on('data', (m: EchoReply) => out.push(m));
+    call.on('error', reject);
+    call.on('end', () => resolve(out));
+    for (const text of texts) call.write({ text });
+    call.end();
+  });
+}

@@ -21,7 +21,7 @@ import { SpanKind } from '@opentelemetry/api';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { sampleSum } from '../helpers/prometheus.js';
 import { CONNECT_FAILURE_KEY } from '../../src/grpc/status.js';
-import { EchoClient, EchoService, grpcMesh, grpcResources, serviceYaml, startEcho, assertRetriedAttemptSpans } from './helpers.js';
+import { EchoClient, EchoService, grpcMesh, grpcResources, serviceYaml, startEcho, assertRetriedAttemptSpans, bidi } from './helpers.js';
 import type { Client, EchoReply, EchoRequest, EchoServer, TestMesh } from './helpers.js';
 import { deadAddress } from '../helpers/servers.js';
 
@@ -35,18 +35,6 @@ function clientStream(client: grpc.Client, texts: string[]): Promise<EchoReply> 
   });
 }
 
-/** A bidi call: writes `texts`, collects the replies. */
-function bidi(client: grpc.Client, texts: string[], options: grpc.CallOptions = {}): Promise<EchoReply[]> {
-  return new Promise((resolve, reject) => {
-    const call = (client as Client)['bidi']?.call(client, new grpc.Metadata(), options) as grpc.ClientDuplexStream<EchoRequest, EchoReply>;
-    const out: EchoReply[] = [];
-    call.on('data', (m: EchoReply) => out.push(m));
-    call.on('error', reject);
-    call.on('end', () => resolve(out));
-    for (const text of texts) call.write({ text });
-    call.end();
-  });
-}
 
 /** A server-streaming call: the replies and how it ended (status code, OK included). */
 function serverStream(client: grpc.Client, req: EchoRequest, options: grpc.CallOptions = {}): Promise<{ replies: EchoReply[]; headers: number; code: number }> {
