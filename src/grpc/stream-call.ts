@@ -56,6 +56,7 @@ import { StreamRelay } from './grpc-call.js';
 import type { GrpcResult, InterceptingCallInterface, StreamSink } from './grpc-call.js';
 import { setOwn, takeOwn } from './metadata-entries.js';
 import { attachTicket } from './pick-ticket.js';
+import type { PickTicket } from './pick-ticket.js';
 import { parseTrellisTarget } from './resolver.js';
 import { codeForError, CONNECT_FAILURE_KEY, grpcCodeLabel, grpcTimeout, GRPC_TIMEOUT_KEY, ROUTE_KEY, statusForError, Status } from './status.js';
 import { grpcAttemptAttributes, metadataHeaders } from './tracing.js';
@@ -201,7 +202,7 @@ export class StreamCall implements InterceptingCallInterface, Deadline, StreamSi
   start(metadata: Metadata, listener?: Listener): void {
     this.#appMetadata = metadata;
     this.#listener = listener;
-    this.#relay = new StreamRelay(this);
+    this.#relay = new StreamRelay(this, this.#options.method_definition.requestSerialize);
     this.#unfollowParent = followParentCancel(this.#options, this);
     if (this.#requestStream) this.#runNow();
   }
@@ -408,7 +409,8 @@ export class StreamCall implements InterceptingCallInterface, Deadline, StreamSi
       const call = this.#nextCall(o.deadline === undefined ? o : { ...o, deadline: undefined });
       a.call = call;
       const clock = (this.#core as GrpcUnaryCore).clock;
-      if (this.#picker ?? onPickerChannel(call)) attachTicket(md, a.load.endpoint.id, d === undefined ? undefined : clock.wall() + (d - clock.now()));
+      let ticket: PickTicket | undefined;
+      if (this.#picker ?? onPickerChannel(call)) ticket = attachTicket(md, a.load.endpoint.id, d === undefined ? undefined : clock.wall() + (d - clock.now()));
       else if (d !== undefined) setOwn(md, GRPC_TIMEOUT_KEY, grpcTimeout(d - clock.now()));
       call.start(md, a);
       if (a.done) return;
@@ -416,7 +418,7 @@ export class StreamCall implements InterceptingCallInterface, Deadline, StreamSi
         call.sendMessage(this.#message);
         call.halfClose();
       }
-      (this.#relay as StreamRelay).attach(call, this.#requestStream);
+      (this.#relay as StreamRelay).attach(call, this.#requestStream, ticket);
     } catch (e) {
       if (a.done) return;
       a.done = true;
