@@ -70,37 +70,30 @@ describe('gRPC streams: the replay buffer is bounded in bytes', () => {
     refuseNext = false;
     return r;
   }
-  function answer(refused: boolean, messages: number, bytes: number, cb: (err: grpc.ServiceError | null) => void): void {
-    seen.push({ messages, bytes, refused });
-    cb(refused ? refusal() : null);
+  /** A client-streaming handler that reads the whole upload, then refuses it (the first) or answers `reply(n)`. */
+  function reading<T, R>(sizeOf: (m: T) => number, reply: (n: number) => R): grpc.handleClientStreamingCall<T, R> {
+    return (call, cb) => {
+      const refused = take();
+      let n = 0;
+      let bytes = 0;
+      call.on('data', (m: T) => {
+        n++;
+        bytes += sizeOf(m);
+      });
+      call.on('end', () => {
+        seen.push({ messages: n, bytes, refused });
+        if (refused) cb(refusal());
+        else cb(null, reply(n));
+      });
+    };
   }
 
   async function start(): Promise<string> {
     const server = new grpc.Server();
     server.addService(EchoService, {
-      clientStream: (call: grpc.ServerReadableStream<EchoRequest, EchoReply>, cb: grpc.sendUnaryData<EchoReply>) => {
-        const refused = take();
-        let n = 0;
-        let bytes = 0;
-        call.on('data', (m: EchoRequest) => {
-          n++;
-          bytes += (m.text ?? '').length;
-        });
-        call.on('end', () => answer(refused, n, bytes, (err) => (err === null ? cb(null, { text: String(n), server: '', traceparent: '', deadlineLeftMs: 0, note: '' }) : cb(err))));
-      },
+      clientStream: reading<EchoRequest, EchoReply>((m) => (m.text ?? '').length, (n) => ({ text: String(n), server: '', traceparent: '', deadlineLeftMs: 0, note: '' })),
     });
-    server.addService(RAW, {
-      upload: (call: grpc.ServerReadableStream<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
-        const refused = take();
-        let n = 0;
-        let bytes = 0;
-        call.on('data', (b: Buffer) => {
-          n++;
-          bytes += b.length;
-        });
-        call.on('end', () => answer(refused, n, bytes, (err) => (err === null ? cb(null, Buffer.from(String(n))) : cb(err))));
-      },
-    });
+    server.addService(RAW, { upload: reading<Buffer, Buffer>((b) => b.length, (n) => Buffer.from(String(n))) });
     const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
     servers.push(server);
     return `127.0.0.1:${port}`;
