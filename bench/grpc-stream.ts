@@ -6,7 +6,10 @@
  * process (so the CPU measured is the client's). Both run compiled per-call paths over the same
  * route policies (src/grpc/unary-call.ts, src/grpc/stream-call.ts; until 2026-12-03 streams ran
  * the promise stack of grpc-stack.ts), so what the mesh adds to a stream is its per-call setup,
- * paid once per stream, not per message.
+ * paid once per stream, not per message. A client stream of `--messages` (8) small messages,
+ * whose server answers (headers included) only after reading them all, is the case where the
+ * mesh keeps every message for a transparent replay (src/grpc/grpc-call.ts, `StreamRelay`) and
+ * measures each one against the replay buffer's byte bound.
  *
  * The numbers in docs/benchmarks.md are from a `tsc` build of src/ and bench/ (tsx's esbuild
  * transform wraps every closure in a `__name()` call, which the shipped build does not have):
@@ -14,7 +17,9 @@
  * package.json, node_modules and test/grpc/fixtures beside it) and run the built bench/grpc-stream.js.
  *
  * Run: node --import tsx bench/grpc-stream.ts [--rounds 5] [--seconds 2] [--concurrency 32] [--heap]
+ *      [--messages 8] [--only cstream]
  * With --heap, bytes allocated per call (sampling heap profiler, collected objects included).
+ * `--only` keeps the variants whose name contains it (unary, stream, cstream).
  */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -50,7 +55,12 @@ async function serve(): Promise<void> {
       for (let i = 0; i < (call.request.count ?? 1); i++) call.write({ text: call.request.text });
       call.end();
     },
-    clientStream: (_call: unknown, cb: grpc.sendUnaryData<object>) => cb(null, {}),
+    // Answers (headers and all) only after the whole upload.
+    clientStream: (call: grpc.ServerReadableStream<Req, object>, cb: grpc.sendUnaryData<object>) => {
+      let n = 0;
+      call.on('data', () => n++);
+      call.on('end', () => cb(null, { text: String(n) }));
+    },
     bidi: (call: grpc.ServerDuplexStream<Req, object>) => call.end(),
   });
   const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
@@ -61,6 +71,7 @@ async function serve(): Promise<void> {
 
 type UnaryFn = (req: Req, cb: (err: grpc.ServiceError | null) => void) => void;
 type StreamFn = (req: Req) => grpc.ClientReadableStream<unknown>;
+type UploadFn = (cb: (err: grpc.ServiceError | null) => void) => grpc.ClientWritableStream<Req>;
 
 function unaryCaller(client: grpc.Client): Call {
   const f = (client as unknown as { unary: UnaryFn }).unary.bind(client);
@@ -78,8 +89,23 @@ function streamCaller(client: grpc.Client): Call {
     });
 }
 
+/** A client stream of `messages` writes of `{ text: 'bench' }`, the next written when the previous one's callback ran. */
+function uploadCaller(client: grpc.Client, messages: number): Call {
+  const f = (client as unknown as { clientStream: UploadFn }).clientStream.bind(client);
+  return () =>
+    new Promise<boolean>((resolve) => {
+      const s = f((err) => resolve(err === null));
+      let i = 0;
+      const next = (): void => {
+        if (i++ < messages) s.write({ text: 'bench' }, next);
+        else s.end();
+      };
+      next();
+    });
+}
+
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { rounds: { type: 'string' }, seconds: { type: 'string' }, concurrency: { type: 'string' }, heap: { type: 'boolean' }, server: { type: 'boolean' } } });
+  const { values } = parseArgs({ options: { rounds: { type: 'string' }, seconds: { type: 'string' }, concurrency: { type: 'string' }, heap: { type: 'boolean' }, server: { type: 'boolean' }, messages: { type: 'string' }, only: { type: 'string' } } });
   if (values.server === true) {
     await serve();
     return;
@@ -87,6 +113,7 @@ async function main(): Promise<void> {
   const rounds = Number(values.rounds ?? 5);
   const seconds = Number(values.seconds ?? 2);
   const concurrency = Number(values.concurrency ?? 32);
+  const messages = Number(values.messages ?? 8);
   const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--server'], { stdio: ['pipe', 'pipe', 'inherit'] });
   const port = await new Promise<number>((resolve) => child.stdout.once('data', (d: Buffer) => resolve(Number(d.toString()))));
   const address = `127.0.0.1:${port}`;
@@ -103,12 +130,16 @@ spec:
   const mesh = new MeshGrpc({ service: 'bench', clock: systemClock, random: systemRandom, destinations, config: () => config, watch: () => () => undefined, metrics: new MeshMetrics(), tracer: new MeshTracer({ service: 'bench' }) });
   const plain = new Echo(address, grpc.credentials.createInsecure());
   const meshed = new Echo(mesh.target('echo'), mesh.credentials(), mesh.clientOptions('echo'));
-  const variants: [string, Call][] = [
-    ['plain-unary', unaryCaller(plain)],
-    ['mesh-unary', unaryCaller(meshed)],
-    ['plain-stream', streamCaller(plain)],
-    ['mesh-stream', streamCaller(meshed)],
-  ];
+  const variants: [string, Call][] = (
+    [
+      ['plain-unary', unaryCaller(plain)],
+      ['mesh-unary', unaryCaller(meshed)],
+      ['plain-stream', streamCaller(plain)],
+      ['mesh-stream', streamCaller(meshed)],
+      ['plain-cstream', uploadCaller(plain, messages)],
+      ['mesh-cstream', uploadCaller(meshed, messages)],
+    ] as [string, Call][]
+  ).filter(([name]) => values.only === undefined || name.includes(values.only));
   const lat = new LatencyBuffer();
   for (const [, call] of variants) await runRound(call, concurrency, 700, lat); // connections and JIT
   const results = new Map<string, RoundResult[]>(variants.map(([n]) => [n, []]));

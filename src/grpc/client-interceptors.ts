@@ -32,7 +32,7 @@ import type { Interceptor } from '@grpc/grpc-js';
 import { parseTrellisTarget } from './resolver.js';
 import { StreamCall } from './stream-call.js';
 import { UnaryCall } from './unary-call.js';
-import type { UnaryCoreSource } from './unary-call.js';
+import type { UnaryCoreSource } from './grpc-call-base.js';
 
 /** What the interceptor needs of the mesh: a destination's compiled path, for the config in force. */
 export type GrpcClientSide = UnaryCoreSource;

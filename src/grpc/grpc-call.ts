@@ -8,7 +8,9 @@
  *
  * Streams pass their messages live through a `StreamRelay` instead of buffering them: the relay
  * holds what the application sent or asked to read before the stack opened the real call (the
- * balancer may wait for discovery, a fault may delay), then forwards everything to that call.
+ * balancer may wait for discovery, a fault may delay), then forwards everything to that call,
+ * keeping what it forwarded for a transparent retry only while the stream is uncommitted and
+ * within gRPC's per-call retry buffer size (`grpc.per_rpc_retry_buffer_size`).
  */
 import type { Metadata, StatusObject, NextCall } from '@grpc/grpc-js';
 
@@ -55,9 +57,31 @@ interface Outgoing {
 /**
  * Messages kept for a replay until the stream commits. gRPC's transparent retry needs them only
  * while no attempt has reached a server; a client stream that sends more than this before the
- * server answers commits early (it can no longer be moved to another endpoint).
+ * server answers commits early (it can no longer be moved to another endpoint). Besides the
+ * bytes (below), it bounds the objects held per stream when the messages are tiny.
  */
 export const REPLAY_MESSAGES = 64;
+
+/**
+ * Bytes of messages kept for a replay, unless the channel sets `grpc.per_rpc_retry_buffer_size`:
+ * grpc-js's default for that option (1 MiB; gRPC C-core's is 256 KiB). The mesh's streams replay
+ * what plain grpc-js would replay over the same addresses (the gRPC interop suite's 271,828-byte
+ * `custom_metadata` stream among them). As in gRPC, a stream whose buffered messages pass it
+ * commits: it is no longer replayed, and what was kept is let go.
+ */
+export const REPLAY_BYTES = 1024 * 1024;
+
+/**
+ * Where the relay learns the channel's `grpc.per_rpc_retry_buffer_size`: an attempt's pick ticket
+ * (pick-ticket.ts), which the `trellis:` resolver's config selector stamps when grpc-js asks it
+ * for the attempt's call config — before grpc-js takes any message of the call.
+ */
+export interface ReplayLimit {
+  readonly retryBufferSize: number | undefined;
+}
+
+/** A method's request serializer (grpc-js's `method_definition.requestSerialize`). */
+export type RequestSerialize = (message: unknown) => Buffer;
 
 /**
  * Joins the application's stream to the attempt's call. Before `attach`, sends, the half-close
@@ -68,18 +92,32 @@ export const REPLAY_MESSAGES = 64;
  * after the callback).
  *
  * Transparent retry (gRPC's, for a stream that never reached a server): until the stream
- * commits — the server sent headers or a message, or more than `REPLAY_MESSAGES` went out — the
- * relay keeps what it forwarded, so an attempt refused before anything left the process (the
- * picker found no connection) can be `rewind`ed and played again on the next attempt's call.
- * Each write callback of the application runs once, when some attempt's call wrote it.
+ * commits — the server sent headers or a message, more than `REPLAY_MESSAGES` went out, or
+ * their bytes passed the retry buffer size — the relay keeps what it forwarded, so an attempt
+ * refused before anything left the process (the picker found no connection) can be `rewind`ed
+ * and played again on the next attempt's call. Each write callback of the application runs
+ * once, when some attempt's call wrote it.
+ *
+ * A message's bytes: a Buffer's (or Uint8Array's) length — what the relay holds — else the
+ * length of the method's serializer's output. That is a second serialization of the message
+ * (grpc-js serializes it again below the interceptors, with the serializer it closed over, so
+ * the relay cannot hand it the bytes), paid only while the stream is uncommitted: at most the
+ * buffer size plus one message's worth per stream. The limit is checked when a message goes to
+ * the call and again when the call took it (by then grpc-js has asked the resolver for the
+ * call's config, so the channel's size is on the ticket).
  */
 export class StreamRelay {
   readonly sink: StreamSink;
+  readonly #serialize: RequestSerialize;
   #call: InterceptingCallInterface | undefined;
+  /** The current attempt's ticket, when its channel is a `trellis:` one. */
+  #limit: ReplayLimit | undefined;
   #sendsRequest = false;
   #queue: Outgoing[] = [];
   /** What went to the current call while uncommitted; undefined once committed. */
   #sent: Outgoing[] | undefined = [];
+  /** The bytes of `#sent`'s messages. */
+  #sentBytes = 0;
   #halfClosed = false;
   #halfCloseSent = false;
   /** A message is with the call and its write callback has not run yet. */
@@ -90,8 +128,10 @@ export class StreamRelay {
   #forwardedReads = 0;
   #detached = false;
 
-  constructor(sink: StreamSink) {
+  /** `serialize`: the method's request serializer, to size a message that is not bytes already. */
+  constructor(sink: StreamSink, serialize: RequestSerialize) {
     this.sink = sink;
+    this.#serialize = serialize;
   }
 
   get call(): InterceptingCallInterface | undefined {
@@ -123,9 +163,13 @@ export class StreamRelay {
     } else this.#reads++;
   }
 
-  /** Binds the attempt's call and flushes what queued. `sendsRequest`: the stream carries the requests. */
-  attach(call: InterceptingCallInterface, sendsRequest: boolean): void {
+  /**
+   * Binds the attempt's call and flushes what queued. `sendsRequest`: the stream carries the
+   * requests; `limit`: the attempt's ticket, on a `trellis:` channel.
+   */
+  attach(call: InterceptingCallInterface, sendsRequest: boolean, limit: ReplayLimit | undefined): void {
     this.#call = call;
+    this.#limit = limit;
     this.#sendsRequest = sendsRequest;
     this.#generation++;
     this.#writing = false;
@@ -153,6 +197,7 @@ export class StreamRelay {
     this.#writing = false;
     this.#queue = [...sent, ...this.#queue];
     this.#sent = [];
+    this.#sentBytes = 0;
     this.#reads += this.#forwardedReads;
     this.#forwardedReads = 0;
     return true;
@@ -180,7 +225,11 @@ export class StreamRelay {
     const sent = this.#sent;
     if (sent !== undefined) {
       if (sent.length >= REPLAY_MESSAGES) this.#sent = undefined;
-      else sent.push(out);
+      else {
+        sent.push(out);
+        this.#sentBytes += this.#sizeOf(out.message);
+        this.#checkBytes();
+      }
     }
     this.#writing = true;
     const generation = this.#generation;
@@ -193,11 +242,27 @@ export class StreamRelay {
             out.context.callback?.();
           }
           if (generation !== this.#generation || this.#call !== call) return;
+          this.#checkBytes();
           this.#writing = false;
           this.#pump();
         },
       },
       out.message,
     );
+  }
+
+  /** Commits when the kept messages' bytes pass the channel's retry buffer size. */
+  #checkBytes(): void {
+    if (this.#sent !== undefined && this.#sentBytes > (this.#limit?.retryBufferSize ?? REPLAY_BYTES)) this.#sent = undefined;
+  }
+
+  #sizeOf(message: unknown): number {
+    if (message instanceof Uint8Array) return message.byteLength;
+    try {
+      return this.#serialize(message).length;
+    } catch {
+      // grpc-js's own serialization below will refuse it: nothing to replay.
+      return Infinity;
+    }
   }
 }

@@ -224,8 +224,8 @@ export class TrellisLoadBalancer implements experimental.LoadBalancer {
     if (!(config instanceof TrellisLbConfig)) return false;
     this.#handle = (given[DESTINATION_ATTRIBUTE] as DestinationHandle | undefined) ?? this.#handle;
     // The resolver's config selector arrives merged into the options: it is the channel's, not a
-    // connection's, so it stays out of theirs. (Defensive: the selector is one shared frozen
-    // object, so two channels' options compare equal in the subchannel pool with it too.)
+    // connection's, so it stays out of theirs (a channel that sets `grpc.per_rpc_retry_buffer_size`
+    // has a selector of its own, which would keep its connections from being shared).
     const { [experimental.CHANNEL_ARGS_CONFIG_SELECTOR_KEY]: _selector, ...options } = given;
     if (!endpoints.ok) {
       if (this.#children.size === 0) this.#helper.updateState(ConnectivityState.TRANSIENT_FAILURE, new experimental.UnavailablePicker(endpoints.error), endpoints.error.details);

@@ -38,6 +38,11 @@ export class PickTicket implements MetadataOptions {
   readonly endpoint: string;
   /** The attempt's deadline (wall-clock ms) for the picker to send as `grpc-timeout`; undefined: grpc-js sends its own, or none. */
   readonly deadline: number | undefined;
+  /**
+   * The channel's `grpc.per_rpc_retry_buffer_size`, written by the `trellis:` resolver's config
+   * selector of a channel that sets it (resolver.ts); read by a stream's relay (grpc-call.ts).
+   */
+  retryBufferSize: number | undefined = undefined;
 
   constructor(app: MetadataOptions, endpoint: string, deadline: number | undefined) {
     this.idempotentRequest = app.idempotentRequest;
@@ -56,8 +61,10 @@ export class PickTicket implements MetadataOptions {
  * @example
  * attachTicket(md, picked.endpoint.id, undefined); // before call.start(md, listener)
  */
-export function attachTicket(md: Metadata, endpoint: string, deadline: number | undefined): void {
-  md.setOptions(new PickTicket(md.getOptions(), endpoint, deadline));
+export function attachTicket(md: Metadata, endpoint: string, deadline: number | undefined): PickTicket {
+  const ticket = new PickTicket(md.getOptions(), endpoint, deadline);
+  md.setOptions(ticket);
+  return ticket;
 }
 
 /** The ticket the picker finds in a pick's metadata, or undefined (a call made without the mesh's interceptor). */

@@ -21,6 +21,7 @@ import type { EndpointSet } from '../client/endpoint-set.js';
 import { meshRegistry } from './registry.js';
 import type { GrpcMeshSource } from './registry.js';
 import { DESTINATION_ATTRIBUTE, TRELLIS_LB_POLICY } from './load-balancer.js';
+import { ticketOf } from './pick-ticket.js';
 import type { DestinationHandle } from './load-balancer.js';
 
 type GrpcUri = experimental.GrpcUri;
@@ -66,6 +67,33 @@ export const TRELLIS_CONFIG_SELECTOR: experimental.ConfigSelector = Object.freez
   unref: (): void => undefined,
 });
 
+/**
+ * The channel option `grpc.per_rpc_retry_buffer_size` (bytes), as gRPC C-core reads it: a
+ * number, clamped at 0; undefined when the channel does not set one (or sets a non-number).
+ */
+export function perRpcRetryBufferSize(options: ChannelOptions): number | undefined {
+  const v: unknown = options['grpc.per_rpc_retry_buffer_size'];
+  if (typeof v !== 'number' || Number.isNaN(v)) return undefined;
+  return Math.max(0, Math.floor(v));
+}
+
+/**
+ * The config selector of a channel that sets `grpc.per_rpc_retry_buffer_size`: the same config,
+ * and the size written on the call's pick ticket, where a stream's relay reads it (grpc-call.ts).
+ * grpc-js invokes it with the call's metadata (whose options object is the ticket, by reference)
+ * when the call starts or the resolver first answers — before it takes any of the call's messages.
+ */
+function retryBufferSelector(size: number): experimental.ConfigSelector {
+  return Object.freeze({
+    invoke: (_method: string, metadata: Metadata): CallConfig => {
+      const ticket = ticketOf(metadata);
+      if (ticket !== undefined) ticket.retryBufferSize = size;
+      return CALL_CONFIG;
+    },
+    unref: (): void => undefined,
+  });
+}
+
 class TrellisResolver implements experimental.Resolver {
   readonly #mesh: string;
   readonly #service: string;
@@ -76,11 +104,14 @@ class TrellisResolver implements experimental.Resolver {
   #lastSet: EndpointSet | undefined;
   #scheduled = false;
   #destroyed = false;
+  readonly #selector: experimental.ConfigSelector;
 
-  constructor(target: GrpcUri, listener: ResolverListener, _options: ChannelOptions) {
+  constructor(target: GrpcUri, listener: ResolverListener, options: ChannelOptions) {
     this.#mesh = target.authority ?? '';
     this.#service = serviceOf(target);
     this.#listener = listener;
+    const size = perRpcRetryBufferSize(options);
+    this.#selector = size === undefined ? TRELLIS_CONFIG_SELECTOR : retryBufferSelector(size);
   }
 
   updateResolution(): void {
@@ -128,7 +159,7 @@ class TrellisResolver implements experimental.Resolver {
     const handle: DestinationHandle = { service: this.#service, set, clock: source.clock };
     this.#listener(
       experimental.statusOrFromValue(endpoints.map((e) => ({ addresses: [{ host: e.host, port: e.port }] }))),
-      { [DESTINATION_ATTRIBUTE]: handle, [experimental.CHANNEL_ARGS_CONFIG_SELECTOR_KEY]: TRELLIS_CONFIG_SELECTOR },
+      { [DESTINATION_ATTRIBUTE]: handle, [experimental.CHANNEL_ARGS_CONFIG_SELECTOR_KEY]: this.#selector },
       experimental.statusOrFromValue(SERVICE_CONFIG),
       `trellis ${this.#service}: ${endpoints.length} endpoint(s) from ${set.sourceDescription}`,
     );
