@@ -26,13 +26,21 @@
  * the GC's work lumpy).
  *
  *   npm run build && node --import tsx bench/instructions.ts [--only mesh,raw-pools]
- *       [--warm 2000] [--count 6000] [--jobs 2] [--concurrency 1] [--ablation]
+ *       [--warm 2000] [--count 6000] [--jobs 2] [--concurrency 1] [--ablation] [--main-thread]
  *   or: npm run bench -- instructions [...]
  *
  * `--ablation`: raw-pools, the full `mesh` and the mesh with each of bench/bench-service.ts's
  * policies left out in turn (and all of them), so each feature's cost is a difference of counts
  * (full minus the variant without it) that the machine's load does not move. `--variants
  * raw-pools,full,none` runs only those (labels as printed; raw-pools and full are always kept).
+ *
+ * `--main-thread`: count only the main thread (callgrind `--separate-threads=yes`). Counted over
+ * all threads, ~40% of a 6,000-request window is V8's background threads: the optimizing compiler
+ * still at work after the warm-up, and concurrent marking when a major GC falls inside the window;
+ * the raw-pools baseline moved 155k-195k per request between runs of one build that way. The main
+ * thread alone (the JavaScript, undici, the event loop, the GC's main-thread share) moved ~8k
+ * (99k-107k), less still without its GC functions (~2k). Timers that fire by wall time (the
+ * breaker's window, the budget's) still make a loaded machine's mesh runs count more.
  *
  * Needs valgrind (`apt-get install -y valgrind`); without it, says so and exits 1. 5-10 min
  * with two jobs on 2 cores (callgrind runs Node ~50-100× slower).
@@ -61,12 +69,15 @@ const { values: args } = parseArgs({
     concurrency: { type: 'string', default: '1' },
     ablation: { type: 'boolean', default: false },
     variants: { type: 'string' },
+    'main-thread': { type: 'boolean', default: false },
   },
 });
 const WARM = Number(args.warm);
 const COUNT = Number(args.count);
 const JOBS = Math.max(1, Number(args.jobs));
 const CONCURRENCY = Math.max(1, Math.round(Number(args.concurrency)));
+/** Count the main thread alone (see the header): V8's background threads (compiler, concurrent marking) left out. */
+const MAIN_THREAD = args['main-thread'] === true;
 if (!(COUNT > 0 && WARM >= 0)) throw new Error(`need --count > 0 and --warm >= 0, got ${COUNT}, ${WARM}`);
 // raw-balanced is a reference in bench/run.ts, no goal's baseline: left out unless asked for.
 const keys = (args.only === undefined ? CONTENDER_KEYS.filter((k) => k !== 'raw-balanced') : args.only.split(',')) as ContenderKey[];
@@ -87,7 +98,7 @@ function run(cmd: string, argv: string[]): Promise<void> {
 /** Instructions of `count` requests of `key` (its mesh without the `drop` policies), after the warm-up, in one driver run under callgrind. */
 function countInstructions(key: ContenderKey, count: number, ports: readonly number[], drop: readonly string[] = [], label: string = key): Promise<number> {
   const out = path.join(tmpdir(), `trellis-instructions-${process.pid}-${label}.out`);
-  const child = spawn('valgrind', ['--tool=callgrind', `--callgrind-out-file=${out}`, process.execPath, '--import', 'tsx', driver, key, String(WARM), String(count), ports.join(','), String(CONCURRENCY), drop.join(',')], {
+  const child = spawn('valgrind', ['--tool=callgrind', ...(MAIN_THREAD ? ['--separate-threads=yes'] : []), `--callgrind-out-file=${out}`, process.execPath, '--import', 'tsx', driver, key, String(WARM), String(count), ports.join(','), String(CONCURRENCY), drop.join(',')], {
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   let err = '';
@@ -118,7 +129,8 @@ function countInstructions(key: ContenderKey, count: number, ports: readonly num
         run('callgrind_control', ['-d', pid]).then(() => {
           // The dump after the zeroing is the first numbered file: its summary line is Ir.
           const dump = readdirSync(tmpdir()).map((f) => path.join(tmpdir(), f)).filter((f) => f.startsWith(`${out}.`));
-          const text = dump.map((f) => readFileSync(f, 'utf8')).join('\n');
+          // With --main-thread, callgrind writes one file per thread (`.1-01` is the main thread's).
+          const text = dump.filter((f) => !MAIN_THREAD || f.endsWith('-01')).map((f) => readFileSync(f, 'utf8')).join('\n');
           for (const f of [out, ...dump]) rmSync(f, { force: true });
           const m = /^summary:\s+(\d+)/m.exec(text);
           if (m?.[1] === undefined) throw new Error(`${key}: no callgrind dump with a summary in ${out}.*`);
@@ -179,7 +191,7 @@ async function ablation(ports: readonly number[]): Promise<void> {
     { label: 'none', key: 'mesh', drop: policies },
   ];
   const variants = all.filter((v, i) => i < 2 || args.variants === undefined || args.variants.split(',').includes(v.label));
-  console.log(`bench instructions --ablation: ${machineLine()}; ${variants.length} runs, warm-up ${WARM} requests, then ${COUNT} counted, ${CONCURRENCY} in flight, ${JOBS} valgrind runs at once`);
+  console.log(`bench instructions --ablation: ${machineLine()}; ${variants.length} runs, warm-up ${WARM} requests, then ${COUNT} counted, ${CONCURRENCY} in flight, ${JOBS} valgrind runs at once${MAIN_THREAD ? "; main thread only" : ""}`);
   const t0 = Date.now();
   const totals = await pool(variants.map((v) => () => countInstructions(v.key, COUNT, ports, v.drop, v.label)), JOBS);
   const per = totals.map((t) => t / COUNT);
@@ -204,7 +216,7 @@ if (args.ablation) {
   process.exit(0);
 }
 try {
-  console.log(`bench instructions: ${machineLine()}; ${keys.length} contenders, warm-up ${WARM} requests, then ${COUNT} counted, ${CONCURRENCY} in flight, ${JOBS} valgrind runs at once`);
+  console.log(`bench instructions: ${machineLine()}; ${keys.length} contenders, warm-up ${WARM} requests, then ${COUNT} counted, ${CONCURRENCY} in flight, ${JOBS} valgrind runs at once${MAIN_THREAD ? "; main thread only" : ""}`);
   const tasks = keys.map((k) => () => countInstructions(k, COUNT, upstream.ports));
   const t0 = Date.now();
   const totals = await pool(tasks, JOBS);

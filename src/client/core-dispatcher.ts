@@ -46,9 +46,26 @@ export function dispatchToService(destinations: Destinations, service: string, o
   return dispatchToDestination(destinations, dest, service, opts, handler, classify, upgrades);
 }
 
-/** The collector of a call's headers for `dest`'s hot path, filled by request validation as it checks them. */
-export function callerHeadersFor(dest: Destination): CallerHeaders {
+/** A call without headers: nothing is added to it, so one frozen collector serves every such call. */
+const NO_CALLER_HEADERS = sharedEmpty(false);
+const NO_CALLER_HEADERS_MATCHING = sharedEmpty(true);
+
+function sharedEmpty(forMatching: boolean): CallerHeaders {
+  const h = new CallerHeaders(undefined, false, forMatching);
+  Object.freeze(h.pairs);
+  if (h.match !== undefined) Object.freeze(h.match);
+  Object.freeze(h);
+  return h;
+}
+
+/**
+ * The collector of a call's headers for `dest`'s hot path, filled by request validation as it
+ * checks them; `given`, the caller's `headers` option: without any (undefined or null), a shared
+ * empty one (no allocation per call; frozen, so an add to it would throw).
+ */
+export function callerHeadersFor(dest: Destination, given: unknown): CallerHeaders {
   const core = dest.http.core;
+  if (given === undefined || given === null) return core.table === undefined ? NO_CALLER_HEADERS : NO_CALLER_HEADERS_MATCHING;
   return new CallerHeaders(undefined, core.tracer !== undefined, core.table !== undefined);
 }
 

@@ -85,7 +85,7 @@ export class HttpClient implements MeshHttpClient {
     // The caller's own mistakes are refused here, before the stack: inside it they looked like a
     // failing endpoint (retried, charged to outlier stats, the breaker and the retry budget).
     // The headers are read once, as they are checked, and handed to the call (core-dispatcher.ts).
-    const headers = callerHeadersFor(dest);
+    const headers = callerHeadersFor(dest, opts !== null && typeof opts === 'object' ? (opts as { headers?: unknown }).headers : undefined);
     const invalid =
       opts !== null && typeof opts === 'object' && isUpgrade(opts as { upgrade?: unknown })
         ? new InvalidArgumentError('request() does not upgrade: use mesh.http(service).upgrade(), undici.upgrade() with mesh.dispatcher, or mesh.websocket()', { service: this.service })

@@ -85,7 +85,7 @@ export class MeshDispatcher extends Dispatcher {
     // Refused before the stack, through the handler's error path (as undici's own dispatchers do).
     // The headers are read once, as they are checked (an upgrade reads them at its own edge).
     const upgrade = isUpgrade(args);
-    const headers = upgrade ? undefined : callerHeadersFor(dest);
+    const headers = upgrade ? undefined : callerHeadersFor(dest, args.headers);
     const invalid = invalidRequestArgument(args, service, headers);
     if (invalid !== undefined) {
       this.#destinations.invalidArgument(service, args.method);

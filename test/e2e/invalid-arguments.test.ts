@@ -24,6 +24,10 @@ const BAD: { opts: Record<string, unknown>; names: RegExp }[] = [
   { opts: { path: 42 }, names: /path/ },
   { opts: { path: '/a b' }, names: /path "\/a b" holds a space/ },
   { opts: { path: '/a\r\nx-injected: 1' }, names: /path .* holds CR/ },
+  // Short paths are checked by a loop, long ones by a regular expression: both refuse the same characters.
+  { opts: { path: '/a\x7f' }, names: /path .* holds control character 0x7f at index 2/ },
+  { opts: { path: '/\u20ac' }, names: /path .* holds character "€" at index 1/ },
+  { opts: { path: '/a-longer-path\u20ac' }, names: /path .* holds character "€" at index 14/ },
   { opts: { path: '/ok', method: 'GE T' }, names: /method "GE T"/ },
   { opts: { path: '/ok', method: 'connect' }, names: /CONNECT/ },
   { opts: { path: '/ok', method: 7 }, names: /method must be a string/ },

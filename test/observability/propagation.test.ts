@@ -215,3 +215,29 @@ test('a new root traceparent from the id pool: the ids traceId() and spanId() wo
   assert.equal(zeros.traceparent(true), `00-${'12'.repeat(8)}${'00'.repeat(8)}-${'ab'.repeat(8)}-01`);
   assert.equal(sequentialTraceIds().traceparent(false), '00-00000000000000000000000000000001-0000000000000002-00');
 });
+
+test('traceparents made a pool at a time draw what traceId() and spanId() draw: mixed with single ids, across refills, skipping an all-zero id inside the batch', () => {
+  // The same deterministic pool contents for both generators; pairs 3 and 7 of each fill hold an all-zero trace id or span id.
+  const source = (): ReturnType<typeof randomTraceIds> => {
+    let fills = 0;
+    return randomTraceIds((buf) => {
+      fills++;
+      for (let i = 0; i < buf.length; i++) buf[i] = (i * 13 + fills * 5 + 1) & 0xff || 1;
+      buf.fill(0, 24 * 3 + 24, 24 * 3 + 40); // the trace id of the pair after the first traceparent's 3rd
+      buf.fill(0, 24 * 7 + 16, 24 * 7 + 24); // a span id
+    });
+  };
+  const a = source();
+  const b = source();
+  const expect = (): string => `00-${b.traceId()}-${b.spanId()}-01`;
+  for (let i = 0; i < 700; i++) {
+    if (i % 97 === 5) {
+      // A single id in between shifts the pool position off the batch's pairs.
+      assert.equal(a.spanId(), b.spanId());
+      continue;
+    }
+    const tp = a.traceparent(true);
+    assert.equal(tp, expect(), `traceparent ${i}`);
+    assert.doesNotMatch(tp, /-0{32}-|-0{16}-/);
+  }
+});
