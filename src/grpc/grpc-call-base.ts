@@ -182,8 +182,7 @@ export abstract class GrpcCallBase<A extends GrpcAttempt> implements Deadline {
     if (this.#finished || this.#cancelled !== undefined) return;
     this.#cancelled = { code, details };
     if (!this.#running) {
-      this.#finished = true;
-      this.release();
+      this.#finish();
       this.listener?.onReceiveStatus?.({ code, details, metadata: new Metadata() });
       return;
     }
