@@ -11,9 +11,13 @@
  * `--drop timeout,retries,...` leaves those parts of the full stack out (FULL_POLICY's keys).
  * `--save PREFIX` writes each contender's last round as PREFIX-raw.cpuprofile / PREFIX-mesh.cpuprofile.
  * `--path`: `http` (mesh.http().request() vs raw Pools), `request` (undici.request through
- * mesh.dispatcher vs undici's default Agent) or `fetch` (Node's fetch() the same way).
+ * mesh.dispatcher vs undici's default Agent), `fetch` (Node's fetch() the same way) or `h2`
+ * (mesh.http() on a `protocol: http2` Service vs raw h2c Pools, against bench/http2.ts's
+ * node:http2 upstreams).
  */
+import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { Session } from 'node:inspector/promises';
 import { parseArgs } from 'node:util';
 import { constants as perfConstants, PerformanceObserver } from 'node:perf_hooks';
@@ -80,12 +84,23 @@ function addAllocations(root: AllocNode, by: string, into: Map<string, number>):
   walk(root.head ?? root);
 }
 
-const upstream = await startUpstream(3, Math.ceil((ROUNDS * 2 * (ROUND_MS + 300)) / 1000) + 60);
+const H2 = PATH === 'h2';
+const upstream = H2 ? await startH2Upstream() : await startUpstream(3, Math.ceil((ROUNDS * 2 * (ROUND_MS + 300)) / 1000) + 60);
 // `--drop timeout,retries`: the full stack minus those parts (bench-service.ts's FULL_POLICY keys).
 const dropped = new Set((args.drop as string).split(',').filter((x) => x !== ''));
 const policy = Object.entries(FULL_POLICY).filter(([k]) => !dropped.has(k)).map(([, v]) => v);
+if (H2) policy.push('protocol: http2');
 const mesh = await meshClient({ service: 'bench', config: benchServiceYaml(upstream.ports, policy), logger: { warn: () => {} } });
-const pools = upstream.ports.map((p) => new Pool(`http://127.0.0.1:${p}`));
+// The h2 contender's raw side: the options the mesh gives its own HTTP/2 pools (src/client/http2-pool.ts).
+const h2Options = { allowH2: true, connect: { useH2c: true } as Record<string, unknown>, connections: 1, pipelining: 100 };
+const pools = upstream.ports.map((p) => new Pool(`http://127.0.0.1:${p}`, H2 ? h2Options : {}));
+
+/** bench/http2.ts's three node:http2 h2c upstreams, in a child process that dies with its stdin. */
+async function startH2Upstream(): Promise<{ ports: number[]; stop(): void }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./http2.ts', import.meta.url)), '--server'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const ports = await new Promise<number[]>((resolve) => child.stdout.once('data', (d: Buffer) => resolve(JSON.parse(d.toString()) as number[])));
+  return { ports, stop: () => child.stdin.end() };
+}
 const agent = new Agent();
 const urls = upstream.ports.map((p) => `http://127.0.0.1:${p}/`);
 const session = new Session();
@@ -98,6 +113,18 @@ try {
     http: [
       async () => {
         const res = await (pools[n++ % pools.length] as Pool).request({ method: 'GET', path: '/' });
+        await res.body.dump();
+        return res.statusCode < 300;
+      },
+      async () => {
+        const res = await products.request({ method: 'GET', path: '/' });
+        await res.body.dump();
+        return res.statusCode < 300;
+      },
+    ],
+    h2: [
+      async () => {
+        const res = await (pools[n++ % pools.length] as Pool).request({ method: 'GET', path: '/', headers: { host: 'products' } });
         await res.body.dump();
         return res.statusCode < 300;
       },
@@ -133,7 +160,7 @@ try {
     ],
   };
   const pair = calls[PATH];
-  if (pair === undefined) throw new Error(`--path must be http, request or fetch, got "${PATH}"`);
+  if (pair === undefined) throw new Error(`--path must be http, h2, request or fetch, got "${PATH}"`);
   const contenders = [
     { key: 'raw', call: pair[0], requests: 0, self: new Map<string, number>(), gc: new Map<string, number>() },
     { key: 'mesh', call: pair[1], requests: 0, self: new Map<string, number>(), gc: new Map<string, number>() },

@@ -181,6 +181,27 @@ describe('protocol: http2 outbound', () => {
     assert.equal(server.sessions, 1);
   });
 
+  it('POSTs are multiplexed, not held back until the connection is quiet (undici’s HTTP/1.1 rule)', async () => {
+    // The server answers nothing until four POST streams are open at once: if the mesh let
+    // undici hold back a non-idempotent request while another is in flight, the fourth would
+    // never be sent and every call would end in the route timeout instead.
+    const server = await h2('gate');
+    const held: [http2.ServerHttp2Stream, http2.IncomingHttpHeaders][] = [];
+    let open = false;
+    server.onStream = (stream, headers, h) => {
+      if (open) return answer(stream, headers, h);
+      held.push([stream, headers]);
+      if (held.length < 4) return;
+      open = true;
+      for (const [s, hd] of held) answer(s, hd, h);
+    };
+    const m = await mesh(meshDoc('off') + serviceDoc('gated', [server.address]));
+    const results = await Promise.all(Array.from({ length: 8 }, () => get(m, 'gated', '/p', 'POST')));
+    for (const r of results) assert.equal(r.body.method, 'POST');
+    assert.ok(held.length >= 4, `four POST streams were open at once on one connection (held ${held.length})`);
+    assert.equal(server.sessions, 1);
+  });
+
   it('a GOAWAY under load: retried when the policy retries resets, the caller sees TRELLIS_RESET when it does not', async () => {
     const server = await h2('goaway');
     let seen = 0;
