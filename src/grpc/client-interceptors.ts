@@ -51,10 +51,18 @@ export type ClientSideLookup = (meshId: string) => GrpcClientSide | undefined;
  */
 export function meshClientInterceptor(side: GrpcClientSide, service: string | undefined, ownId: string, lookup: ClientSideLookup): Interceptor {
   if (service !== undefined) return boundInterceptor(side, service);
+  // The last channel target seen and what it names (an application has few channels).
+  let lastPeer = '';
+  let lastTarget: ReturnType<typeof parseTrellisTarget>;
   return (options, nextCall) => {
     // A call not yet started answers getPeer() with the channel's target (grpc-js 1.14).
     const probe = nextCall(options);
-    const target = parseTrellisTarget(probe.getPeer());
+    const peer = probe.getPeer();
+    if (peer !== lastPeer) {
+      lastPeer = peer;
+      lastTarget = parseTrellisTarget(peer);
+    }
+    const target = lastTarget;
     if (target === undefined) return new InterceptingCall(probe);
     const owner = target.mesh === ownId || target.mesh === '' ? side : lookup(target.mesh);
     if (owner === undefined) return new InterceptingCall(probe);
