@@ -109,31 +109,20 @@ try {
   const products = mesh.http('products');
   const dispatcher = mesh.dispatcher;
   let n = 0;
+  // Raw undici Pools round-robin (h2: with the `host` the mesh's requests carry) against mesh.http().
+  const rawPools = (headers?: Record<string, string>): Call => async () => {
+    const res = await (pools[n++ % pools.length] as Pool).request({ method: 'GET', path: '/', headers });
+    await res.body.dump();
+    return res.statusCode < 300;
+  };
+  const viaMesh: Call = async () => {
+    const res = await products.request({ method: 'GET', path: '/' });
+    await res.body.dump();
+    return res.statusCode < 300;
+  };
   const calls: Record<string, [Call, Call]> = {
-    http: [
-      async () => {
-        const res = await (pools[n++ % pools.length] as Pool).request({ method: 'GET', path: '/' });
-        await res.body.dump();
-        return res.statusCode < 300;
-      },
-      async () => {
-        const res = await products.request({ method: 'GET', path: '/' });
-        await res.body.dump();
-        return res.statusCode < 300;
-      },
-    ],
-    h2: [
-      async () => {
-        const res = await (pools[n++ % pools.length] as Pool).request({ method: 'GET', path: '/', headers: { host: 'products' } });
-        await res.body.dump();
-        return res.statusCode < 300;
-      },
-      async () => {
-        const res = await products.request({ method: 'GET', path: '/' });
-        await res.body.dump();
-        return res.statusCode < 300;
-      },
-    ],
+    http: [rawPools(), viaMesh],
+    h2: [rawPools({ host: 'products' }), viaMesh],
     request: [
       async () => {
         const res = await undiciRequest(urls[n++ % urls.length] as string, { dispatcher: agent });
