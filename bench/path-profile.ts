@@ -13,10 +13,15 @@
  * `--path`: `http` (mesh.http().request() vs raw Pools), `request` (undici.request through
  * mesh.dispatcher vs undici's default Agent), `fetch` (Node's fetch() the same way) or `h2`
  * (mesh.http() on a `protocol: http2` Service vs raw h2c Pools, against bench/http2.ts's
- * node:http2 upstreams).
+ * node:http2 upstreams), or `inbound`: the server side, in this process — the same raw undici
+ * Pool calls to a plain node:http server and to the same handler served by `mesh.serve()` with
+ * `mtls: off` (the inbound stack: peer, authorization, rate limit, faults, trace extraction,
+ * metrics), so the difference is the inbound stack's own cost.
  */
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { Session } from 'node:inspector/promises';
 import { parseArgs } from 'node:util';
@@ -94,6 +99,38 @@ const mesh = await meshClient({ service: 'bench', config: benchServiceYaml(upstr
 // The h2 contender's raw side: the options the mesh gives its own HTTP/2 pools (src/client/http2-pool.ts).
 const h2Options = { allowH2: true, connect: { useH2c: true } as Record<string, unknown>, connections: 1, pipelining: 100 };
 const pools = upstream.ports.map((p) => new Pool(`http://127.0.0.1:${p}`, H2 ? h2Options : {}));
+// `--path inbound`: both servers in this process, one Pool to each.
+const inbound = PATH === 'inbound' ? await startInbound() : undefined;
+
+/** A plain node:http server and the same handler behind `mesh.serve()` (mtls off), with a Pool to each. */
+async function startInbound(): Promise<{ plain: Pool; served: Pool; close(): Promise<void> }> {
+  const body = Buffer.from('{"ok":true}');
+  const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+    req.resume();
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length });
+    res.end(body);
+  };
+  const plain = http.createServer(handler);
+  await new Promise<void>((resolve) => plain.listen(0, '127.0.0.1', resolve));
+  const upstreamMesh = await meshClient({
+    service: 'products',
+    config: 'apiVersion: trellis/v1\nkind: Mesh\nmetadata: { name: default }\nspec: { mtls: off }\n',
+    logger: { warn: () => {} },
+  });
+  const served = await upstreamMesh.serve(handler, { port: 0, host: '127.0.0.1' });
+  const plainPool = new Pool(`http://127.0.0.1:${(plain.address() as AddressInfo).port}`);
+  const servedPool = new Pool(`http://127.0.0.1:${served.port}`);
+  return {
+    plain: plainPool,
+    served: servedPool,
+    close: async () => {
+      await Promise.all([plainPool.close(), servedPool.close()]);
+      plain.closeAllConnections();
+      plain.close();
+      await upstreamMesh.close({ drainTimeoutMs: 0 });
+    },
+  };
+}
 
 /** bench/http2.ts's three node:http2 h2c upstreams, in a child process that dies with its stdin. */
 async function startH2Upstream(): Promise<{ ports: number[]; stop(): void }> {
@@ -120,9 +157,15 @@ try {
     await res.body.dump();
     return res.statusCode < 300;
   };
+  const poolCall = (pool: Pool | undefined): Call => async () => {
+    const res = await (pool as Pool).request({ method: 'GET', path: '/' });
+    await res.body.dump();
+    return res.statusCode < 300;
+  };
   const calls: Record<string, [Call, Call]> = {
     http: [rawPools(), viaMesh],
     h2: [rawPools({ host: 'products' }), viaMesh],
+    inbound: [poolCall(inbound?.plain), poolCall(inbound?.served)],
     request: [
       async () => {
         const res = await undiciRequest(urls[n++ % urls.length] as string, { dispatcher: agent });
@@ -149,7 +192,7 @@ try {
     ],
   };
   const pair = calls[PATH];
-  if (pair === undefined) throw new Error(`--path must be http, h2, request or fetch, got "${PATH}"`);
+  if (pair === undefined) throw new Error(`--path must be http, h2, inbound, request or fetch, got "${PATH}"`);
   const contenders = [
     { key: 'raw', call: pair[0], requests: 0, self: new Map<string, number>(), gc: new Map<string, number>() },
     { key: 'mesh', call: pair[1], requests: 0, self: new Map<string, number>(), gc: new Map<string, number>() },
@@ -208,5 +251,6 @@ try {
   session.disconnect();
   await mesh.close();
   await Promise.all([...pools.map((p) => p.close()), agent.close()]);
+  await inbound?.close();
   upstream.stop();
 }
