@@ -144,8 +144,8 @@ export class StreamCall extends GrpcCallBase<StreamAttempt> implements Intercept
   // The application's side (grpc-js InterceptingCallInterface; cancel, peer and auth context are the base's).
 
   start(metadata: Metadata, listener?: Listener): void {
+    if (!this.begin(metadata, listener)) return;
     this.#relay = new StreamRelay(this, this.options.method_definition.requestSerialize);
-    this.begin(metadata, listener);
     if (this.#requestStream) this.runNow();
   }
 
