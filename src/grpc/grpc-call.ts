@@ -13,6 +13,7 @@
  * within gRPC's per-call retry buffer size (`grpc.per_rpc_retry_buffer_size`).
  */
 import type { Metadata, StatusObject, NextCall } from '@grpc/grpc-js';
+import type { PickRefusalKind } from './pick-ticket.js';
 
 /** A call below an interceptor (grpc-js does not export the interface by name). */
 export type InterceptingCallInterface = ReturnType<NextCall>;
@@ -39,6 +40,8 @@ export interface GrpcResult {
   readonly hasMessage: boolean;
   /** A status the fault filter answered with (never retried, never counted against the upstream). */
   readonly injected: boolean;
+  /** The Trellis picker refused the attempt before anything was sent, and why (its pick ticket says so, never the status). */
+  readonly refusal: PickRefusalKind | undefined;
 }
 
 /** The application's side of a stream: where response headers and messages go as they arrive. */
