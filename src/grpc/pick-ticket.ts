@@ -26,6 +26,7 @@
  */
 import { status as Status } from '@grpc/grpc-js';
 import type { Metadata, MetadataOptions, StatusObject } from '@grpc/grpc-js';
+import type { ReplayBudget } from './replay-budget.js';
 
 const kPickTicket = Symbol.for('trellis.grpc.pickTicket');
 
@@ -57,6 +58,8 @@ export class PickTicket implements MetadataOptions {
    * selector of a channel that sets it (resolver.ts); read by a stream's relay (grpc-call.ts).
    */
   retryBufferSize: number | undefined = undefined;
+  /** The channel's replay total (`grpc.retry_buffer_size`), written by the same selector; read by a stream's relay. */
+  replayBudget: ReplayBudget | undefined = undefined;
   /**
    * Written by the Trellis picker when it refused the attempt (load-balancer.ts). This, not a
    * status's trailers, is how the mesh knows that nothing was sent: trailers come from the wire

@@ -10,6 +10,9 @@
  *   dead address fails UNAVAILABLE and the live server never saw it.
  * Both with the default bound (1 MiB; protobuf messages, sized by the method's serializer) and
  * with the channel's `grpc.per_rpc_retry_buffer_size` (raw Buffer messages, sized by length).
+ * And the channel's total, `grpc.retry_buffer_size`: while another stream of the channel keeps
+ * bytes (its server read them and has not answered), an upload that would take the total past
+ * it commits and is not replayed; once that stream ended, its bytes are the channel's again.
  */
 import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -31,6 +34,17 @@ const RAW: grpc.ServiceDefinition = {
     responseDeserialize: (b: Buffer) => b,
     originalName: 'upload',
   },
+  /** The server reads the upload and answers only when the test lets it. */
+  hold: {
+    path: '/trellis.test.Raw/Hold',
+    requestStream: true,
+    responseStream: false,
+    requestSerialize: (b: Buffer) => b,
+    requestDeserialize: (b: Buffer) => b,
+    responseSerialize: (b: Buffer) => b,
+    responseDeserialize: (b: Buffer) => b,
+    originalName: 'hold',
+  },
 };
 const RawClient = grpc.makeGenericClientConstructor(RAW, 'Raw');
 
@@ -46,6 +60,9 @@ describe('gRPC streams: the replay buffer is bounded in bytes', () => {
 
   /** The bytes of each upload the live server read. */
   const seen: number[] = [];
+  /** Held uploads: called when the server read one; answered when `release` runs. */
+  let holding: () => void = () => undefined;
+  let release: () => void = () => undefined;
   function reading<T, R>(sizeOf: (m: T) => number, reply: (n: number) => R): grpc.handleClientStreamingCall<T, R> {
     return (call, cb) => {
       let bytes = 0;
@@ -62,7 +79,14 @@ describe('gRPC streams: the replay buffer is bounded in bytes', () => {
     server.addService(EchoService, {
       clientStream: reading<EchoRequest, EchoReply>((m) => (m.text ?? '').length, (n) => ({ text: String(n), server: '', traceparent: '', deadlineLeftMs: 0, note: '' })),
     });
-    server.addService(RAW, { upload: reading<Buffer, Buffer>((b) => b.length, (n) => Buffer.from(String(n))) });
+    server.addService(RAW, {
+      upload: reading<Buffer, Buffer>((b) => b.length, (n) => Buffer.from(String(n))),
+      hold: (call: grpc.ServerReadableStream<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
+        const released = new Promise<void>((r) => (release = r));
+        call.once('data', () => holding());
+        call.on('end', () => void released.then(() => cb(null, Buffer.from('held'))));
+      },
+    });
     const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
     servers.push(server);
     return `127.0.0.1:${port}`;
@@ -137,5 +161,41 @@ describe('gRPC streams: the replay buffer is bounded in bytes', () => {
     assert.deepEqual(failed, Array(failed.length).fill(grpc.status.UNAVAILABLE));
     assert.deepEqual(o.seen, Array(UPLOADS - failed.length).fill(5120), 'the live server saw only the uploads that went to it first');
     assert.equal(o.retries, 0, 'never replayed');
+  });
+
+  it("the channel's grpc.retry_buffer_size bounds the bytes all its uncommitted streams keep together", async () => {
+    const options = (m: TestMesh): grpc.ClientOptions => ({ ...m.grpc.clientOptions(), 'grpc.retry_buffer_size': 8192 });
+    const { m, client } = await destination((mesh) => new RawClient(mesh.grpc.target('echo'), mesh.grpc.credentials(), options(mesh)));
+    const send = (chunk: Buffer) => (): Promise<number> =>
+      new Promise((resolve) => {
+        const call = (client as unknown as Client)['upload']?.call(client, (err: grpc.ServiceError | null) => resolve(err === null ? grpc.status.OK : err.code)) as grpc.ClientWritableStream<Buffer>;
+        call.write(chunk);
+        call.end();
+      });
+    // A 6 KiB upload the live server reads and holds unanswered: its stream keeps 6 KiB of the channel's 8.
+    const read = new Promise<void>((r) => (holding = r));
+    const held = new Promise<number>((resolve) => {
+      const call = (client as unknown as Client)['hold']?.call(client, (err: grpc.ServiceError | null) => resolve(err === null ? grpc.status.OK : err.code)) as grpc.ClientWritableStream<Buffer>;
+      call.write(Buffer.alloc(6144, 1));
+      call.end();
+    });
+    await read;
+
+    // 3 KiB uploads meanwhile: under their own 1 MiB, past the channel's total: committed when sent, not replayed.
+    const retriesBefore = sampleSum(await m.metrics.text(), 'trellis_client_retries_total', { service: 'echo' });
+    const during = await uploads(m, send(Buffer.alloc(3072, 7)));
+    const failed = during.codes.filter((c) => c !== grpc.status.OK);
+    assert.ok(failed.length >= 1, 'some uploads were refused at the dead address first');
+    assert.deepEqual(failed, Array(failed.length).fill(grpc.status.UNAVAILABLE));
+    assert.deepEqual(during.seen, Array(UPLOADS - failed.length).fill(3072), 'the live server saw only the uploads that went to it first');
+    assert.equal(during.retries, retriesBefore, 'never replayed');
+
+    // The held stream ends: its bytes go back to the channel, and the same uploads are replayed again.
+    release();
+    assert.equal(await held, grpc.status.OK);
+    const afterwards = await uploads(m, send(Buffer.alloc(3072, 7)));
+    assert.deepEqual(afterwards.codes, Array(UPLOADS).fill(grpc.status.OK));
+    assert.deepEqual(afterwards.seen, Array(UPLOADS).fill(3072));
+    assert.ok(afterwards.retries > during.retries, 'some uploads were refused at the dead address first, and replayed');
   });
 });
