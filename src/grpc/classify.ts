@@ -7,7 +7,9 @@
  * - UNAVAILABLE, DEADLINE_EXCEEDED, INTERNAL, UNKNOWN and RESOURCE_EXHAUSTED are failures; their
  *   condition is the kebab-case name (`unavailable`), which `retries.on` matches. A status the
  *   picker made because the chosen endpoint had no connection also carries `connect-failure`
- *   (nothing was sent, so it is retried even without a `retries` block).
+ *   (nothing was sent, so it is retried even without a `retries` block). The picker says so on
+ *   the attempt's pick ticket (`GrpcResult.refusal`), never in trailers: a server could send
+ *   those, and must not be able to claim that its call never reached it.
  * - Any other code is the application's answer (NOT_FOUND, PERMISSION_DENIED...): a success for
  *   the mesh, as an HTTP 4xx is, unless `retries.on` names it (then a retryable failure).
  * - CANCELLED as a result is a stream the peer reset (a server shutting down resets its streams
@@ -20,8 +22,9 @@
  *   itself before sending it (local-refusal.ts: a message over `grpc.max_send_message_length`):
  *   the caller's mistake, never charged to the endpoint, the breaker or the budget, never retried.
  * - A refusal by the picker because the endpoint's certificate is not the destination's identity
- *   (`x-trellis-error: TRELLIS_PEER_IDENTITY`, connect-failure.ts) is a failure of that endpoint
- *   with no retry condition, as for HTTP: another attempt cannot change a certificate.
+ *   (`refusal: 'peer-identity'`; the application sees `x-trellis-error: TRELLIS_PEER_IDENTITY`,
+ *   connect-failure.ts) is a failure of that endpoint with no retry condition, as for HTTP:
+ *   another attempt cannot change a certificate.
  * - Errors thrown by the mesh's layers classify as they do for HTTP (`httpClassifier`).
  */
 import { IGNORE, SHED, SUCCESS } from '../core/classify.js';
@@ -33,7 +36,7 @@ import type { MetricsDescribe, MetricsDescription } from '../observability/metri
 import { errorOutcome, OUTCOME_FAILURE, OUTCOME_FAULT, OUTCOME_SUCCESS } from '../observability/metrics-labels.js';
 import type { GrpcResult } from './grpc-call.js';
 import { isLocalRefusal } from './local-refusal.js';
-import { CONNECT_FAILURE_KEY, ERROR_KEY, FAILURE_CODES, grpcCodeLabel, grpcCodeName, grpcCodeOf, Status, codeForError } from './status.js';
+import { FAILURE_CODES, grpcCodeLabel, grpcCodeName, grpcCodeOf, Status, codeForError } from './status.js';
 
 const NOT_RETRIED_FAILURE: Classification = failure([]);
 const OUTCOME_INVALID_ARGUMENT = ERROR_CODES.TRELLIS_INVALID_ARGUMENT.outcome;
@@ -60,9 +63,11 @@ export function grpcClassifier(retryOn: readonly string[]): Classifier<GrpcResul
     const code = res.status.code;
     if (code === Status.OK) return SUCCESS;
     if (res.injected || isLocalRefusal(code, res.status.details)) return IGNORE;
+    // The picker's refusals come from the attempt's pick ticket, never from trailers a server could send.
+    const refusal = res.refusal;
+    if (refusal === 'peer-identity') return NOT_RETRIED_FAILURE;
+    if (refusal === 'connect-failure') return connectFailure.get(code) ?? IGNORE;
     if (code === Status.UNAVAILABLE && res.status.metadata.get(SHED_HEADER).length > 0) return SHED;
-    if (code === Status.UNAVAILABLE && res.status.metadata.get(ERROR_KEY)[0] === 'TRELLIS_PEER_IDENTITY') return NOT_RETRIED_FAILURE;
-    if (res.status.metadata.get(CONNECT_FAILURE_KEY).length > 0) return connectFailure.get(code) ?? IGNORE;
     return byCode.get(code) ?? SUCCESS;
   };
 }

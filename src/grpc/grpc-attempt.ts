@@ -22,6 +22,7 @@ import { errorType } from '../observability/tracing-filter.js';
 import type { SlotQueue } from '../resilience/concurrency-limit-filter.js';
 import { grpcResultOutcome } from './classify.js';
 import type { GrpcResult, InterceptingCallInterface } from './grpc-call.js';
+import type { PickTicket } from './pick-ticket.js';
 import { hasAny, setOwn } from './metadata-entries.js';
 import { codeForError, grpcCodeLabel, Status } from './status.js';
 import { grpcResultAttributes, metadataTraceCarrier } from './tracing.js';
@@ -39,6 +40,8 @@ export abstract class GrpcAttempt implements Deadline {
   readonly ticket: number;
   readonly start: number;
   call: InterceptingCallInterface | undefined;
+  /** The attempt's pick ticket, on a `trellis:` channel: where the picker says it refused the attempt. */
+  pick: PickTicket | undefined = undefined;
   slot: SlotQueue | undefined = undefined;
   span: Span | undefined = undefined;
   /** The status arrived or the attempt was cancelled: later callbacks are ignored. */

@@ -171,19 +171,35 @@ export abstract class GrpcCallBase<A extends GrpcAttempt> implements Deadline {
 
   // The application's side (grpc-js InterceptingCallInterface), the parts both share.
 
-  /** The application's `start`: its metadata and listener, and the parent's cancel followed. */
-  protected begin(metadata: Metadata, listener: Listener): void {
-    this.#appMetadata = metadata;
+  /**
+   * The application's `start`: its metadata and listener, and the parent's cancel followed.
+   * False when the call was already cancelled (an application interceptor above the mesh's
+   * cancelled it before passing `start` down): this listener gets that status, on a microtask as
+   * grpc-js's own calls do, nothing is hooked on the parent and the call never runs.
+   */
+  protected begin(metadata: Metadata, listener: Listener): boolean {
     this.listener = listener;
+    const c = this.#cancelled;
+    if (c !== undefined) {
+      queueMicrotask(() => listener?.onReceiveStatus?.({ code: c.code, details: c.details, metadata: new Metadata() }));
+      return false;
+    }
+    this.#appMetadata = metadata;
     this.#unfollowParent = followParentCancel(this.options, this);
+    return true;
   }
 
   cancelWithStatus(code: Status, details: string): void {
     if (this.#finished || this.#cancelled !== undefined) return;
     this.#cancelled = { code, details };
     if (!this.#running) {
+      // Before the call runs (no attempt, no deadline entry, nothing counted): it ends as grpc-js's
+      // calls do, its status on a microtask, never inside the application's own call (a stream's
+      // 'error' would come before the application could listen). Before `start`, `begin` tells
+      // the listener it is given.
       this.#finish();
-      this.listener?.onReceiveStatus?.({ code, details, metadata: new Metadata() });
+      const l = this.listener;
+      if (l !== undefined) queueMicrotask(() => l.onReceiveStatus?.({ code, details, metadata: new Metadata() }));
       return;
     }
     this.fail(new AbortedError(`the caller cancelled the call: ${details}`, { service: this.service, route: this.route?.name }));

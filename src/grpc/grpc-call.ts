@@ -10,9 +10,12 @@
  * holds what the application sent or asked to read before the stack opened the real call (the
  * balancer may wait for discovery, a fault may delay), then forwards everything to that call,
  * keeping what it forwarded for a transparent retry only while the stream is uncommitted and
- * within gRPC's per-call retry buffer size (`grpc.per_rpc_retry_buffer_size`).
+ * within gRPC's per-call retry buffer size (`grpc.per_rpc_retry_buffer_size`) and the channel's
+ * total (`grpc.retry_buffer_size`, replay-budget.ts).
  */
 import type { Metadata, StatusObject, NextCall } from '@grpc/grpc-js';
+import type { PickRefusalKind } from './pick-ticket.js';
+import type { ReplayBudget } from './replay-budget.js';
 
 /** A call below an interceptor (grpc-js does not export the interface by name). */
 export type InterceptingCallInterface = ReturnType<NextCall>;
@@ -39,6 +42,8 @@ export interface GrpcResult {
   readonly hasMessage: boolean;
   /** A status the fault filter answered with (never retried, never counted against the upstream). */
   readonly injected: boolean;
+  /** The Trellis picker refused the attempt before anything was sent, and why (its pick ticket says so, never the status). */
+  readonly refusal: PickRefusalKind | undefined;
 }
 
 /** The application's side of a stream: where response headers and messages go as they arrive. */
@@ -72,12 +77,14 @@ export const REPLAY_MESSAGES = 64;
 export const REPLAY_BYTES = 1024 * 1024;
 
 /**
- * Where the relay learns the channel's `grpc.per_rpc_retry_buffer_size`: an attempt's pick ticket
- * (pick-ticket.ts), which the `trellis:` resolver's config selector stamps when grpc-js asks it
- * for the attempt's call config — before grpc-js takes any message of the call.
+ * Where the relay learns the channel's `grpc.per_rpc_retry_buffer_size` and its replay total
+ * (`grpc.retry_buffer_size`): an attempt's pick ticket (pick-ticket.ts), which the `trellis:`
+ * resolver's config selector stamps when grpc-js asks it for the attempt's call config — before
+ * grpc-js takes any message of the call.
  */
 export interface ReplayLimit {
   readonly retryBufferSize: number | undefined;
+  readonly replayBudget: ReplayBudget | undefined;
 }
 
 /** A method's request serializer (grpc-js's `method_definition.requestSerialize`). */
@@ -92,8 +99,10 @@ export type RequestSerialize = (message: unknown) => Buffer;
  * after the callback).
  *
  * Transparent retry (gRPC's, for a stream that never reached a server): until the stream
- * commits — the server sent headers or a message, more than `REPLAY_MESSAGES` went out, or
- * their bytes passed the retry buffer size — the relay keeps what it forwarded, so an attempt
+ * commits — the server sent headers or a message, more than `REPLAY_MESSAGES` went out, their
+ * bytes passed the retry buffer size, or would pass the channel's total of kept bytes (its
+ * `ReplayBudget`, taken from as messages are kept and given back when the stream commits, is
+ * rewound or ends) — the relay keeps what it forwarded, so an attempt
  * refused before anything left the process (the picker found no connection) can be `rewind`ed
  * and played again on the next attempt's call. Each write callback of the application runs
  * once, when some attempt's call wrote it.
@@ -118,6 +127,9 @@ export class StreamRelay {
   #sent: Outgoing[] | undefined = [];
   /** The bytes of `#sent`'s messages. */
   #sentBytes = 0;
+  /** Of those, the bytes taken from the channel's replay budget (`#budget`), given back when they are let go. */
+  #taken = 0;
+  #budget: ReplayBudget | undefined;
   #halfClosed = false;
   #halfCloseSent = false;
   /** A message is with the call and its write callback has not run yet. */
@@ -181,9 +193,13 @@ export class StreamRelay {
     }
   }
 
-  /** The server answered (headers or a message): the stream is bound to this attempt for good. */
+  /**
+   * The stream is bound to this attempt for good (the server answered with headers or a message,
+   * or what it kept passed a bound): what was kept is let go, its bytes given back to the channel.
+   */
   commit(): void {
     this.#sent = undefined;
+    this.#giveBack();
   }
 
   /**
@@ -198,6 +214,8 @@ export class StreamRelay {
     this.#queue = [...sent, ...this.#queue];
     this.#sent = [];
     this.#sentBytes = 0;
+    // Taken again as the next attempt's call takes them (from its own channel's budget).
+    this.#giveBack();
     this.#reads += this.#forwardedReads;
     this.#forwardedReads = 0;
     return true;
@@ -208,6 +226,7 @@ export class StreamRelay {
     this.#detached = true;
     this.#queue = [];
     this.#sent = undefined;
+    this.#giveBack();
   }
 
   /** Sends the next queued message when the call is free, then the half-close after the last. */
@@ -224,7 +243,7 @@ export class StreamRelay {
     }
     const sent = this.#sent;
     if (sent !== undefined) {
-      if (sent.length >= REPLAY_MESSAGES) this.#sent = undefined;
+      if (sent.length >= REPLAY_MESSAGES) this.commit();
       else {
         sent.push(out);
         this.#sentBytes += this.#sizeOf(out.message);
@@ -251,9 +270,36 @@ export class StreamRelay {
     );
   }
 
-  /** Commits when the kept messages' bytes pass the channel's retry buffer size. */
+  /**
+   * Commits when the kept messages' bytes pass the call's retry buffer size, or when taking the
+   * ones not yet taken from the channel's replay budget would pass its total.
+   */
   #checkBytes(): void {
-    if (this.#sent !== undefined && this.#sentBytes > (this.#limit?.retryBufferSize ?? REPLAY_BYTES)) this.#sent = undefined;
+    if (this.#sent === undefined) return;
+    const limit = this.#limit;
+    if (this.#sentBytes > (limit?.retryBufferSize ?? REPLAY_BYTES)) {
+      this.commit();
+      return;
+    }
+    const budget = limit?.replayBudget;
+    const need = this.#sentBytes - this.#taken;
+    if (budget === undefined || need <= 0) return;
+    if (this.#budget !== undefined && this.#budget !== budget) this.#giveBack();
+    if (!budget.take(need)) {
+      this.commit();
+      return;
+    }
+    this.#budget = budget;
+    this.#taken = this.#sentBytes;
+  }
+
+  /** Gives back to the channel's replay budget what the kept messages took. */
+  #giveBack(): void {
+    const taken = this.#taken;
+    if (taken === 0) return;
+    this.#taken = 0;
+    this.#budget?.give(taken);
+    this.#budget = undefined;
   }
 
   #sizeOf(message: unknown): number {

@@ -76,7 +76,7 @@ export function abortResult(route: RouteSpec): () => GrpcResult {
   return () => {
     const metadata = new Metadata();
     metadata.set(FAULT_KEY, 'abort');
-    return { status: { code, details: 'fault filter abort', metadata }, metadata: undefined, message: undefined, hasMessage: false, injected: true };
+    return { status: { code, details: 'fault filter abort', metadata }, metadata: undefined, message: undefined, hasMessage: false, injected: true, refusal: undefined };
   };
 }
 

@@ -12,8 +12,9 @@
  *   the attempt's `PickTicket` (pick-ticket.ts: the metadata's options object, which grpc-js
  *   passes through its clones by reference; nothing in the metadata, nothing to strip) and the
  *   picker sends the call on that endpoint's connection: queued while it connects, refused with
- *   UNAVAILABLE and the `x-trellis-connect-failure` trailer when the connection failed, so the
- *   retry layer moves on (nothing was sent). A unary call's deadline arrives on the same ticket
+ *   UNAVAILABLE when the connection failed, the refusal written on the ticket (never in the
+ *   status's trailers, which a server could send too), so the retry layer moves on and a stream
+ *   is replayed (nothing was sent). A unary call's deadline arrives on the same ticket
  *   and leaves as `grpc-timeout`, computed at the pick (as grpc-js computes its own).
  * - Without them (a channel built with the target but not the interceptors), the picker picks
  *   itself with the destination's balancer among connected endpoints (a ring-hash key comes from
@@ -34,7 +35,8 @@ import { connectErrors, describeConnectFailure } from './connect-failure.js';
 import { setOwn } from './metadata-entries.js';
 import { isLocalRefusal } from './local-refusal.js';
 import { ticketOf } from './pick-ticket.js';
-import { CONNECT_FAILURE_KEY, ERROR_KEY, FAILURE_CODES, grpcTimeout, GRPC_TIMEOUT_KEY, ROUTE_KEY } from './status.js';
+import type { PickRefusalKind, PickTicket } from './pick-ticket.js';
+import { ERROR_KEY, FAILURE_CODES, grpcTimeout, GRPC_TIMEOUT_KEY, ROUTE_KEY } from './status.js';
 
 type Picker = experimental.Picker;
 type PickArgs = experimental.PickArgs;
@@ -83,10 +85,14 @@ function endpointId(e: GrpcEndpoint): string {
 
 const QUEUE: PickResult = Object.freeze({ pickResultType: PickResultType.QUEUE, subchannel: null, status: null, onCallStarted: null, onCallEnded: null });
 
-function refused(details: string, connectFailure: boolean, drop: boolean, errorCode?: string): PickResult {
+/**
+ * The picker's refusal of a call: UNAVAILABLE with `details`. With `ticket` (an attempt of the
+ * mesh's interceptor) the refusal's kind is written on it, where the attempt reads it (pick-ticket.ts).
+ */
+function refused(details: string, kind: PickRefusalKind | undefined, ticket: PickTicket | undefined, drop: boolean, errorCode?: string): PickResult {
   const metadata = new Metadata();
-  if (connectFailure) metadata.set(CONNECT_FAILURE_KEY, '1');
   if (errorCode !== undefined) metadata.set(ERROR_KEY, errorCode);
+  if (ticket !== undefined && kind !== undefined) ticket.refusal = { kind, details };
   return { pickResultType: drop ? PickResultType.DROP : PickResultType.TRANSIENT_FAILURE, subchannel: null, status: { code: Status.UNAVAILABLE, details, metadata }, onCallStarted: null, onCallEnded: null };
 }
 
@@ -115,19 +121,20 @@ class TrellisPicker implements Picker {
     const deadline = ticket.deadline;
     // Each pick's metadata is a fresh clone (grpc-js's doPick): a re-pick writes it again, from its own moment.
     if (deadline !== undefined) setOwn(args.metadata, GRPC_TIMEOUT_KEY, grpcTimeout(deadline - (this.#handle?.clock.wall() ?? Date.now())));
-    return this.#placed(ticket.endpoint, args);
+    return this.#placed(ticket, args);
   }
 
-  #placed(id: string, args: PickArgs): PickResult {
+  #placed(ticket: PickTicket, args: PickArgs): PickResult {
+    const id = ticket.endpoint;
     const child = this.#children.get(id);
-    if (child === undefined) return refused(`trellis: endpoint ${id} is not (or no longer) an endpoint of this channel`, true, true);
+    if (child === undefined) return refused(`trellis: endpoint ${id} is not (or no longer) an endpoint of this channel`, 'connect-failure', ticket, true);
     switch (child.getConnectivityState()) {
       case ConnectivityState.READY:
         return child.getPicker().pick(args);
       case ConnectivityState.TRANSIENT_FAILURE: {
         // Say why (a certificate that is not the destination's, a foreign CA...), not only where.
         const f = describeConnectFailure(this.#handle?.service ?? 'the destination', id, this.#errors.get(id));
-        return f.identity ? refused(f.details, false, true, 'TRELLIS_PEER_IDENTITY') : refused(f.details, true, true);
+        return f.identity ? refused(f.details, 'peer-identity', ticket, true, 'TRELLIS_PEER_IDENTITY') : refused(f.details, 'connect-failure', ticket, true);
       }
       case ConnectivityState.IDLE:
         child.exitIdle();
@@ -141,7 +148,7 @@ class TrellisPicker implements Picker {
     const handle = this.#handle;
     if (!this.#anyReady || handle === undefined) {
       for (const c of this.#children.values()) if (c.getConnectivityState() === ConnectivityState.IDLE) c.exitIdle();
-      return this.#children.size === 0 ? refused('trellis: no endpoints', false, false) : QUEUE;
+      return this.#children.size === 0 ? refused('trellis: no endpoints', undefined, undefined, false) : QUEUE;
     }
     const key = args.metadata.get(ROUTE_KEY)[0];
     if (key !== undefined) args.metadata.remove(ROUTE_KEY);

@@ -24,9 +24,24 @@
  * `trellis` LB policy registered in the process, so with the ESM and CommonJS builds both loaded
  * one copy's picker reads the other copy's tickets.
  */
-import type { Metadata, MetadataOptions } from '@grpc/grpc-js';
+import { status as Status } from '@grpc/grpc-js';
+import type { Metadata, MetadataOptions, StatusObject } from '@grpc/grpc-js';
+import type { ReplayBudget } from './replay-budget.js';
 
 const kPickTicket = Symbol.for('trellis.grpc.pickTicket');
+
+/**
+ * Why the picker refused an attempt before anything of it left the process: no connection to the
+ * chosen endpoint (`connect-failure`: another endpoint may take it, a stream may be replayed), or
+ * a connection to a peer that is not the destination's identity (`peer-identity`: not retried).
+ */
+export type PickRefusalKind = 'connect-failure' | 'peer-identity';
+
+/** What the picker wrote on the ticket of an attempt it refused: why, and the status it ended the call with. */
+export interface PickRefusal {
+  readonly kind: PickRefusalKind;
+  readonly details: string;
+}
 
 export class PickTicket implements MetadataOptions {
   readonly [kPickTicket] = true;
@@ -43,6 +58,14 @@ export class PickTicket implements MetadataOptions {
    * selector of a channel that sets it (resolver.ts); read by a stream's relay (grpc-call.ts).
    */
   retryBufferSize: number | undefined = undefined;
+  /** The channel's replay total (`grpc.retry_buffer_size`), written by the same selector; read by a stream's relay. */
+  replayBudget: ReplayBudget | undefined = undefined;
+  /**
+   * Written by the Trellis picker when it refused the attempt (load-balancer.ts). This, not a
+   * status's trailers, is how the mesh knows that nothing was sent: trailers come from the wire
+   * too, and a server must not be able to claim a refusal (a stream it has read would be replayed).
+   */
+  refusal: PickRefusal | undefined = undefined;
 
   constructor(app: MetadataOptions, endpoint: string, deadline: number | undefined) {
     this.idempotentRequest = app.idempotentRequest;
@@ -65,6 +88,16 @@ export function attachTicket(md: Metadata, endpoint: string, deadline: number | 
   const ticket = new PickTicket(md.getOptions(), endpoint, deadline);
   md.setOptions(ticket);
   return ticket;
+}
+
+/**
+ * Why the picker refused the attempt of `ticket` that ended with `status`, or undefined when it
+ * did not (then `status` is whatever the server, or grpc-js, said). The status must be the one
+ * the picker ended the call with: UNAVAILABLE with the refusal's details.
+ */
+export function refusalOf(ticket: PickTicket | undefined, status: StatusObject): PickRefusalKind | undefined {
+  const r = ticket?.refusal;
+  return r !== undefined && status.code === Status.UNAVAILABLE && status.details === r.details ? r.kind : undefined;
 }
 
 /** The ticket the picker finds in a pick's metadata, or undefined (a call made without the mesh's interceptor). */

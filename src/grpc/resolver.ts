@@ -23,6 +23,7 @@ import type { GrpcMeshSource } from './registry.js';
 import { DESTINATION_ATTRIBUTE, TRELLIS_LB_POLICY } from './load-balancer.js';
 import { ticketOf } from './pick-ticket.js';
 import type { DestinationHandle } from './load-balancer.js';
+import { byteOption, CHANNEL_REPLAY_BYTES, ReplayBudget } from './replay-budget.js';
 
 type GrpcUri = experimental.GrpcUri;
 type ResolverListener = experimental.ResolverListener;
@@ -61,33 +62,23 @@ const CALL_CONFIG: CallConfig = Object.freeze({
   dynamicFilterFactories: Object.freeze([]),
 }) as unknown as CallConfig;
 
-/** The config selector the resolver hands to grpc-js with each result (grpc-js's `CHANNEL_ARGS_CONFIG_SELECTOR_KEY` attribute). */
-export const TRELLIS_CONFIG_SELECTOR: experimental.ConfigSelector = Object.freeze({
-  invoke: (): CallConfig => CALL_CONFIG,
-  unref: (): void => undefined,
-});
-
 /**
- * The channel option `grpc.per_rpc_retry_buffer_size` (bytes), as gRPC C-core reads it: a
- * number, clamped at 0; undefined when the channel does not set one (or sets a non-number).
+ * The config selector the resolver hands to grpc-js with each result (grpc-js's
+ * `CHANNEL_ARGS_CONFIG_SELECTOR_KEY` attribute), one per channel: the config above, and on the
+ * call's pick ticket the channel's replay bounds, where a stream's relay reads them
+ * (grpc-call.ts) — `grpc.per_rpc_retry_buffer_size` when the channel sets it, and the channel's
+ * `ReplayBudget` (its `grpc.retry_buffer_size`, replay-budget.ts). grpc-js invokes it with the
+ * call's metadata (whose options object is the ticket, by reference) when the call starts or the
+ * resolver first answers — before it takes any of the call's messages.
  */
-export function perRpcRetryBufferSize(options: ChannelOptions): number | undefined {
-  const v: unknown = options['grpc.per_rpc_retry_buffer_size'];
-  if (typeof v !== 'number' || Number.isNaN(v)) return undefined;
-  return Math.max(0, Math.floor(v));
-}
-
-/**
- * The config selector of a channel that sets `grpc.per_rpc_retry_buffer_size`: the same config,
- * and the size written on the call's pick ticket, where a stream's relay reads it (grpc-call.ts).
- * grpc-js invokes it with the call's metadata (whose options object is the ticket, by reference)
- * when the call starts or the resolver first answers — before it takes any of the call's messages.
- */
-function retryBufferSelector(size: number): experimental.ConfigSelector {
+function channelSelector(perCall: number | undefined, budget: ReplayBudget): experimental.ConfigSelector {
   return Object.freeze({
     invoke: (_method: string, metadata: Metadata): CallConfig => {
       const ticket = ticketOf(metadata);
-      if (ticket !== undefined) ticket.retryBufferSize = size;
+      if (ticket !== undefined) {
+        ticket.retryBufferSize = perCall;
+        ticket.replayBudget = budget;
+      }
       return CALL_CONFIG;
     },
     unref: (): void => undefined,
@@ -110,8 +101,8 @@ class TrellisResolver implements experimental.Resolver {
     this.#mesh = target.authority ?? '';
     this.#service = serviceOf(target);
     this.#listener = listener;
-    const size = perRpcRetryBufferSize(options);
-    this.#selector = size === undefined ? TRELLIS_CONFIG_SELECTOR : retryBufferSelector(size);
+    const total = byteOption(options['grpc.retry_buffer_size']) ?? CHANNEL_REPLAY_BYTES;
+    this.#selector = channelSelector(byteOption(options['grpc.per_rpc_retry_buffer_size']), new ReplayBudget(total));
   }
 
   updateResolution(): void {

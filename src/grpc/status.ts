@@ -36,8 +36,6 @@ export function grpcTimeout(timeoutMs: number): string {
   return '99999999H';
 }
 
-/** Trailer the picker sets when the chosen endpoint had no connection: nothing was sent. */
-export const CONNECT_FAILURE_KEY = 'x-trellis-connect-failure';
 /**
  * Request metadata carrying a ring-hash key (`routeKey` of HTTP calls). Read by the interceptor
  * (and by the picker for calls made without it) and stripped before sending.

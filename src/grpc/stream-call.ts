@@ -42,10 +42,10 @@ import { GrpcAttempt } from './grpc-attempt.js';
 import { StreamRelay } from './grpc-call.js';
 import type { GrpcResult, InterceptingCallInterface, StreamSink } from './grpc-call.js';
 import { setOwn } from './metadata-entries.js';
-import { attachTicket } from './pick-ticket.js';
+import { attachTicket, refusalOf } from './pick-ticket.js';
 import type { PickTicket } from './pick-ticket.js';
 import { parseTrellisTarget } from './resolver.js';
-import { CONNECT_FAILURE_KEY, grpcTimeout, GRPC_TIMEOUT_KEY } from './status.js';
+import { grpcTimeout, GRPC_TIMEOUT_KEY } from './status.js';
 import type { GrpcRoutePolicy, GrpcUnaryCore } from './unary-core.js';
 
 type Listener = Parameters<InterceptingCallInterface['start']>[1];
@@ -112,10 +112,12 @@ class StreamAttempt extends GrpcAttempt {
   onReceiveStatus(status: StatusObject): void {
     if (this.done) return;
     this.done = true;
-    // Nothing reached a server: keep the stream for another attempt (the call decides).
+    // The picker refused it (its ticket says so; a server's trailers cannot): nothing reached a
+    // server, so keep the stream for another attempt (the call decides).
+    const refusal = refusalOf(this.pick, status);
     const relay = this.#relay;
-    if (!(status.metadata.get(CONNECT_FAILURE_KEY).length > 0 && relay.rewind())) relay.detach();
-    this.#owner.attemptStatus(this, { status, metadata: this.#headers, message: this.#message, hasMessage: this.#hasMessage, injected: false });
+    if (!(refusal === 'connect-failure' && relay.rewind())) relay.detach();
+    this.#owner.attemptStatus(this, { status, metadata: this.#headers, message: this.#message, hasMessage: this.#hasMessage, injected: false, refusal });
   }
 
   /** Streams have no per-try timeout. */
@@ -144,8 +146,8 @@ export class StreamCall extends GrpcCallBase<StreamAttempt> implements Intercept
   // The application's side (grpc-js InterceptingCallInterface; cancel, peer and auth context are the base's).
 
   start(metadata: Metadata, listener?: Listener): void {
+    if (!this.begin(metadata, listener)) return;
     this.#relay = new StreamRelay(this, this.options.method_definition.requestSerialize);
-    this.begin(metadata, listener);
     if (this.#requestStream) this.runNow();
   }
 
@@ -217,7 +219,7 @@ export class StreamCall extends GrpcCallBase<StreamAttempt> implements Intercept
       a.call = call;
       const clock = (this.core as GrpcUnaryCore).clock;
       let ticket: PickTicket | undefined;
-      if (this.#picker ?? onPickerChannel(call)) ticket = attachTicket(md, a.load.endpoint.id, d === undefined ? undefined : clock.wall() + (d - clock.now()));
+      if (this.#picker ?? onPickerChannel(call)) a.pick = ticket = attachTicket(md, a.load.endpoint.id, d === undefined ? undefined : clock.wall() + (d - clock.now()));
       else if (d !== undefined) setOwn(md, GRPC_TIMEOUT_KEY, grpcTimeout(d - clock.now()));
       call.start(md, a);
       if (a.done) return;

@@ -33,7 +33,7 @@ import type { UnaryCoreSource } from './grpc-call-base.js';
 import { GrpcAttempt } from './grpc-attempt.js';
 import type { GrpcResult, InterceptingCallInterface } from './grpc-call.js';
 import { setOwn } from './metadata-entries.js';
-import { attachTicket } from './pick-ticket.js';
+import { attachTicket, refusalOf } from './pick-ticket.js';
 import { grpcTimeout, GRPC_TIMEOUT_KEY, Status } from './status.js';
 import type { GrpcRoutePolicy, GrpcUnaryCore } from './unary-core.js';
 
@@ -69,7 +69,7 @@ class UnaryAttempt extends GrpcAttempt {
   onReceiveStatus(status: StatusObject): void {
     if (this.done) return;
     this.done = true;
-    this.#owner.attemptStatus(this, { status, metadata: this.#headers, message: this.#message, hasMessage: this.#hasMessage, injected: false });
+    this.#owner.attemptStatus(this, { status, metadata: this.#headers, message: this.#message, hasMessage: this.#hasMessage, injected: false, refusal: refusalOf(this.pick, status) });
   }
 
   /** The per-try timeout passed. */
@@ -153,7 +153,7 @@ export class UnaryCall extends GrpcCallBase<UnaryAttempt> implements Interceptin
     try {
       if (this.#picker) {
         const clock = (this.core as GrpcUnaryCore).clock;
-        attachTicket(md, a.load.endpoint.id, d === undefined ? undefined : clock.wall() + (d - clock.now()));
+        a.pick = attachTicket(md, a.load.endpoint.id, d === undefined ? undefined : clock.wall() + (d - clock.now()));
       } else if (d !== undefined) {
         const clock = (this.core as GrpcUnaryCore).clock;
         setOwn(md, GRPC_TIMEOUT_KEY, grpcTimeout(d - clock.now()));

@@ -192,7 +192,8 @@ describe('gRPC gaps', () => {
     const serverMesh = await mesh(MESH() + serviceYaml('echo', ['127.0.0.1:1']), { service: 'echo', identity: await identityFor(ca, 'echo') });
     const server = await echo('tls', { interceptors: serverMesh.grpc.serverInterceptors(), credentials: serverMesh.grpc.serverCredentials() });
 
-    const wrongTarget = await mesh(MESH() + serviceYaml('payments', [server.address]), { service: 'checkout', identity: await identityFor(ca, 'checkout') });
+    // Retries on UNAVAILABLE: the picker's identity refusal (known from the attempt's pick ticket) is still never retried.
+    const wrongTarget = await mesh(MESH() + serviceYaml('payments', [server.address], '  retries: { attempts: 3, on: [unavailable], backoff: { base: 1ms, max: 2ms } }\n'), { service: 'checkout', identity: await identityFor(ca, 'checkout') });
     const c1 = track(new EchoClient(wrongTarget.grpc.target('payments'), wrongTarget.grpc.credentials(), wrongTarget.grpc.clientOptions()));
     await assert.rejects(unary(c1, {}, { deadline: Date.now() + 5000 }), (err: grpc.ServiceError) => {
       assert.equal(err.code, grpc.status.UNAVAILABLE);
@@ -200,6 +201,7 @@ describe('gRPC gaps', () => {
       assert.equal(err.metadata.get('x-trellis-error')[0], 'TRELLIS_PEER_IDENTITY');
       return true;
     });
+    assert.equal(sampleSum(await wrongTarget.metrics.text(), 'trellis_client_retries_total', { service: 'payments' }), 0, 'an identity refusal is not retried');
 
     const foreign = await createAuthority({ trustDomain: 'example.org' }, systemClock);
     const otherCa = await mesh(MESH() + serviceYaml('echo', [server.address]), { service: 'checkout', identity: await identityFor(foreign, 'checkout') });

@@ -4,10 +4,10 @@
  * - a client stream whose first attempt went to an address that refuses connections is played
  *   again, every message it had sent included, on another endpoint (gRPC's transparent retry);
  * - once the application has seen a response header or message, the stream is never played
- *   again, even on a status that would otherwise be replayed (a server's first message always
- *   follows its headers, so the headers are what commits in practice);
- * - a stream refused before reaching a server whose deadline leaves no time to place it again
- *   ends with DEADLINE_EXCEEDED;
+ *   again, even on a status whose trailers claim the picker's refusal (only the picker's pick
+ *   ticket says that nothing was sent: forged-refusal.test.ts);
+ * - a stream refused before reaching a server (a dead address) whose deadline leaves no time to
+ *   place it again ends with DEADLINE_EXCEEDED;
  * - the stream's deadline reaches the server as `grpc-timeout`, on a `trellis:` channel (the
  *   picker writes it from the pick ticket) and on a plain channel (the call writes it);
  * - the application's cancel ends the server's side of the call;
@@ -20,8 +20,7 @@ import * as grpc from '@grpc/grpc-js';
 import { SpanKind } from '@opentelemetry/api';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { sampleSum } from '../helpers/prometheus.js';
-import { CONNECT_FAILURE_KEY } from '../../src/grpc/status.js';
-import { EchoClient, EchoService, grpcMesh, grpcResources, serviceYaml, startEcho, assertRetriedAttemptSpans, bidi } from './helpers.js';
+import { EchoClient, EchoService, grpcMesh, grpcResources, serviceYaml, startEcho, bidi } from './helpers.js';
 import type { Client, EchoReply, EchoRequest, EchoServer, TestMesh } from './helpers.js';
 import { deadAddress } from '../helpers/servers.js';
 
@@ -57,10 +56,10 @@ async function startServer(impl: grpc.UntypedServiceImplementation): Promise<{ a
   return { address: `127.0.0.1:${port}`, server };
 }
 
-/** The status a server sends that the mesh would replay were nothing received yet: UNAVAILABLE marked as not sent. */
-function replayableStatus(): Partial<grpc.StatusObject> {
+/** A server's UNAVAILABLE whose trailers claim what the picker's refusals once carried (nothing was sent). */
+function claimedRefusal(): Partial<grpc.StatusObject> {
   const md = new grpc.Metadata();
-  md.set(CONNECT_FAILURE_KEY, '1');
+  md.set('x-trellis-connect-failure', '1');
   return { code: grpc.status.UNAVAILABLE, details: 'refused', metadata: md };
 }
 
@@ -118,15 +117,15 @@ describe('gRPC streams on the per-call path', () => {
   });
 
   it('a stream whose headers or first message reached the application is never replayed', async () => {
-    // Both endpoints answer a server stream with headers (or a message) and then a status the
-    // mesh would replay had nothing been received: it must reach the application as it is.
+    // Both endpoints answer a server stream with headers (or a message) and then UNAVAILABLE
+    // claiming a refusal in its trailers: it must reach the application as it is.
     let served = 0;
     const impl = (mode: 'headers' | 'message'): grpc.UntypedServiceImplementation => ({
       serverStream: (call: grpc.ServerWritableStream<EchoRequest, EchoReply>) => {
         served++;
         if (mode === 'headers') call.sendMetadata(new grpc.Metadata());
         else call.write({ text: 'first', server: '', traceparent: '', deadlineLeftMs: 0, note: '' });
-        setTimeout(() => call.emit('error', replayableStatus()), 20);
+        setTimeout(() => call.emit('error', claimedRefusal()), 20);
       },
     });
     for (const mode of ['headers', 'message'] as const) {
@@ -141,40 +140,18 @@ describe('gRPC streams on the per-call path', () => {
       assert.deepEqual(got.replies.map((r) => r.text), mode === 'message' ? ['first'] : [], mode);
       assert.equal(sampleSum(await m.metrics.text(), 'trellis_client_retries_total', { service: 'echo' }), 0, mode);
     }
-    // Control: the same status before anything was received is replayed on the other endpoint.
-    served = 0;
-    const refuseAtOnce: grpc.UntypedServiceImplementation = {
-      serverStream: (call: grpc.ServerWritableStream<EchoRequest, EchoReply>) => {
-        served++;
-        call.emit('error', replayableStatus());
-      },
-    };
-    const a = await server(refuseAtOnce);
-    const b = await server(refuseAtOnce);
-    const m = await mesh(serviceYaml('echo', [a, b], RR));
-    const client = track(new EchoClient(m.grpc.target('echo'), m.grpc.credentials(), m.grpc.clientOptions()));
-    const got = await serverStream(client, { text: 'x' });
-    assert.equal(got.code, grpc.status.UNAVAILABLE);
-    assert.ok(served >= 2, `replayed before anything was received (served ${served})`);
   });
 
   it('a stream refused before it reached a server, with no time left to place it again, ends with DEADLINE_EXCEEDED', async () => {
-    // The server answers at once with the status the mesh would replay; the backoff before a
+    // The only endpoint refuses connections: the picker refuses the attempt; the backoff before a
     // replay (up to 10 minutes, jittered) overshoots the stream's 2 s deadline but for a 1 in
     // 300 draw: the stream ends as its deadline says, not with the refusal's UNAVAILABLE.
-    let served = 0;
-    const addr = await server({
-      serverStream: (call: grpc.ServerWritableStream<EchoRequest, EchoReply>) => {
-        served++;
-        call.emit('error', replayableStatus());
-      },
-    });
-    const m = await mesh(serviceYaml('echo', [addr], '  retries: { attempts: 3, on: [unavailable], backoff: { base: 10m, max: 10m } }\n'));
+    const m = await mesh(serviceYaml('echo', [await deadAddress()], '  retries: { attempts: 3, on: [unavailable], backoff: { base: 10m, max: 10m } }\n'));
     const client = track(new EchoClient(m.grpc.target('echo'), m.grpc.credentials(), m.grpc.clientOptions()));
     const got = await serverStream(client, { text: 'x' }, { deadline: Date.now() + 2000 });
-    if (served > 1) return; // the rare draw under 2 s: replayed, nothing to judge
-    assert.equal(got.code, grpc.status.DEADLINE_EXCEEDED);
     const text = await m.metrics.text();
+    if (sampleSum(text, 'trellis_client_retries_total', { service: 'echo' }) > 0) return; // the rare draw under 2 s: replayed, nothing to judge
+    assert.equal(got.code, grpc.status.DEADLINE_EXCEEDED);
     assert.equal(sampleSum(text, 'trellis_client_requests_total', { service: 'echo', status_code: String(grpc.status.DEADLINE_EXCEEDED), outcome: 'timeout' }), 1);
   });
 
@@ -198,36 +175,49 @@ describe('gRPC streams on the per-call path', () => {
   });
 
   it('with an SDK, a replayed stream has one CLIENT span per attempt, each sent as its traceparent', async () => {
+    // Round-robin over a dead address and a live server: of two streams, one tries the dead address first.
     const seen: string[] = [];
-    const impl: grpc.UntypedServiceImplementation = {
+    const live = await server({
       serverStream: (call: grpc.ServerWritableStream<EchoRequest, EchoReply>) => {
         const tp = call.metadata.get('traceparent')[0];
         seen.push(typeof tp === 'string' ? tp : '');
-        if (seen.length === 1) {
-          call.emit('error', replayableStatus());
-          return;
-        }
         call.write({ text: 'ok', server: '', traceparent: '', deadlineLeftMs: 0, note: '' });
         call.end();
       },
-    };
-    const a = await server(impl);
-    const b = await server(impl);
+    });
     const exporter = new InMemorySpanExporter();
     const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
-    const m = await mesh(serviceYaml('echo', [a, b], RR), { tracerProvider: provider });
+    const m = await mesh(serviceYaml('echo', [await deadAddress(), live], RR), { tracerProvider: provider });
     const client = track(new EchoClient(m.grpc.target('echo'), m.grpc.credentials(), m.grpc.clientOptions('echo')));
-    const appMd = new grpc.Metadata();
-    appMd.set('traceparent', '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01');
-    const got = await new Promise<{ texts: string[]; code: number }>((resolve) => {
-      const call = (client as Client)['serverStream']?.call(client, { text: 'x' }, appMd) as grpc.ClientReadableStream<EchoReply>;
-      const texts: string[] = [];
-      call.on('data', (r: EchoReply) => texts.push(r.text));
-      call.on('error', () => undefined);
-      call.on('status', (st: grpc.StatusObject) => resolve({ texts, code: st.code }));
-    });
-    assert.deepEqual(got, { texts: ['ok'], code: grpc.status.OK });
-    assertRetriedAttemptSpans(exporter.getFinishedSpans().filter((sp) => sp.kind === SpanKind.CLIENT), seen, 'ServerStream', appMd.get('traceparent')[0] as string);
+    const appTraceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+    let spans: ReturnType<InMemorySpanExporter['getFinishedSpans']> = [];
+    for (let i = 0; i < 2 && spans.length < 2; i++) {
+      exporter.reset();
+      seen.length = 0;
+      const appMd = new grpc.Metadata();
+      appMd.set('traceparent', appTraceparent);
+      const got = await new Promise<{ texts: string[]; code: number }>((resolve) => {
+        const call = (client as Client)['serverStream']?.call(client, { text: 'x' }, appMd) as grpc.ClientReadableStream<EchoReply>;
+        const texts: string[] = [];
+        call.on('data', (r: EchoReply) => texts.push(r.text));
+        call.on('error', () => undefined);
+        call.on('status', (st: grpc.StatusObject) => resolve({ texts, code: st.code }));
+      });
+      assert.deepEqual(got, { texts: ['ok'], code: grpc.status.OK });
+      assert.equal(appMd.get('traceparent')[0], appTraceparent, "the application's metadata is not changed");
+      spans = exporter.getFinishedSpans().filter((sp) => sp.kind === SpanKind.CLIENT);
+    }
+    assert.equal(spans.length, 2, 'one of the streams was refused at the dead address, then replayed: one span per attempt');
+    const [first, second] = spans;
+    assert.equal(first?.name, 'trellis.test.Echo/ServerStream');
+    assert.equal(first?.attributes['rpc.method'], 'ServerStream');
+    assert.equal(first?.attributes['rpc.grpc.status_code'], grpc.status.UNAVAILABLE);
+    assert.equal(first?.attributes['error.type'], 'UNAVAILABLE');
+    assert.equal(second?.attributes['rpc.grpc.status_code'], grpc.status.OK);
+    assert.equal(second?.attributes['trellis.attempt'], 2);
+    // The refused attempt never left the process; the replay reached the server with its own span id.
+    assert.equal(seen.length, 1);
+    assert.match(seen[0] ?? '', new RegExp(`-${second?.spanContext().spanId}-`), 'the replay carried its own span id');
     await provider.shutdown();
   });
 

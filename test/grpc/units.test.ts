@@ -13,13 +13,13 @@ import type { GrpcResult } from '../../src/grpc/grpc-call.js';
 import { MeshRegistry } from '../../src/grpc/registry.js';
 import type { GrpcMeshSource } from '../../src/grpc/registry.js';
 import { parseTrellisTarget } from '../../src/grpc/resolver.js';
-import { CONNECT_FAILURE_KEY, grpcCodeName, grpcCodeOf, statusForError } from '../../src/grpc/status.js';
+import { grpcCodeName, grpcCodeOf, statusForError } from '../../src/grpc/status.js';
 import { serviceOfCertificate } from '../../src/grpc/identity.js';
 import { watchMeshEvents } from '../../src/grpc/channel.js';
 import type { PeerCertificate } from 'node:tls';
 
 function result(code: number, md = new Metadata()): GrpcResult {
-  return { status: { code, details: '', metadata: md }, metadata: undefined, message: undefined, hasMessage: false, injected: false };
+  return { status: { code, details: '', metadata: md }, metadata: undefined, message: undefined, hasMessage: false, injected: false, refusal: undefined };
 }
 
 describe('gRPC edge units', () => {
@@ -49,9 +49,13 @@ describe('gRPC edge units', () => {
     assert.deepEqual(c(result(Status.ABORTED), undefined), { kind: 'failure', conditions: ['aborted'] });
     assert.deepEqual(c(result(Status.NOT_FOUND), undefined), { kind: 'success' });
     assert.deepEqual(c(result(Status.CANCELLED), undefined), { kind: 'failure', conditions: ['reset', 'cancelled', 'unavailable'] });
+    assert.deepEqual(c({ ...result(Status.UNAVAILABLE), refusal: 'connect-failure' }, undefined), { kind: 'failure', conditions: ['connect-failure', 'unavailable'] });
+    assert.deepEqual(c({ ...result(Status.UNAVAILABLE), refusal: 'peer-identity' }, undefined), { kind: 'failure', conditions: [] });
+    // What the picker's refusals are known by is the result's `refusal` (from the pick ticket), never a trailer a server could send.
     const md = new Metadata();
-    md.set(CONNECT_FAILURE_KEY, '1');
-    assert.deepEqual(c(result(Status.UNAVAILABLE, md), undefined), { kind: 'failure', conditions: ['connect-failure', 'unavailable'] });
+    md.set('x-trellis-connect-failure', '1');
+    md.set('x-trellis-error', 'TRELLIS_PEER_IDENTITY');
+    assert.deepEqual(c(result(Status.UNAVAILABLE, md), undefined), { kind: 'failure', conditions: ['unavailable'] });
     assert.deepEqual(c({ ...result(Status.UNAVAILABLE), injected: true }, undefined), { kind: 'ignore' });
     assert.equal(c(undefined, new CircuitOpenError('open')).kind, 'ignore');
     assert.equal(c(undefined, new TimeoutError('t')).kind, 'failure');
