@@ -109,7 +109,8 @@ function notNonNegative(service: string, name: string, v: unknown): InvalidArgum
 
 /**
  * Header names undici refuses outright: framing and connection management are its job. With host,
- * content-length and connection, the special names are 4, 6, 7, 10, 14 or 17 characters long.
+ * content-length and connection, the special names are 4, 6, 7, 10, 14 or 17 characters long
+ * (and, to an HTTP/2 destination, te's 2 and proxy-connection's 16; http2-settings is 14).
  */
 const FORBIDDEN_HEADERS: ReadonlySet<string> = new Set(['transfer-encoding', 'keep-alive', 'upgrade', 'expect']);
 
@@ -147,7 +148,7 @@ export interface HeaderSink {
  * to it as it passes (one walk over the caller's headers, not one to check and one to copy; an
  * iterator the caller gave is read once); after a refusal its contents mean nothing.
  */
-export function invalidRequestArgument(opts: unknown, service: string, sink?: HeaderSink): InvalidArgument | undefined {
+export function invalidRequestArgument(opts: unknown, service: string, sink?: HeaderSink, http2 = false): InvalidArgument | undefined {
   if (opts === null || typeof opts !== 'object') return refuse(service, `request options must be an object, got ${show(opts)}`);
   const o = opts as RequestArguments;
 
@@ -171,7 +172,7 @@ export function invalidRequestArgument(opts: unknown, service: string, sink?: He
 
   let seen: SeenHeaders | undefined;
   if (o.headers !== undefined && o.headers !== null) {
-    seen = { host: false, contentLength: -1 };
+    seen = { host: false, contentLength: -1, http2, te: false };
     const h = invalidHeaders(o.headers, seen, service, sink);
     if (h !== undefined) return h;
   }
@@ -229,10 +230,33 @@ function isBodyObject(body: unknown): boolean {
   return tag === 'FormData' || tag === 'Blob' || tag === 'File';
 }
 
-/** What the header checks saw of the single-valued headers: `contentLength` is -1 when none was given. */
+/**
+ * What the header checks saw of the single-valued headers: `contentLength` is -1 when none was
+ * given. `http2`: the destination speaks HTTP/2 (`te` is then single-valued too).
+ */
 interface SeenHeaders {
   host: boolean;
   contentLength: number;
+  readonly http2: boolean;
+  te: boolean;
+}
+
+/**
+ * Connection-specific headers node:http2 refuses on a request (RFC 9113 §8.2.2) that undici
+ * neither refuses nor manages itself (it refuses transfer-encoding, keep-alive and upgrade, and
+ * consumes connection): inside undici's HTTP/2 writer they throw, which failed the attempt as the
+ * endpoint's error and left the request stuck in the endpoint's client. `te` is allowed only
+ * as the single value `trailers`.
+ */
+function http2Refusal(lower: string, value: unknown, seen: SeenHeaders, service: string): InvalidArgument | undefined {
+  if (lower === 'proxy-connection' || lower === 'http2-settings') {
+    return refuse(service, `header ${lower} is connection-specific, which HTTP/2 forbids (${service} is protocol http2)`);
+  }
+  if (lower !== 'te') return undefined;
+  const one = Array.isArray(value) && value.length === 1 ? value[0] : value;
+  if (seen.te || one !== 'trailers') return refuse(service, `header te may only be the single value 'trailers' over HTTP/2 (${service} is protocol http2)`);
+  seen.te = true;
+  return undefined;
 }
 
 /**
@@ -316,9 +340,13 @@ function invalidHeader(name: unknown, value: unknown, seen: SeenHeaders, service
   if (n >= 0) return refuse(service, `header name ${show(name)} is not an HTTP token${name.length > 0 ? ` (${charName(name, n)} at index ${n})` : ''}`);
   // Only names as long as a special one need lower-casing and the rules below.
   const len = name.length;
-  if (len !== 4 && len !== 6 && len !== 7 && len !== 10 && len !== 14 && len !== 17) return invalidHeaderValue(name, value, service);
+  if (len !== 4 && len !== 6 && len !== 7 && len !== 10 && len !== 14 && len !== 17 && !(seen.http2 && (len === 2 || len === 16))) return invalidHeaderValue(name, value, service);
   const lower = name.toLowerCase();
   if (FORBIDDEN_HEADERS.has(lower)) return refuse(service, `header ${lower} cannot be set on a request (undici manages it)`);
+  if (seen.http2) {
+    const h2 = http2Refusal(lower, value, seen, service);
+    if (h2 !== undefined) return h2;
+  }
   if (Array.isArray(value)) {
     // Duplicates are joined as several values; host and content-length must be single.
     if (lower === 'host' || lower === 'content-length') return refuse(service, `header ${lower} must have a single value`);
