@@ -179,8 +179,15 @@ export function callerBodyError(err: Error, body: unknown, pairs: readonly strin
   if (body === null || typeof body !== 'object') return isBodyLengthMismatch(err) ? lengthMismatchError(err, declaredLength(pairs), undefined, body, subject) : undefined;
   const count = counts.get(body);
   if (isBodyLengthMismatch(err) || (count !== undefined && mismatched(count))) return lengthMismatchError(err, count?.declared ?? declaredLength(pairs), count, body, subject);
-  if ((body as { errored?: unknown }).errored !== err) return undefined;
-  return new InvalidArgumentError(`the request body failed while it was sent: ${err.message}`, { ...subject, cause: err });
+  const s = body as { errored?: unknown; destroyed?: unknown; readableEnded?: unknown };
+  if (s.errored === err) return new InvalidArgumentError(`the request body failed while it was sent: ${err.message}`, { ...subject, cause: err });
+  // Destroyed by its owner without an error before its end (a cancelled upload): undici fails the
+  // request with its own RequestAbortedError, or, for a counted stream, the pipeline's premature
+  // close. The transport never destroys the caller's stream without an error while sending it.
+  if (s.destroyed === true && s.readableEnded === false && s.errored === null) {
+    return new InvalidArgumentError('the request body stream was destroyed before it ended', { ...subject, cause: err });
+  }
+  return undefined;
 }
 
 /** `err` as the caller's mistake when it is a length mismatch, for a layer that does not know the request (undici-errors.ts). */
