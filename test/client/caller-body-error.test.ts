@@ -114,4 +114,17 @@ describe("the caller's request body failing is charged to no one", () => {
   it('the same with a content-length header (the body is counted on its way)', async () => {
     await refusedAsCallers(destroyedMidway, /request body stream was destroyed before it ended/, { 'content-length': '100' });
   });
+
+  it('an (async) iterable body that throws is the caller\'s, not the endpoint\'s', async () => {
+    const mine = new Error('the generator broke');
+    await refusedAsCallers(() => (async function* () {
+      yield 'part';
+      await new Promise((r) => setImmediate(r));
+      throw mine;
+    })(), /request body failed while it was sent: the generator broke/);
+    await refusedAsCallers(() => (function* () {
+      yield 'part';
+      throw mine;
+    })(), /request body failed while it was sent: the generator broke/);
+  });
 });
