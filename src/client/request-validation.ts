@@ -172,9 +172,16 @@ export function invalidRequestArgument(opts: unknown, service: string, sink?: He
 
   let seen: SeenHeaders | undefined;
   if (o.headers !== undefined && o.headers !== null) {
-    seen = { host: false, contentLength: -1, http2, te: false };
+    seen = { host: false, contentLength: -1, http2, te: false, blockBytes: 0 };
     const h = invalidHeaders(o.headers, seen, service, sink);
     if (h !== undefined) return h;
+  }
+  if (http2) {
+    // nghttp2's bound on the HEADERS frame it will send: 12 bytes, then per field 12 + name + value.
+    const bytes = 12 + (seen?.blockBytes ?? 0) + FIELD_OVERHEAD + 5 + path.length;
+    if (bytes > HTTP2_CALLER_BLOCK_LIMIT) {
+      return refuse(service, `the path and headers come to ${bytes} bytes, more than HTTP/2 can send in one header block (${HTTP2_CALLER_BLOCK_LIMIT}, leaving room for what the mesh adds; ${service} is protocol http2)`);
+    }
   }
 
   const body = o.body;
@@ -239,6 +246,31 @@ interface SeenHeaders {
   contentLength: number;
   readonly http2: boolean;
   te: boolean;
+  /** With `http2`: the headers' share of nghttp2's header block bound (FIELD_OVERHEAD + name + value each). */
+  blockBytes: number;
+}
+
+/** nghttp2's per-field overhead in its bound on a header block (nghttp2_hd_deflate_bound). */
+const FIELD_OVERHEAD = 12;
+
+/**
+ * The most of the header block bound a caller's path and headers may use to an HTTP/2
+ * destination: nghttp2 refuses to send a block whose bound passes 64 KiB (Node's default
+ * maxSendHeaderBlockLength), failing the stream with a frame error after which undici's client
+ * sent nothing more on that endpoint (every later request waited for its timeout). 1 KiB is
+ * left for the pseudo-headers, authority, content-length, deadline and trace headers the request
+ * gains on its way. (A `query` option's serialized length is not counted.)
+ */
+const HTTP2_CALLER_BLOCK_LIMIT = 65_536 - 1_024;
+
+/** A header's share of the HTTP/2 header block bound (a list counted as one field per item, an overestimate). */
+function blockShare(name: string, value: unknown): number {
+  if (Array.isArray(value)) {
+    let n = 0;
+    for (const v of value) n += FIELD_OVERHEAD + name.length + String(v).length;
+    return n;
+  }
+  return FIELD_OVERHEAD + name.length + (typeof value === 'string' ? value : String(value)).length;
 }
 
 /**
@@ -338,6 +370,7 @@ function invalidHeader(name: unknown, value: unknown, seen: SeenHeaders, service
   if (typeof name !== 'string') return refuse(service, `header names must be strings, got ${show(name)}`);
   const n = badTokenChar(name);
   if (n >= 0) return refuse(service, `header name ${show(name)} is not an HTTP token${name.length > 0 ? ` (${charName(name, n)} at index ${n})` : ''}`);
+  if (seen.http2 && value !== null) seen.blockBytes += blockShare(name, value);
   // Only names as long as a special one need lower-casing and the rules below.
   const len = name.length;
   if (len !== 4 && len !== 6 && len !== 7 && len !== 10 && len !== 14 && len !== 17 && !(seen.http2 && (len === 2 || len === 16))) return invalidHeaderValue(name, value, service);

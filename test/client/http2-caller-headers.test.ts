@@ -8,8 +8,10 @@
  * request to the endpoint hung until its timeout (or, on a fresh connection, crashed the process).
  *
  * The forbidden headers are the caller's mistake: TRELLIS_INVALID_ARGUMENT through each entry
- * point, nothing reaches the server, nothing is charged, and the next request works. The two
- * spellings are one header (names are case-insensitive): it is sent, with both values.
+ * point, nothing reaches the server, nothing is charged, and the next request works. So is a path
+ * and headers too large for one HTTP/2 header block (nghttp2's 64 KiB bound): node:http2 fails
+ * the HEADERS frame, and undici's client stalled the same way. The two spellings are one header
+ * (names are case-insensitive): it is sent, with both values.
  */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -148,6 +150,37 @@ describe('HTTP/2 destination: headers HTTP/2 forbids', () => {
         return true;
       });
     }
+  });
+
+  it('a header block larger than HTTP/2 can send (64 KiB) is refused, and the endpoint still serves', async () => {
+    const { s, mesh } = await setup();
+    const h2 = mesh.http('h2');
+    // Just under the limit is sent as it is.
+    const fits = await h2.request({ path: '/x', headers: { 'x-big': 'a'.repeat(60_000) } });
+    assert.equal(fits.statusCode, 200);
+    await fits.body.dump();
+    assert.equal(s.streams, 1);
+    const tooBig: { path: string; headers?: Record<string, string> }[] = [
+      { path: '/x', headers: { 'x-big': 'a'.repeat(70_000) } },
+      { path: '/x', headers: Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`x-h${i}`, 'v'.repeat(700)])) },
+      { path: `/${'p'.repeat(70_000)}` },
+    ];
+    for (const opts of tooBig) {
+      await assert.rejects(h2.request(opts), (err: unknown) => {
+        assert.ok(isTrellisError(err, 'TRELLIS_INVALID_ARGUMENT'), String(err));
+        assert.match((err as Error).message, /HTTP\/2 can send in one header block/);
+        return true;
+      });
+      await assert.rejects(request(`http://h2${opts.path}`, { dispatcher: mesh.dispatcher, headers: opts.headers }), (err: unknown) => isTrellisError(err, 'TRELLIS_INVALID_ARGUMENT'));
+    }
+    assert.equal(s.streams, 1, 'the server saw none of them');
+    const st = mesh.inspect().services[0];
+    assert.equal(st?.breaker, 'closed');
+    assert.equal(st?.counters.retries, 0);
+    const res = await h2.request({ path: '/after' });
+    assert.equal(res.statusCode, 200);
+    await res.body.dump();
+    assert.equal(s.streams, 2);
   });
 
   it('sends one header given under two spellings, with both values', async () => {
