@@ -192,6 +192,10 @@ export function invalidRequestArgument(opts: unknown, service: string, sink?: He
     const m = contentLengthMismatch(seen.contentLength, method, body, service);
     if (m !== undefined) return m;
   }
+  if (http2 && body !== undefined && body !== null) {
+    const b = http2BodyRefusal(method, body, service);
+    if (b !== undefined) return b;
+  }
 
   const signal = o.signal;
   // Only an AbortSignal is wired to cancellation; an EventEmitter signal would be silently ignored.
@@ -318,6 +322,29 @@ function contentLengthMismatch(declared: number, method: unknown, body: unknown,
   if (actual <= 0 || actual === declared) return undefined;
   if (typeof method !== 'string' || NO_LENGTH_METHODS.has(method.toUpperCase())) return undefined;
   return refuse(service, `header content-length says ${declared} bytes but the body holds ${actual} bytes`);
+}
+
+/**
+ * A body undici 7's HTTP/2 client cannot send (lib/dispatcher/client-h2.js writeH2): it ends a
+ * GET's or HEAD's stream with the headers ("write after end"); it writes a length only for POST,
+ * PUT and PATCH, and a string or Buffer body without one trips its assertion ("buffer body must
+ * have content length"), after which that endpoint's client sent nothing more; and its FormData
+ * path throws. Each failed as the endpoint's error; refused here as the caller's.
+ */
+function http2BodyRefusal(method: unknown, body: unknown, service: string): InvalidArgument | undefined {
+  const m = typeof method === 'string' ? method.toUpperCase() : 'GET';
+  const known = knownBodyLength(body);
+  if (m === 'GET' || m === 'HEAD') {
+    if (known !== 0) return refuse(service, `a ${m} request to an HTTP/2 destination carries no body (${service} is protocol http2; undici ends the stream with the headers)`);
+    return undefined;
+  }
+  if ((body as { [Symbol.toStringTag]?: unknown })[Symbol.toStringTag] === 'FormData') {
+    return refuse(service, `a FormData body cannot be sent to an HTTP/2 destination by undici 7 (${service} is protocol http2): serialize it (new Response(formData) gives its bytes and content-type)`);
+  }
+  if (m !== 'POST' && m !== 'PUT' && m !== 'PATCH' && known > 0 && !(body instanceof Blob)) {
+    return refuse(service, `a ${m} request's body to an HTTP/2 destination must be a stream, an iterable or a Blob (${service} is protocol http2; undici 7 sends a string or Buffer body only with POST, PUT or PATCH)`);
+  }
+  return undefined;
 }
 
 /** Checks every header of any shape undici accepts (object, flat array, array of pairs, Headers, Map). */
