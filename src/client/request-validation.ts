@@ -421,6 +421,7 @@ function invalidHeader(name: unknown, value: unknown, seen: SeenHeaders, service
   if (lower === 'host') {
     if (seen.host) return refuse(service, 'header host given twice');
     seen.host = true;
+    if (seen.http2 && badAuthority(value)) return refuse(service, `header host is not a valid authority (host[:port]; ${service} is protocol http2, whose servers reset a stream with such an :authority)`);
   } else if (lower === 'content-length') {
     if (seen.contentLength >= 0) return refuse(service, 'header content-length given twice');
     if (!isDigits(value)) return refuse(service, `header content-length must be a decimal number, got ${show(value)}`);
@@ -444,6 +445,23 @@ function invalidHeaderValue(name: string, value: unknown, service: string): Inva
   // The value itself stays out of the message: headers carry credentials.
   if (i >= 0) return refuse(service, `header ${name} holds ${charName(s, i)} at index ${i} (CR, LF, NUL and other controls are refused)`);
   return undefined;
+}
+
+/** RFC 3986 authority characters (unreserved, pct-encoded, sub-delims, ':', '@', '[', ']'): nghttp2's check of :authority. */
+const AUTHORITY = new Uint8Array(128);
+for (const c of "-._~%!$&'()*+,;=:@[]") AUTHORITY[c.charCodeAt(0)] = 1;
+for (let c = 0x30; c <= 0x39; c++) AUTHORITY[c] = 1;
+for (let c = 0x41; c <= 0x5a; c++) AUTHORITY[c] = 1;
+for (let c = 0x61; c <= 0x7a; c++) AUTHORITY[c] = 1;
+
+/** Whether a host header value holds a character no authority may (an empty one is the service's own). */
+function badAuthority(value: unknown): boolean {
+  const s = typeof value === 'string' ? value : String(value);
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 128 || AUTHORITY[c] !== 1) return true;
+  }
+  return false;
 }
 
 function isDigits(value: unknown): boolean {

@@ -183,6 +183,26 @@ describe('HTTP/2 destination: headers HTTP/2 forbids', () => {
     assert.equal(s.streams, 2);
   });
 
+  it('a host header that is no valid authority is refused (an HTTP/2 server resets such a stream)', async () => {
+    const { s, mesh } = await setup();
+    for (const host of ['a b', 'x\ty', '\u00ff.example', 'a"b']) {
+      await assert.rejects(mesh.http('h2').request({ path: '/x', headers: { host } }), (err: unknown) => {
+        assert.ok(isTrellisError(err, 'TRELLIS_INVALID_ARGUMENT'), `${JSON.stringify(host)}: ${String(err)}`);
+        assert.match((err as Error).message, /header host is not a valid authority/);
+        return true;
+      });
+      await assert.rejects(request('http://h2/x', { dispatcher: mesh.dispatcher, headers: { Host: host } }), (err: unknown) => isTrellisError(err, 'TRELLIS_INVALID_ARGUMENT'));
+    }
+    assert.equal(s.streams, 0);
+    assert.equal(mesh.inspect().services[0]?.breaker, 'closed');
+    for (const host of ['other.example:8443', '[::1]:80', 'user@h', '']) {
+      const res = await mesh.http('h2').request({ path: '/x', headers: { host } });
+      assert.equal(res.statusCode, 200, JSON.stringify(host));
+      await res.body.dump();
+    }
+    assert.equal(s.last[':authority'], 'h2', 'an empty host is the service name');
+  });
+
   it('sends one header given under two spellings, with both values', async () => {
     const { s, mesh } = await setup();
     const res = await mesh.http('h2').request({ path: '/x', headers: ['Content-Type', 'text/plain', 'content-type', 'text/html', 'X-Tag', 'a', 'x-tag', 'b'] });
