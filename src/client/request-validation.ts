@@ -285,6 +285,8 @@ function blockShare(name: string, value: unknown): number {
  * as the single value `trailers`.
  */
 function http2Refusal(lower: string, value: unknown, seen: SeenHeaders, service: string): InvalidArgument | undefined {
+  // A null value is no header: the mesh sends none (CallerHeaders).
+  if (value === null) return undefined;
   if (lower === 'proxy-connection' || lower === 'http2-settings') {
     return refuse(service, `header ${lower} is connection-specific, which HTTP/2 forbids (${service} is protocol http2)`);
   }
