@@ -16,6 +16,8 @@
  * Trellis passes on); the mesh adds its own rule that the path is origin-form (starts with '/'),
  * as routes match and rewrite on it.
  */
+import { stringify } from 'node:querystring';
+import type { ParsedUrlQueryInput } from 'node:querystring';
 import { InvalidArgumentError } from '../core/errors.js';
 
 /** The error this module returns. */
@@ -177,8 +179,17 @@ export function invalidRequestArgument(opts: unknown, service: string, sink?: He
     if (h !== undefined) return h;
   }
   if (http2) {
-    // nghttp2's bound on the HEADERS frame it will send: 12 bytes, then per field 12 + name + value.
-    const bytes = 12 + (seen?.blockBytes ?? 0) + FIELD_OVERHEAD + 5 + path.length;
+    // nghttp2's bound on the HEADERS frame it will send: 12 bytes, then per field 12 + name + value
+    // (the :path with the query undici appends, serialized as undici does).
+    let query = 0;
+    if (o.query !== undefined && o.query !== null) {
+      try {
+        query = stringify(o.query as ParsedUrlQueryInput).length + 1;
+      } catch (e) {
+        return refuse(service, `query could not be serialized: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    }
+    const bytes = 12 + (seen?.blockBytes ?? 0) + FIELD_OVERHEAD + 5 + path.length + query;
     if (bytes > HTTP2_CALLER_BLOCK_LIMIT) {
       return refuse(service, `the path and headers come to ${bytes} bytes, more than HTTP/2 can send in one header block (${HTTP2_CALLER_BLOCK_LIMIT}, leaving room for what the mesh adds; ${service} is protocol http2)`);
     }
@@ -263,7 +274,7 @@ const FIELD_OVERHEAD = 12;
  * maxSendHeaderBlockLength), failing the stream with a frame error after which undici's client
  * sent nothing more on that endpoint (every later request waited for its timeout). 1 KiB is
  * left for the pseudo-headers, authority, content-length, deadline and trace headers the request
- * gains on its way. (A `query` option's serialized length is not counted.)
+ * gains on its way.
  */
 const HTTP2_CALLER_BLOCK_LIMIT = 65_536 - 1_024;
 

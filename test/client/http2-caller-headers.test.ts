@@ -161,8 +161,9 @@ describe('HTTP/2 destination: headers HTTP/2 forbids', () => {
     assert.equal(fits.statusCode, 200);
     await fits.body.dump();
     assert.equal(s.streams, 1);
-    const tooBig: { path: string; headers?: Record<string, string> }[] = [
+    const tooBig: { path: string; headers?: Record<string, string>; query?: Record<string, string> }[] = [
       { path: '/x', headers: { 'x-big': 'a'.repeat(70_000) } },
+      { path: '/x', query: { q: 'a'.repeat(70_000) } },
       { path: '/x', headers: Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`x-h${i}`, 'v'.repeat(700)])) },
       { path: `/${'p'.repeat(70_000)}` },
     ];
@@ -172,7 +173,7 @@ describe('HTTP/2 destination: headers HTTP/2 forbids', () => {
         assert.match((err as Error).message, /HTTP\/2 can send in one header block/);
         return true;
       });
-      await assert.rejects(request(`http://h2${opts.path}`, { dispatcher: mesh.dispatcher, headers: opts.headers }), (err: unknown) => isTrellisError(err, 'TRELLIS_INVALID_ARGUMENT'));
+      await assert.rejects(request(`http://h2${opts.path}`, { dispatcher: mesh.dispatcher, headers: opts.headers, query: opts.query }), (err: unknown) => isTrellisError(err, 'TRELLIS_INVALID_ARGUMENT'));
     }
     assert.equal(s.streams, 1, 'the server saw none of them');
     const st = mesh.inspect().services[0];
