@@ -18,13 +18,20 @@ export class CallerHeaders {
   /** Lower-cased headers for route matching, when asked for. */
   readonly match: Record<string, string | string[]> | undefined;
   readonly #tracing: boolean;
+  /**
+   * Names are sent lower-cased (HTTP/2 destinations): undici's HTTP/2 writer keys headers by the
+   * name as given, so `Content-Type` and `content-type` reached node:http2 as two single-value
+   * headers, which it refuses by throwing; under one name undici joins their values.
+   */
+  readonly #lowerNames: boolean;
 
   /**
    * Reads `input` (any shape undici accepts); with `undefined`, the headers are given one by one
    * with `add` (request-validation.ts does, as it checks each, so they are walked once).
    */
-  constructor(input: unknown, tracing: boolean, forMatching: boolean) {
+  constructor(input: unknown, tracing: boolean, forMatching: boolean, lowerNames = false) {
     this.#tracing = tracing;
+    this.#lowerNames = lowerNames;
     this.match = forMatching ? {} : undefined;
     if (input === undefined || input === null) return;
     if (Array.isArray(input)) {
@@ -57,8 +64,9 @@ export class CallerHeaders {
       return;
     }
     const out = this.pairs;
-    if (Array.isArray(v)) for (const item of v) out.push(k, String(item));
-    else out.push(k, typeof v === 'string' ? v : String(v));
+    const name = this.#lowerNames ? lk : k;
+    if (Array.isArray(v)) for (const item of v) out.push(name, String(item));
+    else out.push(name, typeof v === 'string' ? v : String(v));
   }
 }
 

@@ -66,7 +66,7 @@ function sharedEmpty(forMatching: boolean): CallerHeaders {
 export function callerHeadersFor(dest: Destination, given: unknown): CallerHeaders {
   const core = dest.http.core;
   if (given === undefined || given === null) return core.table === undefined ? NO_CALLER_HEADERS : NO_CALLER_HEADERS_MATCHING;
-  return new CallerHeaders(undefined, core.tracer !== undefined, core.table !== undefined);
+  return new CallerHeaders(undefined, core.tracer !== undefined, core.table !== undefined, dest.protocol === 'http2');
 }
 
 /** dispatchToService for a destination already looked up; `headers`, when given, were read from `opts` by callerHeadersFor. */

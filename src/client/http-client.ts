@@ -89,7 +89,7 @@ export class HttpClient implements MeshHttpClient {
     const invalid =
       opts !== null && typeof opts === 'object' && isUpgrade(opts as { upgrade?: unknown })
         ? new InvalidArgumentError('request() does not upgrade: use mesh.http(service).upgrade(), undici.upgrade() with mesh.dispatcher, or mesh.websocket()', { service: this.service })
-        : invalidRequestArgument(opts, this.service, headers);
+        : invalidRequestArgument(opts, this.service, headers, dest.protocol === 'http2');
     if (invalid !== undefined) {
       this.#destinations.invalidArgument(this.service, (opts as { method?: unknown } | null)?.method);
       discardRefusedBody(opts, invalid);

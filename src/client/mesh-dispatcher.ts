@@ -86,7 +86,7 @@ export class MeshDispatcher extends Dispatcher {
     // The headers are read once, as they are checked (an upgrade reads them at its own edge).
     const upgrade = isUpgrade(args);
     const headers = upgrade ? undefined : callerHeadersFor(dest, args.headers);
-    const invalid = invalidRequestArgument(args, service, headers);
+    const invalid = invalidRequestArgument(args, service, headers, dest.protocol === 'http2');
     if (invalid !== undefined) {
       this.#destinations.invalidArgument(service, args.method);
       failHandler(handler, invalid);

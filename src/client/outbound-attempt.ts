@@ -13,7 +13,9 @@
  * - `buffer`: a small body is read whole before the caller sees anything, so a reset mid-body
  *   fails the attempt (and is retried) instead of reaching the caller half-read;
  * - `drain`: the response will be retried: its body is read and dropped (keeping the connection),
- *   up to DRAIN_LIMIT, past which the attempt is aborted;
+ *   up to DRAIN_LIMIT, past which the attempt is aborted, and until the call's deadline (or
+ *   DRAIN_TIMEOUT_MS without one), past which it is aborted too: the Pool's bodyTimeout is off,
+ *   so a body that stalls would otherwise hold its connection and the endpoint's load for ever;
  * - `done`: ended, or cancelled by the call (late callbacks are ignored).
  *
  * Invariants: the endpoint's `outstanding` count is released exactly once (at the body's end, an
@@ -31,9 +33,13 @@ import type { Span } from '@opentelemetry/api';
 import { spanError, spanResponse } from './attempt-span.js';
 import type { SlotQueue } from '../resilience/concurrency-limit-filter.js';
 import { isTrellisError } from '../core/errors.js';
+import { timerDelay } from '../core/timer-limit.js';
 
 /** Largest body drained to keep a connection when a response is retried; larger ones are aborted. */
 export const DRAIN_LIMIT = 64 * 1024;
+
+/** How long a drained body may take when the call has no deadline (`timeout: 0`). */
+export const DRAIN_TIMEOUT_MS = 15_000;
 
 const NO_CHUNKS: Buffer[] = [];
 
@@ -64,6 +70,8 @@ export class OutboundAttempt implements Deadline {
   #released = false;
   #settled = false;
   #drained = 0;
+  /** Ends a drain that outlives the call's deadline. */
+  #drainTimer: ReturnType<typeof setTimeout> | undefined;
   #chunks: Buffer[] | undefined;
   #status = 0;
   #raw: Buffer[] | undefined;
@@ -170,10 +178,13 @@ export class OutboundAttempt implements Deadline {
 
   // Called by the call.
 
-  /** Keeps the response for the mode the call chose (at the headers). */
-  keep(mode: 'deliver' | 'buffer' | 'drain', status: number, raw: Buffer[], statusText: string): void {
+  /** Keeps the response for the mode the call chose (at the headers); `drainMs` bounds a drain. */
+  keep(mode: 'deliver' | 'buffer' | 'drain', status: number, raw: Buffer[], statusText: string, drainMs = DRAIN_TIMEOUT_MS): void {
     this.mode = mode;
-    if (mode === 'buffer') {
+    if (mode === 'drain') {
+      this.#drainTimer = setTimeout(() => this.cancel(new Error('trellis: retried response body not drained before the deadline')), timerDelay(Math.max(0, drainMs)));
+      this.#drainTimer.unref();
+    } else if (mode === 'buffer') {
       this.#status = status;
       this.#raw = raw;
       this.#statusText = statusText;
@@ -255,6 +266,10 @@ export class OutboundAttempt implements Deadline {
   /** The body ended (`failed`: the connection failed mid-body): the endpoint's and breaker's deferred reports. */
   #endOfBody(failed: boolean): void {
     this.#release();
+    if (this.#drainTimer !== undefined) {
+      clearTimeout(this.#drainTimer);
+      this.#drainTimer = undefined;
+    }
     if (this.span !== undefined) {
       this.span.end();
       this.span = undefined;

@@ -438,7 +438,7 @@ export class OutboundCall implements Deadline {
     const now = this.#core.clock.now();
     if (a !== this.#current || this.#finished) {
       a.settle(cls, status, undefined, now);
-      a.keep('drain', status, raw, text);
+      a.keep('drain', status, raw, text, this.#drainMs(now));
       a.cancel(new Error('trellis: attempt no longer wanted'));
       return false;
     }
@@ -446,7 +446,7 @@ export class OutboundCall implements Deadline {
       // Shed before any work: sent elsewhere whatever the method, without a budget token.
       if (this.#attempts < this.#route.attempts && this.#replayable && (this.#deadline === undefined || now < this.#deadline)) {
         a.settle(cls, status, undefined, now);
-        a.keep('drain', status, raw, text);
+        a.keep('drain', status, raw, text, this.#drainMs(now));
         this.#retry(a, 'shed', 0);
         return true;
       }
@@ -454,6 +454,11 @@ export class OutboundCall implements Deadline {
       if (this.#retryStopForResponse(cls, a, status, raw, text, now)) return true;
     }
     return this.#toCaller(a, cls, status, raw, resume, text, now);
+  }
+
+  /** How long a retried response's body may drain: until the call's deadline (the attempt's default without one). */
+  #drainMs(now: number): number | undefined {
+    return this.#deadline === undefined ? undefined : this.#deadline - now;
   }
 
   /** The caller gets attempt `a`'s response: whole first (readWholeFirst), or streamed from now (`now`: the clock's time, if read). */
@@ -474,7 +479,7 @@ export class OutboundCall implements Deadline {
     a.settle(cls, status, undefined, now);
     const stop = this.#retryStop(cls, a, undefined, String(status));
     if (stop !== undefined) return false;
-    a.keep('drain', status, raw, text);
+    a.keep('drain', status, raw, text, this.#drainMs(now));
     return true;
   }
 

@@ -16,8 +16,10 @@
  *   7.30's HTTP/2 client then closes the stream with NO_ERROR, which a server may read as a
  *   complete request, and after a failed Readable body it never sends the connection's next
  *   request.)
- * An (async) iterable — fetch()'s body through `mesh.dispatcher`, a generator — is driven by hand
- * so that undici's failure does not wait on the source's `return()`: for fetch()'s body that never
+ * An (async) iterable — fetch()'s body through `mesh.dispatcher`, a generator — is always passed
+ * through a generator that notes what it throws (the caller's failure, as a Readable's `errored`
+ * says for a stream), and is driven by hand so that undici's failure does not wait on the
+ * source's `return()`: for fetch()'s body that never
  * settled, and the request hung until the overall timeout, charged to the endpoint as one. A
  * Readable is piped (`pipeline`) through a counting Transform, so undici destroying what it was
  * given still destroys the caller's stream, and the caller's stream failing fails it with the
@@ -40,6 +42,14 @@ interface BodyCount {
 
 /** The counts of the caller's bodies being sent, by the caller's body object. */
 const counts = new WeakMap<object, BodyCount>();
+
+/**
+ * The error each caller's (async) iterable body threw while it was sent, by the body object. A
+ * Readable keeps its own (`errored`); an iterable's error reaches undici only as the exception
+ * of its `for await`, which fails the request with it: without this, a generator that throws
+ * looked like the endpoint failing (charged to its outlier stats and the breaker).
+ */
+const sourceErrors = new WeakMap<object, unknown>();
 
 /** Whether a count shows the body disagreeing with its header: past it, or ended short of it. */
 function mismatched(c: BodyCount): boolean {
@@ -85,8 +95,9 @@ export function checkedBody(body: unknown, pairs: readonly string[]): unknown {
   const kind = streamKind(body);
   if (kind === undefined) return body;
   const declared = declaredLength(pairs);
-  // No header, or 0 (undici sends no length for a GET's empty declaration, and checks a POST's itself).
-  if (declared <= 0) return body;
+  // No header, or 0 (undici sends no length for a GET's empty declaration, and checks a POST's
+  // itself): a stream as it is, an iterable through the generator that notes its failure.
+  if (declared <= 0) return kind === 'stream' ? body : countedChunks(body as AsyncIterable<Chunk> | Iterable<Chunk>, undefined);
   const count: BodyCount = { declared, sent: 0, ended: false };
   counts.set(body, count);
   return kind === 'stream' ? countedStream(body as Readable, count) : countedChunks(body as AsyncIterable<Chunk> | Iterable<Chunk>, count);
@@ -120,29 +131,42 @@ function countedStream(source: Readable, count: BodyCount): Readable {
 }
 
 /**
- * Yields `source`'s chunks as they are, counting them. The source's iterator is driven by hand:
+ * Yields `source`'s chunks as they are, counting them (`count`, when there is a header to check)
+ * and noting what the source throws (`sourceErrors`). The source's iterator is driven by hand:
  * when undici stops early (its own length check throws inside its `for await`) it waits on this
  * generator's `return()`, which settles at once; the source's `return()` is called but not
  * awaited (fetch()'s never settles).
  */
-async function* countedChunks(source: AsyncIterable<Chunk> | Iterable<Chunk>, count: BodyCount): AsyncGenerator<Chunk, void, undefined> {
-  const it: AsyncIterator<Chunk> | Iterator<Chunk> = Symbol.asyncIterator in source ? source[Symbol.asyncIterator]() : (source as Iterable<Chunk>)[Symbol.iterator]();
+async function* countedChunks(source: AsyncIterable<Chunk> | Iterable<Chunk>, count: BodyCount | undefined): AsyncGenerator<Chunk, void, undefined> {
   let done = false;
+  let it: AsyncIterator<Chunk> | Iterator<Chunk> | undefined;
   try {
+    it = Symbol.asyncIterator in source ? source[Symbol.asyncIterator]() : (source as Iterable<Chunk>)[Symbol.iterator]();
     for (;;) {
-      const r = await it.next();
-      if (r.done === true) {
+      let chunk: Chunk;
+      try {
+        const r = await it.next();
+        if (r.done === true) {
+          done = true;
+          break;
+        }
+        // As undici's for-await over a sync iterable, a promised chunk is awaited.
+        chunk = await r.value;
+      } catch (e) {
+        // The source failed (its iterator is finished): the caller's body, not the transport.
         done = true;
-        break;
+        sourceErrors.set(source, e);
+        throw e;
       }
-      // As undici's for-await over a sync iterable, a promised chunk is awaited.
-      const chunk = await r.value;
-      count.sent += typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.byteLength;
+      if (count !== undefined) count.sent += typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.byteLength;
       yield chunk;
     }
-    count.ended = true;
+    if (count !== undefined) count.ended = true;
+  } catch (e) {
+    if (it === undefined) sourceErrors.set(source, e);
+    throw e;
   } finally {
-    if (!done && typeof it.return === 'function') {
+    if (!done && it !== undefined && typeof it.return === 'function') {
       try {
         void Promise.resolve(it.return()).catch(() => undefined);
       } catch {
@@ -179,8 +203,16 @@ export function callerBodyError(err: Error, body: unknown, pairs: readonly strin
   if (body === null || typeof body !== 'object') return isBodyLengthMismatch(err) ? lengthMismatchError(err, declaredLength(pairs), undefined, body, subject) : undefined;
   const count = counts.get(body);
   if (isBodyLengthMismatch(err) || (count !== undefined && mismatched(count))) return lengthMismatchError(err, count?.declared ?? declaredLength(pairs), count, body, subject);
-  if ((body as { errored?: unknown }).errored !== err) return undefined;
-  return new InvalidArgumentError(`the request body failed while it was sent: ${err.message}`, { ...subject, cause: err });
+  if (sourceErrors.get(body) === err) return new InvalidArgumentError(`the request body failed while it was sent: ${err.message}`, { ...subject, cause: err });
+  const s = body as { errored?: unknown; destroyed?: unknown; readableEnded?: unknown };
+  if (s.errored === err) return new InvalidArgumentError(`the request body failed while it was sent: ${err.message}`, { ...subject, cause: err });
+  // Destroyed by its owner without an error before its end (a cancelled upload): undici fails the
+  // request with its own RequestAbortedError, or, for a counted stream, the pipeline's premature
+  // close. The transport never destroys the caller's stream without an error while sending it.
+  if (s.destroyed === true && s.readableEnded === false && s.errored === null) {
+    return new InvalidArgumentError('the request body stream was destroyed before it ended', { ...subject, cause: err });
+  }
+  return undefined;
 }
 
 /** `err` as the caller's mistake when it is a length mismatch, for a layer that does not know the request (undici-errors.ts). */

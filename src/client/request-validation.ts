@@ -16,6 +16,8 @@
  * Trellis passes on); the mesh adds its own rule that the path is origin-form (starts with '/'),
  * as routes match and rewrite on it.
  */
+import { stringify } from 'node:querystring';
+import type { ParsedUrlQueryInput } from 'node:querystring';
 import { InvalidArgumentError } from '../core/errors.js';
 
 /** The error this module returns. */
@@ -109,7 +111,8 @@ function notNonNegative(service: string, name: string, v: unknown): InvalidArgum
 
 /**
  * Header names undici refuses outright: framing and connection management are its job. With host,
- * content-length and connection, the special names are 4, 6, 7, 10, 14 or 17 characters long.
+ * content-length and connection, the special names are 4, 6, 7, 10, 14 or 17 characters long
+ * (and, to an HTTP/2 destination, te's 2 and proxy-connection's 16; http2-settings is 14).
  */
 const FORBIDDEN_HEADERS: ReadonlySet<string> = new Set(['transfer-encoding', 'keep-alive', 'upgrade', 'expect']);
 
@@ -147,7 +150,7 @@ export interface HeaderSink {
  * to it as it passes (one walk over the caller's headers, not one to check and one to copy; an
  * iterator the caller gave is read once); after a refusal its contents mean nothing.
  */
-export function invalidRequestArgument(opts: unknown, service: string, sink?: HeaderSink): InvalidArgument | undefined {
+export function invalidRequestArgument(opts: unknown, service: string, sink?: HeaderSink, http2 = false): InvalidArgument | undefined {
   if (opts === null || typeof opts !== 'object') return refuse(service, `request options must be an object, got ${show(opts)}`);
   const o = opts as RequestArguments;
 
@@ -171,9 +174,25 @@ export function invalidRequestArgument(opts: unknown, service: string, sink?: He
 
   let seen: SeenHeaders | undefined;
   if (o.headers !== undefined && o.headers !== null) {
-    seen = { host: false, contentLength: -1 };
+    seen = { host: false, contentLength: -1, http2, te: false, blockBytes: 0 };
     const h = invalidHeaders(o.headers, seen, service, sink);
     if (h !== undefined) return h;
+  }
+  if (http2) {
+    // nghttp2's bound on the HEADERS frame it will send: 12 bytes, then per field 12 + name + value
+    // (the :path with the query undici appends, serialized as undici does).
+    let query = 0;
+    if (o.query !== undefined && o.query !== null) {
+      try {
+        query = stringify(o.query as ParsedUrlQueryInput).length + 1;
+      } catch (e) {
+        return refuse(service, `query could not be serialized: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    }
+    const bytes = 12 + (seen?.blockBytes ?? 0) + FIELD_OVERHEAD + 5 + path.length + query;
+    if (bytes > HTTP2_CALLER_BLOCK_LIMIT) {
+      return refuse(service, `the path and headers come to ${bytes} bytes, more than HTTP/2 can send in one header block (${HTTP2_CALLER_BLOCK_LIMIT}, leaving room for what the mesh adds; ${service} is protocol http2)`);
+    }
   }
 
   const body = o.body;
@@ -183,6 +202,10 @@ export function invalidRequestArgument(opts: unknown, service: string, sink?: He
   if (seen !== undefined && seen.contentLength >= 0) {
     const m = contentLengthMismatch(seen.contentLength, method, body, service);
     if (m !== undefined) return m;
+  }
+  if (http2 && body !== undefined && body !== null) {
+    const b = http2BodyRefusal(method, body, service);
+    if (b !== undefined) return b;
   }
 
   const signal = o.signal;
@@ -229,10 +252,60 @@ function isBodyObject(body: unknown): boolean {
   return tag === 'FormData' || tag === 'Blob' || tag === 'File';
 }
 
-/** What the header checks saw of the single-valued headers: `contentLength` is -1 when none was given. */
+/**
+ * What the header checks saw of the single-valued headers: `contentLength` is -1 when none was
+ * given. `http2`: the destination speaks HTTP/2 (`te` is then single-valued too).
+ */
 interface SeenHeaders {
   host: boolean;
   contentLength: number;
+  readonly http2: boolean;
+  te: boolean;
+  /** With `http2`: the headers' share of nghttp2's header block bound (FIELD_OVERHEAD + name + value each). */
+  blockBytes: number;
+}
+
+/** nghttp2's per-field overhead in its bound on a header block (nghttp2_hd_deflate_bound). */
+const FIELD_OVERHEAD = 12;
+
+/**
+ * The most of the header block bound a caller's path and headers may use to an HTTP/2
+ * destination: nghttp2 refuses to send a block whose bound passes 64 KiB (Node's default
+ * maxSendHeaderBlockLength), failing the stream with a frame error after which undici's client
+ * sent nothing more on that endpoint (every later request waited for its timeout). 1 KiB is
+ * left for the pseudo-headers, authority, content-length, deadline and trace headers the request
+ * gains on its way.
+ */
+const HTTP2_CALLER_BLOCK_LIMIT = 65_536 - 1_024;
+
+/** A header's share of the HTTP/2 header block bound (a list counted as one field per item, an overestimate). */
+function blockShare(name: string, value: unknown): number {
+  if (Array.isArray(value)) {
+    let n = 0;
+    for (const v of value) n += FIELD_OVERHEAD + name.length + String(v).length;
+    return n;
+  }
+  return FIELD_OVERHEAD + name.length + (typeof value === 'string' ? value : String(value)).length;
+}
+
+/**
+ * Connection-specific headers node:http2 refuses on a request (RFC 9113 §8.2.2) that undici
+ * neither refuses nor manages itself (it refuses transfer-encoding, keep-alive and upgrade, and
+ * consumes connection): inside undici's HTTP/2 writer they throw, which failed the attempt as the
+ * endpoint's error and left the request stuck in the endpoint's client. `te` is allowed only
+ * as the single value `trailers`.
+ */
+function http2Refusal(lower: string, value: unknown, seen: SeenHeaders, service: string): InvalidArgument | undefined {
+  // A null value is no header: the mesh sends none (CallerHeaders).
+  if (value === null) return undefined;
+  if (lower === 'proxy-connection' || lower === 'http2-settings') {
+    return refuse(service, `header ${lower} is connection-specific, which HTTP/2 forbids (${service} is protocol http2)`);
+  }
+  if (lower !== 'te') return undefined;
+  const one = Array.isArray(value) && value.length === 1 ? value[0] : value;
+  if (seen.te || one !== 'trailers') return refuse(service, `header te may only be the single value 'trailers' over HTTP/2 (${service} is protocol http2)`);
+  seen.te = true;
+  return undefined;
 }
 
 /**
@@ -262,6 +335,29 @@ function contentLengthMismatch(declared: number, method: unknown, body: unknown,
   if (actual <= 0 || actual === declared) return undefined;
   if (typeof method !== 'string' || NO_LENGTH_METHODS.has(method.toUpperCase())) return undefined;
   return refuse(service, `header content-length says ${declared} bytes but the body holds ${actual} bytes`);
+}
+
+/**
+ * A body undici 7's HTTP/2 client cannot send (lib/dispatcher/client-h2.js writeH2): it ends a
+ * GET's or HEAD's stream with the headers ("write after end"); it writes a length only for POST,
+ * PUT and PATCH, and a string or Buffer body without one trips its assertion ("buffer body must
+ * have content length"), after which that endpoint's client sent nothing more; and its FormData
+ * path throws. Each failed as the endpoint's error; refused here as the caller's.
+ */
+function http2BodyRefusal(method: unknown, body: unknown, service: string): InvalidArgument | undefined {
+  const m = typeof method === 'string' ? method.toUpperCase() : 'GET';
+  const known = knownBodyLength(body);
+  if (m === 'GET' || m === 'HEAD') {
+    if (known !== 0) return refuse(service, `a ${m} request to an HTTP/2 destination carries no body (${service} is protocol http2; undici ends the stream with the headers)`);
+    return undefined;
+  }
+  if ((body as { [Symbol.toStringTag]?: unknown })[Symbol.toStringTag] === 'FormData') {
+    return refuse(service, `a FormData body cannot be sent to an HTTP/2 destination by undici 7 (${service} is protocol http2): serialize it (new Response(formData) gives its bytes and content-type)`);
+  }
+  if (m !== 'POST' && m !== 'PUT' && m !== 'PATCH' && known > 0 && !(body instanceof Blob)) {
+    return refuse(service, `a ${m} request's body to an HTTP/2 destination must be a stream, an iterable or a Blob (${service} is protocol http2; undici 7 sends a string or Buffer body only with POST, PUT or PATCH)`);
+  }
+  return undefined;
 }
 
 /** Checks every header of any shape undici accepts (object, flat array, array of pairs, Headers, Map). */
@@ -314,11 +410,16 @@ function invalidHeader(name: unknown, value: unknown, seen: SeenHeaders, service
   if (typeof name !== 'string') return refuse(service, `header names must be strings, got ${show(name)}`);
   const n = badTokenChar(name);
   if (n >= 0) return refuse(service, `header name ${show(name)} is not an HTTP token${name.length > 0 ? ` (${charName(name, n)} at index ${n})` : ''}`);
+  if (seen.http2 && value !== null) seen.blockBytes += blockShare(name, value);
   // Only names as long as a special one need lower-casing and the rules below.
   const len = name.length;
-  if (len !== 4 && len !== 6 && len !== 7 && len !== 10 && len !== 14 && len !== 17) return invalidHeaderValue(name, value, service);
+  if (len !== 4 && len !== 6 && len !== 7 && len !== 10 && len !== 14 && len !== 17 && !(seen.http2 && (len === 2 || len === 16))) return invalidHeaderValue(name, value, service);
   const lower = name.toLowerCase();
   if (FORBIDDEN_HEADERS.has(lower)) return refuse(service, `header ${lower} cannot be set on a request (undici manages it)`);
+  if (seen.http2) {
+    const h2 = http2Refusal(lower, value, seen, service);
+    if (h2 !== undefined) return h2;
+  }
   if (Array.isArray(value)) {
     // Duplicates are joined as several values; host and content-length must be single.
     if (lower === 'host' || lower === 'content-length') return refuse(service, `header ${lower} must have a single value`);
@@ -333,6 +434,7 @@ function invalidHeader(name: unknown, value: unknown, seen: SeenHeaders, service
   if (lower === 'host') {
     if (seen.host) return refuse(service, 'header host given twice');
     seen.host = true;
+    if (seen.http2 && badAuthority(value)) return refuse(service, `header host is not a valid authority (host[:port]; ${service} is protocol http2, whose servers reset a stream with such an :authority)`);
   } else if (lower === 'content-length') {
     if (seen.contentLength >= 0) return refuse(service, 'header content-length given twice');
     if (!isDigits(value)) return refuse(service, `header content-length must be a decimal number, got ${show(value)}`);
@@ -356,6 +458,23 @@ function invalidHeaderValue(name: string, value: unknown, service: string): Inva
   // The value itself stays out of the message: headers carry credentials.
   if (i >= 0) return refuse(service, `header ${name} holds ${charName(s, i)} at index ${i} (CR, LF, NUL and other controls are refused)`);
   return undefined;
+}
+
+/** RFC 3986 authority characters (unreserved, pct-encoded, sub-delims, ':', '@', '[', ']'): nghttp2's check of :authority. */
+const AUTHORITY = new Uint8Array(128);
+for (const c of "-._~%!$&'()*+,;=:@[]") AUTHORITY[c.charCodeAt(0)] = 1;
+for (let c = 0x30; c <= 0x39; c++) AUTHORITY[c] = 1;
+for (let c = 0x41; c <= 0x5a; c++) AUTHORITY[c] = 1;
+for (let c = 0x61; c <= 0x7a; c++) AUTHORITY[c] = 1;
+
+/** Whether a host header value holds a character no authority may (an empty one is the service's own). */
+function badAuthority(value: unknown): boolean {
+  const s = typeof value === 'string' ? value : String(value);
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 128 || AUTHORITY[c] !== 1) return true;
+  }
+  return false;
 }
 
 function isDigits(value: unknown): boolean {

@@ -63,6 +63,8 @@ export function mapTransportError(err: unknown, subject: ErrorSubject, phase: 'r
   const opts = { ...subject, cause: err };
   if (phase === 'mid-body') {
     if (isMalformedBody(err)) return new UpstreamError(`malformed response body (${typeof code === 'string' ? code : 'HTTPParserError'}): ${message}`, opts);
+    // undici's bodyTimeout (the caller's option) expired: the body stalled, the connection did not fail.
+    if (typeof code === 'string' && TIMEOUT_CODES.has(code)) return new TimeoutError(`the response body stalled (${code}): ${message}`, { ...opts, retryable: true });
     return new ResetError(`connection failed before the response body completed (${typeof code === 'string' ? code : 'error'}): ${message}`, opts);
   }
   if (typeof code === 'string') {

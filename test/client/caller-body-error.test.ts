@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
+import { request } from 'undici';
 import { isTrellisError, meshClient } from 'trellis';
 import type { Mesh } from 'trellis';
 import { quietLogger } from '../helpers/servers.js';
@@ -66,5 +67,64 @@ describe("the caller's request body failing is charged to no one", () => {
     assert.equal(await res.body.text(), 'ok');
     const ejections = await mesh.metricsRegistry.getSingleMetric('trellis_client_ejections_total')?.get();
     assert.equal(ejections?.values.filter((v) => v.labels.service === 'up').reduce((a, v) => a + v.value, 0) ?? 0, 0);
+  });
+
+  /** Sends `body` as a POST through each entry that takes a Node body, expecting the caller's mistake; then a good call is served. */
+  async function refusedAsCallers(makeBody: () => unknown, names: RegExp, headers?: Record<string, string>): Promise<void> {
+    const sends: [string, (body: unknown) => Promise<unknown>][] = [
+      ['mesh.http()', (body) => mesh.http('up').request({ method: 'POST', path: '/upload', body: body as Readable, headers })],
+      ['undici.request() via mesh.dispatcher', (body) => request('http://up/upload', { method: 'POST', body: body as Readable, headers, dispatcher: mesh.dispatcher })],
+    ];
+    for (const [entry, send] of sends) {
+      const before = served;
+      await assert.rejects(send(makeBody()), (err: unknown) => {
+        assert.ok(isTrellisError(err, 'TRELLIS_INVALID_ARGUMENT'), `${entry}: ${String(err)}`);
+        assert.match((err as Error).message, names);
+        return true;
+      });
+      const st = mesh.inspect().services.find((x) => x.name === 'up');
+      assert.equal(st?.breaker, 'closed', entry);
+      assert.ok(st?.endpoints.every((e) => !e.ejected), `${entry}: no endpoint ejected`);
+      const res = await mesh.http('up').request({ path: '/after' });
+      assert.equal(res.statusCode, 200, entry);
+      assert.equal(await res.body.text(), 'ok');
+      assert.equal(served, before + 1, `${entry}: only the good call was served`);
+    }
+    const ejections = await mesh.metricsRegistry.getSingleMetric('trellis_client_ejections_total')?.get();
+    assert.equal(ejections?.values.filter((v) => v.labels.service === 'up').reduce((a, v) => a + v.value, 0) ?? 0, 0);
+  }
+
+  /** A stream that sends one part, then is destroyed by its owner without an error (a cancelled upload). */
+  function destroyedMidway(): Readable {
+    let sent = false;
+    return new Readable({
+      read() {
+        if (!sent) {
+          sent = true;
+          this.push('part');
+        } else setImmediate(() => this.destroy());
+      },
+    });
+  }
+
+  it('a body stream destroyed before its end (no error) is the caller\'s, not the endpoint\'s', async () => {
+    await refusedAsCallers(destroyedMidway, /request body stream was destroyed before it ended/);
+  });
+
+  it('the same with a content-length header (the body is counted on its way)', async () => {
+    await refusedAsCallers(destroyedMidway, /request body stream was destroyed before it ended/, { 'content-length': '100' });
+  });
+
+  it('an (async) iterable body that throws is the caller\'s, not the endpoint\'s', async () => {
+    const mine = new Error('the generator broke');
+    await refusedAsCallers(() => (async function* () {
+      yield 'part';
+      await new Promise((r) => setImmediate(r));
+      throw mine;
+    })(), /request body failed while it was sent: the generator broke/);
+    await refusedAsCallers(() => (function* () {
+      yield 'part';
+      throw mine;
+    })(), /request body failed while it was sent: the generator broke/);
   });
 });

@@ -1,0 +1,133 @@
+/**
+ * Request bodies undici 7's HTTP/2 client cannot send, to a `protocol: http2` service (a real
+ * node:http2 h2c server on 127.0.0.1). A string or Buffer body with a method other than POST, PUT
+ * or PATCH tripped an assertion in undici's HTTP/2 writer ("buffer body must have content
+ * length"): the attempt failed as an endpoint error and the endpoint's undici client sent nothing
+ * more (every later request waited for its timeout). A GET or HEAD body (undici ends the stream
+ * with the headers: "write after end") and a FormData body (undici's HTTP/2 path throws) failed
+ * as endpoint errors too. All are the caller's mistake now: TRELLIS_INVALID_ARGUMENT, nothing
+ * sent, nothing charged, the endpoint still serves. What undici can send still goes.
+ */
+import { after, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import http2 from 'node:http2';
+import type { AddressInfo } from 'node:net';
+import { Readable } from 'node:stream';
+import { request } from 'undici';
+import { isTrellisError, meshClient } from 'trellis';
+import type { Mesh } from 'trellis';
+
+interface H2c {
+  port: number;
+  streams: number;
+  last: http2.IncomingHttpHeaders;
+  close(): Promise<void>;
+}
+
+async function startH2c(): Promise<H2c> {
+  const server = http2.createServer();
+  const sessions = new Set<http2.ServerHttp2Session>();
+  const s: H2c = {
+    port: 0,
+    streams: 0,
+    last: {},
+    close: async () => {
+      for (const x of sessions) x.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+  server.on('session', (x: http2.ServerHttp2Session) => {
+    sessions.add(x);
+    x.on('close', () => sessions.delete(x));
+    x.on('error', () => undefined);
+  });
+  server.on('stream', (stream, headers) => {
+    s.streams++;
+    s.last = headers;
+    stream.on('error', () => undefined);
+    let n = 0;
+    stream.on('data', (c: Buffer) => (n += c.length));
+    stream.on('end', () => {
+      if (stream.destroyed) return;
+      const body = String(n);
+      stream.respond({ ':status': 200, 'content-length': Buffer.byteLength(body) });
+      stream.end(body);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  s.port = (server.address() as AddressInfo).port;
+  return s;
+}
+
+const cleanup: (() => Promise<void>)[] = [];
+after(async () => {
+  for (const c of cleanup.reverse()) await c();
+});
+
+async function setup(): Promise<{ s: H2c; mesh: Mesh }> {
+  const s = await startH2c();
+  cleanup.push(() => s.close());
+  const mesh = await meshClient({
+    service: 'caller',
+    config: `apiVersion: trellis/v1
+kind: Service
+metadata: { name: h2 }
+spec:
+  protocol: http2
+  timeout: 10s
+  endpoints: [ { address: 127.0.0.1:${s.port} } ]
+  retries: { attempts: 3, on: [connect-failure, reset, gateway-error, 5xx], budget: { ratio: 0.5, minPerSecond: 1 } }
+  circuitBreaker: { errorThresholdPercent: 1, volumeThreshold: 1, resetTimeout: 60s }
+  outlierDetection: { consecutiveFailures: 1, ejectionTime: 60s, maxEjectedPercent: 100 }
+`,
+  });
+  cleanup.push(() => mesh.close());
+  return { s, mesh };
+}
+
+describe('HTTP/2 destination: request bodies undici cannot send', () => {
+  it('are refused as the caller\'s mistake, through mesh.http() and mesh.dispatcher', async () => {
+    const { s, mesh } = await setup();
+    const bad: { method: string; body: () => unknown; names: RegExp }[] = [
+      { method: 'DELETE', body: () => 'abc', names: /DELETE request's body .* must be a stream, an iterable or a Blob/ },
+      { method: 'PURGE', body: () => Buffer.from('abc'), names: /PURGE request's body/ },
+      { method: 'GET', body: () => 'abc', names: /GET request to an HTTP\/2 destination carries no body/ },
+      { method: 'HEAD', body: () => Readable.from(['abc']), names: /HEAD request to an HTTP\/2 destination carries no body/ },
+      { method: 'POST', body: () => { const f = new FormData(); f.set('a', 'b'); return f; }, names: /FormData/ },
+    ];
+    for (const b of bad) {
+      await assert.rejects(mesh.http('h2').request({ path: '/x', method: b.method, body: b.body() as string }), (err: unknown) => {
+        assert.ok(isTrellisError(err, 'TRELLIS_INVALID_ARGUMENT'), `${b.method}: ${String(err)}`);
+        assert.match((err as Error).message, b.names);
+        return true;
+      });
+      await assert.rejects(request('http://h2/x', { dispatcher: mesh.dispatcher, method: b.method as 'GET', body: b.body() as string }), (err: unknown) => isTrellisError(err, 'TRELLIS_INVALID_ARGUMENT'));
+    }
+    assert.equal(s.streams, 0, 'the server saw none of them');
+    const st = mesh.inspect().services[0];
+    assert.equal(st?.breaker, 'closed');
+    assert.equal(st?.counters.retries, 0);
+    const res = await mesh.http('h2').request({ path: '/after' });
+    assert.equal(res.statusCode, 200);
+    await res.body.dump();
+    assert.equal(s.streams, 1);
+  });
+
+  it('what undici can send is sent', async () => {
+    const { s, mesh } = await setup();
+    const good: { method: string; body: unknown; bytes: string }[] = [
+      { method: 'POST', body: 'abc', bytes: '3' },
+      { method: 'patch', body: Buffer.from('abcd'), bytes: '4' },
+      { method: 'DELETE', body: Readable.from(['ab', 'c']), bytes: '3' },
+      { method: 'DELETE', body: new Blob(['abcde']), bytes: '5' },
+      { method: 'DELETE', body: '', bytes: '0' },
+      { method: 'GET', body: Buffer.alloc(0), bytes: '0' },
+    ];
+    for (const g of good) {
+      const res = await mesh.http('h2').request({ path: '/x', method: g.method, body: g.body as string });
+      assert.equal(res.statusCode, 200, g.method);
+      assert.equal(await res.body.text(), g.bytes, g.method);
+    }
+    assert.equal(s.streams, good.length);
+  });
+});
