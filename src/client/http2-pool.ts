@@ -28,8 +28,33 @@ export const HTTP2_MAX_STREAMS = 100;
 /** A Pool for one HTTP/2 endpoint, multiplexing every request on its connection. */
 export class Http2Pool extends Pool {
   override dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
-    return super.dispatch(opts.idempotent === undefined ? idempotentCopy(opts) : opts, handler);
+    let o = opts;
+    if (o.idempotent === undefined) o = idempotentCopy(o);
+    if (needsBlob(o.method, o.body)) o = { ...o, body: new Blob([o.body as string | ArrayBuffer | NodeJS.TypedArray | DataView]) as unknown as Dispatcher.DispatchOptions['body'] };
+    return super.dispatch(o, handler);
   }
+}
+
+/**
+ * undici 7's HTTP/2 client writes a content-length only for POST, PUT and PATCH, and sends a
+ * string or Buffer body only with one (lib/dispatcher/client-h2.js writeH2: "buffer body must
+ * have content length" asserts, and the endpoint's client sends nothing more). A Blob goes
+ * through its stream path, which needs no length (END_STREAM ends the body), so a DELETE (or
+ * any other method's) in-memory body is handed over as a Blob, made per attempt from the bytes
+ * the call keeps (retries replay it as before). GET and HEAD cannot carry a body over undici's
+ * HTTP/2 (it ends their stream with the headers): request-validation.ts refuses those.
+ */
+function needsBlob(method: string, body: unknown): boolean {
+  if (body === undefined || body === null) return false;
+  if (typeof body === 'string') {
+    if (body.length === 0) return false;
+  } else if (ArrayBuffer.isView(body) || body instanceof ArrayBuffer) {
+    if (body.byteLength === 0) return false;
+  } else {
+    return false;
+  }
+  const m = method.length <= 7 ? method.toUpperCase() : method;
+  return m !== 'POST' && m !== 'PUT' && m !== 'PATCH' && m !== 'GET' && m !== 'HEAD';
 }
 
 /**

@@ -339,10 +339,10 @@ function contentLengthMismatch(declared: number, method: unknown, body: unknown,
 
 /**
  * A body undici 7's HTTP/2 client cannot send (lib/dispatcher/client-h2.js writeH2): it ends a
- * GET's or HEAD's stream with the headers ("write after end"); it writes a length only for POST,
- * PUT and PATCH, and a string or Buffer body without one trips its assertion ("buffer body must
- * have content length"), after which that endpoint's client sent nothing more; and its FormData
- * path throws. Each failed as the endpoint's error; refused here as the caller's.
+ * GET's or HEAD's stream with the headers ("write after end"), and its FormData path throws.
+ * Each failed as the endpoint's error; refused here as the caller's. (A string or Buffer body
+ * with a method other than POST, PUT or PATCH, which undici's assertion refused, is sent as a
+ * Blob by the HTTP/2 pool, http2-pool.ts.)
  */
 function http2BodyRefusal(method: unknown, body: unknown, service: string): InvalidArgument | undefined {
   const m = typeof method === 'string' ? method.toUpperCase() : 'GET';
@@ -353,9 +353,6 @@ function http2BodyRefusal(method: unknown, body: unknown, service: string): Inva
   }
   if ((body as { [Symbol.toStringTag]?: unknown })[Symbol.toStringTag] === 'FormData') {
     return refuse(service, `a FormData body cannot be sent to an HTTP/2 destination by undici 7 (${service} is protocol http2): serialize it (new Response(formData) gives its bytes and content-type)`);
-  }
-  if (m !== 'POST' && m !== 'PUT' && m !== 'PATCH' && known > 0 && !(body instanceof Blob)) {
-    return refuse(service, `a ${m} request's body to an HTTP/2 destination must be a stream, an iterable or a Blob (${service} is protocol http2; undici 7 sends a string or Buffer body only with POST, PUT or PATCH)`);
   }
   return undefined;
 }

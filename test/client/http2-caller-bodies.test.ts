@@ -50,7 +50,9 @@ async function startH2c(): Promise<H2c> {
     stream.on('end', () => {
       if (stream.destroyed) return;
       const body = String(n);
-      stream.respond({ ':status': 200, 'content-length': Buffer.byteLength(body) });
+      // `/flaky`: the first stream is answered 503 (a retry must carry the whole body again).
+      const status = headers[':path'] === '/flaky' && s.streams === 1 ? 503 : 200;
+      stream.respond({ ':status': status, 'content-length': Buffer.byteLength(body) });
       stream.end(body);
     });
   });
@@ -64,7 +66,7 @@ after(async () => {
   for (const c of cleanup.reverse()) await c();
 });
 
-async function setup(): Promise<{ s: H2c; mesh: Mesh }> {
+async function setup(strict = true): Promise<{ s: H2c; mesh: Mesh }> {
   const s = await startH2c();
   cleanup.push(() => s.close());
   const mesh = await meshClient({
@@ -77,9 +79,9 @@ spec:
   timeout: 10s
   endpoints: [ { address: 127.0.0.1:${s.port} } ]
   retries: { attempts: 3, on: [connect-failure, reset, gateway-error, 5xx], budget: { ratio: 0.5, minPerSecond: 1 } }
-  circuitBreaker: { errorThresholdPercent: 1, volumeThreshold: 1, resetTimeout: 60s }
+${strict ? `  circuitBreaker: { errorThresholdPercent: 1, volumeThreshold: 1, resetTimeout: 60s }
   outlierDetection: { consecutiveFailures: 1, ejectionTime: 60s, maxEjectedPercent: 100 }
-`,
+` : ''}`,
   });
   cleanup.push(() => mesh.close());
   return { s, mesh };
@@ -89,8 +91,6 @@ describe('HTTP/2 destination: request bodies undici cannot send', () => {
   it('are refused as the caller\'s mistake, through mesh.http() and mesh.dispatcher', async () => {
     const { s, mesh } = await setup();
     const bad: { method: string; body: () => unknown; names: RegExp }[] = [
-      { method: 'DELETE', body: () => 'abc', names: /DELETE request's body .* must be a stream, an iterable or a Blob/ },
-      { method: 'PURGE', body: () => Buffer.from('abc'), names: /PURGE request's body/ },
       { method: 'GET', body: () => 'abc', names: /GET request to an HTTP\/2 destination carries no body/ },
       { method: 'HEAD', body: () => Readable.from(['abc']), names: /HEAD request to an HTTP\/2 destination carries no body/ },
       { method: 'POST', body: () => { const f = new FormData(); f.set('a', 'b'); return f; }, names: /FormData/ },
@@ -121,13 +121,35 @@ describe('HTTP/2 destination: request bodies undici cannot send', () => {
       { method: 'DELETE', body: Readable.from(['ab', 'c']), bytes: '3' },
       { method: 'DELETE', body: new Blob(['abcde']), bytes: '5' },
       { method: 'DELETE', body: '', bytes: '0' },
+      // In memory with a method undici 7's HTTP/2 client sends no length for: handed over as a Blob.
+      { method: 'DELETE', body: 'abc', bytes: '3' },
+      { method: 'PURGE', body: Buffer.from('abcdef'), bytes: '6' },
+      { method: 'options', body: new Uint8Array([1, 2]), bytes: '2' },
+      { method: 'DELETE', body: new ArrayBuffer(7), bytes: '7' },
       { method: 'GET', body: Buffer.alloc(0), bytes: '0' },
     ];
+    let viaDispatcher = 0;
     for (const g of good) {
       const res = await mesh.http('h2').request({ path: '/x', method: g.method, body: g.body as string });
       assert.equal(res.statusCode, 200, g.method);
       assert.equal(await res.body.text(), g.bytes, g.method);
+      if (typeof g.body !== 'string' && !(g.body instanceof Uint8Array)) continue;
+      // The same in-memory body through mesh.dispatcher (undici.request).
+      const r2 = await request('http://h2/x', { dispatcher: mesh.dispatcher, method: g.method as 'DELETE', body: g.body });
+      assert.equal(r2.statusCode, 200, `${g.method} via mesh.dispatcher`);
+      assert.equal(await r2.body.text(), g.bytes, `${g.method} via mesh.dispatcher`);
+      viaDispatcher++;
     }
-    assert.equal(s.streams, good.length);
+    assert.equal(s.streams, good.length + viaDispatcher);
+    assert.equal(mesh.inspect().services[0]?.breaker, 'closed');
+  });
+
+  it('a DELETE with an in-memory body is replayed whole on a retry', async () => {
+    const { s, mesh } = await setup(false);
+    const res = await mesh.http('h2').request({ path: '/flaky', method: 'DELETE', body: 'abcd' });
+    assert.equal(res.statusCode, 200);
+    assert.equal(await res.body.text(), '4', 'the second attempt carried the 4 bytes');
+    assert.equal(s.streams, 2);
+    assert.equal(mesh.inspect().services[0]?.counters.retries, 1);
   });
 });
