@@ -1,64 +1,36 @@
 /**
  * Request bodies undici 7's HTTP/2 client cannot send, to a `protocol: http2` service (a real
- * node:http2 h2c server on 127.0.0.1). A string or Buffer body with a method other than POST, PUT
- * or PATCH tripped an assertion in undici's HTTP/2 writer ("buffer body must have content
- * length"): the attempt failed as an endpoint error and the endpoint's undici client sent nothing
- * more (every later request waited for its timeout). A GET or HEAD body (undici ends the stream
- * with the headers: "write after end") and a FormData body (undici's HTTP/2 path throws) failed
- * as endpoint errors too. All are the caller's mistake now: TRELLIS_INVALID_ARGUMENT, nothing
- * sent, nothing charged, the endpoint still serves. What undici can send still goes.
+ * node:http2 h2c server on 127.0.0.1). A GET or HEAD body (undici ends the stream with the
+ * headers: "write after end") and a FormData body (undici's HTTP/2 path throws) failed as
+ * endpoint errors, and the endpoint's undici client could send nothing more. They are the
+ * caller's mistake now: TRELLIS_INVALID_ARGUMENT, nothing sent, nothing charged, the endpoint
+ * still serves. A string or Buffer body with a method other than POST, PUT or PATCH tripped an
+ * assertion in undici's HTTP/2 writer ("buffer body must have content length"): the HTTP/2 pool
+ * now hands it over as a Blob, so it is sent (and replayed whole on a retry).
  */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import http2 from 'node:http2';
-import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { request } from 'undici';
 import { isTrellisError, meshClient } from 'trellis';
 import type { Mesh } from 'trellis';
+import { startH2c } from './h2c-server.js';
+import type { H2c } from './h2c-server.js';
 
-interface H2c {
-  port: number;
-  streams: number;
-  last: http2.IncomingHttpHeaders;
-  close(): Promise<void>;
-}
-
-async function startH2c(): Promise<H2c> {
-  const server = http2.createServer();
-  const sessions = new Set<http2.ServerHttp2Session>();
-  const s: H2c = {
-    port: 0,
-    streams: 0,
-    last: {},
-    close: async () => {
-      for (const x of sessions) x.destroy();
-      await new Promise<void>((r) => server.close(() => r()));
-    },
-  };
-  server.on('session', (x: http2.ServerHttp2Session) => {
-    sessions.add(x);
-    x.on('close', () => sessions.delete(x));
-    x.on('error', () => undefined);
-  });
-  server.on('stream', (stream, headers) => {
-    s.streams++;
-    s.last = headers;
+/** Answers each stream with the byte count of its body; `/flaky`'s first stream is answered 503 (a retry must carry the whole body again). */
+function startCounting(): Promise<H2c> {
+  return startH2c((stream, headers, s) => {
     stream.on('error', () => undefined);
     let n = 0;
     stream.on('data', (c: Buffer) => (n += c.length));
     stream.on('end', () => {
       if (stream.destroyed) return;
       const body = String(n);
-      // `/flaky`: the first stream is answered 503 (a retry must carry the whole body again).
       const status = headers[':path'] === '/flaky' && s.streams === 1 ? 503 : 200;
       stream.respond({ ':status': status, 'content-length': Buffer.byteLength(body) });
       stream.end(body);
     });
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  s.port = (server.address() as AddressInfo).port;
-  return s;
 }
 
 const cleanup: (() => Promise<void>)[] = [];
@@ -67,7 +39,7 @@ after(async () => {
 });
 
 async function setup(strict = true): Promise<{ s: H2c; mesh: Mesh }> {
-  const s = await startH2c();
+  const s = await startCounting();
   cleanup.push(() => s.close());
   const mesh = await meshClient({
     service: 'caller',

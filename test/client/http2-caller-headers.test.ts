@@ -15,45 +15,18 @@
  */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import http2 from 'node:http2';
-import type { AddressInfo } from 'node:net';
 import { request } from 'undici';
 import { isTrellisError, meshClient } from 'trellis';
 import type { Mesh } from 'trellis';
+import { startH2c } from './h2c-server.js';
+import type { H2c } from './h2c-server.js';
 
-interface H2c {
-  port: number;
-  streams: number;
-  last: http2.IncomingHttpHeaders;
-  close(): Promise<void>;
-}
-
-async function startH2c(): Promise<H2c> {
-  const server = http2.createServer();
-  const sessions = new Set<http2.ServerHttp2Session>();
-  const s: H2c = {
-    port: 0,
-    streams: 0,
-    last: {},
-    close: async () => {
-      for (const x of sessions) x.destroy();
-      await new Promise<void>((r) => server.close(() => r()));
-    },
-  };
-  server.on('session', (x: http2.ServerHttp2Session) => {
-    sessions.add(x);
-    x.on('close', () => sessions.delete(x));
-    x.on('error', () => undefined);
-  });
-  server.on('stream', (stream, headers) => {
-    s.streams++;
-    s.last = headers;
+/** Answers every stream `200 ok`. */
+function startOk(): Promise<H2c> {
+  return startH2c((stream) => {
     stream.respond({ ':status': 200, 'content-length': 2 });
     stream.end('ok');
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  s.port = (server.address() as AddressInfo).port;
-  return s;
 }
 
 const cleanup: (() => Promise<void>)[] = [];
@@ -62,7 +35,7 @@ after(async () => {
 });
 
 async function setup(): Promise<{ s: H2c; mesh: Mesh }> {
-  const s = await startH2c();
+  const s = await startOk();
   cleanup.push(() => s.close());
   const mesh = await meshClient({
     service: 'caller',
