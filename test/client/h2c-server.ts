@@ -40,3 +40,22 @@ export async function startH2c(answer: (stream: http2.ServerHttp2Stream, headers
   s.port = (server.address() as AddressInfo).port;
   return s;
 }
+
+/**
+ * The `h2` Service document the HTTP/2 caller tests use: one endpoint on `port`, retries on
+ * everything retryable, and (`strict`) a breaker and outlier detection that the first failure
+ * charged to the endpoint trips, so a caller's mistake charged by error is seen at once.
+ */
+export function h2Service(port: number, strict = true): string {
+  return `apiVersion: trellis/v1
+kind: Service
+metadata: { name: h2 }
+spec:
+  protocol: http2
+  timeout: 10s
+  endpoints: [ { address: 127.0.0.1:${port} } ]
+  retries: { attempts: 3, on: [connect-failure, reset, gateway-error, 5xx], budget: { ratio: 0.5, minPerSecond: 1 } }
+${strict ? `  circuitBreaker: { errorThresholdPercent: 1, volumeThreshold: 1, resetTimeout: 60s }
+  outlierDetection: { consecutiveFailures: 1, ejectionTime: 60s, maxEjectedPercent: 100 }
+` : ''}`;
+}

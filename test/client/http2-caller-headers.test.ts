@@ -18,7 +18,7 @@ import assert from 'node:assert/strict';
 import { request } from 'undici';
 import { isTrellisError, meshClient } from 'trellis';
 import type { Mesh } from 'trellis';
-import { startH2c } from './h2c-server.js';
+import { h2Service, startH2c } from './h2c-server.js';
 import type { H2c } from './h2c-server.js';
 
 /** Answers every stream `200 ok`. */
@@ -39,17 +39,7 @@ async function setup(): Promise<{ s: H2c; mesh: Mesh }> {
   cleanup.push(() => s.close());
   const mesh = await meshClient({
     service: 'caller',
-    config: `apiVersion: trellis/v1
-kind: Service
-metadata: { name: h2 }
-spec:
-  protocol: http2
-  timeout: 10s
-  endpoints: [ { address: 127.0.0.1:${s.port} } ]
-  retries: { attempts: 3, on: [connect-failure, reset, gateway-error, 5xx], budget: { ratio: 0.5, minPerSecond: 1 } }
-  circuitBreaker: { errorThresholdPercent: 1, volumeThreshold: 1, resetTimeout: 60s }
-  outlierDetection: { consecutiveFailures: 1, ejectionTime: 60s, maxEjectedPercent: 100 }
-`,
+    config: h2Service(s.port),
   });
   cleanup.push(() => mesh.close());
   return { s, mesh };
