@@ -22,30 +22,22 @@ import { deadAddress } from '../helpers/servers.js';
 import { EchoClient, EchoService, grpcMesh, grpcResources, serviceYaml } from './helpers.js';
 import type { Client, EchoReply, EchoRequest, TestMesh } from './helpers.js';
 
-/** A client-streaming method on raw bytes: what the application writes is what is sent. */
-const RAW: grpc.ServiceDefinition = {
-  upload: {
-    path: '/trellis.test.Raw/Upload',
+/** A client-streaming method on raw bytes named `name`: what the application writes is what is sent. */
+function rawUpload(name: string): grpc.MethodDefinition<Buffer, Buffer> {
+  return {
+    path: `/trellis.test.Raw/${name[0]?.toUpperCase()}${name.slice(1)}`,
     requestStream: true,
     responseStream: false,
     requestSerialize: (b: Buffer) => b,
     requestDeserialize: (b: Buffer) => b,
     responseSerialize: (b: Buffer) => b,
     responseDeserialize: (b: Buffer) => b,
-    originalName: 'upload',
-  },
-  /** The server reads the upload and answers only when the test lets it. */
-  hold: {
-    path: '/trellis.test.Raw/Hold',
-    requestStream: true,
-    responseStream: false,
-    requestSerialize: (b: Buffer) => b,
-    requestDeserialize: (b: Buffer) => b,
-    responseSerialize: (b: Buffer) => b,
-    responseDeserialize: (b: Buffer) => b,
-    originalName: 'hold',
-  },
-};
+    originalName: name,
+  };
+}
+
+/** `upload`, and `hold`: the server reads the upload and answers only when the test lets it. */
+const RAW: grpc.ServiceDefinition = { upload: rawUpload('upload'), hold: rawUpload('hold') };
 const RawClient = grpc.makeGenericClientConstructor(RAW, 'Raw');
 
 const UPLOADS = 4;
