@@ -69,6 +69,8 @@ export interface MeshControlPlane {
   /** Leaves the registry; resolves once the control plane wrote it (bounded). */
   deregister(): Promise<void>;
   close(): void;
+  /** Resolves when its cache writes under way have ended (close() waits for them, bounded). */
+  flushed?(): Promise<void>;
 }
 
 export interface MeshCloseOptions {
@@ -77,6 +79,8 @@ export interface MeshCloseOptions {
 }
 
 const DEFAULT_DRAIN_TIMEOUT_MS = 10_000;
+/** How long close() waits for the control-plane client's cache writes under way. */
+const CACHE_FLUSH_MS = 2_000;
 /** How long after the drain deadline (and closeAllConnections) close() stops waiting for servers. */
 const GIVE_UP_AFTER_CUT_MS = 1_000;
 
@@ -406,6 +410,14 @@ export class Mesh extends EventEmitter<MeshEvents> {
     this.#parts.identity?.off('rotated', this.#onCertificate);
     this.#parts.controlPlane?.close();
     this.#parts.closeIdentity();
+    // The snapshot or certificate being kept in the cache directory is written before close()
+    // resolves (an application may remove the directory or exit next), within 2 s.
+    const flushed = this.#parts.controlPlane?.flushed?.();
+    if (flushed !== undefined) {
+      let stop: NodeJS.Timeout | undefined;
+      await Promise.race([flushed, new Promise<void>((r) => (stop = setTimeout(r, CACHE_FLUSH_MS)))]);
+      clearTimeout(stop);
+    }
     await this.#dispatcher?.close();
   }
 }

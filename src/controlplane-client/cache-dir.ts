@@ -72,10 +72,28 @@ export class ClientCache {
     }
   }
 
-  async #write(name: string, value: unknown): Promise<void> {
+  /** Writes under way (the client saves snapshots and certificates without waiting for them). */
+  readonly #pending = new Set<Promise<void>>();
+
+  #write(name: string, value: unknown): Promise<void> {
+    const w = this.#writeNow(name, value);
+    this.#pending.add(w);
+    const done = (): void => {
+      this.#pending.delete(w);
+    };
+    w.then(done, done);
+    return w;
+  }
+
+  async #writeNow(name: string, value: unknown): Promise<void> {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
     const content = JSON.stringify(value);
     await writeFileAtomic(path.join(this.dir, name), JSON.stringify({ sha256: digest(content), content }), 0o600);
+  }
+
+  /** Resolves when every write started so far has ended (written or failed): nothing of the cache is left half-done. */
+  async settled(): Promise<void> {
+    while (this.#pending.size > 0) await Promise.allSettled([...this.#pending]);
   }
 
   async load(): Promise<CacheContents> {

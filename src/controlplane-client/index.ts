@@ -81,6 +81,8 @@ export interface ControlPlaneClient {
   /** Leaves the registry (before draining); resolves once the replica wrote it, or after 2 s. */
   deregister(): Promise<void>;
   close(): void;
+  /** Resolves when the cache writes under way have ended (after `close()`, none starts). */
+  flushed(): Promise<void>;
 }
 
 const AGENT = 'trellis/0.1.0';
@@ -313,5 +315,6 @@ export async function startControlPlaneClient(o: ControlPlaneClientOptions): Pro
     close() {
       stream.close();
     },
+    flushed: () => cache.settled(),
   };
 }
