@@ -14,7 +14,8 @@ const CONNECT_CODES = new Set([
   'UND_ERR_CONNECT_TIMEOUT', 'ETIMEDOUT',
 ]);
 /**
- * HTTP/2 (`protocol: http2`): a stream reset by the peer (RST_STREAM, `ERR_HTTP2_STREAM_ERROR`),
+ * HTTP/2 (`protocol: http2`): a stream reset by the peer (RST_STREAM, `ERR_HTTP2_STREAM_ERROR`;
+ * REFUSED_STREAM before the response is a connect failure instead: nothing was processed),
  * a session that failed or went away (a GOAWAY is UND_ERR_SOCKET), and undici's informational
  * errors for a stream that closed or broke before its response completed are resets too.
  */
@@ -69,6 +70,9 @@ export function mapTransportError(err: unknown, subject: ErrorSubject, phase: 'r
   }
   if (typeof code === 'string') {
     if (CONNECT_CODES.has(code)) return new ConnectFailedError(`connect failed (${code}): ${message}`, opts);
+    // HTTP/2's REFUSED_STREAM before any response: the server did not process the request
+    // (RFC 9113 §8.7), so, like a refused connection, it is safe to send again whatever the method.
+    if (code === 'ERR_HTTP2_STREAM_ERROR' && message.endsWith('NGHTTP2_REFUSED_STREAM')) return new ConnectFailedError(`the server refused the stream before processing it (RST_STREAM REFUSED_STREAM): ${message}`, opts);
     if (RESET_CODES.has(code) || isHttp2StreamInfo(code, message)) return new ResetError(`connection reset (${code}): ${message}`, opts);
     if (TIMEOUT_CODES.has(code)) return new TimeoutError(`transport timeout (${code}): ${message}`, { ...opts, retryable: true });
   }

@@ -202,6 +202,24 @@ describe('protocol: http2 outbound', () => {
     assert.equal(server.sessions, 1);
   });
 
+  it('a stream refused with REFUSED_STREAM was not processed: a POST is sent again (RFC 9113 §8.7)', async () => {
+    const server = await h2('refusing');
+    let refused = 0;
+    server.onStream = (stream, headers, h) => {
+      if (refused++ === 0) {
+        stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+        return;
+      }
+      answer(stream, headers, h);
+    };
+    const m = await mesh(meshDoc('off') + serviceDoc('refusing', [server.address], '  retries: { attempts: 3, on: [connect-failure], backoff: { base: 1ms, max: 5ms }, budget: { ratio: 1, minPerSecond: 1000 } }\n'));
+    const r = await get(m, 'refusing', '/p', 'POST');
+    assert.equal(r.status, 200);
+    assert.equal(r.body.method, 'POST');
+    assert.equal(server.requests, 2, 'the refused stream, then the POST sent again');
+    assert.equal(m.inspect().services.find((s) => s.name === 'refusing')?.counters.retries, 1);
+  });
+
   it('a GOAWAY under load: retried when the policy retries resets, the caller sees TRELLIS_RESET when it does not', async () => {
     const server = await h2('goaway');
     let seen = 0;
