@@ -28,10 +28,10 @@ export const HTTP2_MAX_STREAMS = 100;
 /** A Pool for one HTTP/2 endpoint, multiplexing every request on its connection. */
 export class Http2Pool extends Pool {
   override dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
-    let o = opts;
-    if (o.idempotent === undefined) o = idempotentCopy(o);
-    if (needsBlob(o.method, o.body)) o = { ...o, body: new Blob([o.body as string | ArrayBuffer | NodeJS.TypedArray | DataView]) as unknown as Dispatcher.DispatchOptions['body'] };
-    return super.dispatch(o, handler);
+    const blob = needsBlob(opts.method, opts.body);
+    if (opts.idempotent !== undefined && !blob) return super.dispatch(opts, handler);
+    const body = blob ? (new Blob([opts.body as string | ArrayBuffer | NodeJS.TypedArray | DataView]) as unknown as Dispatcher.DispatchOptions['body']) : opts.body;
+    return super.dispatch(http2Copy(opts, body), handler);
   }
 }
 
@@ -53,27 +53,27 @@ function needsBlob(method: string, body: unknown): boolean {
   } else {
     return false;
   }
-  const m = method.length <= 7 ? method.toUpperCase() : method;
+  const m = method.toUpperCase();
   return m !== 'POST' && m !== 'PUT' && m !== 'PATCH' && m !== 'GET' && m !== 'HEAD';
 }
 
 /**
- * `opts` marked idempotent, as an object literal holding every option undici's Client and
- * Request read (undici 7: `lib/dispatcher/client.js` kDispatch, `lib/core/request.js`), not a
- * spread: undici's Request probes ~16 options a call rarely sets, and on Node 20's V8 each miss
- * on a spread-made object costs ~100 ns against a few on a literal (see dispatch-options.ts).
- * The spread cost ~3 µs a request (bench/path-profile.ts --path h2: `Request` +2.1 µs, the
- * spread itself +0.85).
+ * `opts` for undici's HTTP/2 client: marked idempotent (unless the caller said), with `body`, as
+ * an object literal holding every option undici's Client and Request read (undici 7:
+ * `lib/dispatcher/client.js` kDispatch, `lib/core/request.js`), not a spread: undici's Request
+ * probes ~16 options a call rarely sets, and on Node 20's V8 each miss on a spread-made object
+ * costs ~100 ns against a few on a literal (see dispatch-options.ts). The spread cost ~3 µs a
+ * request (bench/path-profile.ts --path h2: `Request` +2.1 µs, the spread itself +0.85).
  */
-function idempotentCopy(o: Dispatcher.DispatchOptions): Dispatcher.DispatchOptions {
+function http2Copy(o: Dispatcher.DispatchOptions, body: Dispatcher.DispatchOptions['body']): Dispatcher.DispatchOptions {
   const r = o as Dispatcher.DispatchOptions & { blocking?: unknown; servername?: unknown; typeOfService?: unknown; maxRedirections?: unknown };
   return {
     path: r.path,
     method: r.method,
-    body: r.body,
+    body,
     headers: r.headers,
     query: r.query,
-    idempotent: true,
+    idempotent: r.idempotent ?? true,
     blocking: r.blocking,
     upgrade: r.upgrade,
     headersTimeout: r.headersTimeout,
