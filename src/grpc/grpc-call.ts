@@ -282,9 +282,10 @@ export class StreamRelay {
       return;
     }
     const budget = limit?.replayBudget;
+    if (budget === undefined) return;
+    // One budget at a time: a new attempt (whose ticket names the budget) follows a rewind, which gave everything back.
     const need = this.#sentBytes - this.#taken;
-    if (budget === undefined || need <= 0) return;
-    if (this.#budget !== undefined && this.#budget !== budget) this.#giveBack();
+    if (need <= 0) return;
     if (!budget.take(need)) {
       this.commit();
       return;
