@@ -32,6 +32,7 @@ import type { Call } from './measure.js';
 import { LatencyBuffer, runRound } from './measure.js';
 import { startUpstream } from './spawn-upstream.js';
 import { benchServiceYaml, FULL_POLICY } from './bench-service.js';
+import { okHandler } from './ok-handler.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -104,20 +105,14 @@ const inbound = PATH === 'inbound' ? await startInbound() : undefined;
 
 /** A plain node:http server and the same handler behind `mesh.serve()` (mtls off), with a Pool to each. */
 async function startInbound(): Promise<{ plain: Pool; served: Pool; close(): Promise<void> }> {
-  const body = Buffer.from('{"ok":true}');
-  const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {
-    req.resume();
-    res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length });
-    res.end(body);
-  };
-  const plain = http.createServer(handler);
+  const plain = http.createServer(okHandler);
   await new Promise<void>((resolve) => plain.listen(0, '127.0.0.1', resolve));
   const upstreamMesh = await meshClient({
     service: 'products',
     config: 'apiVersion: trellis/v1\nkind: Mesh\nmetadata: { name: default }\nspec: { mtls: off }\n',
     logger: { warn: () => {} },
   });
-  const served = await upstreamMesh.serve(handler, { port: 0, host: '127.0.0.1' });
+  const served = await upstreamMesh.serve(okHandler, { port: 0, host: '127.0.0.1' });
   const plainPool = new Pool(`http://127.0.0.1:${(plain.address() as AddressInfo).port}`);
   const servedPool = new Pool(`http://127.0.0.1:${served.port}`);
   return {

@@ -13,19 +13,12 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { meshClient } from 'trellis';
+import { okHandler } from './ok-handler.js';
 
 const dir = process.argv[2] ?? '.';
 const maxSeconds = Number(process.argv[3] ?? 300);
-const body = Buffer.from('{"ok":true}');
 
-// The same smallest honest response as bench/upstream.ts: fixed body with its length, keep-alive.
-const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {
-  req.resume();
-  res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length });
-  res.end(body);
-};
-
-const plain = http.createServer(handler);
+const plain = http.createServer(okHandler);
 plain.keepAliveTimeout = 60_000;
 await new Promise<void>((resolve, reject) => {
   plain.once('error', reject);
@@ -47,7 +40,7 @@ spec: { protocol: http }
   tls: { ca: path.join(dir, 'ca.pem'), cert: path.join(dir, 'products.pem'), key: path.join(dir, 'products.key') },
   logger: { warn: (m) => process.stderr.write(`[upstream trellis] ${m}\n`) },
 });
-const served = await mesh.serve(handler, { port: 0, host: '127.0.0.1' });
+const served = await mesh.serve(okHandler, { port: 0, host: '127.0.0.1' });
 served.server.keepAliveTimeout = 60_000;
 
 // Connections accepted by each server: the bench prints them per round, to show keep-alive holds.

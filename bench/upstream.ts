@@ -8,18 +8,13 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { okHandler } from './ok-handler.js';
 
 const count = Number(process.argv[2] ?? 3);
 const maxSeconds = Number(process.argv[3] ?? 300);
-const body = Buffer.from('{"ok":true}');
 
 function start(): Promise<http.Server> {
-  const server = http.createServer((req, res) => {
-    // The smallest honest response: a fixed body with its length, keep-alive.
-    req.resume();
-    res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length });
-    res.end(body);
-  });
+  const server = http.createServer(okHandler);
   server.keepAliveTimeout = 60_000;
   return new Promise((resolve, reject) => {
     server.once('error', reject);
