@@ -50,6 +50,8 @@ import { attemptHeaders, poolOptions } from './attempt-request.js';
 import { classifyResponse, readWholeFirst } from './response-verdict.js';
 import { bodyOutcome, recordCall } from './call-outcome.js';
 import { callerBodyError } from './request-body.js';
+import { CallerAbort } from './caller-abort.js';
+import type { AbortTarget } from './caller-abort.js';
 
 /** The `resume` a response read whole first is given: nothing is paused any more. */
 const NO_RESUME = (): void => undefined;
@@ -62,7 +64,7 @@ export interface CallOptions extends Dispatcher.DispatchOptions {
   routeKey?: string;
 }
 
-export class OutboundCall implements Deadline {
+export class OutboundCall implements Deadline, AbortTarget {
   // The overall deadline (a Deadline of the route's DeadlineQueue).
   deadlineAt = 0;
   deadlinePrev: Deadline | undefined = undefined;
@@ -118,6 +120,8 @@ export class OutboundCall implements Deadline {
   ticket = -1;
   /** The access log's start of line, when the access log is on. */
   readonly #line: LineStart | undefined;
+  /** What the caller's abort function reaches the call through; cut when the call ends. */
+  #abortLink: CallerAbort | undefined = undefined;
 
   /** `headers`: the caller's headers already read (as request validation checked them), else read from `opts`. */
   constructor(core: OutboundCore, opts: CallOptions, handler: CallbackHandler, classify: HttpResponseClassifier | undefined, headers?: CallerHeaders) {
@@ -152,7 +156,9 @@ export class OutboundCall implements Deadline {
   /** Starts the call: tells the caller how to abort it, then sends the first attempt. */
   run(): void {
     const core = this.#core;
-    this.#handler.onConnect?.((reason?: Error) => this.#callerAbort(reason));
+    const abort = new CallerAbort(this);
+    this.#abortLink = abort;
+    this.#handler.onConnect?.(abort.abort);
     if (this.#finished) return;
     core.counters.requests++;
     if (core.table !== undefined && !this.#matchRoute(core.table)) return;
@@ -555,13 +561,15 @@ export class OutboundCall implements Deadline {
     this.#fail(this.#timedOut());
   }
 
-  #callerAbort(reason: Error | undefined): void {
+  /** The caller's abort (through CallerAbort, which the call cuts when it ends). */
+  callerAbort(reason: Error | undefined): void {
     if (this.#finished) return;
     this.#fail(new AbortedError('the caller aborted the request', { cause: reason, service: this.#core.service, route: this.#route.name }));
   }
 
   #finish(): void {
     this.#finished = true;
+    this.#abortLink?.cut();
     this.deadlineQueue?.cancel(this);
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     if (this.#sleep !== undefined) clearTimeout(this.#sleep);
