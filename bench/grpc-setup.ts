@@ -15,9 +15,9 @@ import { Destinations } from '../src/client/destinations.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
-/** The benchmarks' greeter Service (round-robin, two attempts) over `addresses`, loaded. */
-export function greeterConfig(addresses: readonly string[]): Promise<MeshConfig> {
-  return loadConfig(`apiVersion: trellis/v1
+/** The benchmarks' greeter Service (round-robin, two attempts) over `addresses`, as YAML. */
+export function greeterYaml(addresses: readonly string[]): string {
+  return `apiVersion: trellis/v1
 kind: Service
 metadata: { name: greeter }
 spec:
@@ -25,7 +25,12 @@ spec:
   loadBalancer: round-robin
   endpoints: [ ${addresses.map((a) => `{ address: ${a} }`).join(', ')} ]
   retries: { attempts: 2 }
-`);
+`;
+}
+
+/** greeterYaml, loaded. */
+export function greeterConfig(addresses: readonly string[]): Promise<MeshConfig> {
+  return loadConfig(greeterYaml(addresses));
 }
 
 /** Destinations for `config` with every event ignored (a benchmark has no mesh around it). */

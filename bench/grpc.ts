@@ -5,7 +5,8 @@
  * run so machine noise hits both alike. The servers (three grpc-js Greeter servers) run in a
  * child process, so the CPU measured is the client's alone.
  *
- * Run: node --import tsx bench/grpc.ts [--rounds 3] [--seconds 3] [--concurrency 32]
+ * Run as `npm run bench -- grpc [--rounds 6]`, or (after `npm run build`: the mesh is the built package, through meshClient() as an application
+ * has it): node --import tsx bench/grpc.ts [--rounds 3] [--seconds 3] [--concurrency 32]
  * Prints one line per round, the medians with the mesh/plain ratios, and the paired-round ratios
  * (each mesh round against the plain round next to it: the figure the >= 0.85 goal is judged on,
  * as bench/run.ts judges the HTTP goals).
@@ -15,12 +16,9 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { systemClock, systemRandom } from '../src/core/clock.js';
-import { MeshMetrics } from '../src/observability/metrics.js';
-import { MeshTracer } from '../src/observability/tracer.js';
-import { MeshGrpc } from '../src/grpc/channel.js';
+import { meshClient as startMesh } from 'trellis';
 import { LatencyBuffer, median, runRound } from './measure.js';
-import { benchDestinations, greeterConfig, spawnGreeterServers } from './grpc-setup.js';
+import { greeterYaml, spawnGreeterServers } from './grpc-setup.js';
 import type { Call, RoundResult } from './measure.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -49,7 +47,8 @@ function caller(client: grpc.Client): Call {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { server: { type: 'boolean' }, rounds: { type: 'string' }, seconds: { type: 'string' }, concurrency: { type: 'string' } } });
+  // Also run as `npm run bench -- grpc ...` (bench/run.ts): that first argument is not ours.
+  const { values } = parseArgs({ args: process.argv.slice(process.argv[2] === 'grpc' ? 3 : 2), options: { server: { type: 'boolean' }, rounds: { type: 'string' }, seconds: { type: 'string' }, concurrency: { type: 'string' } } });
   if (values.server === true) return serve();
   const rounds = Number(values.rounds ?? 3);
   const seconds = Number(values.seconds ?? 3);
@@ -57,10 +56,10 @@ async function main(): Promise<void> {
 
   const { child, addresses } = await spawnGreeterServers();
 
-  const config = await greeterConfig(addresses);
-  const metrics = new MeshMetrics();
-  const destinations = benchDestinations(config);
-  const mesh = new MeshGrpc({ service: 'bench', clock: systemClock, random: systemRandom, destinations, config: () => config, watch: () => () => undefined, metrics, tracer: new MeshTracer({ service: 'bench' }) });
+  // The public API on the built package, as an application has it (metrics and W3C trace
+  // propagation on, their defaults).
+  const trellis = await startMesh({ service: 'bench', config: greeterYaml(addresses) });
+  const mesh = trellis.grpc;
 
   const plainClient = new greeter.Greeter(`ipv4:${addresses.join(',')}`, grpc.credentials.createInsecure(), { 'grpc.service_config': JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] }) });
   const meshClient = new greeter.Greeter(mesh.target('greeter'), mesh.credentials(), mesh.clientOptions('greeter'));
@@ -99,8 +98,7 @@ async function main(): Promise<void> {
   plainClient.close();
   meshClient.close();
   probeClient.close();
-  mesh.close();
-  await destinations.close();
+  await trellis.close();
   child.stdin.end();
 }
 

@@ -47,6 +47,8 @@ if (process.argv[2] === 'sidecar') await import('./sidecar.js').then(() => proce
 if (process.argv[2] === 'latency') await import('./latency.js').then(() => process.exit(process.exitCode ?? 0));
 if (process.argv[2] === 'memory') await import('./memory.js').then(() => process.exit(process.exitCode ?? 0));
 if (process.argv[2] === 'instructions') await import('./instructions.js').then(() => process.exit(process.exitCode ?? 0));
+// `npm run bench -- grpc [--rounds N]`: gRPC unary through the mesh against a plain channel (bench/grpc.ts).
+if (process.argv[2] === 'grpc') await import('./grpc.js').then(() => process.exit(process.exitCode ?? 0));
 // `npm run bench -- controlplane`: the control plane's push fan-out, memory and reconnect storm.
 if (process.argv[2] === 'controlplane') {
   await import('./controlplane-fanout.js');
