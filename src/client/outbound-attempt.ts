@@ -26,7 +26,7 @@ import type { Classification } from '../core/classify.js';
 import { errorOutcome, OUTCOME_FAILURE, OUTCOME_FAULT, OUTCOME_SUCCESS, statusLabel } from '../observability/metrics-labels.js';
 import type { LbEndpoint } from '../lb/lb-endpoint.js';
 import type { OutboundCore } from './outbound-core.js';
-import { mapTransportError } from './undici-errors.js';
+import { isBodylessLengthMismatch, mapTransportError } from './undici-errors.js';
 import type { OutboundCall } from './outbound-call.js';
 import type { Deadline, DeadlineQueue } from '../core/deadline-queue.js';
 import type { Span } from '@opentelemetry/api';
@@ -154,6 +154,11 @@ export class OutboundAttempt implements Deadline {
   onError(err: Error): void {
     const mode = this.mode;
     if (mode === 'done') return;
+    // A 204 or 304 with a content-length is complete (undici-errors.ts); undici reports it as an error.
+    if (mode !== 'wait' && this.#cancelled === undefined && isBodylessLengthMismatch(this.#status, err)) {
+      this.onComplete(null);
+      return;
+    }
     this.mode = 'done';
     this.deadlineQueue?.cancel(this);
     const ours = this.#cancelled;
@@ -181,11 +186,11 @@ export class OutboundAttempt implements Deadline {
   /** Keeps the response for the mode the call chose (at the headers); `drainMs` bounds a drain. */
   keep(mode: 'deliver' | 'buffer' | 'drain', status: number, raw: Buffer[], statusText: string, drainMs = DRAIN_TIMEOUT_MS): void {
     this.mode = mode;
+    this.#status = status;
     if (mode === 'drain') {
       this.#drainTimer = setTimeout(() => this.cancel(new Error('trellis: retried response body not drained before the deadline')), timerDelay(Math.max(0, drainMs)));
       this.#drainTimer.unref();
     } else if (mode === 'buffer') {
-      this.#status = status;
       this.#raw = raw;
       this.#statusText = statusText;
     }

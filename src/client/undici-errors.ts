@@ -33,6 +33,17 @@ const MALFORMED_BODY_CODES = new Set(['UND_ERR_RES_CONTENT_LENGTH_MISMATCH', 'UN
 const BODY_RESET_CODES = new Set([...RESET_CODES, 'ETIMEDOUT', 'UND_ERR_DESTROYED', 'UND_ERR_BODY_TIMEOUT']);
 
 /**
+ * undici 7's HTTP/1.1 client fails a 204 or 304 response that carries a content-length
+ * (lib/dispatcher/client-h1.js compares the body bytes read with the header at the message's
+ * end), though neither status has a body: a 304's content-length is the size the full response
+ * would have (RFC 9110 8.6), and llhttp reads no body for either. Such a response is complete,
+ * not a failure of its endpoint. (undici has already closed the connection.)
+ */
+export function isBodylessLengthMismatch(status: number, err: Error): boolean {
+  return (status === 304 || status === 204) && (err as { code?: unknown }).code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH';
+}
+
+/**
  * Whether `err`, ending a response body, came from the transport (the connection or the HTTP
  * parser) rather than from the caller: undici's aborts (`UND_ERR_ABORT`, `UND_ERR_ABORTED`) and
  * anything uncoded are the caller's.
