@@ -5,7 +5,7 @@
  * content-length header as the caller's mistake, and everything else as an upstream error.
  * An error that came from our own abort (deadline, per-try timeout, caller) is returned as is.
  */
-import { ConnectFailedError, ResetError, TimeoutError, TrellisError, UpstreamError } from '../core/errors.js';
+import { ConnectFailedError, InvalidArgumentError, ResetError, TimeoutError, TrellisError, UpstreamError } from '../core/errors.js';
 import type { ErrorSubject } from '../core/errors.js';
 import { bodyLengthMismatchError, isBodyLengthMismatch } from './request-body.js';
 
@@ -84,6 +84,14 @@ export function mapTransportError(err: unknown, subject: ErrorSubject, phase: 'r
     // HTTP/2's REFUSED_STREAM before any response: the server did not process the request
     // (RFC 9113 §8.7), so, like a refused connection, it is safe to send again whatever the method.
     if (code === 'ERR_HTTP2_STREAM_ERROR' && message.endsWith('NGHTTP2_REFUSED_STREAM')) return new ConnectFailedError(`the server refused the stream before processing it (RST_STREAM REFUSED_STREAM): ${message}`, opts);
+    // HTTP/2's ENHANCE_YOUR_CALM on the request's stream before any response: the server will not
+    // take this request as it is (a node:http2 server resets a request of more header fields than
+    // its maxHeaderListPairs, 128 with the pseudo-headers, this way). Sent again, to any endpoint,
+    // it meets the same answer: the caller's request, not the endpoint — never retried, charged
+    // to no one. (A session-wide one is a GOAWAY: UND_ERR_SOCKET, a reset.)
+    if (code === 'ERR_HTTP2_STREAM_ERROR' && message.endsWith('NGHTTP2_ENHANCE_YOUR_CALM')) {
+      return new InvalidArgumentError(`the server reset the request's stream with ENHANCE_YOUR_CALM before answering: it refuses the request as it is, most often for more header fields than it accepts (a node:http2 server takes 124 besides the pseudo-headers): ${message}`, opts);
+    }
     if (RESET_CODES.has(code) || isHttp2StreamInfo(code, message)) return new ResetError(`connection reset (${code}): ${message}`, opts);
     if (TIMEOUT_CODES.has(code)) return new TimeoutError(`transport timeout (${code}): ${message}`, { ...opts, retryable: true });
   }

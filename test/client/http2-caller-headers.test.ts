@@ -11,7 +11,9 @@
  * point, nothing reaches the server, nothing is charged, and the next request works. So is a path
  * and headers too large for one HTTP/2 header block (nghttp2's 64 KiB bound): node:http2 fails
  * the HEADERS frame, and undici's client stalled the same way. The two spellings are one header
- * (names are case-insensitive): it is sent, with both values.
+ * (names are case-insensitive): it is sent, with both values. More header fields than the server
+ * takes is refused by the server (a node:http2 server resets the stream, ENHANCE_YOUR_CALM): the
+ * caller's mistake too, retried nowhere (before, a reset: sent to every endpoint, each charged).
  */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -166,6 +168,30 @@ describe('HTTP/2 destination: headers HTTP/2 forbids', () => {
       await res.body.dump();
     }
     assert.equal(s.last[':authority'], 'h2', 'an empty host is the service name');
+  });
+
+  it("more header fields than the server takes (its ENHANCE_YOUR_CALM reset) is the caller's mistake, retried nowhere", async () => {
+    const { s, mesh } = await setup();
+    const h2 = mesh.http('h2');
+    const many = (n: number): Record<string, string> => Object.fromEntries(Array.from({ length: n }, (_, i) => [`x-h${i}`, 'v']));
+    // A node:http2 server takes 128 fields with the four pseudo-headers; the mesh adds two of its own.
+    const fits = await h2.request({ path: '/x', headers: many(100) });
+    assert.equal(fits.statusCode, 200);
+    await fits.body.dump();
+    await assert.rejects(h2.request({ path: '/x', headers: many(130) }), (err: unknown) => {
+      assert.ok(isTrellisError(err, 'TRELLIS_INVALID_ARGUMENT'), `${String(err)} (cause ${String((err as { cause?: unknown }).cause)})`);
+      assert.match((err as Error).message, /ENHANCE_YOUR_CALM/);
+      return true;
+    });
+    await assert.rejects(request('http://h2/x', { dispatcher: mesh.dispatcher, headers: many(200) }), (err: unknown) => isTrellisError(err, 'TRELLIS_INVALID_ARGUMENT'));
+    const st = mesh.inspect().services[0];
+    assert.equal(st?.breaker, 'closed');
+    assert.equal(st?.counters.retries, 0);
+    assert.ok(st?.endpoints.every((e) => !e.ejected), 'no endpoint ejected');
+    const res = await h2.request({ path: '/after' });
+    assert.equal(res.statusCode, 200);
+    await res.body.dump();
+    assert.equal(s.streams, 2, 'the server answered the two requests it took');
   });
 
   it('sends one header given under two spellings, with both values', async () => {
