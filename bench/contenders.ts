@@ -6,6 +6,9 @@
  *   raw-pools     3 undici Pools, round-robin by hand (the baseline: the mesh's transport is
  *                 also one Pool per endpoint, so the difference is exactly the mesh's layers)
  *   raw-balanced  undici BalancedPool over the 3 origins (for reference)
+ *   raw-headers   raw-pools carrying the two request headers every mesh request carries
+ *                 (`x-trellis-timeout-ms`, `traceparent`; values of the mesh's length from a
+ *                 ring made beforehand): what those headers alone cost undici and the upstream
  *   mesh          mesh.http('products').request(): the full stack of bench/bench-service.ts
  *   raw-request   undici.request(url, { dispatcher: agent }): undici's default Agent, the 3
  *                 upstream URLs round-robin (the baseline of the dispatcher path)
@@ -19,7 +22,7 @@ import type { Mesh } from 'trellis';
 import type { Call } from './measure.js';
 import { benchServiceYaml } from './bench-service.js';
 
-export const CONTENDER_KEYS = ['raw-pools', 'raw-balanced', 'mesh', 'raw-request', 'mesh-request', 'raw-fetch', 'mesh-fetch'] as const;
+export const CONTENDER_KEYS = ['raw-pools', 'raw-balanced', 'raw-headers', 'mesh', 'raw-request', 'mesh-request', 'raw-fetch', 'mesh-fetch'] as const;
 export type ContenderKey = (typeof CONTENDER_KEYS)[number];
 
 /** Each mesh contender's baseline: the same call without the mesh. */
@@ -28,12 +31,19 @@ export const BASELINE_OF = { mesh: 'raw-pools', 'mesh-request': 'raw-request', '
 export const LABELS: Record<ContenderKey, string> = {
   'raw-pools': 'raw undici: 3 `Pool`s, round-robin by hand (baseline)',
   'raw-balanced': 'raw undici: `BalancedPool` over the 3 origins',
+  'raw-headers': 'raw undici `Pool`s as `raw-pools`, with the two request headers every mesh request carries (`x-trellis-timeout-ms`, `traceparent`)',
   mesh: "`mesh.http('products').request()`: ewma, timeout, retries + per-try timeout + budget, breaker, outlier detection",
   'raw-request': "`undici.request(url, { dispatcher: new Agent() })` over the 3 upstream URLs, round-robin (the dispatcher path's baseline)",
   'mesh-request': "`undici.request('http://products/', { dispatcher: mesh.dispatcher })`: the same stack as `mesh`",
   'raw-fetch': "Node's `fetch(url, { dispatcher: new Agent() })` over the 3 upstream URLs, round-robin",
   'mesh-fetch': "Node's `fetch('http://products/', { dispatcher: mesh.dispatcher })`: the same stack as `mesh`",
 };
+
+/**
+ * Traceparents of the mesh's length (55 characters), fresh strings from a ring, as the mesh makes
+ * a new one per request: `raw-headers` adds only the headers' own cost, no id generation.
+ */
+const TRACEPARENTS = Array.from({ length: 4096 }, (_, i) => `00-${i.toString(16).padStart(32, '0')}-${(i * 7919).toString(16).padStart(16, '0')}-01`);
 
 /** The raw clients and the mesh client the contenders use, over upstream `ports` on 127.0.0.1. */
 export interface BenchClients {
@@ -55,10 +65,17 @@ export async function benchClients(ports: readonly number[], warn: (m: string) =
   const products = mesh.http('products');
   const dispatcher = mesh.dispatcher;
   let next = 0;
+  let traced = 0;
   const calls: Record<ContenderKey, Call> = {
     'raw-pools': async () => {
       const pool = pools[next++ % pools.length] as Pool;
       const res = await pool.request({ method: 'GET', path: '/' });
+      await res.body.dump();
+      return res.statusCode < 300;
+    },
+    'raw-headers': async () => {
+      const pool = pools[next++ % pools.length] as Pool;
+      const res = await pool.request({ method: 'GET', path: '/', headers: ['x-trellis-timeout-ms', '1999', 'traceparent', TRACEPARENTS[traced++ % TRACEPARENTS.length] as string] });
       await res.body.dump();
       return res.statusCode < 300;
     },

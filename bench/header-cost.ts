@@ -5,9 +5,9 @@
  * process against the same upstream child (bench/upstream.ts):
  *
  *   raw          raw undici `Pool.request`, 3 Pools round-robin (bench/contenders.ts's raw-pools)
- *   raw+headers  the same, plus the two headers with values of the mesh's length: a deadline and
- *                a traceparent taken from a ring made beforehand (so no id is generated here:
- *                only the headers' own cost is added)
+ *   raw+headers  the same, plus the two headers with values of the mesh's length (contenders.ts's
+ *                raw-headers): a deadline and a traceparent taken from a ring made beforehand
+ *                (so no id is generated here: only the headers' own cost is added)
  *   mesh         `mesh.http('products').request()`, the full stack (bench/bench-service.ts)
  *
  * and reports per contender the client's CPU per request, the **upstream process's** CPU per
@@ -21,7 +21,6 @@
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { Pool } from 'undici';
 import type { Call } from './measure.js';
 import { LatencyBuffer, median, runRound } from './measure.js';
 import { startUpstream } from './spawn-upstream.js';
@@ -49,23 +48,11 @@ function processCpuUs(pid: number): number {
 
 const upstream = await startUpstream(3, Math.ceil((ROUNDS * 3 * (ROUND_MS + 400)) / 1000) + 60);
 const pid = upstream.pid as number;
-// raw and mesh are bench/contenders.ts's raw-pools and mesh; raw+headers has Pools of its own.
+// All three are bench/contenders.ts's: raw-pools, raw-headers and mesh.
 const clients = await benchClients(upstream.ports, () => undefined);
-const pools = upstream.ports.map((p) => new Pool(`http://127.0.0.1:${p}`));
-
-// Values of the mesh's own length: the deadline as the bench's 2 s timeout leaves it, and
-// traceparents of 55 characters, fresh strings from a ring (as the mesh makes a new one per request).
-const RING = 4096;
-const traceparents = Array.from({ length: RING }, (_, i) => `00-${i.toString(16).padStart(32, '0')}-${(i * 7919).toString(16).padStart(16, '0')}-01`);
-let next = 0;
 const calls: Record<string, Call> = {
   raw: clients.calls['raw-pools'],
-  'raw+headers': async () => {
-    const i = next++;
-    const res = await (pools[i % pools.length] as Pool).request({ method: 'GET', path: '/', headers: ['x-trellis-timeout-ms', '1999', 'traceparent', traceparents[i % RING] as string] });
-    await res.body.dump();
-    return res.statusCode < 300;
-  },
+  'raw+headers': clients.calls['raw-headers'],
   mesh: clients.calls.mesh,
 };
 
@@ -114,7 +101,6 @@ try {
   }
 } finally {
   await clients.close();
-  await Promise.all(pools.map((p) => p.close()));
   upstream.stop();
 }
 
