@@ -26,7 +26,7 @@ import type { Classification } from '../core/classify.js';
 import { errorOutcome, OUTCOME_FAILURE, OUTCOME_FAULT, OUTCOME_SUCCESS, statusLabel } from '../observability/metrics-labels.js';
 import type { LbEndpoint } from '../lb/lb-endpoint.js';
 import type { OutboundCore } from './outbound-core.js';
-import { isBodylessLengthMismatch, mapTransportError } from './undici-errors.js';
+import { headerFieldsRefused, isBodylessLengthMismatch, mapTransportError } from './undici-errors.js';
 import type { OutboundCall } from './outbound-call.js';
 import type { Deadline, DeadlineQueue } from '../core/deadline-queue.js';
 import type { Span } from '@opentelemetry/api';
@@ -85,6 +85,8 @@ export class OutboundAttempt implements Deadline {
   span: Span | undefined = undefined;
   /** The adaptive concurrency slot the attempt holds, given back when it settles. */
   slot: SlotQueue | undefined = undefined;
+  /** How many header fields the attempt sent (host included). */
+  fields = 0;
 
   constructor(call: OutboundCall, core: OutboundCore, n: number, load: LbEndpoint, ticket: number, start: number) {
     this.#call = call;
@@ -163,7 +165,8 @@ export class OutboundAttempt implements Deadline {
     this.deadlineQueue?.cancel(this);
     const ours = this.#cancelled;
     if (mode === 'wait' || mode === 'buffer') {
-      const e = ours ?? this.#call.callerBodyError(err, this.endpointId) ?? mapTransportError(err, { service: this.#core.service, route: this.#call.routeName, endpoint: this.endpointId }, mode === 'buffer' ? 'mid-body' : 'request');
+      const subject = { service: this.#core.service, route: this.#call.routeName, endpoint: this.endpointId };
+      const e = ours ?? this.#call.callerBodyError(err, this.endpointId) ?? (mode === 'wait' ? headerFieldsRefused(err, this.fields, subject) : undefined) ?? mapTransportError(err, subject, mode === 'buffer' ? 'mid-body' : 'request');
       this.#call.attemptFailed(this, e);
       return;
     }

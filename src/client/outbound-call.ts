@@ -342,6 +342,7 @@ export class OutboundCall implements Deadline, AbortTarget {
       trace = spanTrace(core.tracer as MeshTracer, span);
     }
     const headers = attemptHeaders(this.#headers, this.#host, remaining, trace);
+    a.fields = headers.length >> 1;
     const perTry = this.#route.perTry;
     if (perTry !== undefined && (this.#deadline === undefined || now + perTry.durationMs < this.#deadline)) perTry.add(a, now);
     pool.dispatch(poolOptions(this.#path, this.method, headers, this.#opts), a);
