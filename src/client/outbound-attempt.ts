@@ -34,6 +34,7 @@ import { spanError, spanResponse } from './attempt-span.js';
 import type { SlotQueue } from '../resilience/concurrency-limit-filter.js';
 import { isTrellisError } from '../core/errors.js';
 import { timerDelay } from '../core/timer-limit.js';
+import { contentLength } from './call-headers.js';
 
 /** Largest body drained to keep a connection when a response is retried; larger ones are aborted. */
 export const DRAIN_LIMIT = 64 * 1024;
@@ -70,6 +71,8 @@ export class OutboundAttempt implements Deadline {
   #released = false;
   #settled = false;
   #drained = 0;
+  /** Body bytes received for the caller (`deliver`, `buffer`), checked against the content-length at the end. */
+  #received = 0;
   /** Ends a drain that outlives the call's deadline. */
   #drainTimer: ReturnType<typeof setTimeout> | undefined;
   #chunks: Buffer[] | undefined;
@@ -124,8 +127,10 @@ export class OutboundAttempt implements Deadline {
   onData(chunk: Buffer): boolean {
     switch (this.mode) {
       case 'deliver':
+        this.#received += chunk.length;
         return this.#call.data(chunk);
       case 'buffer':
+        this.#received += chunk.length;
         // Most small bodies come in one chunk: a one-element array, not a grown empty one.
         if (this.#chunks === undefined) this.#chunks = [chunk];
         else this.#chunks.push(chunk);
@@ -142,6 +147,7 @@ export class OutboundAttempt implements Deadline {
   onComplete(trailers: string[] | Buffer[] | null): void {
     const mode = this.mode;
     if (mode === 'done' || mode === 'wait') return;
+    if (mode !== 'drain' && this.#shortBody()) return;
     this.mode = 'done';
     if (mode === 'buffer') {
       const chunks = this.#chunks ?? NO_CHUNKS;
@@ -179,6 +185,23 @@ export class OutboundAttempt implements Deadline {
     }
   }
 
+  /**
+   * A body that ended short of its content-length, failed as undici's HTTP/1.1 client fails it.
+   * undici's HTTP/2 client completes a response at its stream's end, and node:http2 ends the
+   * stream before it reports the peer's RST_STREAM when the reset follows the last DATA frame
+   * closely: a 200 of content-length 100 cut after 7 bytes reached the caller as complete.
+   */
+  #shortBody(): boolean {
+    const raw = this.#raw;
+    if (raw === undefined || this.#status === 204 || this.#status === 304 || this.#call.method === 'HEAD') return false;
+    const expected = contentLength(raw);
+    if (expected < 0 || this.#received === expected) return false;
+    const err = new Error(`the response body ended after ${this.#received} of its ${expected} bytes (content-length)`);
+    (err as Error & { code: string }).code = 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH';
+    this.onError(err);
+    return true;
+  }
+
   /** The per-try timeout passed before the attempt settled. */
   onDeadline(): void {
     this.#call.perTryTimeout(this);
@@ -193,7 +216,7 @@ export class OutboundAttempt implements Deadline {
     if (mode === 'drain') {
       this.#drainTimer = setTimeout(() => this.cancel(new Error('trellis: retried response body not drained before the deadline')), timerDelay(Math.max(0, drainMs)));
       this.#drainTimer.unref();
-    } else if (mode === 'buffer') {
+    } else {
       this.#raw = raw;
       this.#statusText = statusText;
     }
