@@ -88,7 +88,7 @@ export class OutboundAttempt implements Deadline {
   span: Span | undefined = undefined;
   /** The adaptive concurrency slot the attempt holds, given back when it settles. */
   slot: SlotQueue | undefined = undefined;
-  /** How many header fields the attempt sent (host included). */
+  /** How many header fields the attempt sent besides the pseudo-headers (its host is :authority over HTTP/2). */
   fields = 0;
 
   constructor(call: OutboundCall, core: OutboundCore, n: number, load: LbEndpoint, ticket: number, start: number) {

@@ -344,7 +344,8 @@ export class OutboundCall implements Deadline, AbortTarget {
       trace = spanTrace(core.tracer as MeshTracer, span);
     }
     const headers = attemptHeaders(this.#headers, this.#host, remaining, trace);
-    a.fields = headers.length >> 1;
+    // The fields besides the pseudo-headers (HTTP/2 sends the host as :authority).
+    a.fields = (headers.length >> 1) - (this.#host === undefined ? 0 : 1);
     const perTry = this.#route.perTry;
     if (perTry !== undefined && (this.#deadline === undefined || now + perTry.durationMs < this.#deadline)) perTry.add(a, now);
     pool.dispatch(poolOptions(this.#path, this.method, headers, this.#opts), a);

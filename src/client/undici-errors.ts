@@ -50,8 +50,8 @@ const PSEUDO_HEADERS = 4;
 
 /**
  * HTTP/2's ENHANCE_YOUR_CALM on the request's stream before any response, for a request of more
- * header fields than a node:http2 server takes (`fields`: the header fields the attempt sent,
- * host included): the server will not take this request as it is, and sent again, to any
+ * header fields than a node:http2 server takes (`fields`: the header fields the attempt sent
+ * besides the pseudo-headers): the server will not take this request as it is, and sent again, to any
  * endpoint, it meets the same answer — the caller's mistake, never retried, charged to no one.
  * Undefined otherwise: a node:http2 server resets a new stream the same way when its session is
  * over its maxSessionMemory (data queued to a slow reader on another stream) or its streams: the
@@ -61,7 +61,7 @@ const PSEUDO_HEADERS = 4;
 export function headerFieldsRefused(err: Error, fields: number, subject: ErrorSubject): TrellisError | undefined {
   const code = (err as { code?: unknown }).code;
   if (code !== 'ERR_HTTP2_STREAM_ERROR' || !err.message.endsWith('NGHTTP2_ENHANCE_YOUR_CALM')) return undefined;
-  if (fields + PSEUDO_HEADERS - 1 <= HTTP2_SERVER_MAX_FIELDS) return undefined;
+  if (fields + PSEUDO_HEADERS <= HTTP2_SERVER_MAX_FIELDS) return undefined;
   return new InvalidArgumentError(`the server reset the request's stream with ENHANCE_YOUR_CALM before answering a request of ${fields} header fields: it refuses the request as it is, for more header fields than it accepts (a node:http2 server takes 124 besides the pseudo-headers): ${err.message}`, { ...subject, cause: err });
 }
 
