@@ -26,7 +26,7 @@ import type { Classification } from '../core/classify.js';
 import { errorOutcome, OUTCOME_FAILURE, OUTCOME_FAULT, OUTCOME_SUCCESS, statusLabel } from '../observability/metrics-labels.js';
 import type { LbEndpoint } from '../lb/lb-endpoint.js';
 import type { OutboundCore } from './outbound-core.js';
-import { isBodylessLengthMismatch, mapTransportError } from './undici-errors.js';
+import { headerFieldsRefused, isBodylessLengthMismatch, mapTransportError } from './undici-errors.js';
 import type { OutboundCall } from './outbound-call.js';
 import type { Deadline, DeadlineQueue } from '../core/deadline-queue.js';
 import type { Span } from '@opentelemetry/api';
@@ -34,6 +34,7 @@ import { spanError, spanResponse } from './attempt-span.js';
 import type { SlotQueue } from '../resilience/concurrency-limit-filter.js';
 import { isTrellisError } from '../core/errors.js';
 import { timerDelay } from '../core/timer-limit.js';
+import { contentLength } from './call-headers.js';
 
 /** Largest body drained to keep a connection when a response is retried; larger ones are aborted. */
 export const DRAIN_LIMIT = 64 * 1024;
@@ -70,6 +71,8 @@ export class OutboundAttempt implements Deadline {
   #released = false;
   #settled = false;
   #drained = 0;
+  /** Body bytes received for the caller (`deliver`, `buffer`), checked against the content-length at the end. */
+  #received = 0;
   /** Ends a drain that outlives the call's deadline. */
   #drainTimer: ReturnType<typeof setTimeout> | undefined;
   #chunks: Buffer[] | undefined;
@@ -85,6 +88,8 @@ export class OutboundAttempt implements Deadline {
   span: Span | undefined = undefined;
   /** The adaptive concurrency slot the attempt holds, given back when it settles. */
   slot: SlotQueue | undefined = undefined;
+  /** How many header fields the attempt sent besides the pseudo-headers (its host is :authority over HTTP/2). */
+  fields = 0;
 
   constructor(call: OutboundCall, core: OutboundCore, n: number, load: LbEndpoint, ticket: number, start: number) {
     this.#call = call;
@@ -122,8 +127,10 @@ export class OutboundAttempt implements Deadline {
   onData(chunk: Buffer): boolean {
     switch (this.mode) {
       case 'deliver':
+        this.#received += chunk.length;
         return this.#call.data(chunk);
       case 'buffer':
+        this.#received += chunk.length;
         // Most small bodies come in one chunk: a one-element array, not a grown empty one.
         if (this.#chunks === undefined) this.#chunks = [chunk];
         else this.#chunks.push(chunk);
@@ -140,6 +147,7 @@ export class OutboundAttempt implements Deadline {
   onComplete(trailers: string[] | Buffer[] | null): void {
     const mode = this.mode;
     if (mode === 'done' || mode === 'wait') return;
+    if (mode !== 'drain' && this.#shortBody()) return;
     this.mode = 'done';
     if (mode === 'buffer') {
       const chunks = this.#chunks ?? NO_CHUNKS;
@@ -163,7 +171,8 @@ export class OutboundAttempt implements Deadline {
     this.deadlineQueue?.cancel(this);
     const ours = this.#cancelled;
     if (mode === 'wait' || mode === 'buffer') {
-      const e = ours ?? this.#call.callerBodyError(err, this.endpointId) ?? mapTransportError(err, { service: this.#core.service, route: this.#call.routeName, endpoint: this.endpointId }, mode === 'buffer' ? 'mid-body' : 'request');
+      const subject = { service: this.#core.service, route: this.#call.routeName, endpoint: this.endpointId };
+      const e = ours ?? this.#call.callerBodyError(err, this.endpointId) ?? (mode === 'wait' ? headerFieldsRefused(err, this.fields, subject) : undefined) ?? mapTransportError(err, subject, mode === 'buffer' ? 'mid-body' : 'request');
       this.#call.attemptFailed(this, e);
       return;
     }
@@ -174,6 +183,23 @@ export class OutboundAttempt implements Deadline {
     if (mode === 'deliver') {
       this.#call.bodyFailed(ours ?? mine ?? mapTransportError(err, { service: this.#core.service, route: this.#call.routeName, endpoint: this.endpointId }, 'mid-body'));
     }
+  }
+
+  /**
+   * A body that ended short of its content-length, failed as undici's HTTP/1.1 client fails it.
+   * undici's HTTP/2 client completes a response at its stream's end, and node:http2 ends the
+   * stream before it reports the peer's RST_STREAM when the reset follows the last DATA frame
+   * closely: a 200 of content-length 100 cut after 7 bytes reached the caller as complete.
+   */
+  #shortBody(): boolean {
+    const raw = this.#raw;
+    if (raw === undefined || this.#status === 204 || this.#status === 304 || this.#call.method === 'HEAD') return false;
+    const expected = contentLength(raw);
+    if (expected < 0 || this.#received === expected) return false;
+    const err = new Error(`the response body ended after ${this.#received} of its ${expected} bytes (content-length)`);
+    (err as Error & { code: string }).code = 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH';
+    this.onError(err);
+    return true;
   }
 
   /** The per-try timeout passed before the attempt settled. */
@@ -190,7 +216,7 @@ export class OutboundAttempt implements Deadline {
     if (mode === 'drain') {
       this.#drainTimer = setTimeout(() => this.cancel(new Error('trellis: retried response body not drained before the deadline')), timerDelay(Math.max(0, drainMs)));
       this.#drainTimer.unref();
-    } else if (mode === 'buffer') {
+    } else {
       this.#raw = raw;
       this.#statusText = statusText;
     }

@@ -122,6 +122,8 @@ export class OutboundCall implements Deadline, AbortTarget {
   readonly #line: LineStart | undefined;
   /** What the caller's abort function reaches the call through; cut when the call ends. */
   #abortLink: CallerAbort | undefined = undefined;
+  /** What the caller's handler threw from onHeaders or onData (undici then aborts the attempt with it). */
+  #thrown: unknown = undefined;
 
   /** `headers`: the caller's headers already read (as request validation checked them), else read from `opts`. */
   constructor(core: OutboundCore, opts: CallOptions, handler: CallbackHandler, classify: HttpResponseClassifier | undefined, headers?: CallerHeaders) {
@@ -342,6 +344,8 @@ export class OutboundCall implements Deadline, AbortTarget {
       trace = spanTrace(core.tracer as MeshTracer, span);
     }
     const headers = attemptHeaders(this.#headers, this.#host, remaining, trace);
+    // The fields besides the pseudo-headers (HTTP/2 sends the host as :authority).
+    a.fields = (headers.length >> 1) - (this.#host === undefined ? 0 : 1);
     const perTry = this.#route.perTry;
     if (perTry !== undefined && (this.#deadline === undefined || now + perTry.durationMs < this.#deadline)) perTry.add(a, now);
     pool.dispatch(poolOptions(this.#path, this.method, headers, this.#opts), a);
@@ -371,6 +375,9 @@ export class OutboundCall implements Deadline, AbortTarget {
    * with (http-classify.ts). Undefined for any other error.
    */
   callerBodyError(err: Error, endpoint: string): Error | undefined {
+    // The caller's own handler threw (an undici.stream() factory, a handler's bug): its error, as
+    // undici's dispatchers give it back, charged to no endpoint or breaker.
+    if (err === this.#thrown) return err;
     return callerBodyError(err, this.#opts.body, this.#headers, { service: this.#core.service, route: this.routeName, endpoint });
   }
 
@@ -493,7 +500,12 @@ export class OutboundCall implements Deadline, AbortTarget {
     this.#cls = cls;
     this.#status = status;
     this.#delivered = true;
-    return this.#handler.onHeaders?.(status, raw, resume, text) ?? true;
+    try {
+      return this.#handler.onHeaders?.(status, raw, resume, text) ?? true;
+    } catch (e) {
+      this.#thrown = e;
+      throw e;
+    }
   }
 
   /** A small body read whole: settles the attempt, then gives the caller the whole response. */
@@ -505,18 +517,31 @@ export class OutboundCall implements Deadline, AbortTarget {
     // The body is complete: the endpoint's report is due now.
     a.ended();
     if (this.#finished) return;
-    this.#deliver(cls, status, raw, NO_RESUME, text);
     const h = this.#handler;
-    for (const c of chunks) {
-      if (this.#finished) return;
-      h.onData?.(c);
+    try {
+      this.#deliver(cls, status, raw, NO_RESUME, text);
+      for (const c of chunks) {
+        if (this.#finished) return;
+        h.onData?.(c);
+      }
+    } catch (e) {
+      // The caller's handler threw: undici ignores it here (the attempt is complete), so the call
+      // ends with it now, or nothing would end it before its deadline (never, without one).
+      this.#thrown = e;
+      this.bodyFailed(e instanceof Error ? e : new Error(String(e)));
+      return;
     }
     this.complete(trailers, now);
   }
 
   data(chunk: Buffer): boolean {
     if (this.#finished) return true;
-    return this.#handler.onData?.(chunk) ?? true;
+    try {
+      return this.#handler.onData?.(chunk) ?? true;
+    } catch (e) {
+      this.#thrown = e;
+      throw e;
+    }
   }
 
   /** The delivered response's body ended (`now`: the clock's time, when just read). */

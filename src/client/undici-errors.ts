@@ -43,6 +43,28 @@ export function isBodylessLengthMismatch(status: number, err: Error): boolean {
   return (status === 304 || status === 204) && (err as { code?: unknown }).code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH';
 }
 
+/** A node:http2 server's bound on a request's header fields, pseudo-headers included (its maxHeaderListPairs default). */
+export const HTTP2_SERVER_MAX_FIELDS = 128;
+/** :method, :scheme, :authority (the host), :path. */
+const PSEUDO_HEADERS = 4;
+
+/**
+ * HTTP/2's ENHANCE_YOUR_CALM on the request's stream before any response, for a request of more
+ * header fields than a node:http2 server takes (`fields`: the header fields the attempt sent
+ * besides the pseudo-headers): the server will not take this request as it is, and sent again, to any
+ * endpoint, it meets the same answer — the caller's mistake, never retried, charged to no one.
+ * Undefined otherwise: a node:http2 server resets a new stream the same way when its session is
+ * over its maxSessionMemory (data queued to a slow reader on another stream) or its streams: the
+ * server's state, not the request (the same request is taken once the session drained), so that
+ * stays a reset. (A session-wide one is a GOAWAY: UND_ERR_SOCKET, a reset.)
+ */
+export function headerFieldsRefused(err: Error, fields: number, subject: ErrorSubject): TrellisError | undefined {
+  const code = (err as { code?: unknown }).code;
+  if (code !== 'ERR_HTTP2_STREAM_ERROR' || !err.message.endsWith('NGHTTP2_ENHANCE_YOUR_CALM')) return undefined;
+  if (fields + PSEUDO_HEADERS <= HTTP2_SERVER_MAX_FIELDS) return undefined;
+  return new InvalidArgumentError(`the server reset the request's stream with ENHANCE_YOUR_CALM before answering a request of ${fields} header fields: it refuses the request as it is, for more header fields than it accepts (a node:http2 server takes 124 besides the pseudo-headers): ${err.message}`, { ...subject, cause: err });
+}
+
 /**
  * Whether `err`, ending a response body, came from the transport (the connection or the HTTP
  * parser) rather than from the caller: undici's aborts (`UND_ERR_ABORT`, `UND_ERR_ABORTED`) and
@@ -84,14 +106,6 @@ export function mapTransportError(err: unknown, subject: ErrorSubject, phase: 'r
     // HTTP/2's REFUSED_STREAM before any response: the server did not process the request
     // (RFC 9113 §8.7), so, like a refused connection, it is safe to send again whatever the method.
     if (code === 'ERR_HTTP2_STREAM_ERROR' && message.endsWith('NGHTTP2_REFUSED_STREAM')) return new ConnectFailedError(`the server refused the stream before processing it (RST_STREAM REFUSED_STREAM): ${message}`, opts);
-    // HTTP/2's ENHANCE_YOUR_CALM on the request's stream before any response: the server will not
-    // take this request as it is (a node:http2 server resets a request of more header fields than
-    // its maxHeaderListPairs, 128 with the pseudo-headers, this way). Sent again, to any endpoint,
-    // it meets the same answer: the caller's request, not the endpoint — never retried, charged
-    // to no one. (A session-wide one is a GOAWAY: UND_ERR_SOCKET, a reset.)
-    if (code === 'ERR_HTTP2_STREAM_ERROR' && message.endsWith('NGHTTP2_ENHANCE_YOUR_CALM')) {
-      return new InvalidArgumentError(`the server reset the request's stream with ENHANCE_YOUR_CALM before answering: it refuses the request as it is, most often for more header fields than it accepts (a node:http2 server takes 124 besides the pseudo-headers): ${message}`, opts);
-    }
     if (RESET_CODES.has(code) || isHttp2StreamInfo(code, message)) return new ResetError(`connection reset (${code}): ${message}`, opts);
     if (TIMEOUT_CODES.has(code)) return new TimeoutError(`transport timeout (${code}): ${message}`, { ...opts, retryable: true });
   }
