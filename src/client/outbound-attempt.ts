@@ -192,6 +192,8 @@ export class OutboundAttempt implements Deadline {
    * closely: a 200 of content-length 100 cut after 7 bytes reached the caller as complete.
    */
   #shortBody(): boolean {
+    // HTTP/2 only: undici's HTTP/1.1 client checks the length itself (it fails the response first).
+    if (!this.#core.endpoints.pools.http2) return false;
     const raw = this.#raw;
     if (raw === undefined || this.#status === 204 || this.#status === 304 || this.#call.method === 'HEAD') return false;
     const expected = contentLength(raw);
