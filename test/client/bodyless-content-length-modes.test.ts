@@ -7,47 +7,13 @@
  */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
-import type { AddressInfo } from 'node:net';
 import type { Dispatcher } from 'undici';
 import { fetch, request } from 'undici';
 import { isTrellisError, meshClient } from 'trellis';
 import type { Mesh } from 'trellis';
 import { serviceYaml } from '../helpers/servers.js';
 import { startH2c } from './h2c-server.js';
-
-type Answer = (method: string, path: string, n: number) => string;
-
-async function rawServer(answer: Answer): Promise<{ address: string; requests: () => number; close(): Promise<void> }> {
-  let requests = 0;
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((s) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-    s.on('error', () => undefined);
-    let buffered = '';
-    s.on('data', (d: Buffer) => {
-      buffered += d.toString('latin1');
-      let end: number;
-      while ((end = buffered.indexOf('\r\n\r\n')) >= 0) {
-        const [method = '', path = ''] = buffered.slice(0, buffered.indexOf('\r\n')).split(' ');
-        buffered = buffered.slice(end + 4);
-        const out = answer(method, path, ++requests);
-        if (out.endsWith('<close>')) s.end(out.slice(0, -7));
-        else s.write(out);
-      }
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    address: `127.0.0.1:${(server.address() as AddressInfo).port}`,
-    requests: () => requests,
-    close: async () => {
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
-}
+import { rawServer } from './raw-http-server.js';
 
 const NOT_MODIFIED = (len: number): string => `HTTP/1.1 304 Not Modified\r\ncontent-length: ${len}\r\netag: "v1"\r\n\r\n`;
 const OK = 'HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok';

@@ -10,57 +10,26 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { fetch, request } from 'undici';
 import { meshClient } from 'trellis';
 import type { Mesh } from 'trellis';
 import { serviceYaml } from '../helpers/servers.js';
+import { rawServer } from './raw-http-server.js';
 
 /** Ejects on one failure and retries resets and 5xx: any charge to the endpoint shows. */
 const POLICY =
   'retries: { attempts: 3, on: [connect-failure, reset, gateway-error, 5xx] }\n'
   + 'outlierDetection: { consecutiveFailures: 1, ejectionTime: 60s, maxEjectedPercent: 100 }';
 
-/** An HTTP/1.1 server that answers every request with `head` (a bodyless status with a content-length), keeping the connection. */
-async function bodylessServer(head: string): Promise<{ address: string; requests: () => number; close(): Promise<void> }> {
-  let requests = 0;
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((s) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-    s.on('error', () => undefined);
-    let buffered = '';
-    s.on('data', (d: Buffer) => {
-      buffered += d.toString('latin1');
-      let end: number;
-      while ((end = buffered.indexOf('\r\n\r\n')) >= 0) {
-        buffered = buffered.slice(end + 4);
-        requests++;
-        s.write(head);
-      }
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    address: `127.0.0.1:${(server.address() as AddressInfo).port}`,
-    requests: () => requests,
-    close: async () => {
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
-}
-
 for (const status of [304, 204] as const) {
   const head = status === 304
     ? 'HTTP/1.1 304 Not Modified\r\ncontent-length: 1234\r\netag: "v1"\r\n\r\n'
     : 'HTTP/1.1 204 No Content\r\ncontent-length: 17\r\n\r\n';
   describe(`a ${status} with a content-length through the mesh`, () => {
-    let srv: Awaited<ReturnType<typeof bodylessServer>>;
+    let srv: Awaited<ReturnType<typeof rawServer>>;
     let mesh: Mesh;
     before(async () => {
-      srv = await bodylessServer(head);
+      srv = await rawServer(() => head);
       mesh = await meshClient({ config: serviceYaml('products', [{ address: srv.address }], POLICY) });
     });
     after(async () => {
