@@ -49,16 +49,16 @@ export class PoolSet {
     return this.#params;
   }
 
-  /**
-   * Switches between plaintext and mTLS (a `connect` from MtlsConnectors). Existing pools drain
-   * gracefully; new requests get pools of the new kind. `http2`: the service's `protocol` is
-   * `http2` (see http2-pool.ts).
-   */
   /** Whether new pools speak HTTP/2 (the service's `protocol: http2`). */
   get http2(): boolean {
     return this.#http2;
   }
 
+  /**
+   * Switches between plaintext and mTLS (a `connect` from MtlsConnectors). Existing pools drain
+   * gracefully; new requests get pools of the new kind. `http2`: the service's `protocol` is
+   * `http2` (see http2-pool.ts).
+   */
   setTransport(connect: Connect | undefined, http2 = false): void {
     if (connect === this.#connect && http2 === this.#http2) return;
     this.#connect = connect;

@@ -62,7 +62,7 @@ export function headerFieldsRefused(err: Error, fields: number, subject: ErrorSu
   const code = (err as { code?: unknown }).code;
   if (code !== 'ERR_HTTP2_STREAM_ERROR' || !err.message.endsWith('NGHTTP2_ENHANCE_YOUR_CALM')) return undefined;
   if (fields + PSEUDO_HEADERS <= HTTP2_SERVER_MAX_FIELDS) return undefined;
-  return new InvalidArgumentError(`the server reset the request's stream with ENHANCE_YOUR_CALM before answering a request of ${fields} header fields: it refuses the request as it is, for more header fields than it accepts (a node:http2 server takes 124 besides the pseudo-headers): ${err.message}`, { ...subject, cause: err });
+  return new InvalidArgumentError(`the server reset the request's stream with ENHANCE_YOUR_CALM before answering a request of ${fields} header fields: it refuses the request as it is, for more header fields than it accepts (a node:http2 server takes ${HTTP2_SERVER_MAX_FIELDS - PSEUDO_HEADERS} besides the pseudo-headers): ${err.message}`, { ...subject, cause: err });
 }
 
 /**
