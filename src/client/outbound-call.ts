@@ -158,9 +158,12 @@ export class OutboundCall implements Deadline, AbortTarget {
   /** Starts the call: tells the caller how to abort it, then sends the first attempt. */
   run(): void {
     const core = this.#core;
-    const abort = new CallerAbort(this);
-    this.#abortLink = abort;
-    this.#handler.onConnect?.(abort.abort);
+    const h = this.#handler;
+    if (h.onConnect !== undefined) {
+      const abort = new CallerAbort(this);
+      this.#abortLink = abort;
+      h.onConnect(abort.abort);
+    }
     if (this.#finished) return;
     core.counters.requests++;
     if (core.table !== undefined && !this.#matchRoute(core.table)) return;
